@@ -1,0 +1,30 @@
+# ServiceScheduler API image: `docker compose up` (see docker-compose.yml).
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# Requirements first: this layer is rebuilt only when the pins change, not on every code edit.
+COPY requirements.txt ./
+RUN pip install --no-cache-dir -r requirements.txt
+
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin app \
+    && mkdir -p /app/data \
+    && chown app:app /app/data
+
+# Code stays root-owned (read-only for the service); only /app/data is writable.
+COPY . .
+
+USER app
+VOLUME ["/app/data"]
+EXPOSE 8000
+
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"]
+
+STOPSIGNAL SIGTERM
+# 0.0.0.0 inside the container only; docker-compose.yml publishes it on the host's 127.0.0.1.
+CMD ["uvicorn", "server:app", "--host", "0.0.0.0", "--port", "8000", "--workers", "1"]

@@ -1,0 +1,62 @@
+# ServiceScheduler developer tasks. `make` alone lists them.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# Plain assignments, not ?=: an exported HOST (some shells set it to the host
+# name) must not silently make the server listen beyond loopback.
+HOST   := 127.0.0.1
+PORT   := 8000
+COUNT  ?= 100
+PYTEST_ARGS  ?=
+PRODUCE_ARGS ?=
+
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+DEV_STAMP     := $(VENV)/.dev-installed
+
+.DEFAULT_GOAL := help
+.PHONY: help venv dev-venv run test bench bench-quick produce migrate clean
+
+help: ## List the targets
+	@echo "ServiceScheduler make targets:"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
+	@echo "Variables: HOST=$(HOST) PORT=$(PORT) COUNT=$(COUNT) PYTEST_ARGS= PRODUCE_ARGS="
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Runtime pins plus the dev broker, which `make run` starts when no Kafka is configured.
+$(RUNTIME_STAMP): requirements.txt requirements-devbroker.txt | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt -r requirements-devbroker.txt
+	touch $@
+
+$(DEV_STAMP): requirements-dev.txt requirements.txt requirements-devbroker.txt | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@ $(RUNTIME_STAMP)
+
+venv: $(RUNTIME_STAMP) ## Create .venv with the runtime requirements (+ dev broker)
+
+dev-venv: $(DEV_STAMP) ## Create .venv with the test/bench requirements too
+
+# exec: make signals only its direct child, so that must be the launcher itself.
+run: $(RUNTIME_STAMP) ## Run the service (HOST, PORT; starts a dev Kafka unless KAFKA_BOOTSTRAP_SERVERS is set)
+	HOST=$(HOST) PORT=$(PORT) exec $(PY) -m devtools.run
+
+test: $(DEV_STAMP) ## Run the test suite (PYTEST_ARGS=...)
+	bash scripts/ensure-postgres.sh
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(DEV_STAMP) ## Run the benchmarks
+	$(PY) -m bench
+
+bench-quick: $(DEV_STAMP) ## Run a short benchmark
+	$(PY) -m bench --quick
+
+produce: $(RUNTIME_STAMP) ## Produce COUNT test events to Kafka (PRODUCE_ARGS=...)
+	$(PY) -m consumers.produce --count $(COUNT) $(PRODUCE_ARGS)
+
+migrate: $(RUNTIME_STAMP) ## Apply the database migrations
+	$(PY) -m storage.migrate
+
+clean: ## Remove .venv, data/ and caches
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,170 @@
+"""SQLAlchemy 2.0 typed models: the whole schema. Alembic migrations in alembic/ create it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp that is always timezone-aware UTC in Python, whatever the database keeps.
+
+    SQLite has no time zones and hands back naive values; normalising here means no caller
+    ever compares naive with aware datetimes.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """Declarative base; all timestamps are timezone-aware UTC (see UTCDateTime)."""
+
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+class TaskState(Base):
+    """Persisted operator intent and progress of one task (or the consumer, name='consumer:kafka')."""
+
+    __tablename__ = "task_state"
+
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    enabled: Mapped[bool]
+    interval_seconds: Mapped[int | None]
+    last_run_scheduled_for: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class TaskRun(Base):
+    """One run of a task, written once when it ends (or is skipped or missed)."""
+
+    __tablename__ = "task_runs"
+    __table_args__ = (
+        Index("ix_task_runs_task_started", "task", "started_at"),
+        Index("ix_task_runs_finished", "finished_at"),
+    )
+
+    run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    task: Mapped[str] = mapped_column(String(80))
+    trigger: Mapped[str] = mapped_column(String(16))
+    scheduled_for: Mapped[datetime | None]
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+    outcome: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditEntry(Base):
+    """A change made through the API: who, what, when."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(80))
+    detail: Mapped[dict | None] = mapped_column(JSON)
+
+
+class Notification(Base):
+    """A message to deliver (webhook or log); the `notifications` task moves it to sent/failed/dead."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_due", "status", "next_attempt_at"),
+        Index("ix_notifications_updated", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    event_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(256))
+    payload: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+
+class Report(Base):
+    """An aggregate of one window, written by the `report` task."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    window_start: Mapped[datetime]
+    window_end: Mapped[datetime]
+    body: Mapped[dict] = mapped_column(JSON)
+
+
+class Event(Base):
+    """A validated Kafka event; `id` is the producer's id, so replays never add a row."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_received", "received_at"), Index("ix_events_type", "type"))
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    type: Mapped[str] = mapped_column(String(128))
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+    data: Mapped[dict | None] = mapped_column(JSON)
+    key: Mapped[str | None] = mapped_column(String(256))
+    topic: Mapped[str] = mapped_column(String(249))
+    partition: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(BigInteger)
+
+
+class DeadLetter(Base):
+    """A Kafka message that could not be processed, kept with the reason."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (
+        UniqueConstraint("topic", "partition", "offset", name="uq_dead_letters_position"),
+        Index("ix_dead_letters_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(249))
+    partition: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    value: Mapped[bytes | None] = mapped_column(LargeBinary)
+    value_truncated: Mapped[bool] = mapped_column(default=False)
+    error: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]

@@ -1,0 +1,59 @@
+"""A real HTTP webhook receiver on 127.0.0.1 for notification tests and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class WebhookReceiver:
+    """Records JSON POSTs; answers with `status` (settable, e.g. 500 to simulate failures)."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.received: list[dict] = []
+        self.received_at: list[float] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"null")
+                with receiver._lock:
+                    receiver.received.append(body)
+                    receiver.received_at.append(time.time())
+                self.send_response(receiver.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-receiver",
+                                        daemon=True)
+
+    @property
+    def url(self) -> str:
+        """The URL to configure as NOTIFY_WEBHOOK_URL."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/hook"
+
+    def start(self) -> WebhookReceiver:
+        """Starts serving in a background thread."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stops serving and closes the socket."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> WebhookReceiver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,1 @@
+"""Kafka fixtures (a session-scoped Tansu broker); filled in by the consumer work."""

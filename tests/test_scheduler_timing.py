@@ -1,0 +1,162 @@
+"""Scheduling decisions driven by tick(): on time, on the grid, missed, skipped, isolated."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from registry import TaskRegistry
+from tests.conftest import FakeClock
+from triggers import Trigger, every
+
+
+def _registry(**tasks) -> TaskRegistry:
+    registry = TaskRegistry()
+    for name, (func, options) in tasks.items():
+        registry.register(name, func, **options)
+    return registry
+
+
+def test_tick_dispatches_only_what_is_due_in_due_order(make_scheduler) -> None:
+    clock = FakeClock()
+    order: list[str] = []
+    lock = threading.Lock()
+
+    def make(name: str):
+        def body() -> None:
+            with lock:
+                order.append(name)
+        return body
+
+    registry = _registry(fast=(make("fast"), {"trigger": every(10).seconds}),
+                         slow=(make("slow"), {"trigger": every(25).seconds}))
+    scheduler = make_scheduler(registry, clock=clock)
+    scheduler.wait_idle(5)
+    order.clear()  # both ran once at start-up: they had never run
+
+    assert scheduler.tick(clock.advance(9.999)) == pytest.approx(0.001, abs=1e-6)
+    scheduler.wait_idle(5)
+    assert order == []
+    scheduler.tick(clock.advance(0.001))
+    scheduler.wait_idle(5)
+    assert order == ["fast"]
+    scheduler.tick(clock.advance(15))
+    scheduler.wait_idle(5)
+    assert order == ["fast", "fast", "slow"]
+    status = scheduler.status("fast")
+    assert status["stats"]["successes"] == 3 and status["stats"]["missed"] == 0
+
+
+def test_grid_does_not_drift_with_a_slow_body() -> None:
+    trigger = Trigger.from_job(every(1).seconds)
+    due = 1000.0
+    for _ in range(60):
+        finished = due + 0.1  # the body takes 100 ms
+        due = trigger.next_due(due, finished)
+    assert due == pytest.approx(1060.0)
+
+
+def test_scheduler_keeps_start_to_start_grid_when_the_body_is_slow(make_scheduler) -> None:
+    clock = FakeClock()
+    registry = _registry(task=(lambda: clock.advance(0.4), {"trigger": every(1).seconds}))
+    scheduler = make_scheduler(registry, clock=clock)  # start-up run at t0, its body takes 0.4 s
+    t0 = 1_800_000_000.0
+    scheduler.wait_idle(5)
+    dues = []
+    for _ in range(5):
+        due = _due(scheduler, "task")
+        dues.append(due - t0)
+        clock.now = due
+        scheduler.tick()
+        scheduler.wait_idle(5)
+    assert scheduler.status("task")["stats"]["successes"] == 6
+    # Start-to-start: every due time is t0 + k seconds although each body took 0.4 s.
+    assert dues == pytest.approx([1.0, 2.0, 3.0, 4.0, 5.0], abs=1e-6)
+
+
+def _due(scheduler, name: str) -> float:
+    return scheduler._tasks[name].next_due
+
+
+def test_late_slot_is_recorded_missed_and_next_run_is_the_next_grid_point(make_scheduler) -> None:
+    clock = FakeClock()
+    calls: list[float] = []
+    registry = _registry(task=(lambda: calls.append(clock.now), {"trigger": every(10).seconds}))
+    scheduler = make_scheduler(registry, clock=clock)
+    scheduler.wait_idle(5)
+    first_due = _due(scheduler, "task")
+    scheduler.tick(clock.advance(10 + 35))  # the process was frozen for 35 s past the slot
+    scheduler.wait_idle(5)
+    status = scheduler.status("task")
+    assert status["stats"]["missed"] == 1
+    assert status["last_run"]["outcome"] == "missed"
+    assert len(calls) == 1  # only the start-up run: no burst of catch-up runs
+    assert _due(scheduler, "task") == pytest.approx(first_due + 40)
+
+
+def test_overlapping_run_is_skipped_and_counted(make_scheduler) -> None:
+    clock = FakeClock()
+    release = threading.Event()
+    registry = _registry(task=(lambda: release.wait(10), {"trigger": every(10).seconds}))
+    scheduler = make_scheduler(registry, clock=clock)
+    assert scheduler.is_running("task")
+    scheduler.tick(clock.advance(10))
+    scheduler.tick(clock.advance(10))
+    status = scheduler.status("task")
+    assert status["stats"]["skipped"] == 2
+    assert status["running"] is True
+    release.set()
+    scheduler.wait_idle(5)
+    assert scheduler.status("task")["stats"]["successes"] == 1
+
+
+def test_exception_is_isolated_recorded_and_the_task_keeps_its_schedule(make_scheduler) -> None:
+    clock = FakeClock()
+    other: list[int] = []
+
+    def boom() -> None:
+        raise ValueError("bad input 42")
+
+    registry = _registry(boom=(boom, {"trigger": every(5).seconds}),
+                         other=(lambda: other.append(1), {"trigger": every(5).seconds}))
+    scheduler = make_scheduler(registry, clock=clock)
+    scheduler.wait_idle(5)
+    scheduler.tick(clock.advance(5))
+    scheduler.wait_idle(5)
+    status = scheduler.status("boom")
+    assert status["stats"]["failures"] == 2
+    assert status["last_run"]["error"] == "ValueError: bad input 42"
+    assert status["next_run_at"] is not None
+    assert len(other) == 2
+    history = scheduler.database
+    from runlog import run_rows
+    rows = run_rows(history, "boom", 10, "error")
+    assert len(rows) == 2 and rows[0]["error"] == "ValueError: bad input 42"
+
+
+def test_disabled_task_has_no_next_run_and_is_not_dispatched(make_scheduler) -> None:
+    clock = FakeClock()
+    calls: list[int] = []
+    registry = _registry(task=(lambda: calls.append(1), {"trigger": every(5).seconds, "enabled": False}))
+    scheduler = make_scheduler(registry, clock=clock)
+    assert scheduler.status("task")["next_run_at"] is None
+    scheduler.tick(clock.advance(60))
+    scheduler.wait_idle(5)
+    assert calls == []
+    run_id = scheduler.trigger("task")  # a manual run works even when disabled
+    scheduler.wait_idle(5)
+    assert calls == [1] and scheduler.status("task")["last_run"]["run_id"] == run_id
+
+
+def test_wake_up_cost_does_not_scan_all_tasks(make_scheduler) -> None:
+    clock = FakeClock()
+    registry = TaskRegistry()
+    for index in range(2000):
+        registry.register(f"idle-{index}", lambda: None, trigger=every(1).days, run_at_start=False)
+    scheduler = make_scheduler(registry, clock=clock)
+    scheduler.wait_idle(30)
+    # Every task ran once at start-up (never ran before); now nothing is due for a day.
+    delay = scheduler.tick(clock.advance(1))
+    assert delay == pytest.approx(86399, abs=1)
+    assert len(scheduler._heap) <= 4 * 2000 + 64
