@@ -19,6 +19,15 @@ _SHARED_PROCESSORS: list = [
 ]
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stdout` is at emit time (it is swapped by test runners and
+    redirections after logging was configured)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout
+        super().emit(record)
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     """Configures structlog and the root logger; safe to call more than once."""
     renderer = (
@@ -44,7 +53,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _StdoutHandler(sys.stdout)
     handler.setFormatter(formatter)
     handler.set_name("service-scheduler")
     root = logging.getLogger()

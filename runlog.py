@@ -110,11 +110,14 @@ class TaskStateStore:
                     states[run.task].last_run = _record_from_row(run)
         return states
 
-    def create(self, name: str, enabled: bool, interval_seconds: int | None) -> None:
-        """Inserts the first-seen state of a task."""
+    def create(self, states: dict[str, tuple[bool, int | None]]) -> None:
+        """Inserts first-seen tasks' states ({name: (enabled, interval_seconds)}) in one transaction."""
+        if not states:
+            return
+        now = utcnow()
         with self.database.session() as session:
-            session.add(TaskState(name=name, enabled=enabled, interval_seconds=interval_seconds,
-                                  updated_at=utcnow()))
+            session.add_all([TaskState(name=name, enabled=enabled, interval_seconds=interval, updated_at=now)
+                             for name, (enabled, interval) in states.items()])
 
     def change(self, name: str, *, actor: str, action: str, detail: dict | None = None,
                **values: object) -> None:

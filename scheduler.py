@@ -13,15 +13,15 @@ import heapq
 import itertools
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import Protocol
 
-from execution import Outcome, TaskExecutor
+from execution import TaskExecutor
 from logs import get_logger
 from metrics import Metrics
-from registry import TaskContext, TaskRegistry
-from runlog import PersistedState, RunRecord, RunRecorder, TaskStateStore, to_datetime
+from registry import TaskRegistry
+from runlog import PersistedState, RunRecorder, TaskStateStore, to_datetime
+from runs import OVERRUN, RunLauncher
 from settings import Settings
 from storage.db import Database
 from taskstate import TaskRuntime
@@ -29,7 +29,7 @@ from triggers import Trigger
 
 log = get_logger(__name__)
 
-RUN, OVERRUN, SUPERVISE = "run", "overrun", "supervise"
+RUN, SUPERVISE = "run", "supervise"
 
 
 class UnknownTask(KeyError):
@@ -77,11 +77,11 @@ class ServiceScheduler:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._components: dict[str, Supervised] = {}
-        self._futures: set = set()
         self.loop_error: str | None = None
         self.last_wake_at: float | None = None
         self.wake_deadline: float | None = None
         self.wakeups = 0
+        self.runs = RunLauncher(self, self._lock, self._stopping)
         self.metrics.on_scrape(self._refresh_metrics)
 
     # ------------------------------------------------------------------ lifecycle
@@ -89,9 +89,14 @@ class ServiceScheduler:
         """Loads persisted state, plans every task's first run and starts the loop thread."""
         persisted = self.states.load()
         now = self.clock()
+        first_seen: dict[str, tuple[bool, int | None]] = {}
         with self._lock:
             for spec in self._registry:
-                self._tasks[spec.name] = self._load_task(spec, persisted.get(spec.name), now)
+                runtime = self._load_task(spec, persisted.get(spec.name), now)
+                self._tasks[spec.name] = runtime
+                if spec.name not in persisted:
+                    first_seen[spec.name] = (runtime.enabled, runtime.interval_override)
+        self.states.create(first_seen)
         self.recorder.start()
         for runtime in self._tasks.values():
             log.info("task_registered", task=runtime.name, schedule=runtime.trigger.describe(),
@@ -106,9 +111,7 @@ class ServiceScheduler:
     def _load_task(self, spec, state: PersistedState | None, now: float) -> TaskRuntime:
         enabled = self.settings.task_enabled.get(spec.name, spec.enabled)
         override = self.settings.task_intervals.get(spec.name)
-        if state is None:
-            self.states.create(spec.name, enabled, override)
-        else:
+        if state is not None:
             enabled, override = state.enabled, state.interval_seconds
         trigger = Trigger.interval(override) if override else spec.trigger
         runtime = TaskRuntime(spec, trigger, enabled, override)
@@ -189,19 +192,19 @@ class ServiceScheduler:
         if runtime is None:
             return
         if kind == OVERRUN:
-            self._mark_overrun(runtime, label)
+            self.runs.mark_overrun(runtime, label)
         elif generation == runtime.generation and runtime.enabled:
             self._dispatch_due(runtime, due, now, label)
 
     def _dispatch_due(self, runtime: TaskRuntime, due: float, now: float, label: str) -> None:
         self._plan_next(runtime, due, now)
         if now - due > runtime.grace_seconds():
-            self._record_unstarted(runtime, due, "missed", f"started {now - due:.3f} s late")
+            self.runs.record_unstarted(runtime, due, "missed", f"started {now - due:.3f} s late")
         elif runtime.running is not None:
-            self._record_unstarted(runtime, due, "skipped",
-                                   f"previous run {runtime.running.run_id} still running")
+            self.runs.record_unstarted(runtime, due, "skipped",
+                                       f"previous run {runtime.running.run_id} still running")
         else:
-            self._start_run(runtime, label, due)
+            self.runs.start(runtime, label, due)
 
     def _check_component(self, name: str, now: float) -> None:
         component = self._components.get(name)
@@ -250,81 +253,6 @@ class ServiceScheduler:
             return False
         return runtime.anchor is None or now - runtime.anchor >= runtime.trigger.nominal_period_seconds
 
-    # ------------------------------------------------------------------ running
-    def _start_run(self, runtime: TaskRuntime, trigger: str, scheduled_for: float | None) -> str:
-        run = RunRecord(uuid.uuid4().hex, runtime.name, trigger, scheduled_for, self.clock())
-        runtime.running, runtime.overrunning = run, False
-        if scheduled_for is not None:
-            runtime.anchor = scheduled_for
-        if runtime.spec.timeout_seconds and not runtime.spec.is_async:
-            self._push(run.started_at + runtime.spec.timeout_seconds, OVERRUN, runtime.name, 0, run.run_id)
-        future = self.executor.submit(self._execute, runtime, run)
-        self._futures.add(future)
-        future.add_done_callback(self._futures.discard)
-        return run.run_id
-
-    def _execute(self, runtime: TaskRuntime, run: RunRecord) -> None:
-        """Worker-thread side of a run: missed-check, invoke, finish. Never raises."""
-        run.started_at = self.clock()
-        grace = runtime.grace_seconds()
-        if run.trigger == "schedule" and run.scheduled_for is not None and run.started_at - run.scheduled_for > grace:
-            self._finish(runtime, run, Outcome("missed", f"waited {run.started_at - run.scheduled_for:.3f} s for a worker"))
-            return
-        context = TaskContext(runtime.name, run.run_id, run.trigger, run.scheduled_for,
-                              self.settings, self.database, self.extras)
-        outcome = self.executor.invoke(runtime.spec, context)
-        timeout = runtime.spec.timeout_seconds
-        elapsed = self.clock() - run.started_at
-        if outcome.outcome == "success" and timeout and elapsed > timeout:
-            outcome = Outcome("timeout", f"ran {elapsed:.3f} s, past its {timeout:g} s timeout "
-                                         "(sync runs cannot be cancelled)")
-        self._finish(runtime, run, outcome)
-
-    def _finish(self, runtime: TaskRuntime, run: RunRecord, outcome: Outcome) -> None:
-        run.finished_at, run.outcome, run.error = self.clock(), outcome.outcome, outcome.error
-        with self._lock:
-            runtime.running, runtime.overrunning = None, False
-            self._account(runtime, run)
-            rerun = runtime.rerun_requested and not self._stopping.is_set()
-            runtime.rerun_requested = False
-            if rerun:
-                self._start_run(runtime, "event", None)
-        self._log_run(run, outcome)
-
-    def _record_unstarted(self, runtime: TaskRuntime, due: float, outcome: str, reason: str) -> None:
-        run = RunRecord(uuid.uuid4().hex, runtime.name, "schedule", due, self.clock())
-        run.finished_at, run.outcome, run.error = run.started_at, outcome, reason
-        self._account(runtime, run)
-        self._log_run(run, Outcome(outcome, reason))
-
-    def _account(self, runtime: TaskRuntime, run: RunRecord) -> None:
-        runtime.stats[run.outcome] += 1
-        runtime.last_run = run
-        self.metrics.task_runs.labels(run.task, run.outcome).inc()
-        if run.outcome in ("success", "error", "timeout"):
-            self.metrics.task_run_duration.labels(run.task).observe((run.duration_ms or 0) / 1000)
-        if run.outcome == "success":
-            runtime.last_success_at = run.finished_at
-            self.metrics.task_last_success.labels(run.task).set(run.finished_at)
-        self.recorder.record(run)
-
-    def _log_run(self, run: RunRecord, outcome: Outcome) -> None:
-        fields = dict(task=run.task, run_id=run.run_id, trigger=run.trigger, outcome=run.outcome,
-                      duration_ms=run.duration_ms, error=run.error)
-        if outcome.outcome == "error":
-            log.error("task_run", traceback=outcome.traceback, **fields)
-        elif outcome.outcome in ("timeout", "missed", "skipped"):
-            log.warning("task_run", **fields)
-        else:
-            log.info("task_run", **fields)
-
-    def _mark_overrun(self, runtime: TaskRuntime, run_id: str) -> None:
-        if runtime.running is not None and runtime.running.run_id == run_id:
-            runtime.overrunning = True
-            log.warning("task_overrunning", task=runtime.name, run_id=run_id,
-                        timeout_seconds=runtime.spec.timeout_seconds,
-                        note="sync runs cannot be cancelled; later runs are skipped until it returns")
-
     # ------------------------------------------------------------------ control
     def _get(self, name: str) -> TaskRuntime:
         runtime = self._tasks.get(name)
@@ -372,7 +300,7 @@ class ServiceScheduler:
             runtime = self._get(name)
             if runtime.running is not None:
                 raise TaskBusy(f"task {name!r} is running (run {runtime.running.run_id})")
-            run_id = self._start_run(runtime, label, None)
+            run_id = self.runs.start(runtime, label, None)
         log.info("task_triggered", task=name, run_id=run_id, actor=actor, trigger=label)
         return run_id
 
@@ -386,7 +314,7 @@ class ServiceScheduler:
             if runtime.running is not None:
                 runtime.rerun_requested = True
                 return False
-            self._start_run(runtime, "event", None)
+            self.runs.start(runtime, "event", None)
             return True
 
     def supervise(self, component: Supervised) -> None:

@@ -141,6 +141,8 @@ class TansuBroker:
 
         Raises BrokerError if the port is taken, the process exits, or it is not
         ready within ``timeout`` seconds (the broker is stopped in those cases).
+        Call it from a thread that outlives the broker (e.g. the main thread): the
+        broker is SIGKILLed when the starting thread exits (PR_SET_PDEATHSIG).
         """
         if self.running:
             return self

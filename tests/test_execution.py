@@ -127,3 +127,25 @@ def test_stop_waits_for_a_running_task_and_reports_one_that_overruns(make_schedu
     assert finished.is_set()  # stop waited for the short run
     assert unfinished == ["long"]
     assert 0.9 <= elapsed < 3.0
+
+
+def test_a_slow_task_does_not_delay_another(make_scheduler) -> None:
+    from runlog import run_rows
+
+    registry = TaskRegistry()
+    registry.register("slow", lambda: time.sleep(2.5), trigger=every(1).seconds)
+    registry.register("fast", lambda: None, trigger=every(1).seconds)
+    scheduler = make_scheduler(registry, run_loop=True)
+    wait_until(lambda: scheduler.status("fast")["stats"]["successes"] >= 3, timeout=5)
+    assert scheduler.recorder.flush(5)
+    runs = [r for r in run_rows(scheduler.database, "fast", 10, "success") if r["trigger"] == "schedule"]
+    assert len(runs) >= 2
+    from datetime import datetime
+
+    # "slow" holds a worker for 2.5 s and overlaps itself, yet "fast" starts on its grid.
+    for run in runs:
+        late = (datetime.fromisoformat(run["started_at"]) - datetime.fromisoformat(run["scheduled_for"]))
+        assert 0 <= late.total_seconds() < 0.05, run
+    wait_until(lambda: scheduler.status("slow")["stats"]["skipped"] >= 1, timeout=3)
+    fast = scheduler.status("fast")["stats"]
+    assert fast["skipped"] == 0 and fast["missed"] == 0
