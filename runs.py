@@ -7,6 +7,7 @@ finished, counted, logged and stored RunRecord.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 OVERRUN = "overrun"
+SPIN_SECONDS = 0.0003  # the OS wakes sleepers about this late: yield-spin the last stretch
 
 
 class RunLauncher:
@@ -45,7 +47,9 @@ class RunLauncher:
         return run.run_id
 
     def _execute(self, runtime: TaskRuntime, run: RunRecord) -> None:
-        """Worker-thread side of a run: missed-check, invoke, finish. Never raises."""
+        """Worker-thread side of a run: wait for the due time, missed-check, invoke, finish."""
+        if run.scheduled_for is not None:
+            self._wait_until(run.scheduled_for)
         run.started_at = self._clock()
         grace = runtime.grace_seconds()
         if run.trigger == "schedule" and run.scheduled_for is not None and run.started_at - run.scheduled_for > grace:
@@ -106,3 +110,12 @@ class RunLauncher:
             log.warning("task_overrunning", task=runtime.name, run_id=run_id,
                         timeout_seconds=runtime.spec.timeout_seconds,
                         note="sync runs cannot be cancelled; later runs are skipped until it returns")
+
+    def _wait_until(self, due: float) -> None:
+        """Sleeps until `due` (scheduler clock), at most a few ms: runs are dispatched just early."""
+        remaining = due - self._clock()
+        if remaining > SPIN_SECONDS:
+            time.sleep(remaining - SPIN_SECONDS)
+        deadline = time.monotonic() + max(0.0, due - self._clock())
+        while time.monotonic() < deadline:
+            time.sleep(0)

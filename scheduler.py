@@ -30,6 +30,10 @@ from triggers import Trigger
 log = get_logger(__name__)
 
 RUN, SUPERVISE = "run", "supervise"
+# Runs are handed to a worker this long before they are due; the worker waits for the exact
+# time. The thread hand-off and the OS's late wake-ups (~0.25 ms each here) are thereby
+# hidden instead of added to every start.
+DISPATCH_LEAD_SECONDS = 0.002
 
 
 class UnknownTask(KeyError):
@@ -177,12 +181,13 @@ class ServiceScheduler:
         with self._lock:
             self.last_wake_at = now
             self.wakeups += 1
-            while self._heap and self._heap[0][0] <= now:
+            horizon = now + DISPATCH_LEAD_SECONDS
+            while self._heap and self._heap[0][0] <= horizon:
                 due, _, kind, name, generation, label = heapq.heappop(self._heap)
                 self._handle(kind, name, generation, label, due, now)
             next_due = self._heap[0][0] if self._heap else None
             self.wake_deadline = next_due
-        return None if next_due is None else max(0.0, next_due - self.clock())
+        return None if next_due is None else max(0.0, next_due - DISPATCH_LEAD_SECONDS - self.clock())
 
     def _handle(self, kind: str, name: str, generation: int, label: str, due: float, now: float) -> None:
         if kind == SUPERVISE:
