@@ -85,6 +85,9 @@ def run_uvicorn(env: dict[str, str], host: str, port: str) -> int:
     signal.signal(signal.SIGTERM, forward)
     code = child.wait()
     log(f"uvicorn exited with code {code}")
+    if code in (-signal.SIGINT, -signal.SIGTERM) and last:
+        # uvicorn re-raises the signal it shut down on; a stop we asked for is a clean exit.
+        return 0
     return 128 - code if code < 0 else code
 
 
