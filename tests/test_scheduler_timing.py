@@ -163,3 +163,52 @@ def test_wake_up_cost_does_not_scan_all_tasks(make_scheduler) -> None:
     delay = scheduler.tick(clock.advance(1))
     assert delay == pytest.approx(86399 - 0.002, abs=0.01)
     assert len(scheduler._heap) <= 4 * 500 + 64
+
+
+def test_reenabling_keeps_the_grid_unless_the_task_is_overdue(make_scheduler) -> None:
+    clock = FakeClock()
+    calls: list[float] = []
+    registry = _registry(task=(lambda ctx: calls.append(ctx.scheduled_for), {"trigger": every(60).seconds}))
+    scheduler = make_scheduler(registry, clock=clock)
+    scheduler.wait_idle(5)
+    t0 = clock.now
+    scheduler.set_enabled("task", False)
+    clock.advance(10)
+    status = scheduler.set_enabled("task", True)  # flapping: no extra run, same grid
+    scheduler.tick()
+    scheduler.wait_idle(5)
+    assert calls == [t0]
+    assert _due(scheduler, "task") == pytest.approx(t0 + 60)
+    scheduler.set_enabled("task", False)
+    clock.advance(120)
+    scheduler.set_enabled("task", True)  # last run is older than the interval: due at once
+    scheduler.tick()
+    scheduler.wait_idle(5)
+    assert calls == [t0, t0 + 130]
+    assert status["enabled"] is True
+
+
+def test_reschedule_takes_effect_at_once_on_the_same_grid(make_scheduler) -> None:
+    clock = FakeClock()
+    registry = _registry(task=(lambda: None, {"trigger": every(1).hours}))
+    scheduler = make_scheduler(registry, clock=clock)
+    scheduler.wait_idle(5)
+    t0 = clock.now
+    clock.advance(30)
+    status = scheduler.reschedule("task", 45)
+    assert status["schedule"] == "every 45 seconds"
+    assert _due(scheduler, "task") == pytest.approx(t0 + 45)
+    assert scheduler.tick() == pytest.approx(15 - 0.002, abs=1e-6)  # the loop was woken to re-plan
+
+
+def test_request_run_is_coalesced_while_a_run_is_in_progress(make_scheduler) -> None:
+    release = threading.Event()
+    calls: list[str] = []
+    registry = _registry(task=(lambda ctx: (calls.append(ctx.trigger), release.wait(10)),
+                               {"trigger": every(1).hours, "enabled": False}))
+    scheduler = make_scheduler(registry)
+    assert scheduler.request_run("task") is True
+    assert [scheduler.request_run("task") for _ in range(5)] == [False] * 5
+    release.set()
+    wait_until_idle = scheduler.wait_idle(5)
+    assert wait_until_idle and calls == ["event", "event"]  # five requests, one follow-up run
