@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
+import itertools
+import os
 from typing import TYPE_CHECKING
 
 from execution import Outcome
@@ -23,6 +24,15 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 OVERRUN = "overrun"
+# Run ids: a random per-process prefix plus a counter. uuid4() reads os.urandom on every call,
+# ~20 µs on these VMs: the single largest cost of starting a run.
+_RUN_ID_PREFIX = os.urandom(8).hex()
+_run_counter = itertools.count(1)
+
+
+def new_run_id() -> str:
+    """A unique run id (28 hex characters): unique across processes, ordered within one."""
+    return f"{_RUN_ID_PREFIX}{next(_run_counter):012x}"
 SPIN_SECONDS = 0.0003  # the OS wakes sleepers about this late: yield-spin the last stretch
 
 
@@ -37,7 +47,7 @@ class RunLauncher:
         self._clock = scheduler.clock
 
     def start(self, runtime: TaskRuntime, trigger: str, scheduled_for: float | None) -> str:
-        run = RunRecord(uuid.uuid4().hex, runtime.name, trigger, scheduled_for, self._clock())
+        run = RunRecord(new_run_id(), runtime.name, trigger, scheduled_for, self._clock())
         runtime.running, runtime.overrunning = run, False
         if scheduled_for is not None:
             runtime.anchor = scheduled_for
@@ -78,7 +88,7 @@ class RunLauncher:
         self._log_run(run, outcome)
 
     def record_unstarted(self, runtime: TaskRuntime, due: float, outcome: str, reason: str) -> None:
-        run = RunRecord(uuid.uuid4().hex, runtime.name, "schedule", due, self._clock())
+        run = RunRecord(new_run_id(), runtime.name, "schedule", due, self._clock())
         run.finished_at, run.outcome, run.error = run.started_at, outcome, reason
         self._account(runtime, run)
         self._log_run(run, Outcome(outcome, reason))
