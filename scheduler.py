@@ -34,6 +34,7 @@ RUN, SUPERVISE = "run", "supervise"
 # time. The thread hand-off and the OS's late wake-ups (~0.25 ms each here) are thereby
 # hidden instead of added to every start.
 DISPATCH_LEAD_SECONDS = 0.002
+MIN_CHECK_INTERVAL_SECONDS = 0.01  # a supervised component is never checked more often
 
 
 class UnknownTask(KeyError):
@@ -182,8 +183,12 @@ class ServiceScheduler:
             self.last_wake_at = now
             self.wakeups += 1
             horizon = now + DISPATCH_LEAD_SECONDS
+            due_items = []
             while self._heap and self._heap[0][0] <= horizon:
-                due, _, kind, name, generation, label = heapq.heappop(self._heap)
+                due_items.append(heapq.heappop(self._heap))
+            # Handled after popping: what handling pushes (next runs, next checks) waits for
+            # the next tick, so a component that asks to be checked "now" cannot spin this loop.
+            for due, _, kind, name, generation, label in due_items:
                 self._handle(kind, name, generation, label, due, now)
             next_due = self._heap[0][0] if self._heap else None
             self.wake_deadline = next_due
@@ -221,7 +226,7 @@ class ServiceScheduler:
             log.error("supervisor_check_failed", component=name, error=str(exc), exc_info=True)
             next_check = now + 1.0
         if next_check is not None:
-            self._push(next_check, SUPERVISE, name, 0)
+            self._push(max(next_check, now + MIN_CHECK_INTERVAL_SECONDS), SUPERVISE, name, 0)
 
     # ------------------------------------------------------------------ planning
     def _push(self, due: float, kind: str, name: str, generation: int, label: str = "schedule") -> None:

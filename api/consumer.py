@@ -1,5 +1,49 @@
-"""Consumer routes (placeholder until the consumer lands)."""
+"""Consumer routes: status, enable, disable, restart of the Kafka consumer.
 
-from fastapi import APIRouter
+Control routes are plain `def` functions: FastAPI runs them in its threadpool, so the blocking
+stop (commit, leave the group, close; bounded by KAFKA_STOP_TIMEOUT_SECONDS) never blocks the
+event loop.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+
+from api.deps import AdminDep, RuntimeDep
 
 router = APIRouter(prefix="/consumer", tags=["consumer"])
+
+DISABLED_DETAIL = "KAFKA_ENABLED is false: the Kafka consumer is not configured in this instance"
+
+
+def _consumer(runtime):
+    """The ConsumerSupervisor, or 409 when Kafka is switched off in the settings."""
+    if runtime.consumer is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, DISABLED_DETAIL)
+    return runtime.consumer
+
+
+@router.get("")
+def consumer_status(runtime: RuntimeDep) -> dict:
+    """State, counters, partitions, lag and broker reachability (200 even when Kafka is off)."""
+    if runtime.consumer is None:
+        return {"enabled": False, "state": "disabled", "detail": DISABLED_DETAIL}
+    return runtime.consumer.status()
+
+
+@router.post("/enable")
+def enable_consumer(runtime: RuntimeDep, actor: AdminDep) -> dict:
+    """Starts consuming (persisted); idempotent."""
+    return _consumer(runtime).set_enabled(True, actor=actor)
+
+
+@router.post("/disable")
+def disable_consumer(runtime: RuntimeDep, actor: AdminDep) -> dict:
+    """Stops the consumer thread: finishes the batch, commits, leaves the group (persisted)."""
+    return _consumer(runtime).set_enabled(False, actor=actor)
+
+
+@router.post("/restart")
+def restart_consumer(runtime: RuntimeDep, actor: AdminDep) -> dict:
+    """Stops the consumer thread and starts a fresh one (resets the backoff)."""
+    return _consumer(runtime).restart(actor=actor)

@@ -1,0 +1,318 @@
+"""ConsumerWorker: one thread (`kafka-consumer`) that polls Kafka, stores batches, then commits.
+
+The thread creates its OWN KafkaConsumer (kafka-python clients are not thread-safe) and is the
+only one touching it. Per batch: decode each message (bad ones become dead letters), run the
+handlers and store everything in one transaction, THEN commit the offsets, then ask for a
+notifications run. A transient database failure stores and commits nothing: the partitions are
+rewound to the first unstored offset and paused while the worker backs off, still polling so the
+group membership stays alive. Other threads read a published snapshot (`snapshot()`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from consumers import client as kafka_client
+from consumers.events import BadMessage, decode, decode_key
+from consumers.handlers import HandlerRegistry, MessageMeta, handlers
+from consumers.store import DeadRow, Prepared, StoreResult, is_transient_db_error, store_batch
+from logs import get_logger
+from metrics import Metrics
+from settings import Settings
+from storage.db import Database, utcnow
+
+log = get_logger(__name__)
+
+LAG_REFRESH_SECONDS = 1.0  # lag is computed at most this often (it walks every partition)
+
+
+@dataclass
+class PollOutcome:
+    """What one poll step did; `retry_in` > 0 means the batch was rewound after a DB failure."""
+
+    messages: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    committed: bool = False
+    retry_in: float = 0.0
+
+
+class ConsumerWorker:
+    """Consumes, validates, stores and commits on its own thread; `poll_once()` for tests."""
+
+    def __init__(self, *, settings: Settings, database: Database, metrics: Metrics | None = None,
+                 registry: HandlerRegistry = handlers,
+                 on_notifications: Callable[[], object] | None = None) -> None:
+        self.settings = settings
+        self.database = database
+        self.metrics = metrics or Metrics()
+        self.registry = registry
+        self.on_notifications = on_notifications
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._consumer: Any = None
+        self._producer: Any = None
+        self._pending: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._db_failures = 0
+        self._lag_at = 0.0
+        self._stats: dict[str, Any] = {
+            "state": "new", "messages_processed": 0, "events_stored": 0, "duplicates_skipped": 0,
+            "dead_lettered": 0, "last_message_at": None, "last_poll_at": None, "assigned_partitions": [],
+            "lag": None, "last_error": None, "fatal_error": None, "broker_ok_at": None,
+            "broker_connected": None, "started_at": None}
+
+    # ------------------------------------------------------------------ thread control
+    def start(self) -> None:
+        """Starts the `kafka-consumer` thread (returns at once; bootstrapping happens in the thread)."""
+        self._stop.clear()
+        self._publish(state="starting", started_at=time.time(), broker_ok_at=time.time(), fatal_error=None)
+        self._thread = threading.Thread(target=self._run, name="kafka-consumer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float) -> bool:
+        """Signals the thread to finish its batch, commit, leave the group and close.
+
+        Blocks up to `timeout` seconds; returns True when the thread has ended.
+        """
+        self._stop.set()
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout)
+        if thread.is_alive():
+            log.warning("consumer_stop_timeout", timeout_seconds=timeout,
+                        hint="thread still bootstrapping or blocked; it exits when that returns")
+            return False
+        return True
+
+    def is_alive(self) -> bool:
+        """True while the thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def fatal_error(self) -> str | None:
+        """Why the thread ended on its own, if it did."""
+        with self._lock:
+            return self._stats["fatal_error"]
+
+    def snapshot(self) -> dict[str, Any]:
+        """A copy of the published counters and status (safe from any thread)."""
+        with self._lock:
+            return dict(self._stats)
+
+    def _publish(self, **values: Any) -> None:
+        with self._lock:
+            self._stats.update(values)
+
+    def _count(self, **deltas: int) -> None:
+        with self._lock:
+            for key, delta in deltas.items():
+                self._stats[key] += delta
+
+    def _run(self) -> None:
+        """Thread body: open, poll until told to stop, close; a fatal error ends it, logged once."""
+        try:
+            self.open()
+            self._publish(state="running")
+            while not self._stop.is_set():
+                outcome = self.poll_once()
+                if outcome.retry_in > 0:
+                    self._wait_paused(outcome.retry_in)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            self._publish(fatal_error=error, last_error=error)
+            log.error("consumer_fatal", error=error, bootstrap=self.settings.kafka_bootstrap_servers,
+                      topics=self.settings.topics, group_id=self.settings.kafka_group_id, exc_info=True)
+        finally:
+            self.close()
+            self._publish(state="failed" if self.fatal_error else "stopped", assigned_partitions=[], lag=None)
+
+    # ------------------------------------------------------------------ client lifecycle
+    def open(self) -> None:
+        """Creates the consumer (and the DLQ producer) in the calling thread; may block to bootstrap."""
+        self._consumer = kafka_client.build_consumer(self.settings)
+        self._publish(broker_ok_at=time.time())
+        if self.settings.kafka_dlq_topic:
+            self._producer = kafka_client.build_producer(self.settings)
+
+    def close(self) -> None:
+        """Commits what was stored, leaves the group and closes the clients (idempotent)."""
+        consumer, self._consumer = self._consumer, None
+        producer, self._producer = self._producer, None
+        if consumer is not None:
+            try:
+                self._commit_pending(consumer)
+            except Exception as exc:  # stored rows are safe; the replay is deduplicated
+                log.warning("consumer_final_commit_failed", error=f"{type(exc).__name__}: {exc}")
+            self._quietly(consumer.close, autocommit=False, timeout_ms=self._commit_timeout_ms())
+        if producer is not None:
+            self._quietly(producer.close, timeout=2)
+
+    @staticmethod
+    def _quietly(close: Callable[..., Any], **kwargs: Any) -> None:
+        try:
+            close(**kwargs)
+        except Exception as exc:
+            log.warning("consumer_close_failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _commit_timeout_ms(self) -> int:
+        return int(min(self.settings.kafka_request_timeout_ms, self.settings.kafka_stop_timeout_seconds * 500))
+
+    # ------------------------------------------------------------------ one step
+    def poll_once(self) -> PollOutcome:
+        """Polls one batch, stores it in one transaction, then commits its offsets.
+
+        Returns what happened; a transient DB failure rewinds the batch and sets `retry_in`.
+        """
+        consumer = self._consumer
+        if consumer is None:
+            raise RuntimeError("poll_once() before open()")
+        self._commit_pending(consumer)
+        records = consumer.poll(timeout_ms=self.settings.kafka_poll_timeout_ms,
+                                max_records=self.settings.kafka_batch_size)
+        self._observe(consumer)
+        if not records:
+            return PollOutcome()
+        started = time.perf_counter()
+        prepared, dead = self._decode(records)
+        try:
+            result = store_batch(self.database, prepared=prepared, dead=dead, registry=self.registry,
+                                 max_attempts=self.settings.kafka_max_attempts,
+                                 value_cap=self.settings.kafka_dead_letter_value_cap_bytes)
+        except Exception as exc:
+            if not is_transient_db_error(exc):
+                raise
+            return self._rewind(consumer, records, exc)
+        self._db_failures = 0
+        self._publish_dead(result.dead)
+        self._pending.update({tp: OffsetAndMetadata(msgs[-1].offset + 1, "", -1) for tp, msgs in records.items()})
+        committed = self._commit_pending(consumer)
+        self._account(records, result, time.perf_counter() - started)
+        return PollOutcome(sum(len(m) for m in records.values()), result.events_stored, result.duplicates,
+                           len(result.dead), committed)
+
+    def _decode(self, records: dict) -> tuple[list[Prepared], list[DeadRow]]:
+        """Splits a poll result into decoded messages and dead letters (logged one line each)."""
+        prepared: list[Prepared] = []
+        dead: list[DeadRow] = []
+        received_at = utcnow()
+        for tp, messages in records.items():
+            for msg in messages:
+                try:
+                    event = decode(msg, max_bytes=self.settings.kafka_max_message_bytes)
+                except BadMessage as exc:
+                    dead.append(DeadRow(tp.topic, tp.partition, msg.offset, msg.key, msg.value, exc.kind, exc.reason))
+                    log.warning("consumer_bad_message", topic=tp.topic, partition=tp.partition,
+                                offset=msg.offset, kind=exc.kind, reason=exc.reason[:500])
+                    continue
+                meta = MessageMeta(tp.topic, tp.partition, msg.offset, decode_key(msg.key), received_at)
+                prepared.append(Prepared(event, meta, msg.key, msg.value))
+        return prepared, dead
+
+    def _rewind(self, consumer: Any, records: dict, exc: Exception) -> PollOutcome:
+        """Seeks every partition of the batch back to its first (unstored) offset; backs off."""
+        for tp, messages in records.items():
+            consumer.seek(tp, messages[0].offset)
+        self._db_failures += 1
+        s = self.settings
+        delay = min(s.consumer_backoff_cap_seconds,
+                    s.consumer_backoff_base_seconds * s.consumer_backoff_factor ** (self._db_failures - 1))
+        error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+        self._publish(last_error=error, state="db_unavailable")
+        log.warning("consumer_db_unavailable", attempt=self._db_failures, retry_in_seconds=round(delay, 3),
+                    messages=sum(len(m) for m in records.values()), error=error)
+        return PollOutcome(messages=0, retry_in=delay)
+
+    def _wait_paused(self, seconds: float) -> None:
+        """Backs off with every partition paused, polling so the group does not evict us."""
+        consumer = self._consumer
+        consumer.pause(*consumer.assignment())
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
+            stray = consumer.poll(timeout_ms=max(1, int(min(remaining, 0.2) * 1000)), max_records=1)
+            for tp, messages in stray.items():  # a partition assigned by a rebalance meanwhile
+                consumer.seek(tp, messages[0].offset)
+            consumer.pause(*consumer.assignment())
+            self._observe(consumer)
+        consumer.resume(*consumer.paused())
+        self._publish(state="running")
+
+    def _commit_pending(self, consumer: Any) -> bool:
+        """Commits stored-but-uncommitted offsets; returns True when nothing is left pending."""
+        if not self._pending:
+            return True
+        offsets = dict(self._pending)
+        try:
+            consumer.commit(offsets, timeout_ms=self._commit_timeout_ms())
+        except CommitFailedError as exc:  # rebalanced away: the new owner replays, deduplicated
+            self._pending.clear()
+            log.warning("consumer_commit_failed", error=str(exc), offsets=_describe(offsets), retry=False)
+            return False
+        except KafkaError as exc:
+            self._publish(last_error=f"commit: {exc}")
+            log.warning("consumer_commit_failed", error=str(exc), offsets=_describe(offsets), retry=True)
+            return False
+        for tp, offset in offsets.items():
+            if self._pending.get(tp) == offset:
+                del self._pending[tp]
+        return True
+
+    def _publish_dead(self, dead: list[DeadRow]) -> None:
+        """Copies dead letters to the DLQ topic when configured (best effort: the table has them)."""
+        if self._producer is None or not dead:
+            return
+        try:
+            for d in dead:
+                headers = [("error", f"{d.kind}: {d.error}"[:1000].encode()), ("source_topic", d.topic.encode()),
+                           ("source_partition", str(d.partition).encode()), ("source_offset", str(d.offset).encode())]
+                self._producer.send(self.settings.kafka_dlq_topic, value=d.value, key=d.key, headers=headers)
+            self._producer.flush(timeout=self._commit_timeout_ms() / 1000)
+        except Exception as exc:
+            log.warning("consumer_dlq_publish_failed", topic=self.settings.kafka_dlq_topic,
+                        messages=len(dead), error=f"{type(exc).__name__}: {exc}")
+
+    def _account(self, records: dict, result: StoreResult, seconds: float) -> None:
+        """Updates counters and metrics after a stored batch; requests a notifications run."""
+        count = sum(len(m) for m in records.values())
+        self._count(messages_processed=count, events_stored=result.events_stored,
+                    duplicates_skipped=result.duplicates, dead_lettered=len(result.dead))
+        self._publish(last_message_at=time.time())
+        m = self.metrics
+        m.messages_consumed.inc(count)
+        m.events_stored.inc(result.events_stored)
+        m.duplicates.inc(result.duplicates)
+        for d in result.dead:
+            m.dead_lettered.labels(d.kind).inc()
+        m.batch_seconds.observe(seconds)
+        if result.notifications_created and self.on_notifications is not None:
+            try:
+                self.on_notifications()
+            except Exception as exc:  # delivery still happens on the task's own schedule
+                log.warning("consumer_notify_request_failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _observe(self, consumer: Any) -> None:
+        """Publishes poll time, broker reachability, assignment and (at most every second) lag."""
+        now = time.time()
+        connected = kafka_client.broker_connected(consumer)
+        values: dict[str, Any] = {"last_poll_at": now, "broker_connected": connected,
+                                  "assigned_partitions": sorted(f"{tp.topic}:{tp.partition}"
+                                                                for tp in consumer.assignment())}
+        if connected:
+            values["broker_ok_at"] = now
+        if now - self._lag_at >= LAG_REFRESH_SECONDS:
+            self._lag_at = now
+            values["lag"] = kafka_client.partition_lag(consumer)
+        self._publish(**values)
+
+
+def _describe(offsets: dict[TopicPartition, OffsetAndMetadata]) -> dict[str, int]:
+    return {f"{tp.topic}:{tp.partition}": meta.offset for tp, meta in offsets.items()}

@@ -1,0 +1,251 @@
+"""Consumer logic without a broker: decoding, handler registry, backoff and supervision."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import namedtuple
+from datetime import datetime, timezone
+
+import pytest
+
+from consumers.events import BadMessage, decode, decode_key
+from consumers.handlers import BatchWriter, HandlerRegistry, MessageMeta, store_event
+from consumers.supervisor import ConsumerSupervisor, backoff_delay
+from metrics import Metrics
+
+Record = namedtuple("Record", "value timestamp key", defaults=(1_700_000_000_000, None))
+
+
+def _msg(payload) -> Record:
+    return Record(json.dumps(payload).encode() if not isinstance(payload, bytes) else payload)
+
+
+# ----------------------------------------------------------------------------- decoding
+def test_valid_event_gets_the_kafka_timestamp_and_ignores_unknown_fields() -> None:
+    event = decode(_msg({"id": "e1", "type": "order.created", "data": {"a": 1}, "extra": True}))
+    assert (event.id, event.type, event.data) == ("e1", "order.created", {"a": 1})
+    assert event.occurred_at == datetime.fromtimestamp(1_700_000_000, tz=timezone.utc)
+
+
+def test_explicit_occurred_at_is_normalised_to_utc() -> None:
+    event = decode(_msg({"id": "e1", "type": "t", "occurred_at": "2025-01-01T14:00:00+02:00"}))
+    assert event.occurred_at == datetime(2025, 1, 1, 12, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("value,kind,fragment", [
+    (b"", "empty", "no value"),
+    (b"\xff\xfe{}", "encoding", "not UTF-8"),
+    (b'{"id": "x", "type": ', "json", "invalid JSON"),
+    (b'{"id": "x", "type": "t", "data": {"v": NaN}}', "json", "NaN"),
+    (b"[1, 2]", "schema", "JSON object"),
+    (json.dumps({"id": "", "type": 3}).encode(), "schema", "id"),
+    (json.dumps({"type": "t"}).encode(), "schema", "id: Field required"),
+    (json.dumps({"id": "x" * 129, "type": "t"}).encode(), "schema", "id"),
+    (json.dumps({"id": "x", "type": "t", "notify": {"channel": "sms", "recipient": "a"}}).encode(),
+     "schema", "notify.channel"),
+    (json.dumps({"id": "x", "type": "t", "occurred_at": "yesterday"}).encode(), "schema", "occurred_at"),
+    (json.dumps({"id": "x", "type": "t", "data": [1]}).encode(), "schema", "data"),
+])
+def test_every_bad_kind_raises_a_typed_reason(value: bytes, kind: str, fragment: str) -> None:
+    with pytest.raises(BadMessage) as caught:
+        decode(Record(value))
+    assert caught.value.kind == kind
+    assert fragment in caught.value.reason
+
+
+def test_oversize_is_checked_before_parsing() -> None:
+    value = json.dumps({"id": "x", "type": "t", "data": {"pad": "x" * 2000}}).encode()
+    with pytest.raises(BadMessage) as caught:
+        decode(Record(value), max_bytes=1024)
+    assert caught.value.kind == "oversize" and str(len(value)) in caught.value.reason
+
+
+def test_schema_reason_lists_every_bad_field() -> None:
+    with pytest.raises(BadMessage) as caught:
+        decode(_msg({"id": "", "notify": {"channel": "webhook"}}))
+    reason = caught.value.reason
+    assert "id:" in reason and "type:" in reason and "notify.recipient:" in reason
+
+
+def test_keys_are_text_when_utf8() -> None:
+    assert decode_key(b"order-1") == "order-1"
+    assert decode_key(b"\xff") is None
+    assert decode_key(None) is None
+
+
+# ----------------------------------------------------------------------------- handlers
+def _meta() -> MessageMeta:
+    return MessageMeta("t", 0, 5, "k", datetime.now(timezone.utc))
+
+
+def test_default_handler_stores_event_and_notification() -> None:
+    registry = HandlerRegistry()
+    batch = BatchWriter(session=None)
+    event = decode(_msg({"id": "e1", "type": "x", "data": {"a": 1},
+                         "notify": {"channel": "log", "recipient": "ops"}}))
+    registry.handle(batch, event, _meta())
+    assert [row["id"] for row in batch.events] == ["e1"]
+    assert batch.notifications[0]["event_id"] == "e1"
+    assert batch.notifications[0]["payload"]["type"] == "x"
+    assert batch.notifications[0]["status"] == "pending"
+
+
+def test_registered_handler_runs_after_default_storing_and_only_for_its_type() -> None:
+    registry = HandlerRegistry()
+    seen = []
+
+    @registry.register("order.created")
+    def on_order(batch, event, meta) -> None:
+        seen.append(event.id)
+        batch.add("invoice-row")
+
+    with pytest.raises(ValueError):
+        registry.register("order.created")(on_order)
+    batch = BatchWriter(session=None)
+    registry.handle(batch, decode(_msg({"id": "o1", "type": "order.created"})), _meta())
+    registry.handle(batch, decode(_msg({"id": "u1", "type": "user.signed_up"})), _meta())
+    assert seen == ["o1"]
+    assert [row["id"] for row in batch.events] == ["o1", "u1"]
+    assert batch.rows == ["invoice-row"]
+    assert registry.types() == ["order.created"]
+
+
+def test_handler_may_take_over_storing() -> None:
+    registry = HandlerRegistry()
+    registry.register("audit.only", store_event=False)(lambda batch, event, meta: None)
+    batch = BatchWriter(session=None)
+    registry.handle(batch, decode(_msg({"id": "a1", "type": "audit.only"})), _meta())
+    assert batch.events == []
+    assert store_event is registry.default
+
+
+# ----------------------------------------------------------------------------- backoff
+def test_backoff_is_full_jitter_growing_and_capped() -> None:
+    rng = random.Random(7)
+    samples = {a: [backoff_delay(a, base=1, factor=2, cap=30, rng=rng) for _ in range(400)] for a in range(8)}
+    for attempt, values in samples.items():
+        ceiling = min(30, 2 ** attempt)
+        assert all(0 <= v <= ceiling for v in values)
+        assert max(values) > 0.8 * ceiling  # spread over the whole range, not fixed
+        assert min(values) < 0.2 * ceiling
+    means = [sum(v) / len(v) for v in samples.values()]
+    assert means[0] < means[2] < means[4]  # growing
+    assert abs(means[7] - 15) < 2.5  # capped at 30: the mean of uniform(0, 30)
+
+
+class FakeWorker:
+    """Stands in for ConsumerWorker: alive until `die()`."""
+
+    def __init__(self) -> None:
+        self.alive = False
+        self.fatal_error = None
+        self.stopped = False
+
+    def start(self) -> None:
+        self.alive = True
+
+    def stop(self, timeout: float) -> bool:
+        self.alive, self.stopped = False, True
+        return True
+
+    def is_alive(self) -> bool:
+        return self.alive
+
+    def die(self, error: str) -> None:
+        self.alive, self.fatal_error = False, error
+
+    def snapshot(self) -> dict:
+        return {"state": "running" if self.alive else "failed", "messages_processed": 1, "events_stored": 1,
+                "duplicates_skipped": 0, "dead_lettered": 0, "last_message_at": None, "last_poll_at": None,
+                "assigned_partitions": [], "lag": None, "last_error": self.fatal_error,
+                "broker_ok_at": None, "broker_connected": True}
+
+
+class FakeStates:
+    def __init__(self) -> None:
+        self.changes = []
+
+    def load(self) -> dict:
+        return {}
+
+    def create(self, states) -> None:
+        self.changes.append(("create", states))
+
+    def change(self, name, **kwargs) -> None:
+        self.changes.append((name, kwargs))
+
+
+def _supervisor(make_settings, **overrides):
+    settings = make_settings(consumer_backoff_base_seconds=1, consumer_backoff_factor=2,
+                             consumer_backoff_cap_seconds=8, consumer_backoff_reset_seconds=60,
+                             consumer_crash_loop_restarts=5, consumer_crash_loop_window_seconds=300,
+                             consumer_ready_grace_seconds=10, **overrides)
+    workers: list[FakeWorker] = []
+
+    def factory() -> FakeWorker:
+        workers.append(FakeWorker())
+        return workers[-1]
+
+    clock = [1000.0]
+    supervisor = ConsumerSupervisor(settings=settings, states=FakeStates(), metrics=Metrics(),
+                                    worker_factory=factory, clock=lambda: clock[0], rng=random.Random(1))
+    supervisor.load_state()
+    return supervisor, workers, clock
+
+
+def test_supervisor_restarts_with_growing_jittered_delays_then_crash_loops(make_settings) -> None:
+    supervisor, workers, clock = _supervisor(make_settings)
+    assert supervisor.check(clock[0]) == clock[0] + 1  # first check starts the worker
+    delays = []
+    for _ in range(6):
+        workers[-1].die("KafkaTimeoutError: Unable to bootstrap")
+        due = supervisor.check(clock[0])
+        delays.append(due - clock[0])
+        assert supervisor.status()["state"] in ("backoff", "crash_looping")
+        assert supervisor.check(clock[0]) == due  # nothing happens before the restart time
+        clock[0] = due
+        supervisor.check(clock[0])  # restarts
+    assert all(0 <= d <= min(8, 2 ** i) for i, d in enumerate(delays[:4]))
+    assert delays[4] == delays[5] == 8  # crash looping: retries at the cap
+    status = supervisor.status()
+    assert status["state"] == "crash_looping" and status["restarts"] == 6
+    assert status["last_error"].startswith("KafkaTimeoutError")
+    assert supervisor.metrics.consumer_restarts._value.get() == 6
+    assert len(workers) == 7
+
+
+def test_supervisor_resets_backoff_after_healthy_running(make_settings) -> None:
+    supervisor, workers, clock = _supervisor(make_settings)
+    supervisor.check(clock[0])
+    for _ in range(3):  # attempts 0..2 -> ceilings 1, 2, 4
+        workers[-1].die("boom")
+        clock[0] = supervisor.check(clock[0])
+        supervisor.check(clock[0])
+    supervisor.check(clock[0])  # observed running
+    clock[0] += 61
+    supervisor.check(clock[0])  # healthy for longer than the reset window
+    assert supervisor.status()["state"] == "running"
+    workers[-1].die("boom")
+    assert supervisor.check(clock[0]) - clock[0] <= 1  # back to attempt 0
+
+
+def test_readiness_grace_and_disable(make_settings) -> None:
+    supervisor, workers, clock = _supervisor(make_settings)
+    supervisor.check(clock[0])
+    supervisor.check(clock[0])
+    assert supervisor.readiness() == (True, "ok")
+    workers[-1].die("boom")
+    supervisor.check(clock[0])
+    clock[0] += 5
+    assert supervisor.readiness()[0] is True  # within the grace
+    clock[0] += 6
+    ok, reason = supervisor.readiness()
+    assert not ok and "boom" in reason
+    status = supervisor.set_enabled(False, actor="admin")
+    assert status["state"] == "disabled" and status["enabled"] is False
+    assert supervisor.readiness() == (True, "disabled")
+    assert supervisor.check(clock[0]) is None
+    assert status["messages_processed"] == 1  # the dead worker's counters are kept
+    supervisor.set_enabled(True, actor="admin")
+    assert workers[-1].alive and supervisor.states.changes[-1][1]["enabled"] is True
