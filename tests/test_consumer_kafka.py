@@ -248,3 +248,31 @@ def test_notify_event_is_delivered_within_a_second(live_app, kafka_topic, kafka_
             assert receiver.received_at[0] - sent < 1.0
         else:
             assert receiver.received == []
+
+
+def test_producer_cli_and_dead_letter_topic(kafka, kafka_topic, kafka_settings, open_worker, capsys) -> None:
+    from consumers import produce
+
+    dlq = kafka.create_topic(partitions=1)
+    code = produce.main(["--count", "60", "--bad-ratio", "0.2", "--notify-ratio", "0.5", "--seed", "7",
+                         "--topic", kafka_topic, "--bootstrap", kafka.bootstrap, "--max-message-bytes", "2048"])
+    assert code == 0
+    summary = capsys.readouterr().out
+    counts = dict(part.split("=") for part in summary.split(": ", 1)[1].split(", "))
+    bad = sum(int(counts[kind]) for kind in produce.BAD_KINDS)
+    assert bad > 0 and int(counts["good"]) + bad == 60
+    worker = open_worker(kafka_settings(kafka_max_message_bytes=2048, kafka_dlq_topic=dlq))
+    _drain(worker, 60)
+    assert _count(worker.database, Event) == int(counts["good"])
+    assert _count(worker.database, DeadLetter) == bad
+    assert _count(worker.database, Notification) == int(counts["notify"])
+    reader = KafkaConsumer(bootstrap_servers=[kafka.bootstrap], enable_auto_commit=False,
+                           auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    try:
+        reader.assign([TopicPartition(dlq, 0)])
+        copies = [message for _, message in zip(range(bad), reader)]
+    finally:
+        reader.close()
+    assert len(copies) == bad
+    headers = dict(copies[0].headers)
+    assert headers["source_topic"].decode() == kafka_topic and headers["error"]
