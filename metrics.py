@@ -30,7 +30,7 @@ class Metrics:
         self.events_stored = Counter("consumer_events_stored", "Events stored (new rows)", registry=r)
         self.duplicates = Counter("consumer_duplicates_skipped", "Replayed events already stored", registry=r)
         self.dead_lettered = Counter("consumer_dead_lettered", "Messages dead-lettered", ["reason"], registry=r)
-        self.batch_seconds = Histogram("consumer_batch_seconds", "Time to process and commit one batch",
+        self.batch_seconds = Histogram("consumer_batch_seconds", "Time to decode, handle and store one batch",
                                        buckets=BATCH_BUCKETS, registry=r)
         self.consumer_restarts = Counter("consumer_restarts", "Consumer thread restarts", registry=r)
         self.consumer_up = Gauge("consumer_running", "1 while the consumer thread is running", registry=r)

@@ -194,9 +194,11 @@ class ConsumerWorker:
             return self._rewind(consumer, records, exc)
         self._db_failures = 0
         self._publish_dead(result.dead)
+        # Counted (and notifications requested) as soon as the rows are stored: the commit
+        # below can take a broker round trip, and status must not lag behind the database.
+        self._account(records, result, time.perf_counter() - started)
         self._pending.update({tp: OffsetAndMetadata(msgs[-1].offset + 1, "", -1) for tp, msgs in records.items()})
         committed = self._commit_pending(consumer)
-        self._account(records, result, time.perf_counter() - started)
         return PollOutcome(sum(len(m) for m in records.values()), result.events_stored, result.duplicates,
                            len(result.dead), committed)
 

@@ -198,6 +198,7 @@ def test_disable_enable_and_crash_mid_stream_no_loss_no_duplicates(live_app, kaf
     wait_until(lambda: app.client.get("/consumer").json()["restarts"] == 1, timeout=10)
     kafka_producer.send(kafka_topic, _events(300, "c"))
     wait_until(lambda: _count(database, Event) == 900, timeout=30)
+    wait_until(lambda: app.client.get("/consumer").json()["events_stored"] == 900, timeout=5)
     status = app.client.get("/consumer").json()
     assert status["state"] == "running" and status["last_error"] == "RuntimeError: forced crash"
     assert status["events_stored"] == 900 and status["duplicates_skipped"] == 0  # commits held
