@@ -64,7 +64,8 @@ class BatchWriter:
             "created_at": meta.received_at, "updated_at": meta.received_at})
 
     def add(self, row: Any) -> None:
-        """Buffers any ORM object (plain INSERT: make it idempotent yourself if replays matter)."""
+        """Buffers any ORM object. Written only with the first delivery of the event when the
+        event is stored too (the default); with store_event=False make it idempotent yourself."""
         self.rows.append(row)
 
 

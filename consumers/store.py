@@ -90,8 +90,7 @@ def store_batch(database: Database, *, prepared: list[Prepared], dead: list[Dead
                  if n["event_id"] in new_ids]
         created = _insert_ignore(session, Notification.__table__, notes, ["event_id"], "event_id")
         result.notifications_created = len(created)
-        for buffer in buffers:
-            session.add_all(buffer.rows)
+        _add_handler_rows(session, buffers, new_ids)
         _insert_ignore(session, DeadLetter.__table__, _dead_rows(result.dead, value_cap),
                        ["topic", "partition", "offset"], "id")
     return result
@@ -117,6 +116,18 @@ def _run_handler(session, item: Prepared, registry: HandlerRegistry, max_attempt
     result.dead.append(DeadRow(m.topic, m.partition, m.offset, item.raw_key, item.raw_value, HANDLER,
                                f"handler failed {max_attempts} times: {error}"))
     return None
+
+
+def _add_handler_rows(session, buffers: list[BatchWriter], new_ids: set) -> None:
+    """Adds handlers' own rows, except for replays: a message whose event was already stored
+    (earlier delivery, or earlier in this batch) had its rows written with that first delivery."""
+    claimed: set = set()
+    for buffer in buffers:
+        ids = {row["id"] for row in buffer.events}
+        if ids and not (ids & new_ids) - claimed:
+            continue
+        claimed |= ids
+        session.add_all(buffer.rows)
 
 
 def _flatten(lists: Iterable[list[dict]]) -> list[dict]:
