@@ -78,7 +78,7 @@ def decode(message: Any, *, max_bytes: int = 1_048_576) -> Event:
     except UnicodeDecodeError as exc:
         raise BadMessage(ENCODING, f"value is not UTF-8 (byte {exc.start})") from None
     try:
-        payload = json.loads(text, parse_constant=_reject_constant)
+        payload = _JSON.decode(text)
     except ValueError as exc:
         raise BadMessage(JSON_INVALID, f"invalid JSON: {exc}") from None
     if not isinstance(payload, dict):
@@ -123,3 +123,7 @@ def decode_key(key: bytes | None) -> str | None:
     except UnicodeDecodeError:
         return None
     return text if len(text) <= KEY_MAX_CHARS else None
+
+
+# One decoder for every message: json.loads(..., parse_constant=...) builds a new one per call.
+_JSON = json.JSONDecoder(parse_constant=_reject_constant)

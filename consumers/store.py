@@ -26,8 +26,6 @@ from storage.models import Event as EventRow
 
 log = get_logger(__name__)
 
-CHUNK_ROWS = 500  # rows per multi-VALUES statement (SQLite caps bound parameters)
-
 
 @dataclass
 class Prepared:
@@ -151,14 +149,15 @@ def _dead_rows(dead: list[DeadRow], value_cap: int) -> list[dict]:
 
 
 def _insert_ignore(session, table: Table, rows: list[dict], conflict: list[str], returning: str) -> set:
-    """INSERT ... ON CONFLICT DO NOTHING in chunks; returns the `returning` values of new rows."""
+    """INSERT ... ON CONFLICT DO NOTHING for all rows; returns the `returning` values of new rows.
+
+    Executed as one executemany: SQLAlchemy compiles the statement once (cached) and batches the
+    rows itself ("insertmanyvalues"). Building a multi-VALUES statement per chunk instead meant
+    compiling thousands of bind parameters per batch: 60 % of the consumer's time.
+    """
     if not rows:
         return set()
     dialect_insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    inserted: set = set()
-    for start in range(0, len(rows), CHUNK_ROWS):
-        statement = (dialect_insert(table).values(rows[start:start + CHUNK_ROWS])
-                     .on_conflict_do_nothing(index_elements=conflict)
-                     .returning(table.c[returning]))
-        inserted.update(session.scalars(statement))
-    return inserted
+    statement = (dialect_insert(table).on_conflict_do_nothing(index_elements=conflict)
+                 .returning(table.c[returning]))
+    return set(session.scalars(statement, rows))
