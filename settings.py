@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     kafka_dlq_topic: str | None = None
     kafka_batch_size: int = Field(default=500, ge=1, le=100_000)
     kafka_poll_timeout_ms: int = Field(default=500, ge=1, le=60_000)
+    kafka_fetch_max_wait_ms: int = Field(default=100, ge=0, le=10_000)
     kafka_max_poll_interval_ms: int = Field(default=300_000, ge=1000)
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1000)
     kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100)

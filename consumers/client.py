@@ -84,6 +84,9 @@ def build_consumer(settings: Settings) -> KafkaConsumer:
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         # Oversize messages must reach us to be dead-lettered, not stall the partition.
         max_partition_fetch_bytes=max(1_048_576, settings.kafka_max_message_bytes * 2),
+        # A fetch returns early once data arrives on real Kafka, but a quiet partition (or a broker
+        # that waits out the full time) holds it this long: the floor of the event latency.
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         **_common(settings),
     )
     consumer.subscribe(settings.topics)
