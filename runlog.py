@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,6 +22,8 @@ from storage.models import AuditEntry, TaskRun, TaskState
 
 log = get_logger(__name__)
 
+BATCH_WINDOW_SECONDS = 0.1
+_FLUSH = object()  # queued by flush(): write the current batch without waiting out the window
 OUTCOMES = ("success", "error", "timeout", "skipped", "missed")
 STAT_NAMES = {"success": "successes", "error": "failures", "timeout": "timeouts",
               "skipped": "skipped", "missed": "missed"}
@@ -157,7 +160,7 @@ class RunRecorder:
 
     def __init__(self, database: Database, retry_seconds: float = 1.0) -> None:
         self.database = database
-        self._queue: queue.Queue[RunRecord | None] = queue.Queue()
+        self._queue: queue.Queue = queue.Queue()
         self._retry_seconds = retry_seconds
         self._idle = threading.Condition()
         self._pending = 0
@@ -175,7 +178,12 @@ class RunRecorder:
         self._queue.put(run)
 
     def flush(self, timeout: float) -> bool:
-        """Waits until every queued run is stored; returns False on timeout."""
+        """Writes what is queued now (no batching wait) and waits until it is stored;
+        returns False on timeout."""
+        with self._idle:
+            if self._pending == 0:
+                return True
+        self._queue.put(_FLUSH)
         with self._idle:
             return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
@@ -193,14 +201,20 @@ class RunRecorder:
             first = self._queue.get()
             if first is None:
                 return
+            if first is _FLUSH:
+                continue
             batch = [first]
+            # Wait a moment before writing: runs come due together (on whole seconds), and an
+            # ORM flush right then holds the GIL against the runs still starting.
+            window_ends = time.monotonic() + BATCH_WINDOW_SECONDS
             while len(batch) < 500:
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=max(0.0, window_ends - time.monotonic()))
                 except queue.Empty:
                     break
-                if item is None:
-                    self._queue.put(None)
+                if item is None or item is _FLUSH:
+                    if item is None:
+                        self._queue.put(None)
                     break
                 batch.append(item)
             self._store_until_done(batch)
