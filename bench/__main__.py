@@ -103,7 +103,14 @@ def _run_kafka(number: int, quick: bool, broker: Broker) -> tuple[dict, dict]:
 
             data = measure_e2e(quick, bootstrap)
         return data, goals_more.e2e_section(data)
-    data = footprint.measure(quick, bootstrap)
+    after = None
+    if bootstrap and pipeline.consumer_available() is None:
+        from functools import partial
+
+        from bench.pipeline_product import footprint_after_consume
+
+        after = partial(footprint_after_consume, quick, bootstrap)
+    data = footprint.measure(quick, bootstrap, after_consume=after)
     return data, goals_more.footprint_section(data)
 
 
@@ -134,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[bench] {number} done in {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
     finally:
         broker.stop()
+        if "bench.pipeline_product" in sys.modules:
+            sys.modules["bench.pipeline_product"].shutdown()  # the PostgreSQL cluster, if started
     meta = {"quick": args.quick, "selected": args.selected, "date": time.strftime("%Y-%m-%d %H:%M"),
             "wall_s": time.monotonic() - started}
     json_path, doc = report.write_all(results, sections, meta)

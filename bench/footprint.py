@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ READY_TIMEOUT_S = 40.0
 class Service:
     """`uvicorn server:app` in a subprocess; `ready_seconds` is spawn → first 200 from /ready."""
 
-    def __init__(self, bootstrap: str | None, topic: str = "events") -> None:
+    def __init__(self, bootstrap: str | None, topic: str = "events", extra_env: dict | None = None) -> None:
         from devtools.tansu import die_with_parent, free_port
 
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-svc-"))
@@ -29,7 +30,7 @@ class Service:
         env = dict(os.environ, PYTHONPATH=str(ROOT), LOG_LEVEL="WARNING", ADMIN_TOKEN=ADMIN_TOKEN,
                    ADMIN_TOKEN_FILE=str(self.tmp / "token"), DATABASE_URL=f"sqlite:///{self.tmp / 'svc.db'}",
                    KAFKA_ENABLED="true" if bootstrap else "false", KAFKA_TOPICS=topic,
-                   KAFKA_BOOTSTRAP_SERVERS=bootstrap or "")
+                   KAFKA_BOOTSTRAP_SERVERS=bootstrap or "", **(extra_env or {}))
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "server:app", "--host", "127.0.0.1", "--port", str(self.port),
@@ -72,17 +73,35 @@ class Service:
             self.proc.stderr.close()
 
 
-def _startup(bootstrap: str | None, label: str) -> dict:
+def _startup(bootstrap: str | None, label: str, idle_s: float, stoppers: list) -> dict:
+    """Start-up time and idle footprint; the service is stopped in the background (see `stoppers`)."""
     service = Service(bootstrap)
     try:
         seconds = service.wait_ready()
-        time.sleep(2.0)  # idle
+        time.sleep(idle_s)  # idle
         probe = service.probe()
         note = "" if seconds is not None else f"no 200 from /ready within {READY_TIMEOUT_S:.0f} s " \
                                               f"(last status {service.last_status})"
-        return {"seconds": None if seconds is None else round(seconds, 3), **probe, "note": note}
-    finally:
+        entry = {"seconds": None if seconds is None else round(seconds, 3), **probe, "note": note}
+        stoppers.append((entry, service, stop_in_background(service)))
+        return entry
+    except BaseException:
         service.stop()
+        raise
+
+
+def stop_in_background(service: Service) -> threading.Thread:
+    """Graceful stop (SIGTERM, bounded) in a thread, timed into `service.stop_seconds`: a stop
+    waits mostly on timeouts (consumer leaving its group, bootstrap bound), so the next
+    measurement need not wait for it."""
+    def run() -> None:
+        started = time.monotonic()
+        service.stop()
+        service.stop_seconds = round(time.monotonic() - started, 2)
+
+    thread = threading.Thread(target=run, name="bench-service-stop", daemon=True)
+    thread.start()
+    return thread
 
 
 def measure(quick: bool, bootstrap: str | None, after_consume=None) -> dict:
@@ -93,10 +112,15 @@ def measure(quick: bool, bootstrap: str | None, after_consume=None) -> dict:
     """
     from devtools.tansu import free_port
 
-    out = {"idle, Kafka disabled": _startup(None, "no kafka")}
+    idle_s = 0.5 if quick else 2.0
+    stoppers: list[tuple[dict, Service, threading.Thread]] = []
+    out = {"idle, Kafka disabled": _startup(None, "no kafka", idle_s, stoppers)}
     if bootstrap:
-        out["idle, broker reachable"] = _startup(bootstrap, "broker")
-    out["start-up, broker unreachable"] = _startup(f"127.0.0.1:{free_port()}", "unreachable")
+        out["idle, broker reachable"] = _startup(bootstrap, "broker", idle_s, stoppers)
+    out["start-up, broker unreachable"] = _startup(f"127.0.0.1:{free_port()}", "unreachable", idle_s, stoppers)
     if after_consume is not None:
         out["after consuming the benchmark events"] = after_consume()
+    for entry, service, thread in stoppers:
+        thread.join(30)
+        entry["stop_s"] = getattr(service, "stop_seconds", None)
     return out

@@ -82,12 +82,25 @@ def throughput_section(data: dict) -> dict:
                    f"{rate} ev/s" if rate else (clean.get(backend) or {}).get("note", "not run"),
                    (r or 0) >= target, f"raw kafka-python {base} ev/s", r)
         goals.append(row if rate is not None else {**row, "status": "NOT RUN"})
+    tables = [{"columns": ["topic", "consumer", "events", "events/s", "ratio to raw kafka-python", "note"],
+               "rows": rows}]
+    notes = list(data.get("notes", []))
+    for name, prof in (data.get("profiles") or {}).items():
+        tables.append({"title": f"Profile: {name} — cumulative cost per event ({prof['events']} events under "
+                                f"cProfile, {prof['total_s']} s in poll_once)",
+                       "columns": ["part of poll_once", "µs/event (cProfile)", "% of poll_once"],
+                       "rows": prof["cumulative"]})
+        tables.append({"title": f"Profile: {name} — top self time",
+                       "columns": ["function", "calls", "µs/event", "% of poll_once"], "rows": prof["self"]})
+    if data.get("profiles"):
+        notes.append("Profiles are taken on the same worker right after its timed run (no second group join), on "
+                     f"freshly produced events of the clean topic, so that topic's database holds those rows too. "
+                     "cProfile inflates Python-heavy parts; read the percentages, not the absolute µs.")
     return {"id": 7, "title": "Consumer throughput", "goals": goals, "method": data.get("method", ""),
-            "tables": [{"columns": ["topic", "consumer", "events", "events/s", "ratio to raw kafka-python", "note"],
-                        "rows": rows}],
+            "tables": tables,
             "plots": [{"kind": "bar", "file": "throughput.png", "series": bars, "logy": True,
                        "title": "Events/s, clean topic (log)", "ylabel": "events/s"}],
-            "notes": data.get("notes", [])}
+            "notes": notes + data.get("analysis", [])}
 
 
 def e2e_section(data: dict) -> dict:
@@ -108,16 +121,22 @@ def e2e_section(data: dict) -> dict:
 
 def footprint_section(data: dict) -> dict:
     """Benchmark 9 (informational: no goal)."""
-    rows = [[k, v.get("rss_mib"), v.get("threads"), v.get("seconds"), v.get("note", "")] for k, v in data.items()
-            if isinstance(v, dict)]
+    rows = [[k, v.get("rss_mib"), v.get("threads"), v.get("seconds"), v.get("stop_s"), v.get("note", "")]
+            for k, v in data.items() if isinstance(v, dict)]
     goals = [goal(k, "(report)", f"{v.get('rss_mib')} MiB, {v.get('threads')} threads"
                   + (f", /ready in {v['seconds']} s" if v.get("seconds") is not None else "")
                   + (f"; {v['note']}" if v.get("note") else ""), None)
              for k, v in data.items() if isinstance(v, dict)]
     return {"id": 9, "title": "Footprint and start-up", "goals": goals,
             "method": ("The real service (`uvicorn server:app`, built-in tasks, SQLite in a temp dir) as a "
-                       "subprocess; RSS and threads from /proc; start-up = spawn → first 200 from /ready."),
-            "tables": [{"columns": ["state", "RSS MiB", "threads", "seconds", "note"], "rows": rows}]}
+                       "subprocess; RSS and threads from /proc; start-up = spawn → first 200 from /ready; stop = "
+                       "SIGTERM → exit (graceful, run in the background so it does not delay the next start). "
+                       "'After consuming': a fresh service with its own consumer group reads benchmark 7's clean "
+                       "topic to the end, then is probed."),
+            "tables": [{"columns": ["state", "RSS MiB", "threads", "/ready s", "stop s", "note"], "rows": rows}],
+            "notes": ["Stopping while the consumer is still joining its group (Tansu delays a fresh group's join by "
+                      "~session timeout/2) or bootstrapping against an unreachable broker waits for those bounds "
+                      "(KAFKA_STOP_TIMEOUT_SECONDS, default 10 s)."]}
 
 
 def _skipped(number: int, title: str, reason: str, targets: list[tuple[str, str]]) -> dict:

@@ -21,7 +21,7 @@ from pathlib import Path
 from bench.common import AUTH, ROOT, cpu_burn, cpu_burn_2s, ensure_path
 from bench.stats import summarize
 
-SAMPLES = {"full": {"reaction": 200, "web": 500}, "quick": {"reaction": 50, "web": 250}}
+SAMPLES = {"full": {"reaction": 200, "web": 500}, "quick": {"reaction": 50, "web": 125}}
 LOAD_TASKS = {"thread": "cpu-thread", "process": "cpu-process"}
 
 

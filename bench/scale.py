@@ -1,6 +1,9 @@
 """Benchmark 3: cost of a wake-up, lateness and idle behaviour with 10 to 10,000 tasks.
 
-Per size, one subprocess (`python -m bench.scale N ACTIVE_S IDLE_S`) builds the product with
+tick() cost: `scheduler.tick(now)` timed directly (thread CPU clock) with a fake clock and no loop
+thread, with 0, 1 and 5 tasks due per tick: the fixed cost of a wake-up and the cost per due run.
+
+Real time: per size, one subprocess (`python -m bench.scale N ACTIVE_S IDLE_S TICKS`) builds the product with
 N registered tasks: 5 due every second, the rest every hour and already run (their persisted
 anchor is "now", inserted in bulk so nothing else is due). CPU per wake-up is the loop
 thread's own CPU time (pthread CPU clock) divided by its wake-up count. The idle phase has
@@ -23,15 +26,18 @@ from bench.common import ROOT, ensure_path, proc_status, process_cpu_seconds
 from bench.stats import summarize
 
 SIZES = (10, 1000, 10000)
+QUICK_SIZES = (10, 10000)  # --quick: the two ends only
 DUE_TASKS = 5
-WINDOWS = {"full": (15.0, 20.0), "quick": (3.0, 3.0)}
+DUE_PER_TICK = (0, 1, 5)
+WINDOWS = {"full": (15.0, 20.0), "quick": (2.0, 1.5)}
+TICKS = {"full": 300, "quick": 40}
 
 
 def _noop() -> None:
     return None
 
 
-def _build(size: int, due: int, tmp: Path, lateness: list[float]):
+def _build(size: int, due: int, tmp: Path, lateness: list[float], *, clock=None, run_loop: bool = True):
     """A started ServiceScheduler with `due` 1 s tasks and `size - due` hourly, already-run tasks."""
     from bench.common import bench_settings, open_database
     from registry import TaskRegistry
@@ -55,9 +61,47 @@ def _build(size: int, due: int, tmp: Path, lateness: list[float]):
     for i in range(due):
         registry.register(f"due-{i}", lambda ctx: lateness.append(time.time() - ctx.scheduled_for),
                           trigger=every_second)
-    scheduler = ServiceScheduler(settings, database, registry)
-    scheduler.start()
+    scheduler = ServiceScheduler(settings, database, registry, **({"clock": clock} if clock else {}))
+    scheduler.start(run_loop=run_loop)
     return scheduler, database
+
+
+def _tick_costs(size: int, due: int, ticks: int) -> dict:
+    """CPU (thread CPU clock) of `scheduler.tick(now)` called directly, with a fake clock.
+
+    No loop thread: the bench thread calls tick() itself. `due` tasks every 1 s are due on every
+    tick (the fake clock advances 1 s per tick); the rest are hourly and never due. Runs are left
+    to finish (outside the timed call) before the next tick, so every due run takes the normal
+    path (run record, metrics, thread-pool submit).
+    """
+    clock = [time.time()]
+    scheduler, database = _build(size, due, Path(tempfile.mkdtemp(prefix="bench-tick-")), [],
+                                 clock=lambda: clock[0], run_loop=False)
+    samples: list[float] = []
+    started_runs = 0
+    try:
+        for i in range(ticks + 5):  # bounded; 5 warm-up ticks (start-up runs, pool threads)
+            t0 = time.thread_time()
+            scheduler.tick(clock[0])
+            t1 = time.thread_time()
+            if i >= 5:
+                samples.append(t1 - t0)
+                started_runs += sum(1 for t in scheduler._tasks.values() if t.running)  # noqa: SLF001
+            scheduler.wait_idle(5.0)
+            clock[0] += 1.0
+    finally:
+        scheduler.stop(timeout=5)
+        database.dispose()
+    return {"due": due, "ticks": len(samples), "runs_seen_running": started_runs, "us": summarize(samples, 1e6, 2)}
+
+
+def tick_costs(size: int, ticks: int) -> dict:
+    """tick() cost (p50 µs) with 0, 1 and 5 due tasks, split into the fixed cost of a wake-up
+    (nothing to dispatch), the first due run of a tick and each further due run."""
+    rows = {str(k): _tick_costs(size, k, ticks) for k in DUE_PER_TICK}
+    c0, c1, c5 = (rows[str(k)]["us"]["p50"] for k in DUE_PER_TICK)
+    return {"by_due": rows, "fixed_us": c0, "first_due_run_us": round(c1 - c0, 2),
+            "extra_due_run_us": round((c5 - c1) / 4, 2), "one_due_us": c1, "five_due_us": c5}
 
 
 def _loop_cpu(scheduler) -> float:
@@ -123,29 +167,32 @@ def _seed_costs(size: int) -> dict:
             "rss_delta_mib": round(after.get("rss_mib", 0) - before.get("rss_mib", 0), 1)}
 
 
-def worker(size: int, active_s: float, idle_s: float) -> dict:
+def worker(size: int, active_s: float, idle_s: float, ticks: int) -> dict:
     """All measurements for one size (run in a fresh process)."""
     ensure_path()
     seed = _seed_costs(size)
-    return {"size": size, "product": {**_active_phase(size, active_s), **_idle_phase(size, idle_s)},
-            "seed": seed}
+    return {"size": size, "tick": tick_costs(size, ticks),
+            "product": {**_active_phase(size, active_s), **_idle_phase(size, idle_s)}, "seed": seed}
 
 
-def measure(quick: bool, sizes: tuple[int, ...] = SIZES) -> dict:
+def measure(quick: bool, sizes: tuple[int, ...] | None = None) -> dict:
     """Benchmark 3 for every size; each size in its own subprocess."""
+    sizes = sizes or (QUICK_SIZES if quick else SIZES)
     active_s, idle_s = WINDOWS["quick" if quick else "full"]
+    ticks = TICKS["quick" if quick else "full"]
     results = {}
     env = dict(os.environ, LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
     for size in sizes:
-        proc = subprocess.run([sys.executable, "-m", "bench.scale", str(size), str(active_s), str(idle_s)],
+        proc = subprocess.run([sys.executable, "-m", "bench.scale", str(size), str(active_s), str(idle_s),
+                               str(ticks)],
                               cwd=ROOT, env=env, capture_output=True, text=True,
                               timeout=active_s + idle_s + 240)
         if proc.returncode != 0:
             results[str(size)] = {"error": proc.stderr.strip()[-800:]}
             continue
         results[str(size)] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"windows_s": {"active": active_s, "idle": idle_s}, "sizes": results}
+    return {"windows_s": {"active": active_s, "idle": idle_s}, "ticks": ticks, "sizes": results}
 
 
 if __name__ == "__main__":
-    print(json.dumps(worker(int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]))))
+    print(json.dumps(worker(int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))))

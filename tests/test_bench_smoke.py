@@ -22,3 +22,31 @@ def test_async_overhead_measurement_and_report_section() -> None:
     assert section["id"] == 5 and section["goals"][0]["status"] in ("PASS", "MISS")
     markdown = render([{**section, "plots": []}], {"quick": True, "date": "today", "wall_s": 1.0}, "x.json")
     assert "fresh loop (product)" in markdown and "| 5 |" in markdown
+
+
+def test_seed_design_latency_is_computed_from_a_35_s_cycle() -> None:
+    from bench.pipeline_product import seed_design_latency
+
+    seed = seed_design_latency(2000)
+    assert seed["n"] == 2000 and 0 <= seed["min"] and seed["max"] <= 35_000
+    assert 15_000 < seed["p50"] < 20_000
+
+
+def test_throughput_section_with_profile_and_no_machine_paths() -> None:
+    from bench.pipeline import profile_findings
+    from bench.pipeline_product import _short
+
+    assert _short("/x/y/site-packages/sqlalchemy/sql/compiler.py") == "sqlalchemy/sql/compiler.py"
+    assert _short("/opt/py/lib/python3.11/json/decoder.py") == "stdlib/json/decoder.py"
+    profile = {"events": 100, "total_s": 0.1, "cumulative": [["poll_once (total)", 1000.0, 100.0],
+                                                            ["  SQL compilation (once per new batch size, then cached)", 600.0, 60.0]],
+               "self": [["sqlalchemy/sql/coercions.py:1(expect)", 10, 5.0, 0.5]]}
+    data = {"topics": {"clean": {"raw kafka-python": {"events": 10, "events_per_s": 100},
+                                 "product → SQLite": {"events": 10, "events_per_s": 50}}},
+            "profiles": {"product → SQLite, clean": profile}, "notes": [],
+            "analysis": profile_findings({"product → SQLite, clean": profile})}
+    section = goals_more.throughput_section(data)
+    assert section["goals"][0]["status"] == "MISS" and section["goals"][0]["ratio"] == 0.5
+    assert section["goals"][1]["status"] == "NOT RUN"
+    markdown = render([{**section, "plots": []}], {"quick": True, "date": "today", "wall_s": 1.0}, "x.json")
+    assert "SQL compilation" in markdown and "60.0 %" in markdown
