@@ -171,8 +171,8 @@ class RunRecorder:
         """Starts the writer thread."""
         self._thread.start()
 
-    def record(self, run: RunRecord) -> None:
-        """Queues a finished run for storage; returns at once."""
+    def record(self, run: RunRecord | AuditEntry) -> None:
+        """Queues a finished run (or an audit entry) for storage; returns at once."""
         with self._idle:
             self._pending += 1
         self._queue.put(run)
@@ -219,7 +219,7 @@ class RunRecorder:
                 batch.append(item)
             self._store_until_done(batch)
 
-    def _store_until_done(self, batch: list[RunRecord]) -> None:
+    def _store_until_done(self, batch: list) -> None:
         attempt = 0
         while True:
             try:
@@ -235,9 +235,12 @@ class RunRecorder:
             self._pending -= len(batch)
             self._idle.notify_all()
 
-    def _store(self, batch: list[RunRecord]) -> None:
+    def _store(self, batch: list) -> None:
         with self.database.session() as session:
             for run in batch:
+                if isinstance(run, AuditEntry):
+                    session.merge(run)
+                    continue
                 session.merge(TaskRun(
                     run_id=run.run_id, task=run.task, trigger=run.trigger,
                     scheduled_for=to_datetime(run.scheduled_for), started_at=to_datetime(run.started_at),

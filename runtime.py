@@ -11,9 +11,8 @@ from registry import TaskRegistry
 from runlog import TaskStateStore
 from scheduler import ServiceScheduler
 from settings import Settings
-from storage.db import Database, utcnow
+from storage.db import Database
 from storage.migrate import upgrade
-from storage.models import AuditEntry
 
 log = get_logger(__name__)
 
@@ -72,11 +71,6 @@ class AppRuntime:
             if not ok:
                 reasons.append(f"consumer: {consumer_reason}")
         return checks, reasons
-
-    def audit(self, *, actor: str, action: str, target: str, detail: dict | None = None) -> None:
-        """Records an API action that changes no persisted state (e.g. a manual run)."""
-        with self.database.session() as session:
-            session.add(AuditEntry(at=utcnow(), actor=actor, action=action, target=target, detail=detail))
 
     @property
     def states(self) -> TaskStateStore:

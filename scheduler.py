@@ -9,13 +9,12 @@ reschedule) come from request threads, change state under one lock and wake the 
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
 
+from duequeue import DueQueue
 from execution import TaskExecutor
 from logs import get_logger
 from metrics import Metrics
@@ -23,7 +22,8 @@ from registry import TaskRegistry
 from runlog import PersistedState, RunRecorder, TaskStateStore, to_datetime
 from runs import OVERRUN, RunLauncher
 from settings import Settings
-from storage.db import Database
+from storage.db import Database, utcnow
+from storage.models import AuditEntry
 from taskstate import TaskRuntime
 from triggers import Trigger
 
@@ -74,8 +74,7 @@ class ServiceScheduler:
         self.states = TaskStateStore(database)
         self._registry = registry
         self._tasks: dict[str, TaskRuntime] = {}
-        self._heap: list[tuple[float, int, str, str, int, str]] = []
-        self._seq = itertools.count()
+        self._agenda = DueQueue()
         self._lock = threading.RLock()
         self._control_lock = threading.Lock()
         self._wake = threading.Event()
@@ -114,21 +113,12 @@ class ServiceScheduler:
             self._thread.start()
 
     def _load_task(self, spec, state: PersistedState | None, now: float) -> TaskRuntime:
-        enabled = self.settings.task_enabled.get(spec.name, spec.enabled)
-        override = self.settings.task_intervals.get(spec.name)
-        if state is not None:
-            enabled, override = state.enabled, state.interval_seconds
-        trigger = Trigger.interval(override) if override else spec.trigger
-        runtime = TaskRuntime(spec, trigger, enabled, override)
-        if state is not None:
-            runtime.anchor, runtime.last_success_at = state.last_run_scheduled_for, state.last_success_at
-            runtime.stats.update(state.stats)
-            runtime.last_run = state.last_run
-        self.metrics.task_enabled.labels(spec.name).set(1 if enabled else 0)
+        runtime = TaskRuntime.restore(spec, state, self.settings)
+        self.metrics.task_enabled.labels(spec.name).set(1 if runtime.enabled else 0)
         if runtime.last_success_at is not None:
             self.metrics.task_last_success.labels(spec.name).set(runtime.last_success_at)
-        if enabled:
-            startup = spec.run_at_start or self._overdue(runtime, now)
+        if runtime.enabled:
+            startup = spec.run_at_start or runtime.is_overdue(now)
             self._plan(runtime, now, due_now=startup, label="startup" if startup else "schedule")
         return runtime
 
@@ -183,14 +173,12 @@ class ServiceScheduler:
             self.last_wake_at = now
             self.wakeups += 1
             horizon = now + DISPATCH_LEAD_SECONDS
-            due_items = []
-            while self._heap and self._heap[0][0] <= horizon:
-                due_items.append(heapq.heappop(self._heap))
+            due_items = self._agenda.pop_due(horizon)
             # Handled after popping: what handling pushes (next runs, next checks) waits for
             # the next tick, so a component that asks to be checked "now" cannot spin this loop.
             for due, _, kind, name, generation, label in due_items:
                 self._handle(kind, name, generation, label, due, now)
-            next_due = self._heap[0][0] if self._heap else None
+            next_due = self._agenda.next_due()
             self.wake_deadline = next_due
         return None if next_due is None else max(0.0, next_due - DISPATCH_LEAD_SECONDS - self.clock())
 
@@ -230,15 +218,11 @@ class ServiceScheduler:
 
     # ------------------------------------------------------------------ planning
     def _push(self, due: float, kind: str, name: str, generation: int, label: str = "schedule") -> None:
-        heapq.heappush(self._heap, (due, next(self._seq), kind, name, generation, label))
-        if len(self._heap) > 4 * len(self._tasks) + 64:
-            self._compact()
-
-    def _compact(self) -> None:
-        """Drops superseded heap entries (left behind by toggles and reschedules)."""
-        self._heap = [e for e in self._heap if e[2] != RUN or (
-            e[3] in self._tasks and self._tasks[e[3]].generation == e[4])]
-        heapq.heapify(self._heap)
+        self._agenda.push(due, kind, name, generation, label)
+        if len(self._agenda) > 4 * len(self._tasks) + 64:
+            # Toggles and reschedules leave superseded runs behind; drop them in bulk.
+            self._agenda.compact(lambda item: item.kind != RUN or (
+                item.name in self._tasks and self._tasks[item.name].generation == item.generation))
 
     def _plan(self, runtime: TaskRuntime, now: float, *, due_now: bool, label: str = "schedule") -> None:
         """Invalidates queued runs of `runtime` and queues its next one."""
@@ -255,13 +239,6 @@ class ServiceScheduler:
         runtime.next_due = runtime.trigger.next_due(previous_due, now)
         if runtime.next_due is not None:
             self._push(runtime.next_due, RUN, runtime.name, runtime.generation)
-
-    @staticmethod
-    def _overdue(runtime: TaskRuntime, now: float) -> bool:
-        """True when the task never ran or its last run is at least one period old."""
-        if runtime.trigger.is_calendar:
-            return False
-        return runtime.anchor is None or now - runtime.anchor >= runtime.trigger.nominal_period_seconds
 
     # ------------------------------------------------------------------ control
     def _get(self, name: str) -> TaskRuntime:
@@ -281,7 +258,7 @@ class ServiceScheduler:
                     runtime.enabled = enabled
                     self.metrics.task_enabled.labels(name).set(1 if enabled else 0)
                     if enabled:
-                        self._plan(runtime, self.clock(), due_now=self._overdue(runtime, self.clock()))
+                        self._plan(runtime, self.clock(), due_now=runtime.is_overdue(self.clock()))
                     else:
                         runtime.generation += 1
                         runtime.next_due = None
@@ -300,7 +277,7 @@ class ServiceScheduler:
                 runtime.trigger, runtime.interval_override = trigger, interval_seconds
                 if runtime.enabled:
                     now = self.clock()
-                    self._plan(runtime, now, due_now=self._overdue(runtime, now))
+                    self._plan(runtime, now, due_now=runtime.is_overdue(now))
             log.info("task_rescheduled", task=name, interval_seconds=interval_seconds, actor=actor)
             return self.status(name)
 
@@ -311,6 +288,10 @@ class ServiceScheduler:
             if runtime.running is not None:
                 raise TaskBusy(f"task {name!r} is running (run {runtime.running.run_id})")
             run_id = self.runs.start(runtime, label, None)
+        # Audited through the recorder: a synchronous write here would hold the GIL (ORM flush)
+        # just as the run starts, and it changes no state that must be durable first.
+        self.recorder.record(AuditEntry(at=utcnow(), actor=actor, action="run", target=name,
+                                        detail={"run_id": run_id}))
         log.info("task_triggered", task=name, run_id=run_id, actor=actor, trigger=label)
         return run_id
 

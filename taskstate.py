@@ -6,7 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from registry import TaskSpec
-from runlog import STAT_NAMES, RunRecord, _iso
+from runlog import STAT_NAMES, PersistedState, RunRecord, _iso
+from settings import Settings
 from triggers import Trigger
 
 
@@ -27,6 +28,27 @@ class TaskRuntime:
     last_success_at: float | None = None
     anchor: float | None = None  # scheduled_for of the last run that started: the grid origin
     stats: Counter = field(default_factory=Counter)
+
+    @classmethod
+    def restore(cls, spec: TaskSpec, state: PersistedState | None, settings: Settings) -> TaskRuntime:
+        """The runtime of `spec`: persisted operator intent wins over settings, settings over code."""
+        enabled = settings.task_enabled.get(spec.name, spec.enabled)
+        override = settings.task_intervals.get(spec.name)
+        if state is not None:
+            enabled, override = state.enabled, state.interval_seconds
+        runtime = cls(spec, Trigger.interval(override) if override else spec.trigger, enabled, override)
+        if state is not None:
+            runtime.anchor, runtime.last_success_at = state.last_run_scheduled_for, state.last_success_at
+            runtime.stats.update(state.stats)
+            runtime.last_run = state.last_run
+        return runtime
+
+    def is_overdue(self, now: float) -> bool:
+        """True when the task never ran or its last run is at least one period old (interval
+        triggers only: calendar triggers keep their absolute times)."""
+        if self.trigger.is_calendar:
+            return False
+        return self.anchor is None or now - self.anchor >= self.trigger.nominal_period_seconds
 
     @property
     def name(self) -> str:

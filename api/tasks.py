@@ -71,7 +71,6 @@ def run_task(name: str, runtime: RuntimeDep, actor: AdminDep) -> RunAccepted:
         run_id = runtime.scheduler.trigger(name, actor=actor)
     except TaskBusy as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    runtime.audit(actor=actor, action="run", target=name, detail={"run_id": run_id})
     return RunAccepted(run_id=run_id)
 
 

@@ -162,7 +162,7 @@ def test_wake_up_cost_does_not_scan_all_tasks(make_scheduler) -> None:
     # Every task ran once at start-up (never ran before); now nothing is due for a day.
     delay = scheduler.tick(clock.advance(1))
     assert delay == pytest.approx(86399 - 0.002, abs=0.01)
-    assert len(scheduler._heap) <= 4 * 500 + 64
+    assert len(scheduler._agenda) <= 4 * 500 + 64
 
 
 def test_reenabling_keeps_the_grid_unless_the_task_is_overdue(make_scheduler) -> None:
