@@ -8,7 +8,6 @@ import os
 from logs import get_logger
 from metrics import Metrics
 from registry import TaskRegistry
-from runlog import TaskStateStore
 from scheduler import ServiceScheduler
 from settings import Settings
 from storage.db import Database
@@ -71,11 +70,6 @@ class AppRuntime:
             if not ok:
                 reasons.append(f"consumer: {consumer_reason}")
         return checks, reasons
-
-    @property
-    def states(self) -> TaskStateStore:
-        """Persisted task and consumer flags."""
-        return self.scheduler.states
 
 
 def _warn_if_multiple_workers() -> None:

@@ -70,12 +70,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         drop_database(server, name)
 
 
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    """A SQLite file URL, for tests of pure scheduling logic that need storage but not both backends."""
-    return f"sqlite:///{tmp_path / 'test.db'}"
-
-
 # ----------------------------------------------------------------------------- settings and storage
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
