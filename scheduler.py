@@ -12,37 +12,33 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
-from duequeue import DueQueue
-from execution import TaskExecutor
 from logs import get_logger
 from metrics import Metrics
-from registry import TaskRegistry
-from runlog import PersistedState, RunRecorder, TaskStateStore, to_datetime
-from runs import OVERRUN, RunLauncher
+from scheduling.agenda import Agenda, DueItem
+from scheduling.bookkeeping import RunBook
+from scheduling.errors import TaskBusy, UnknownTask
+from scheduling.executor import Outcome, TaskExecutor
+from scheduling.launcher import RunLauncher, new_run_id
+from scheduling.recorder import RunRecorder
+from scheduling.registry import TaskContext, TaskRegistry
+from scheduling.tracked import TrackedTask
+from scheduling.triggers import Trigger
 from settings import Settings
-from storage.db import Database, utcnow
-from storage.models import AuditEntry
-from taskstate import TaskRuntime
-from triggers import Trigger
+from storage.db import Database
+from storage.records import AuditRecord, RunRecord
+from storage.task_state import TaskStateStore
+from support.clock import iso
 
 log = get_logger(__name__)
 
-RUN, SUPERVISE = "run", "supervise"
+RUN, OVERRUN, SUPERVISE = "run", "overrun", "supervise"
 # Runs are handed to a worker this long before they are due; the worker waits for the exact
 # time. The thread hand-off and the OS's late wake-ups (~0.25 ms each here) are thereby
 # hidden instead of added to every start.
 DISPATCH_LEAD_SECONDS = 0.002
 MIN_CHECK_INTERVAL_SECONDS = 0.01  # a supervised component is never checked more often
-
-
-class UnknownTask(KeyError):
-    """No task has this name (HTTP 404)."""
-
-
-class TaskBusy(RuntimeError):
-    """A run of this task is in progress (HTTP 409)."""
 
 
 class Supervised(Protocol):
@@ -63,7 +59,7 @@ class ServiceScheduler:
 
     def __init__(self, settings: Settings, database: Database, registry: TaskRegistry, *,
                  metrics: Metrics | None = None, clock: Callable[[], float] = time.time,
-                 extras: dict | None = None) -> None:
+                 extras: dict[str, Any] | None = None) -> None:
         self.settings = settings
         self.database = database
         self.metrics = metrics or Metrics()
@@ -72,9 +68,11 @@ class ServiceScheduler:
         self.executor = TaskExecutor(settings.worker_threads, settings.process_workers)
         self.recorder = RunRecorder(database)
         self.states = TaskStateStore(database)
+        self._book = RunBook(self.metrics, self.recorder, clock)
+        self._launcher = RunLauncher(self.executor, clock, self._context, self._finished)
         self._registry = registry
-        self._tasks: dict[str, TaskRuntime] = {}
-        self._agenda = DueQueue()
+        self._tasks: dict[str, TrackedTask] = {}
+        self._agenda = Agenda()
         self._lock = threading.RLock()
         self._control_lock = threading.Lock()
         self._wake = threading.Event()
@@ -85,42 +83,45 @@ class ServiceScheduler:
         self.last_wake_at: float | None = None
         self.wake_deadline: float | None = None
         self.wakeups = 0
-        self.runs = RunLauncher(self, self._lock, self._stopping)
         self.metrics.on_scrape(self._refresh_metrics)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, *, run_loop: bool = True) -> None:
-        """Loads persisted state, plans every task's first run and starts the loop thread."""
-        persisted = self.states.load()
+        """Loads persisted state, plans every task's first run and starts the loop thread.
+
+        With SCHEDULER_ENABLED=false no run is planned: the loop still supervises the consumer,
+        and manual and event-requested runs still work.
+        """
+        saved = self.states.load()
         now = self.clock()
         first_seen: dict[str, tuple[bool, int | None]] = {}
         with self._lock:
             for spec in self._registry:
-                runtime = self._load_task(spec, persisted.get(spec.name), now)
-                self._tasks[spec.name] = runtime
-                if spec.name not in persisted:
-                    first_seen[spec.name] = (runtime.enabled, runtime.interval_override)
+                task = self._restore(spec.name, saved, now)
+                if spec.name not in saved:
+                    first_seen[spec.name] = (task.enabled, task.interval_override)
         self.states.create(first_seen)
         self.recorder.start()
-        for runtime in self._tasks.values():
-            log.info("task_registered", task=runtime.name, schedule=runtime.trigger.describe(),
-                     enabled=runtime.enabled, executor=runtime.spec.executor,
-                     next_run_at=_iso_or_none(runtime.next_due))
+        for task in self._tasks.values():
+            log.info("task_registered", task=task.name, schedule=task.trigger.describe(),
+                     enabled=task.enabled, executor=task.spec.executor, next_run_at=iso(task.next_due))
         for component in self._components.values():
-            self._push(now, SUPERVISE, component.name, 0)
+            self._agenda.push(now, SUPERVISE, component.name, 0, "")
         if run_loop:
             self._thread = threading.Thread(target=self._loop, name="scheduler-loop", daemon=True)
             self._thread.start()
 
-    def _load_task(self, spec, state: PersistedState | None, now: float) -> TaskRuntime:
-        runtime = TaskRuntime.restore(spec, state, self.settings)
-        self.metrics.task_enabled.labels(spec.name).set(1 if runtime.enabled else 0)
-        if runtime.last_success_at is not None:
-            self.metrics.task_last_success.labels(spec.name).set(runtime.last_success_at)
-        if runtime.enabled:
-            startup = spec.run_at_start or runtime.is_overdue(now)
-            self._plan(runtime, now, due_now=startup, label="startup" if startup else "schedule")
-        return runtime
+    def _restore(self, name: str, saved: dict[str, Any], now: float) -> TrackedTask:
+        spec = self._registry.get(name)
+        assert spec is not None
+        task = self._tasks[name] = TrackedTask.restore(spec, saved.get(name), self.settings)
+        self.metrics.task_enabled.labels(name).set(1 if task.enabled else 0)
+        if task.last_success_at is not None:
+            self.metrics.task_last_success.labels(name).set(task.last_success_at)
+        if task.enabled:
+            startup = spec.run_at_start or task.is_overdue(now)
+            self._plan(task, now, due_now=startup, label="startup" if startup else "schedule")
+        return task
 
     def stop(self, timeout: float | None = None) -> list[str]:
         """Stops the loop and components, waits up to `timeout` for running tasks, shuts pools down.
@@ -144,13 +145,9 @@ class ServiceScheduler:
         return unfinished
 
     def _wait_for_runs(self, deadline: float) -> list[str]:
-        while time.monotonic() < deadline:
-            with self._lock:
-                if not any(t.running for t in self._tasks.values()):
-                    return []
+        while time.monotonic() < deadline and self.running_tasks():
             time.sleep(0.02)
-        with self._lock:
-            return sorted(t.name for t in self._tasks.values() if t.running)
+        return self.running_tasks()
 
     def _loop(self) -> None:
         try:
@@ -172,37 +169,33 @@ class ServiceScheduler:
         with self._lock:
             self.last_wake_at = now
             self.wakeups += 1
-            horizon = now + DISPATCH_LEAD_SECONDS
-            due_items = self._agenda.pop_due(horizon)
             # Handled after popping: what handling pushes (next runs, next checks) waits for
             # the next tick, so a component that asks to be checked "now" cannot spin this loop.
-            for due, _, kind, name, generation, label in due_items:
-                self._handle(kind, name, generation, label, due, now)
-            next_due = self._agenda.next_due()
-            self.wake_deadline = next_due
+            for item in self._agenda.pop_due(now + DISPATCH_LEAD_SECONDS):
+                self._handle(item, now)
+            next_due = self.wake_deadline = self._agenda.next_due()
         return None if next_due is None else max(0.0, next_due - DISPATCH_LEAD_SECONDS - self.clock())
 
-    def _handle(self, kind: str, name: str, generation: int, label: str, due: float, now: float) -> None:
-        if kind == SUPERVISE:
-            self._check_component(name, now)
+    def _handle(self, item: DueItem, now: float) -> None:
+        if item.kind == SUPERVISE:
+            self._check_component(item.name, now)
             return
-        runtime = self._tasks.get(name)
-        if runtime is None:
+        task = self._tasks.get(item.name)
+        if task is None:
             return
-        if kind == OVERRUN:
-            self.runs.mark_overrun(runtime, label)
-        elif generation == runtime.generation and runtime.enabled:
-            self._dispatch_due(runtime, due, now, label)
+        if item.kind == OVERRUN:
+            self._mark_overrun(task, item.label)
+        elif item.generation == task.generation and task.enabled:
+            self._dispatch_due(task, item.due, now, item.label)
 
-    def _dispatch_due(self, runtime: TaskRuntime, due: float, now: float, label: str) -> None:
-        self._plan_next(runtime, due, now)
-        if now - due > runtime.grace_seconds():
-            self.runs.record_unstarted(runtime, due, "missed", f"started {now - due:.3f} s late")
-        elif runtime.running is not None:
-            self.runs.record_unstarted(runtime, due, "skipped",
-                                       f"previous run {runtime.running.run_id} still running")
+    def _dispatch_due(self, task: TrackedTask, due: float, now: float, label: str) -> None:
+        self._plan_next(task, due, now)
+        if now - due > task.grace_seconds():
+            self._book.unstarted(task, due, "missed", f"started {now - due:.3f} s late")
+        elif task.running is not None:
+            self._book.unstarted(task, due, "skipped", f"previous run {task.running.run_id} still running")
         else:
-            self.runs.start(runtime, label, due)
+            self._start_run(task, label, due)
 
     def _check_component(self, name: str, now: float) -> None:
         component = self._components.get(name)
@@ -214,84 +207,113 @@ class ServiceScheduler:
             log.error("supervisor_check_failed", component=name, error=str(exc), exc_info=True)
             next_check = now + 1.0
         if next_check is not None:
-            self._push(max(next_check, now + MIN_CHECK_INTERVAL_SECONDS), SUPERVISE, name, 0)
+            self._agenda.push(max(next_check, now + MIN_CHECK_INTERVAL_SECONDS), SUPERVISE, name, 0, "")
+
+    # ------------------------------------------------------------------ runs
+    def _start_run(self, task: TrackedTask, trigger: str, scheduled_for: float | None) -> str:
+        """Marks `task` running and launches a run (caller holds the lock)."""
+        run = RunRecord(new_run_id(), task.name, trigger, scheduled_for, self.clock())
+        task.running, task.overrunning = run, False
+        if scheduled_for is not None:
+            task.anchor = scheduled_for
+        if task.spec.timeout_seconds and not task.spec.is_async:
+            self._agenda.push(run.started_at + task.spec.timeout_seconds, OVERRUN, task.name, 0, run.run_id)
+        self._launcher.launch(task, run)
+        return run.run_id
+
+    def _finished(self, task: TrackedTask, run: RunRecord, outcome: Outcome) -> None:
+        """Launcher callback (worker thread): account, then start a requested follow-up run."""
+        with self._lock:
+            task.running, task.overrunning = None, False
+            self._book.finished(task, run, outcome)
+            rerun = task.rerun_requested and not self._stopping.is_set()
+            task.rerun_requested = False
+            if rerun:
+                self._start_run(task, "event", None)
+
+    def _context(self, task: TrackedTask, run: RunRecord) -> TaskContext:
+        return TaskContext(task.name, run.run_id, run.trigger, run.scheduled_for, self.settings, self.database,
+                           self.extras)
+
+    def _mark_overrun(self, task: TrackedTask, run_id: str) -> None:
+        if task.running is not None and task.running.run_id == run_id:
+            task.overrunning = True
+            log.warning("task_overrunning", task=task.name, run_id=run_id, timeout_seconds=task.spec.timeout_seconds,
+                        note="sync runs cannot be cancelled; later runs are skipped until it returns")
 
     # ------------------------------------------------------------------ planning
-    def _push(self, due: float, kind: str, name: str, generation: int, label: str = "schedule") -> None:
-        self._agenda.push(due, kind, name, generation, label)
+    def _plan(self, task: TrackedTask, now: float, *, due_now: bool, label: str = "schedule") -> None:
+        """Invalidates queued runs of `task` and queues its next one (none without SCHEDULER_ENABLED)."""
+        task.generation += 1
+        if not self.settings.scheduler_enabled:
+            task.next_due = None
+            return
+        task.next_due = now if due_now else task.trigger.next_due(task.anchor, now)
+        self._push_run(task, label)
+        self._wake.set()
+
+    def _plan_next(self, task: TrackedTask, previous_due: float | None, now: float) -> None:
+        task.next_due = task.trigger.next_due(previous_due, now)
+        self._push_run(task, "schedule")
+
+    def _push_run(self, task: TrackedTask, label: str) -> None:
+        if task.next_due is None:
+            return
+        self._agenda.push(task.next_due, RUN, task.name, task.generation, label)
         if len(self._agenda) > 4 * len(self._tasks) + 64:
             # Toggles and reschedules leave superseded runs behind; drop them in bulk.
             self._agenda.compact(lambda item: item.kind != RUN or (
                 item.name in self._tasks and self._tasks[item.name].generation == item.generation))
 
-    def _plan(self, runtime: TaskRuntime, now: float, *, due_now: bool, label: str = "schedule") -> None:
-        """Invalidates queued runs of `runtime` and queues its next one."""
-        runtime.generation += 1
-        if due_now:
-            runtime.next_due = now
-        else:
-            runtime.next_due = runtime.trigger.next_due(runtime.anchor, now)
-        if runtime.next_due is not None:
-            self._push(runtime.next_due, RUN, runtime.name, runtime.generation, label)
-        self._wake.set()
-
-    def _plan_next(self, runtime: TaskRuntime, previous_due: float | None, now: float) -> None:
-        runtime.next_due = runtime.trigger.next_due(previous_due, now)
-        if runtime.next_due is not None:
-            self._push(runtime.next_due, RUN, runtime.name, runtime.generation)
-
     # ------------------------------------------------------------------ control
-    def _get(self, name: str) -> TaskRuntime:
-        runtime = self._tasks.get(name)
-        if runtime is None:
+    def _get(self, name: str) -> TrackedTask:
+        task = self._tasks.get(name)
+        if task is None:
             raise UnknownTask(name)
-        return runtime
+        return task
 
-    def set_enabled(self, name: str, enabled: bool, *, actor: str = "admin") -> dict:
+    def set_enabled(self, name: str, enabled: bool, *, actor: str = "admin") -> dict[str, Any]:
         """Enables or disables a task at once and persists it; idempotent. Returns its status."""
         with self._control_lock:
-            runtime = self._get(name)
-            if runtime.enabled != enabled:
-                self.states.change(name, actor=actor, action="enable" if enabled else "disable",
-                                   enabled=enabled)
+            task = self._get(name)
+            if task.enabled != enabled:
+                self.states.change(name, actor=actor, action="enable" if enabled else "disable", enabled=enabled)
                 with self._lock:
-                    runtime.enabled = enabled
+                    task.enabled = enabled
                     self.metrics.task_enabled.labels(name).set(1 if enabled else 0)
                     if enabled:
-                        self._plan(runtime, self.clock(), due_now=runtime.is_overdue(self.clock()))
+                        self._plan(task, self.clock(), due_now=task.is_overdue(self.clock()))
                     else:
-                        runtime.generation += 1
-                        runtime.next_due = None
+                        task.generation += 1
+                        task.next_due = None
                 log.info("task_enabled" if enabled else "task_disabled", task=name, actor=actor)
             return self.status(name)
 
-    def reschedule(self, name: str, interval_seconds: int, *, actor: str = "admin") -> dict:
+    def reschedule(self, name: str, interval_seconds: int, *, actor: str = "admin") -> dict[str, Any]:
         """Changes a task's interval at once (kept on its grid) and persists it. Returns its status."""
         with self._control_lock:
-            runtime = self._get(name)
+            task = self._get(name)
             trigger = Trigger.interval(interval_seconds)
-            self.states.change(name, actor=actor, action="reschedule",
-                               detail={"interval_seconds": interval_seconds},
+            self.states.change(name, actor=actor, action="reschedule", detail={"interval_seconds": interval_seconds},
                                interval_seconds=interval_seconds)
             with self._lock:
-                runtime.trigger, runtime.interval_override = trigger, interval_seconds
-                if runtime.enabled:
+                task.trigger, task.interval_override = trigger, interval_seconds
+                if task.enabled:
                     now = self.clock()
-                    self._plan(runtime, now, due_now=runtime.is_overdue(now))
+                    self._plan(task, now, due_now=task.is_overdue(now))
             log.info("task_rescheduled", task=name, interval_seconds=interval_seconds, actor=actor)
             return self.status(name)
 
     def trigger(self, name: str, *, actor: str = "admin", label: str = "manual") -> str:
         """Starts a run now, even when disabled; raises TaskBusy while one runs. Returns its run id."""
         with self._lock:
-            runtime = self._get(name)
-            if runtime.running is not None:
-                raise TaskBusy(f"task {name!r} is running (run {runtime.running.run_id})")
-            run_id = self.runs.start(runtime, label, None)
+            task = self._get(name)
+            if task.running is not None:
+                raise TaskBusy(f"task {name!r} is running (run {task.running.run_id})")
+            run_id = self._start_run(task, label, None)
         # Audited through the recorder: a synchronous write here would hold the GIL (ORM flush)
         # just as the run starts, and it changes no state that must be durable first.
-        self.recorder.record(AuditEntry(at=utcnow(), actor=actor, action="run", target=name,
-                                        detail={"run_id": run_id}))
+        self.recorder.record(AuditRecord(actor=actor, action="run", target=name, detail={"run_id": run_id}))
         log.info("task_triggered", task=name, run_id=run_id, actor=actor, trigger=label)
         return run_id
 
@@ -299,13 +321,13 @@ class ServiceScheduler:
         """Coalesced 'run soon' (used by the consumer): starts a run, or marks one to follow the
         current run. Returns True if a run was started now."""
         with self._lock:
-            runtime = self._tasks.get(name)
-            if runtime is None or self._stopping.is_set():
+            task = self._tasks.get(name)
+            if task is None or self._stopping.is_set():
                 return False
-            if runtime.running is not None:
-                runtime.rerun_requested = True
+            if task.running is not None:
+                task.rerun_requested = True
                 return False
-            self.runs.start(runtime, "event", None)
+            self._start_run(task, "event", None)
             return True
 
     def supervise(self, component: Supervised) -> None:
@@ -316,24 +338,44 @@ class ServiceScheduler:
         """Asks the loop to check `component` at `at` (default now)."""
         with self._lock:
             if component is not None:
-                self._push(self.clock() if at is None else at, SUPERVISE, component, 0)
+                self._agenda.push(self.clock() if at is None else at, SUPERVISE, component, 0, "")
         self._wake.set()
 
     # ------------------------------------------------------------------ inspection
+    def require(self, name: str) -> None:
+        """Raises UnknownTask unless `name` is a registered task."""
+        if name not in self._tasks:
+            raise UnknownTask(name)
+
     def names(self) -> list[str]:
         """Registered task names, in registration order."""
         return list(self._tasks)
 
-    def status(self, name: str) -> dict:
+    def status(self, name: str) -> dict[str, Any]:
         """The API view of one task; raises UnknownTask."""
         with self._lock:
             return self._get(name).status(self.clock())
 
-    def statuses(self) -> list[dict]:
+    def statuses(self) -> list[dict[str, Any]]:
         """The API view of every task."""
         now = self.clock()
         with self._lock:
-            return [runtime.status(now) for runtime in self._tasks.values()]
+            return [task.status(now) for task in self._tasks.values()]
+
+    def next_due(self, name: str) -> float | None:
+        """When `name` runs next (epoch seconds), None when disabled or unscheduled."""
+        with self._lock:
+            return self._get(name).next_due
+
+    def running_tasks(self) -> list[str]:
+        """Names of tasks with a run in progress."""
+        with self._lock:
+            return sorted(t.name for t in self._tasks.values() if t.running)
+
+    def agenda_size(self) -> int:
+        """Items queued in the agenda (superseded ones included until compacted)."""
+        with self._lock:
+            return len(self._agenda)
 
     def stale_tasks(self) -> list[str]:
         """Enabled tasks with no success within three periods."""
@@ -359,9 +401,7 @@ class ServiceScheduler:
         """Waits until no run is in progress and the history is stored (tests, shutdown)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with self._lock:
-                busy = any(t.running for t in self._tasks.values())
-            if not busy:
+            if not self.running_tasks():
                 return self.recorder.flush(max(0.0, deadline - time.monotonic()))
             time.sleep(0.005)
         return False
@@ -371,8 +411,3 @@ class ServiceScheduler:
         self.metrics.loop_alive.set(1 if alive else 0)
         if self.last_wake_at is not None:
             self.metrics.loop_heartbeat_age.set(max(0.0, self.clock() - self.last_wake_at))
-
-
-def _iso_or_none(epoch: float | None) -> str | None:
-    value = to_datetime(epoch)
-    return None if value is None else value.isoformat()

@@ -5,52 +5,46 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from application import Application, StartupError, build_registry
 from logs import configure_logging, get_logger
-from registry import TaskRegistry
-from runtime import AppRuntime
-from settings import Settings, get_settings
+from scheduling.errors import TaskBusy, UnknownTask
+from scheduling.registry import TaskRegistry
+from scheduling.registry import tasks as declared_tasks
+from settings import Settings, SettingsError, get_settings
+from support.validation import describe_errors
 
 log = get_logger(__name__)
 
 
-def _validation_detail(exc: RequestValidationError) -> str:
-    """One readable sentence per invalid field, e.g. `body.interval_seconds: Input should be ...`."""
-    parts = []
-    for error in exc.errors():
-        location = ".".join(str(p) for p in error.get("loc", ()))
-        parts.append(f"{location}: {error.get('msg')}")
-    return "; ".join(parts) or "invalid request"
-
-
 def create_app(settings: Settings | None = None, registry: TaskRegistry | None = None) -> FastAPI:
-    """Builds the app around an AppRuntime; tests pass their own settings and registry."""
+    """Builds the app around an Application; tests pass their own settings and registry.
+
+    Without a registry, the built-in tasks (BUILTIN_TASKS) and the modules of TASK_MODULES are
+    imported and their tasks served.
+    """
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
     if registry is None:
-        import services  # noqa: F401  (registers the built-in tasks)
-        from registry import tasks as registry
-    runtime = AppRuntime(settings, registry)
+        registry = build_registry(settings, declared_tasks)
+    application = Application(settings, registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(runtime.start)
+        await run_in_threadpool(application.start)
         try:
             yield
         finally:
-            await run_in_threadpool(runtime.stop)
+            await run_in_threadpool(application.stop)
 
     app = FastAPI(title="ServiceScheduler", version="1.0.0", lifespan=lifespan,
                   description="Periodic tasks and a Kafka consumer inside one FastAPI service.")
-    app.state.runtime = runtime
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _validation_detail(exc)}, status_code=422)
+    app.state.application = application
+    _map_errors(app)
 
     from api import consumer, system, tasks
 
@@ -60,17 +54,32 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     return app
 
 
+def _map_errors(app: FastAPI) -> None:
+    """Domain and validation errors → JSON `{"detail": "<sentence>"}` with their status, once."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": describe_errors(exc.errors(), fallback="invalid request")},
+                            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+    @app.exception_handler(UnknownTask)
+    async def _unknown(_: Request, exc: UnknownTask) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_404_NOT_FOUND)
+
+    @app.exception_handler(TaskBusy)
+    async def _busy(_: Request, exc: TaskBusy) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
+
+
 def __getattr__(name: str) -> FastAPI:
     """`server.app` is built on first access (uvicorn server:app), so importing this module for
     create_app() neither reads the environment nor creates files."""
     if name != "app":
         raise AttributeError(name)
-    from settings import SettingsError
-
     try:
         application = create_app()
-    except SettingsError as exc:
-        # One clear line naming the variable, not a pydantic traceback.
+    except (SettingsError, StartupError) as exc:
+        # One clear line naming the variable or module, not a traceback.
         raise SystemExit(f"configuration error: {exc}") from None
     globals()["app"] = application
     return application

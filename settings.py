@@ -9,12 +9,20 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from support.validation import Location, describe_errors
+
 TASK_OVERRIDE_PREFIX = "TASK_"
+ENV_FILE = ".env"
+# Bounds of an interval, the same as the API's PATCH /tasks/{name}.
+MIN_INTERVAL_SECONDS = 1
+MAX_INTERVAL_SECONDS = 7 * 24 * 3600
+IntervalSeconds = Annotated[int, Field(ge=MIN_INTERVAL_SECONDS, le=MAX_INTERVAL_SECONDS)]
 
 
 class SettingsError(RuntimeError):
@@ -24,7 +32,7 @@ class SettingsError(RuntimeError):
 class Settings(BaseSettings):
     """Every knob of the service. Environment variable = field name in upper case."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_file=ENV_FILE, extra="ignore", frozen=True)
 
     # --- storage -----------------------------------------------------------------------
     database_url: str = "sqlite:///./data/scheduler.db"
@@ -45,10 +53,14 @@ class Settings(BaseSettings):
     process_workers: int = Field(default=2, ge=1, le=64)
     shutdown_grace_seconds: float = Field(default=25.0, ge=0, le=600)
     loop_stall_seconds: float = Field(default=5.0, gt=0)
-    # Per-task overrides, filled from TASK_<NAME>_INTERVAL_SECONDS / TASK_<NAME>_ENABLED.
-    task_intervals: dict[str, int] = Field(default_factory=dict)
+    # Per-task overrides, filled from TASK_<NAME>_INTERVAL_SECONDS / TASK_<NAME>_ENABLED
+    # (environment or .env; the environment wins).
+    task_intervals: dict[str, IntervalSeconds] = Field(default_factory=dict)
     task_enabled: dict[str, bool] = Field(default_factory=dict)
-    builtin_tasks: bool = True
+    # Which built-in tasks (services/) this instance runs: "all", "" (none) or a comma-separated list.
+    builtin_tasks: str = "all"
+    # Your own task modules, comma-separated importable names, imported after the built-ins.
+    task_modules: str = ""
 
     # --- built-in tasks ----------------------------------------------------------------
     notify_webhook_url: str | None = None
@@ -103,10 +115,24 @@ class Settings(BaseSettings):
     @property
     def topics(self) -> list[str]:
         """The configured Kafka topics as a list."""
-        return [topic.strip() for topic in self.kafka_topics.split(",") if topic.strip()]
+        return _names(self.kafka_topics)
+
+    @property
+    def builtin_task_names(self) -> list[str]:
+        """BUILTIN_TASKS as a list (meaningless when it is "all")."""
+        return _names(self.builtin_tasks)
+
+    @property
+    def task_module_names(self) -> list[str]:
+        """TASK_MODULES as a list of module names, in order."""
+        return _names(self.task_modules)
 
 
-def _task_overrides(environ: dict[str, str]) -> dict[str, dict]:
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _task_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
     """Collects TASK_<NAME>_INTERVAL_SECONDS / TASK_<NAME>_ENABLED into settings fields."""
     intervals: dict[str, str] = {}
     enabled: dict[str, str] = {}
@@ -119,7 +145,7 @@ def _task_overrides(environ: dict[str, str]) -> dict[str, dict]:
             if body.endswith(suffix) and len(body) > len(suffix):
                 name = body[: -len(suffix)].lower().replace("__", "-")
                 target[name] = value
-    overrides: dict[str, dict] = {}
+    overrides: dict[str, dict[str, str]] = {}
     if intervals:
         overrides["task_intervals"] = intervals
     if enabled:
@@ -129,8 +155,13 @@ def _task_overrides(environ: dict[str, str]) -> dict[str, dict]:
 
 def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
     """Builds Settings from the environment (or `environ`), raising SettingsError naming the bad variable."""
-    source = dict(os.environ if environ is None else environ)
-    values = {**_task_overrides(source), **overrides}
+    if environ is None:
+        # pydantic-settings reads .env for declared fields only: TASK_* are read from it here.
+        from_file = {k: v for k, v in dotenv_values(ENV_FILE).items() if v is not None} if Path(ENV_FILE).is_file() else {}
+        source = {**from_file, **os.environ}
+    else:
+        source = dict(environ)
+    values: dict[str, Any] = {**_task_overrides(source), **overrides}
     try:
         if environ is None:
             return Settings(**values)
@@ -140,19 +171,23 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
         raise SettingsError(_describe(exc)) from None
 
 
+def _variable(location: Location) -> str:
+    """The environment variable a settings error location stands for."""
+    parts = [str(p) for p in location]
+    if parts and parts[0] in ("task_intervals", "task_enabled") and len(parts) > 1:
+        suffix = "INTERVAL_SECONDS" if parts[0] == "task_intervals" else "ENABLED"
+        return f"TASK_{parts[1].upper().replace('-', '__')}_{suffix}"
+    return (parts[0] if parts else "settings").upper()
+
+
 def _describe(exc: ValidationError) -> str:
-    """One line per bad value, naming the environment variable and what is wrong."""
-    parts = []
-    for error in exc.errors():
-        location = [str(p) for p in error["loc"]]
-        if location and location[0] in ("task_intervals", "task_enabled") and len(location) > 1:
-            suffix = "INTERVAL_SECONDS" if location[0] == "task_intervals" else "ENABLED"
-            variable = f"TASK_{location[1].upper()}_{suffix}"
-        else:
-            variable = (location[0] if location else "settings").upper()
-        shown = "***" if any(w in variable for w in ("TOKEN", "PASSWORD")) else repr(error.get("input"))
-        parts.append(f"invalid setting {variable}: {error['msg']} (got {shown})")
-    return "; ".join(parts)
+    """One clause per bad value, naming the environment variable and what is wrong."""
+
+    def shown(error: Any) -> str:
+        secret = any(word in _variable(error["loc"]) for word in ("TOKEN", "PASSWORD"))
+        return f" (got {'***' if secret else repr(error.get('input'))})"
+
+    return describe_errors(exc.errors(), name=lambda loc: f"invalid setting {_variable(loc)}", extra=shown)
 
 
 @lru_cache(maxsize=1)

@@ -7,43 +7,49 @@ event loop.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from fastapi import APIRouter, HTTPException, status
 
-from api.deps import AdminDep, RuntimeDep
+from api.deps import AdminDep, AppDep
+from application import Application
+
+if TYPE_CHECKING:  # importing it at run time would import kafka-python when Kafka is off
+    from consumers.supervisor import ConsumerSupervisor
 
 router = APIRouter(prefix="/consumer", tags=["consumer"])
 
 DISABLED_DETAIL = "KAFKA_ENABLED is false: the Kafka consumer is not configured in this instance"
 
 
-def _consumer(runtime):
+def _consumer(application: Application) -> ConsumerSupervisor:
     """The ConsumerSupervisor, or 409 when Kafka is switched off in the settings."""
-    if runtime.consumer is None:
+    if application.consumer is None:
         raise HTTPException(status.HTTP_409_CONFLICT, DISABLED_DETAIL)
-    return runtime.consumer
+    return application.consumer
 
 
 @router.get("")
-def consumer_status(runtime: RuntimeDep) -> dict:
+def consumer_status(application: AppDep) -> dict[str, Any]:
     """State, counters, partitions, lag and broker reachability (200 even when Kafka is off)."""
-    if runtime.consumer is None:
+    if application.consumer is None:
         return {"enabled": False, "state": "disabled", "detail": DISABLED_DETAIL}
-    return runtime.consumer.status()
+    return application.consumer.status()
 
 
 @router.post("/enable")
-def enable_consumer(runtime: RuntimeDep, actor: AdminDep) -> dict:
+def enable_consumer(application: AppDep, actor: AdminDep) -> dict[str, Any]:
     """Starts consuming (persisted); idempotent."""
-    return _consumer(runtime).set_enabled(True, actor=actor)
+    return _consumer(application).set_enabled(True, actor=actor)
 
 
 @router.post("/disable")
-def disable_consumer(runtime: RuntimeDep, actor: AdminDep) -> dict:
+def disable_consumer(application: AppDep, actor: AdminDep) -> dict[str, Any]:
     """Stops the consumer thread: finishes the batch, commits, leaves the group (persisted)."""
-    return _consumer(runtime).set_enabled(False, actor=actor)
+    return _consumer(application).set_enabled(False, actor=actor)
 
 
 @router.post("/restart")
-def restart_consumer(runtime: RuntimeDep, actor: AdminDep) -> dict:
+def restart_consumer(application: AppDep, actor: AdminDep) -> dict[str, Any]:
     """Stops the consumer thread and starts a fresh one (resets the backoff)."""
-    return _consumer(runtime).restart(actor=actor)
+    return _consumer(application).restart(actor=actor)

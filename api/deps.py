@@ -1,53 +1,40 @@
-"""FastAPI dependencies: the runtime, settings, a read session and the admin check."""
+"""FastAPI dependencies: the application (settings, scheduler, consumer) and the admin check."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import secrets
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
 
-from api.auth import token_matches
-from runtime import AppRuntime
-from settings import Settings
+from application import Application
 
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <ADMIN_TOKEN>")
 
 
-def get_runtime(request: Request) -> AppRuntime:
-    """The AppRuntime this app was built with."""
-    return request.app.state.runtime
+def get_application(request: Request) -> Application:
+    """The Application this app was built with."""
+    application: Application = request.app.state.application
+    return application
 
 
-RuntimeDep = Annotated[AppRuntime, Depends(get_runtime)]
+AppDep = Annotated[Application, Depends(get_application)]
 
 
-def get_settings(runtime: RuntimeDep) -> Settings:
-    """The settings this app was built with (injected, never a global)."""
-    return runtime.settings
+def token_matches(expected: str, presented: str) -> bool:
+    """Constant-time comparison of two tokens."""
+    return secrets.compare_digest(expected.encode(), presented.encode())
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-
-
-def get_read_session(runtime: RuntimeDep) -> Iterator[Session]:
-    """A read-only session for one request."""
-    with runtime.database.read_session() as session:
-        yield session
-
-
-ReadSessionDep = Annotated[Session, Depends(get_read_session)]
-
-
-def require_admin(runtime: RuntimeDep,
+def require_admin(application: AppDep,
                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
     """Checks the bearer token in constant time; returns the actor name for the audit log."""
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token: send Authorization: Bearer <ADMIN_TOKEN>",
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED,
+                            "missing bearer token: send Authorization: Bearer <ADMIN_TOKEN>",
                             headers={"WWW-Authenticate": "Bearer"})
-    if not token_matches(runtime.admin_token, credentials.credentials):
+    if not token_matches(application.admin_token, credentials.credentials):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid bearer token",
                             headers={"WWW-Authenticate": "Bearer"})
     return "admin"

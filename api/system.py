@@ -2,35 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import select
 
-from api.deps import ReadSessionDep, RuntimeDep
+from api.deps import AppDep
 from services.report import latest_report
-from storage.models import AuditEntry
+from storage.audit import recent_audit
 
 router = APIRouter(tags=["operations"])
 
 
 @router.get("/health")
-def health(runtime: RuntimeDep) -> JSONResponse:
+def health(application: AppDep) -> JSONResponse:
     """Liveness: 200 while the scheduler loop runs and wakes on time, else 503."""
-    alive, reason = runtime.scheduler.health()
+    alive, reason = application.scheduler.health()
     if alive:
         return JSONResponse({"status": "ok"})
     return JSONResponse({"status": "unhealthy", "detail": reason}, status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
 @router.get("/ready")
-def ready(runtime: RuntimeDep) -> JSONResponse:
+def ready(application: AppDep) -> JSONResponse:
     """Readiness: database answers, scheduler runs, consumer (when enabled) consumes."""
-    checks, reasons = runtime.readiness()
-    body = {"status": "ready" if not reasons else "not_ready", "checks": checks,
-            "stale_tasks": runtime.scheduler.stale_tasks()}
+    checks, reasons = application.readiness()
+    body: dict[str, Any] = {"status": "ready" if not reasons else "not_ready", "checks": checks,
+                            "stale_tasks": application.scheduler.stale_tasks()}
     if reasons:
         body["detail"] = "; ".join(reasons)
         return JSONResponse(body, status.HTTP_503_SERVICE_UNAVAILABLE)
@@ -38,27 +37,23 @@ def ready(runtime: RuntimeDep) -> JSONResponse:
 
 
 @router.get("/metrics")
-def metrics(runtime: RuntimeDep) -> Response:
+def metrics(application: AppDep) -> Response:
     """Prometheus text exposition."""
-    runtime.metrics.refresh()
-    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    application.metrics.refresh()
+    return Response(generate_latest(application.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/reports/latest")
-def reports_latest(runtime: RuntimeDep) -> dict:
+def reports_latest(application: AppDep) -> dict[str, Any]:
     """The newest report written by the `report` task; 404 before the first one."""
-    report = latest_report(runtime.database)
+    report = latest_report(application.database)
     if report is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no report yet: the report task has not run")
     return report
 
 
 @router.get("/audit")
-def audit(session: ReadSessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 50,
-          target: str | None = None) -> list[dict]:
+def audit(application: AppDep, limit: Annotated[int, Query(ge=1, le=500)] = 50,
+          target: str | None = None) -> list[dict[str, Any]]:
     """Changes made through the API, newest first."""
-    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
-    if target is not None:
-        query = query.where(AuditEntry.target == target)
-    return [{"at": row.at.isoformat(), "actor": row.actor, "action": row.action,
-             "target": row.target, "detail": row.detail} for row in session.scalars(query)]
+    return recent_audit(application.database, limit, target)

@@ -1,20 +1,24 @@
-"""Task routes: list, inspect, enable, disable, trigger, reschedule, history."""
+"""Task routes: list, inspect, enable, disable, trigger, reschedule, history.
+
+Unknown task names (UnknownTask → 404) and busy tasks (TaskBusy → 409) are mapped once, in
+server.py, from the scheduler's own errors.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import AdminDep, RuntimeDep
-from runlog import run_rows
-from scheduler import TaskBusy, UnknownTask
-from triggers import MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS
+from api.deps import AdminDep, AppDep
+from settings import MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS
+from storage.history import run_rows
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
 Outcome = Literal["success", "error", "timeout", "skipped", "missed"]
+TaskView = dict[str, Any]
 
 
 class TaskPatch(BaseModel):
@@ -31,63 +35,46 @@ class RunAccepted(BaseModel):
     run_id: str
 
 
-def _known(runtime, name: str) -> None:
-    if name not in runtime.scheduler.names():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown task {name!r}")
-
-
 @router.get("")
-def list_tasks(runtime: RuntimeDep) -> list[dict]:
+def list_tasks(application: AppDep) -> list[TaskView]:
     """Every task with its schedule, next run, last run and counters."""
-    return runtime.scheduler.statuses()
+    return application.scheduler.statuses()
 
 
 @router.get("/{name}")
-def get_task(name: str, runtime: RuntimeDep) -> dict:
+def get_task(name: str, application: AppDep) -> TaskView:
     """One task."""
-    _known(runtime, name)
-    return runtime.scheduler.status(name)
+    return application.scheduler.status(name)
 
 
 @router.post("/{name}/enable")
-def enable_task(name: str, runtime: RuntimeDep, actor: AdminDep) -> dict:
+def enable_task(name: str, application: AppDep, actor: AdminDep) -> TaskView:
     """Enables a task (persisted); idempotent."""
-    _known(runtime, name)
-    return runtime.scheduler.set_enabled(name, True, actor=actor)
+    return application.scheduler.set_enabled(name, True, actor=actor)
 
 
 @router.post("/{name}/disable")
-def disable_task(name: str, runtime: RuntimeDep, actor: AdminDep) -> dict:
+def disable_task(name: str, application: AppDep, actor: AdminDep) -> TaskView:
     """Disables a task (persisted): no further scheduled runs; idempotent."""
-    _known(runtime, name)
-    return runtime.scheduler.set_enabled(name, False, actor=actor)
+    return application.scheduler.set_enabled(name, False, actor=actor)
 
 
 @router.post("/{name}/run", status_code=status.HTTP_202_ACCEPTED)
-def run_task(name: str, runtime: RuntimeDep, actor: AdminDep) -> RunAccepted:
+def run_task(name: str, application: AppDep, actor: AdminDep) -> RunAccepted:
     """Starts a run now (even when disabled); 409 while a run is in progress."""
-    _known(runtime, name)
-    try:
-        run_id = runtime.scheduler.trigger(name, actor=actor)
-    except TaskBusy as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    return RunAccepted(run_id=run_id)
+    return RunAccepted(run_id=application.scheduler.trigger(name, actor=actor))
 
 
 @router.patch("/{name}")
-def patch_task(name: str, body: TaskPatch, runtime: RuntimeDep, actor: AdminDep) -> dict:
+def patch_task(name: str, body: TaskPatch, application: AppDep, actor: AdminDep) -> TaskView:
     """Changes the interval (persisted, effective at once)."""
-    _known(runtime, name)
-    try:
-        return runtime.scheduler.reschedule(name, body.interval_seconds, actor=actor)
-    except UnknownTask:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown task {name!r}") from None
+    return application.scheduler.reschedule(name, body.interval_seconds, actor=actor)
 
 
 @router.get("/{name}/runs")
-def task_runs(name: str, runtime: RuntimeDep,
+def task_runs(name: str, application: AppDep,
               limit: Annotated[int, Query(ge=1, le=500)] = 50,
-              outcome: Outcome | None = None) -> list[dict]:
+              outcome: Outcome | None = None) -> list[dict[str, Any]]:
     """Run history, newest first."""
-    _known(runtime, name)
-    return run_rows(runtime.database, name, limit, outcome)
+    application.scheduler.require(name)
+    return run_rows(application.database, name, limit, outcome)

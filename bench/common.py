@@ -27,7 +27,7 @@ def bench_settings(tmp: Path, **overrides: object):
     values: dict[str, object] = dict(
         database_url=f"sqlite:///{tmp / 'bench.db'}", admin_token=ADMIN_TOKEN,
         admin_token_file=tmp / "admin_token", log_level="WARNING", log_format="json",
-        kafka_enabled=False, worker_threads=8, shutdown_grace_seconds=5, builtin_tasks=False)
+        kafka_enabled=False, worker_threads=8, shutdown_grace_seconds=5, builtin_tasks="")
     values.update(overrides)
     return load_settings({}, **values)
 

@@ -94,7 +94,7 @@ def throughput_section(data: dict) -> dict:
                        "columns": ["function", "calls", "µs/event", "% of poll_once"], "rows": prof["self"]})
     if data.get("profiles"):
         notes.append("Profiles are taken on the same worker right after its timed run (no second group join), on "
-                     f"freshly produced events of the clean topic, so that topic's database holds those rows too. "
+                     "freshly produced events of the clean topic, so that topic's database holds those rows too. "
                      "cProfile inflates Python-heavy parts; read the percentages, not the absolute µs.")
     return {"id": 7, "title": "Consumer throughput", "goals": goals, "method": data.get("method", ""),
             "tables": tables,

@@ -26,8 +26,8 @@ LOAD_TASKS = {"thread": "cpu-thread", "process": "cpu-process"}
 
 
 def _registry(enable_tasks: int, starts: dict, cond: threading.Condition):
-    from registry import TaskRegistry
-    from triggers import every
+    from scheduling.registry import TaskRegistry
+    from scheduling.triggers import every
 
     def recorder(name: str):
         def body() -> None:
@@ -49,7 +49,7 @@ def _registry(enable_tasks: int, starts: dict, cond: threading.Condition):
 
 
 def _add_bench_routes(app, starts: dict, cond: threading.Condition) -> None:
-    scheduler = app.state.runtime.scheduler
+    scheduler = app.state.application.scheduler
     mode = {"task": None}
     stop = threading.Event()
 

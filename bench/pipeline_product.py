@@ -25,6 +25,7 @@ import random
 import tempfile
 import time
 import uuid
+from datetime import UTC
 from pathlib import Path
 
 from bench.stats import summarize
@@ -395,7 +396,7 @@ def _e2e_stages(db_path: Path, delivered_at: dict) -> dict | None:
     """Splits each latency at `events.received_at` (read from the stopped service's SQLite file)."""
     import json
     import sqlite3
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     try:
         with contextlib.closing(sqlite3.connect(db_path)) as conn:
@@ -409,7 +410,7 @@ def _e2e_stages(db_path: Path, delivered_at: dict) -> dict | None:
         if seq < 0 or seq not in delivered_at:
             continue
         at = datetime.fromisoformat(str(received))
-        at = (at if at.tzinfo else at.replace(tzinfo=timezone.utc)).timestamp()
+        at = (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
         consume.append(at - payload["produced_at"])
         deliver.append(delivered_at[seq] - at)
     if not consume:

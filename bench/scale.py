@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import ROOT, ensure_path, proc_status, process_cpu_seconds
@@ -40,14 +40,14 @@ def _noop() -> None:
 def _build(size: int, due: int, tmp: Path, lateness: list[float], *, clock=None, run_loop: bool = True):
     """A started ServiceScheduler with `due` 1 s tasks and `size - due` hourly, already-run tasks."""
     from bench.common import bench_settings, open_database
-    from registry import TaskRegistry
     from scheduler import ServiceScheduler
+    from scheduling.registry import TaskRegistry
+    from scheduling.triggers import Trigger
     from storage.models import TaskState
-    from triggers import Trigger
 
     settings = bench_settings(tmp)
     database = open_database(settings)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     idle = [f"idle-{i}" for i in range(size - due)]
     if idle:
         with database.session() as session:
@@ -86,7 +86,7 @@ def _tick_costs(size: int, due: int, ticks: int) -> dict:
             t1 = time.thread_time()
             if i >= 5:
                 samples.append(t1 - t0)
-                started_runs += sum(1 for t in scheduler._tasks.values() if t.running)  # noqa: SLF001
+                started_runs += len(scheduler.running_tasks())
             scheduler.wait_idle(5.0)
             clock[0] += 1.0
     finally:

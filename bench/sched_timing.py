@@ -50,9 +50,9 @@ def _body(kind: str):
 def _run_product(tasks: list[tuple[str, int, str]], seconds: float, records: Records) -> float:
     ensure_path()
     from bench.common import bench_settings, open_database
-    from registry import TaskRegistry
     from scheduler import ServiceScheduler
-    from triggers import every
+    from scheduling.registry import TaskRegistry
+    from scheduling.triggers import every
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-timing-"))
     settings = bench_settings(tmp)

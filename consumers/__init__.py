@@ -1,26 +1,35 @@
 """Kafka event pipeline: a supervised consumer thread that stores validated events.
 
-`attach(runtime)` wires it into an AppRuntime (called by `runtime.start()` when KAFKA_ENABLED).
+`build_consumer(...)` wires it for an Application (called when KAFKA_ENABLED).
 """
 
 from __future__ import annotations
 
+from consumers.supervisor import ConsumerSupervisor
+from consumers.worker import ConsumerWorker
+from metrics import Metrics
+from scheduler import ServiceScheduler
+from settings import Settings
+from storage.db import Database
 
-def attach(runtime) -> None:
-    """Builds the ConsumerSupervisor from the runtime's parts, sets `runtime.consumer` and
-    registers it with the scheduler (which starts, checks and stops it)."""
-    from consumers.supervisor import ConsumerSupervisor
-    from consumers.worker import ConsumerWorker
 
-    scheduler = runtime.scheduler
+def build_consumer(settings: Settings, database: Database, metrics: Metrics,
+                   scheduler: ServiceScheduler) -> ConsumerSupervisor:
+    """The ConsumerSupervisor, registered with `scheduler` (which starts, checks and stops it).
+
+    Each worker asks the scheduler for a coalesced `notifications` run after a batch that created
+    notifications.
+    """
 
     def build_worker() -> ConsumerWorker:
-        return ConsumerWorker(settings=runtime.settings, database=runtime.database, metrics=runtime.metrics,
+        return ConsumerWorker(settings=settings, database=database, metrics=metrics,
                               on_notifications=lambda: scheduler.request_run("notifications"))
 
     supervisor = ConsumerSupervisor(
-        settings=runtime.settings, states=scheduler.states, metrics=runtime.metrics,
-        worker_factory=build_worker, wake=lambda: scheduler.wake(component=ConsumerSupervisor.name))
-    supervisor.load_state()
-    runtime.consumer = supervisor
+        settings=settings, states=scheduler.states, metrics=metrics, worker_factory=build_worker,
+        wake=lambda: scheduler.wake(component=ConsumerSupervisor.name))
     scheduler.supervise(supervisor)
+    return supervisor
+
+
+__all__ = ["ConsumerSupervisor", "build_consumer"]

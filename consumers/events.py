@@ -13,10 +13,12 @@ fields before this service knows them, and rejecting would dead-letter a whole r
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from support.validation import describe_errors
 
 # Reasons double as the `reason` label of the dead-letter metric: keep the set small and fixed.
 OVERSIZE, ENCODING, JSON_INVALID, SCHEMA, EMPTY, HANDLER = (
@@ -58,8 +60,8 @@ class Event(BaseModel):
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 def decode(message: Any, *, max_bytes: int = 1_048_576) -> Event:
@@ -86,7 +88,7 @@ def decode(message: Any, *, max_bytes: int = 1_048_576) -> Event:
     try:
         event = Event.model_validate(payload)
     except ValidationError as exc:
-        raise BadMessage(SCHEMA, describe_errors(exc)) from None
+        raise BadMessage(SCHEMA, describe_errors(exc.errors())) from None
     if event.occurred_at is None:
         event = event.model_copy(update={"occurred_at": timestamp_of(message)})
     return event
@@ -97,21 +99,12 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def describe_errors(exc: ValidationError) -> str:
-    """One short clause per invalid field: `type: Field required; notify.channel: ...`."""
-    parts = []
-    for error in exc.errors():
-        field = ".".join(str(p) for p in error["loc"]) or "value"
-        parts.append(f"{field}: {error['msg']}")
-    return "; ".join(parts)
-
-
 def timestamp_of(message: Any) -> datetime:
     """The record's timestamp as a UTC datetime (now when the record has none)."""
     millis = getattr(message, "timestamp", None)
     if isinstance(millis, int) and millis > 0:
-        return datetime.fromtimestamp(millis / 1000, tz=timezone.utc)
-    return datetime.now(timezone.utc)
+        return datetime.fromtimestamp(millis / 1000, tz=UTC)
+    return datetime.now(UTC)
 
 
 def decode_key(key: bytes | None) -> str | None:

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from consumers.events import Event
+from support.clock import iso
 
 Handler = Callable[["BatchWriter", Event, "MessageMeta"], None]
 
@@ -59,7 +60,7 @@ class BatchWriter:
         self.notifications.append({
             "event_id": event.id, "channel": channel, "recipient": recipient,
             "payload": {"event_id": event.id, "type": event.type, "data": event.data,
-                        "occurred_at": event.occurred_at.isoformat() if event.occurred_at else None},
+                        "occurred_at": iso(event.occurred_at)},
             "status": "pending", "attempts": 0, "next_attempt_at": meta.received_at,
             "created_at": meta.received_at, "updated_at": meta.received_at})
 

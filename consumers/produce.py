@@ -14,7 +14,7 @@ import os
 import random
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 BAD_KINDS = ("encoding", "json", "schema", "oversize")
 TYPES = ("order.created", "order.shipped", "payment.captured", "payment.refunded", "user.signed_up")
@@ -26,7 +26,7 @@ def sample_event(rng: random.Random, *, notify: bool) -> dict:
     event_type = rng.choice(TYPES)
     event = {
         "id": f"evt-{uuid.uuid4().hex}", "type": event_type,
-        "occurred_at": datetime.now(timezone.utc).isoformat(),
+        "occurred_at": datetime.now(UTC).isoformat(),
         "data": {"customer_id": f"cus-{rng.randrange(10**6):06d}", "amount_cents": rng.randrange(100, 50_000),
                  "currency": rng.choice(("EUR", "USD", "GBP")), "items": rng.randrange(1, 9),
                  "channel": rng.choice(("web", "ios", "android")), "note": "sample event from consumers.produce"},

@@ -20,9 +20,10 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from consumers.events import HANDLER, Event
 from consumers.handlers import BatchWriter, HandlerRegistry, MessageMeta
 from logs import get_logger
-from storage.db import Database, utcnow
+from storage.db import Database
 from storage.models import DeadLetter, Notification
 from storage.models import Event as EventRow
+from support.clock import utcnow
 
 log = get_logger(__name__)
 

@@ -12,14 +12,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
 from consumers.worker import ConsumerWorker
 from logs import get_logger
 from metrics import Metrics
-from runlog import TaskStateStore
 from settings import Settings
+from storage.task_state import TaskStateStore
+from support.backoff import backoff_delay
+from support.clock import iso
 
 log = get_logger(__name__)
 
@@ -29,13 +30,6 @@ CHECK_SECONDS = 1.0  # how often a running worker is looked at
 # than every 10 ms: a restart due within this slack is done now instead of being re-checked.
 EARLY_SLACK_SECONDS = 0.01
 COUNTERS = ("messages_processed", "events_stored", "duplicates_skipped", "dead_lettered")
-
-
-def backoff_delay(attempt: int, *, base: float, factor: float, cap: float,
-                  rng: random.Random | None = None) -> float:
-    """Full-jitter exponential backoff: uniform(0, min(cap, base * factor ** attempt)) seconds."""
-    ceiling = min(cap, base * factor ** attempt)
-    return (rng or random).uniform(0, ceiling)
 
 
 class ConsumerSupervisor:
@@ -239,7 +233,7 @@ class ConsumerSupervisor:
         with self._lock:
             worker, state = self._worker, self._state
             body: dict[str, Any] = {"enabled": self._enabled, "state": state, "restarts": self._restarts,
-                                    "last_error": self._last_error, "backoff_until": _iso(self._restart_at),
+                                    "last_error": self._last_error, "backoff_until": iso(self._restart_at),
                                     **self._totals}
         snap = worker.snapshot() if worker is not None else None
         live = snap is not None and worker.is_alive()
@@ -248,7 +242,7 @@ class ConsumerSupervisor:
         body.update(
             last_error=(snap or {}).get("last_error") or body["last_error"],
             assigned_partitions=snap["assigned_partitions"] if live else [],
-            last_message_at=_iso((snap or {}).get("last_message_at")),
+            last_message_at=iso((snap or {}).get("last_message_at")),
             seconds_since_last_poll=(round(now - snap["last_poll_at"], 3)
                                      if live and snap["last_poll_at"] else None),
             broker_reachable=snap["broker_connected"] if live else None,
@@ -284,6 +278,3 @@ class ConsumerSupervisor:
                 topic, _, partition = name.rpartition(":")
                 self.metrics.consumer_lag.labels(topic, partition).set(lag)
 
-
-def _iso(epoch: float | None) -> str | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat()

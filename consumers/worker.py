@@ -26,7 +26,9 @@ from consumers.store import DeadRow, Prepared, StoreResult, is_transient_db_erro
 from logs import get_logger
 from metrics import Metrics
 from settings import Settings
-from storage.db import Database, utcnow
+from storage.db import Database
+from support.backoff import backoff_ceiling
+from support.clock import utcnow
 
 log = get_logger(__name__)
 
@@ -226,8 +228,8 @@ class ConsumerWorker:
             consumer.seek(tp, messages[0].offset)
         self._db_failures += 1
         s = self.settings
-        delay = min(s.consumer_backoff_cap_seconds,
-                    s.consumer_backoff_base_seconds * s.consumer_backoff_factor ** (self._db_failures - 1))
+        delay = backoff_ceiling(self._db_failures - 1, base=s.consumer_backoff_base_seconds,
+                                cap=s.consumer_backoff_cap_seconds, factor=s.consumer_backoff_factor)
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
         self._publish(last_error=error, state="db_unavailable")
         log.warning("consumer_db_unavailable", attempt=self._db_failures, retry_in_seconds=round(delay, 3),

@@ -31,8 +31,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 LOOPBACK = "127.0.0.1"
 _PR_SET_PDEATHSIG = 1
@@ -130,13 +131,13 @@ class TansuBroker:
         """Return True while the broker process is alive."""
         return self._proc is not None and self._proc.poll() is None
 
-    def __enter__(self) -> "TansuBroker":
+    def __enter__(self) -> TansuBroker:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self, timeout: float = 15.0) -> "TansuBroker":
+    def start(self, timeout: float = 15.0) -> TansuBroker:
         """Launch the broker and wait until it answers a metadata request; return self.
 
         Raises BrokerError if the port is taken, the process exits, or it is not
@@ -286,13 +287,13 @@ class TcpProxy:
         """Return ``"127.0.0.1:<port>"``, the address clients should connect to."""
         return f"{LOOPBACK}:{self.port}"
 
-    def __enter__(self) -> "TcpProxy":
+    def __enter__(self) -> TcpProxy:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self) -> "TcpProxy":
+    def start(self) -> TcpProxy:
         """Listen on the proxy port (again) and forward connections; return self."""
         if self._listener is not None:
             return self

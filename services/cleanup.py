@@ -8,11 +8,11 @@ from datetime import timedelta
 from sqlalchemy import delete, select
 
 from logs import get_logger
-from registry import TaskContext, tasks
+from scheduling import TaskContext, every, tasks
 from settings import Settings
-from storage.db import Database, utcnow
+from storage.db import Database
 from storage.models import DeadLetter, Event, Notification, Report, TaskRun
-from triggers import every
+from support.clock import utcnow
 
 log = get_logger(__name__)
 

@@ -16,11 +16,12 @@ import httpx
 from sqlalchemy import select
 
 from logs import get_logger
-from registry import TaskContext, tasks
+from scheduling import TaskContext, every, tasks
 from settings import Settings
-from storage.db import Database, utcnow
+from storage.db import Database
 from storage.models import Notification
-from triggers import every
+from support.backoff import backoff_ceiling
+from support.clock import utcnow
 
 log = get_logger(__name__)
 
@@ -83,7 +84,7 @@ def record_results(database: Database, settings: Settings, results: dict[int, st
                 log.error("notification_dead", notification_id=row.id, event_id=row.event_id,
                           attempts=row.attempts, error=error)
             else:
-                delay = min(MAX_BACKOFF_SECONDS, settings.notify_backoff_base_seconds * 2 ** (row.attempts - 1))
+                delay = backoff_ceiling(row.attempts - 1, base=settings.notify_backoff_base_seconds, cap=MAX_BACKOFF_SECONDS)
                 row.status, row.last_error = "failed", error
                 row.next_attempt_at = now + timedelta(seconds=delay)
                 log.warning("notification_failed", notification_id=row.id, event_id=row.event_id,

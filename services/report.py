@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from logs import get_logger
-from registry import TaskContext, tasks
-from storage.db import Database, utcnow
+from scheduling import TaskContext, every, tasks
+from storage.db import Database
 from storage.models import Event, Notification, Report, TaskRun
-from triggers import every
+from support.clock import iso, utcnow
 
 log = get_logger(__name__)
 
@@ -52,8 +52,8 @@ def latest_report(database: Database) -> dict | None:
         row = session.scalars(select(Report).order_by(Report.created_at.desc(), Report.id.desc()).limit(1)).first()
         if row is None:
             return None
-        return {"id": row.id, "created_at": row.created_at.isoformat(),
-                "window_start": row.window_start.isoformat(), "window_end": row.window_end.isoformat(),
+        return {"id": row.id, "created_at": iso(row.created_at),
+                "window_start": iso(row.window_start), "window_end": iso(row.window_end),
                 **row.body}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -16,7 +16,7 @@ from settings import Settings
 
 def utcnow() -> datetime:
     """The current time as a timezone-aware UTC datetime."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:

@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 
 from devtools.tansu import free_port
-from registry import TaskRegistry
+from scheduling.registry import TaskRegistry
 from settings import Settings, load_settings
 from storage.db import Database
 from storage.migrate import upgrade
@@ -115,7 +115,7 @@ class LiveApp:
         from server import create_app
 
         self.app = create_app(settings, registry)
-        self.runtime = self.app.state.runtime
+        self.application = self.app.state.application
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_config=None,
@@ -143,7 +143,7 @@ class LiveApp:
     @property
     def scheduler(self):
         """The running ServiceScheduler."""
-        return self.runtime.scheduler
+        return self.application.scheduler
 
 
 @pytest.fixture

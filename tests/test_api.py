@@ -7,11 +7,12 @@ from datetime import timedelta
 
 import pytest
 
-from registry import TaskRegistry
-from storage.db import Database, utcnow
+from scheduling.registry import TaskRegistry
+from scheduling.triggers import every
+from storage.db import Database
 from storage.models import TaskState
+from support.clock import utcnow
 from tests.conftest import AUTH, wait_until
-from triggers import every
 
 MUTATING = [("post", "/tasks/{name}/enable", None), ("post", "/tasks/{name}/disable", None),
             ("post", "/tasks/{name}/run", None), ("patch", "/tasks/{name}", {"interval_seconds": 60}),
@@ -142,7 +143,7 @@ def test_restart_keeps_the_cadence_or_runs_at_once_when_overdue(live_app, make_s
     task = again.client.get("/tasks/job").json()
     assert counter.calls == 1
     assert task["next_run_at"] is not None
-    remaining = again.scheduler._tasks["job"].next_due - again.scheduler.clock()
+    remaining = again.scheduler.next_due("job") - again.scheduler.clock()
     assert 39 * 60 < remaining <= 40 * 60  # still on the old grid: 40 min to go
     again.stop()
     _set_anchor(database_url, settings, "job", timedelta(hours=2))
@@ -160,7 +161,7 @@ def test_health_turns_503_when_the_loop_thread_dies(live_app, make_settings) -> 
         raise RuntimeError("simulated loop failure")
 
     app.scheduler.tick = broken_tick
-    app.scheduler._wake.set()
+    app.scheduler.wake()
     wait_until(lambda: app.client.get("/health").status_code == 503)
     body = app.client.get("/health").json()
     assert "simulated loop failure" in body["detail"]

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from consumers.handlers import HandlerRegistry
 from consumers.produce import bad_message
 from consumers.worker import ConsumerWorker
-from registry import TaskRegistry
+from scheduling.registry import TaskRegistry
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import DeadLetter, Event, Notification
@@ -180,7 +180,7 @@ def test_disable_enable_and_crash_mid_stream_no_loss_no_duplicates(live_app, kaf
 
     monkeypatch.setattr(ConsumerWorker, "poll_once", crashing_poll_once)
     app = live_app(kafka_settings(), TaskRegistry())
-    database = app.runtime.database
+    database = app.application.database
     kafka_producer.send(kafka_topic, _events(300, "a"))
     wait_until(lambda: _count(database, Event) == 300, timeout=20)
 
@@ -222,7 +222,7 @@ def test_broker_down_at_startup_then_recovers_by_itself(live_app, kafka, kafka_t
         assert "KafkaTimeoutError" in status["last_error"]
         ready = app.client.get("/ready")
         assert ready.status_code == 503 and "consumer" in ready.json()["detail"]
-    wait_until(lambda: _count(app.runtime.database, Event) == 200, timeout=30)
+    wait_until(lambda: _count(app.application.database, Event) == 200, timeout=30)
     wait_until(lambda: app.client.get("/ready").status_code == 200, timeout=10)
     assert app.client.get("/consumer").json()["state"] == "running"
 
@@ -239,7 +239,7 @@ def test_notify_event_is_delivered_within_a_second(live_app, kafka_topic, kafka_
                                            "notify": {"channel": channel, "recipient": "ops@example.com"}}])
 
         def delivered() -> bool:
-            with app.runtime.database.read_session() as session:
+            with app.application.database.read_session() as session:
                 return session.scalar(select(Notification.status).where(Notification.event_id == "n1")) == "sent"
 
         wait_until(delivered, timeout=5, interval=0.005)

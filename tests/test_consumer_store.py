@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from consumers.events import decode
 from consumers.handlers import HandlerRegistry, MessageMeta
 from consumers.store import Prepared, store_batch
-from storage.db import utcnow
 from storage.models import AuditEntry, Event, Notification
+from support.clock import utcnow
 
 
 def _prepared(event_id: str, offset: int, **extra) -> Prepared:

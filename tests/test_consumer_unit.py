@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections import namedtuple
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -25,12 +25,12 @@ def _msg(payload) -> Record:
 def test_valid_event_gets_the_kafka_timestamp_and_ignores_unknown_fields() -> None:
     event = decode(_msg({"id": "e1", "type": "order.created", "data": {"a": 1}, "extra": True}))
     assert (event.id, event.type, event.data) == ("e1", "order.created", {"a": 1})
-    assert event.occurred_at == datetime.fromtimestamp(1_700_000_000, tz=timezone.utc)
+    assert event.occurred_at == datetime.fromtimestamp(1_700_000_000, tz=UTC)
 
 
 def test_explicit_occurred_at_is_normalised_to_utc() -> None:
     event = decode(_msg({"id": "e1", "type": "t", "occurred_at": "2025-01-01T14:00:00+02:00"}))
-    assert event.occurred_at == datetime(2025, 1, 1, 12, tzinfo=timezone.utc)
+    assert event.occurred_at == datetime(2025, 1, 1, 12, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("value,kind,fragment", [
@@ -76,7 +76,7 @@ def test_keys_are_text_when_utf8() -> None:
 
 # ----------------------------------------------------------------------------- handlers
 def _meta() -> MessageMeta:
-    return MessageMeta("t", 0, 5, "k", datetime.now(timezone.utc))
+    return MessageMeta("t", 0, 5, "k", datetime.now(UTC))
 
 
 def test_default_handler_stores_event_and_notification() -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import inspect
 
-from registry import TaskDefinitionError, TaskRegistry
+from scheduling.registry import TaskDefinitionError, TaskRegistry
+from scheduling.triggers import Trigger, every
 from settings import SettingsError, load_settings
 from storage.db import Database
 from storage.migrate import upgrade
-from triggers import Trigger, every
 
 
 async def _async_task() -> None:

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from execution import run_in_fresh_loop
-from registry import TaskRegistry
+from scheduling.executor import run_in_fresh_loop
+from scheduling.registry import TaskRegistry
+from scheduling.triggers import every
 from tests.conftest import wait_until
-from triggers import every
 
 
 def _open_fds() -> int:
@@ -130,7 +130,7 @@ def test_stop_waits_for_a_running_task_and_reports_one_that_overruns(make_schedu
 
 
 def test_a_slow_task_does_not_delay_another(make_scheduler) -> None:
-    from runlog import run_rows
+    from storage.history import run_rows
 
     registry = TaskRegistry()
     registry.register("slow", lambda: time.sleep(2.5), trigger=every(1).seconds)

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from registry import TaskRegistry
+from scheduling.registry import TaskRegistry
+from scheduling.triggers import Trigger, every
 from tests.conftest import FakeClock
-from triggers import Trigger, every
 
 
 def _registry(**tasks) -> TaskRegistry:
@@ -79,7 +79,7 @@ def test_scheduler_keeps_start_to_start_grid_when_the_body_is_slow(make_schedule
 
 
 def _due(scheduler, name: str) -> float:
-    return scheduler._tasks[name].next_due
+    return scheduler.next_due(name)
 
 
 def test_late_slot_is_recorded_missed_and_next_run_is_the_next_grid_point(make_scheduler) -> None:
@@ -133,7 +133,7 @@ def test_exception_is_isolated_recorded_and_the_task_keeps_its_schedule(make_sch
     assert status["next_run_at"] is not None
     assert len(other) == 2
     history = scheduler.database
-    from runlog import run_rows
+    from storage.history import run_rows
     rows = run_rows(history, "boom", 10, "error")
     assert len(rows) == 2 and rows[0]["error"] == "ValueError: bad input 42"
 
@@ -162,7 +162,7 @@ def test_wake_up_cost_does_not_scan_all_tasks(make_scheduler) -> None:
     # Every task ran once at start-up (never ran before); now nothing is due for a day.
     delay = scheduler.tick(clock.advance(1))
     assert delay == pytest.approx(86399 - 0.002, abs=0.01)
-    assert len(scheduler._agenda) <= 4 * 500 + 64
+    assert scheduler.agenda_size() <= 4 * 500 + 64
 
 
 def test_reenabling_keeps_the_grid_unless_the_task_is_overdue(make_scheduler) -> None:

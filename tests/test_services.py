@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from services.cleanup import purge
 from services.notifications import deliver_pending
 from services.report import build_report, latest_report
-from storage.db import utcnow
 from storage.models import Event, Notification, Report, TaskRun
+from support.clock import utcnow
 from tests.infra.webhook import WebhookReceiver
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -12,12 +12,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 def new_scheduler() -> BackgroundScheduler:
     """A BackgroundScheduler in UTC with the default thread pool executor."""
-    return BackgroundScheduler(timezone=timezone.utc)
+    return BackgroundScheduler(timezone=UTC)
 
 
 def add_interval(scheduler: BackgroundScheduler, seconds: float, func: Callable[[], Any],
                  start_at: float, name: str) -> None:
     """Runs `func` every `seconds` on the grid start_at + k*seconds (epoch seconds)."""
-    start = datetime.fromtimestamp(start_at, timezone.utc)
-    scheduler.add_job(func, IntervalTrigger(seconds=seconds, start_date=start, timezone=timezone.utc),
+    start = datetime.fromtimestamp(start_at, UTC)
+    scheduler.add_job(func, IntervalTrigger(seconds=seconds, start_date=start, timezone=UTC),
                       id=name, name=name)

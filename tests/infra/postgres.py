@@ -73,7 +73,7 @@ class PostgresCluster:
             raise RuntimeError("PostgresCluster not started")
         return self._url
 
-    def __enter__(self) -> "PostgresCluster":
+    def __enter__(self) -> PostgresCluster:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -89,7 +89,7 @@ class PostgresCluster:
             raise RuntimeError(f"pg-cluster.sh {action} failed ({res.returncode}): {res.stderr.strip()}")
         return res.stdout.strip()
 
-    def start(self) -> "PostgresCluster":
+    def start(self) -> PostgresCluster:
         """Start the server (initdb on first use) and wait until it accepts connections; return self."""
         self._url = self._script("start")
         return self

@@ -32,8 +32,3 @@ def load_admin_token(settings: Settings) -> str:
     log.warning("admin_token_generated", path=str(path.resolve()),
                 hint="ADMIN_TOKEN was not set; read the token from this file")
     return token
-
-
-def token_matches(expected: str, presented: str) -> bool:
-    """Constant-time comparison of two tokens."""
-    return secrets.compare_digest(expected.encode(), presented.encode())

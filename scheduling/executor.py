@@ -17,7 +17,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from registry import TaskContext, TaskSpec
+from scheduling.registry import TaskContext, TaskSpec
 
 PR_SET_PDEATHSIG = 1
 

@@ -24,8 +24,6 @@ import schedule
 # default scheduler of `schedule` is never touched.
 _TRIGGER_FACTORY = schedule.Scheduler()
 
-MIN_INTERVAL_SECONDS = 1
-MAX_INTERVAL_SECONDS = 7 * 24 * 3600
 
 _UNIT_SECONDS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800}
 

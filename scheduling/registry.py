@@ -1,7 +1,6 @@
-"""Task declarations: adding a task is one decorator in one module of services/.
+"""Task declarations: adding a task is one decorator in one module (services/ or TASK_MODULES).
 
-    from registry import tasks
-    from triggers import every
+    from scheduling import TaskContext, every, tasks
 
     @tasks.task("nightly-export", trigger=every().day.at("02:30"), timeout=600,
                 description="Exports yesterday's orders")
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import schedule
 
-from triggers import Trigger, TriggerError
+from scheduling.triggers import Trigger, TriggerError
 
 if TYPE_CHECKING:
     from settings import Settings
@@ -173,5 +172,5 @@ class TaskRegistry:
         return clone
 
 
-# The registry the built-in services register into (services/__init__.py imports them).
+# The registry task modules declare into (services/ and the modules named by TASK_MODULES).
 tasks = TaskRegistry()

@@ -1,18 +1,21 @@
-"""In-memory state of one registered task, and its JSON status view."""
+"""TrackedTask: what the scheduler tracks in memory for one registered task, and its JSON status view."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
-from registry import TaskSpec
-from runlog import STAT_NAMES, PersistedState, RunRecord, _iso
+from scheduling.registry import TaskSpec
+from scheduling.triggers import Trigger
 from settings import Settings
-from triggers import Trigger
+from storage.records import STAT_NAMES, RunRecord
+from storage.task_state import SavedTaskState
+from support.clock import iso
 
 
 @dataclass
-class TaskRuntime:
+class TrackedTask:
     """Everything the scheduler tracks for one task. Guarded by the scheduler's lock."""
 
     spec: TaskSpec
@@ -27,21 +30,21 @@ class TaskRuntime:
     last_run: RunRecord | None = None
     last_success_at: float | None = None
     anchor: float | None = None  # scheduled_for of the last run that started: the grid origin
-    stats: Counter = field(default_factory=Counter)
+    stats: Counter[str] = field(default_factory=Counter)
 
     @classmethod
-    def restore(cls, spec: TaskSpec, state: PersistedState | None, settings: Settings) -> TaskRuntime:
-        """The runtime of `spec`: persisted operator intent wins over settings, settings over code."""
+    def restore(cls, spec: TaskSpec, state: SavedTaskState | None, settings: Settings) -> TrackedTask:
+        """The tracked state of `spec`: persisted operator intent wins over settings, settings over code."""
         enabled = settings.task_enabled.get(spec.name, spec.enabled)
         override = settings.task_intervals.get(spec.name)
         if state is not None:
             enabled, override = state.enabled, state.interval_seconds
-        runtime = cls(spec, Trigger.interval(override) if override else spec.trigger, enabled, override)
+        tracked = cls(spec, Trigger.interval(override) if override else spec.trigger, enabled, override)
         if state is not None:
-            runtime.anchor, runtime.last_success_at = state.last_run_scheduled_for, state.last_success_at
-            runtime.stats.update(state.stats)
-            runtime.last_run = state.last_run
-        return runtime
+            tracked.anchor, tracked.last_success_at = state.last_run_scheduled_for, state.last_success_at
+            tracked.stats.update(state.stats)
+            tracked.last_run = state.last_run
+        return tracked
 
     def is_overdue(self, now: float) -> bool:
         """True when the task never ran or its last run is at least one period old (interval
@@ -69,7 +72,7 @@ class TaskRuntime:
             return self.stats.get("error", 0) + self.stats.get("timeout", 0) >= 3
         return now - reference > limit
 
-    def status(self, now: float) -> dict:
+    def status(self, now: float) -> dict[str, Any]:
         """The task as the API shows it."""
         job = self.trigger.job
         counts = {label: self.stats.get(outcome, 0) for outcome, label in STAT_NAMES.items()}
@@ -77,7 +80,7 @@ class TaskRuntime:
         running = None
         if self.running is not None:
             running = {"run_id": self.running.run_id, "trigger": self.running.trigger,
-                       "started_at": _iso(self.running.started_at),
+                       "started_at": iso(self.running.started_at),
                        "overrunning": self.overrunning}
         return {
             "name": self.name,
@@ -89,11 +92,11 @@ class TaskRuntime:
             "interval_overridden": self.interval_override is not None,
             "executor": self.spec.executor,
             "timeout_seconds": self.spec.timeout_seconds,
-            "next_run_at": _iso(self.next_due) if self.enabled else None,
+            "next_run_at": iso(self.next_due) if self.enabled else None,
             "running": self.running is not None,
             "current_run": running,
             "last_run": self.last_run.as_dict() if self.last_run is not None else None,
-            "last_success_at": _iso(self.last_success_at),
+            "last_success_at": iso(self.last_success_at),
             "stale": self.is_stale(now),
             "stats": counts,
         }

@@ -1,4 +1,4 @@
-"""The scheduler's agenda: a min-heap of due items, so a wake-up costs O(due items), not O(tasks).
+"""Agenda: the scheduler's min-heap of due items, so a wake-up costs O(due items), not O(tasks).
 
 Items are never removed when a task is disabled or rescheduled: its generation number changes
 and stale items are skipped when they come up (and dropped in bulk when they pile up).
@@ -23,7 +23,7 @@ class DueItem(NamedTuple):
     label: str
 
 
-class DueQueue:
+class Agenda:
     """Min-heap of DueItems ordered by due time."""
 
     def __init__(self) -> None:

@@ -1,0 +1,127 @@
+"""Application: the service's wiring. Builds and owns everything one instance runs (database,
+scheduler, consumer) from one Settings object; `start()`/`stop()` are called by the lifespan."""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+from typing import TYPE_CHECKING, Any
+
+from logs import get_logger
+from metrics import Metrics
+from scheduler import ServiceScheduler
+from scheduling.registry import TaskRegistry
+from settings import Settings
+from storage.admin_token import load_admin_token
+from storage.db import Database
+from storage.migrate import upgrade
+
+if TYPE_CHECKING:
+    from consumers.supervisor import ConsumerSupervisor
+
+log = get_logger(__name__)
+
+BUILTIN_PACKAGE = "services"
+
+
+class StartupError(RuntimeError):
+    """The service cannot start as configured; the message is one line naming the cause."""
+
+
+class Application:
+    """The service's parts, wired from one Settings object."""
+
+    def __init__(self, settings: Settings, registry: TaskRegistry) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.database = Database(settings)
+        self.registry = registry
+        self.scheduler = ServiceScheduler(settings, self.database, registry, metrics=self.metrics)
+        self.admin_token = load_admin_token(settings)
+        self.consumer: ConsumerSupervisor | None = None
+        if settings.kafka_enabled:
+            from consumers import build_consumer  # imports kafka-python: only when it is used
+
+            self.consumer = build_consumer(settings, self.database, self.metrics, self.scheduler)
+        self.started = False
+
+    def start(self) -> None:
+        """Migrates the database, then starts the scheduler (and the consumer it supervises)."""
+        upgrade(self.database.engine)
+        warn_unknown_task_settings(self.settings, self.registry)
+        warn_if_multiple_workers()
+        if self.consumer is not None:
+            self.consumer.load_state()
+        self.scheduler.start()
+        self.started = True
+        log.info("service_started", tasks=len(self.scheduler.names()), database=self.database.dialect,
+                 kafka=self.consumer is not None, scheduler_enabled=self.settings.scheduler_enabled)
+
+    def stop(self) -> list[str]:
+        """Stops the scheduler within the shutdown grace; returns tasks that did not finish."""
+        unfinished = self.scheduler.stop() if self.started else []
+        self.database.dispose()
+        return unfinished
+
+    def readiness(self) -> tuple[dict[str, Any], list[str]]:
+        """(checks, reasons not ready) for /ready."""
+        checks: dict[str, Any] = {}
+        reasons: list[str] = []
+        try:
+            self.database.ping()
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = "unreachable"
+            reasons.append(f"database unreachable: {type(exc).__name__}")
+        alive, reason = self.scheduler.health()
+        checks["scheduler"] = "ok" if alive else reason
+        if not alive:
+            reasons.append(f"scheduler: {reason}")
+        if self.consumer is not None:
+            ok, consumer_reason = self.consumer.readiness()
+            checks["consumer"] = "ok" if ok else consumer_reason
+            if not ok:
+                reasons.append(f"consumer: {consumer_reason}")
+        return checks, reasons
+
+
+def build_registry(settings: Settings, shared: TaskRegistry) -> TaskRegistry:
+    """The tasks this instance runs: the built-ins BUILTIN_TASKS names, then every task declared by
+    the modules of TASK_MODULES (imported here, in order). Raises StartupError naming a module
+    that fails to import or a built-in that does not exist."""
+    importlib.import_module(BUILTIN_PACKAGE)
+    builtin = {spec.name for spec in shared if spec.func.__module__.startswith(BUILTIN_PACKAGE + ".")}
+    wanted = builtin if settings.builtin_tasks == "all" else set(settings.builtin_task_names)
+    unknown = sorted(wanted - builtin)
+    if unknown:
+        raise StartupError(f"BUILTIN_TASKS names no built-in task {', '.join(unknown)} "
+                           f"(built-in tasks: {', '.join(sorted(builtin))})")
+    for module in settings.task_module_names:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # any failure, SyntaxError included, is the user's module's
+            raise StartupError(f"TASK_MODULES: cannot import {module!r}: {type(exc).__name__}: {exc}") from None
+    registry = TaskRegistry()
+    for spec in shared:
+        if spec.name not in builtin or spec.name in wanted:
+            registry.add(spec)
+    return registry
+
+
+def warn_unknown_task_settings(settings: Settings, registry: TaskRegistry) -> None:
+    """TASK_<NAME>_* naming no registered task is almost always a typo: say so at start-up."""
+    known = {spec.name for spec in registry}
+    for field, suffix in (("task_intervals", "INTERVAL_SECONDS"), ("task_enabled", "ENABLED")):
+        for name in sorted(set(getattr(settings, field)) - known):
+            log.warning("task_setting_unknown_task", variable=f"TASK_{name.upper().replace('-', '__')}_{suffix}",
+                        task=name, known_tasks=sorted(known))
+
+
+def warn_if_multiple_workers() -> None:
+    """Each uvicorn/gunicorn worker runs its own scheduler: every task would run once per worker."""
+    workers = os.environ.get("WEB_CONCURRENCY", "1")
+    if multiprocessing.parent_process() is not None or (workers.isdigit() and int(workers) > 1):
+        log.warning("multiple_workers_detected",
+                    hint="every worker process runs every task and its own consumer; run one worker "
+                         "(--workers 1) and scale with threads until multi-replica safety exists")

@@ -1,0 +1,20 @@
+"""The scheduler's parts, one concept per module; task authors import from here only:
+
+    from scheduling import TaskContext, every, tasks
+
+- registry: task declarations (`tasks`, TaskSpec, TaskContext, TaskDefinitionError)
+- triggers: *when* (`every(...)`, the start-to-start grid)
+- agenda: the heap of due items the loop sleeps on
+- tracked: what the scheduler tracks in memory per task (TrackedTask)
+- launcher: how one due run executes on a worker (RunLauncher)
+- executor: *where* runs execute (thread pool, fresh event loops, process pool)
+- bookkeeping: what a finished run updates (counters, metrics, history, the task_run line)
+- recorder: the run-history writer thread
+- errors: UnknownTask, TaskBusy
+The ServiceScheduler itself (scheduler.py) composes them.
+"""
+
+from scheduling.registry import TaskContext, TaskDefinitionError, TaskRegistry, TaskSpec, tasks
+from scheduling.triggers import Trigger, every
+
+__all__ = ["TaskContext", "TaskDefinitionError", "TaskRegistry", "TaskSpec", "Trigger", "every", "tasks"]

@@ -1,0 +1,18 @@
+"""Domain errors of the scheduler; server.py maps each to its HTTP status once."""
+
+from __future__ import annotations
+
+
+class UnknownTask(KeyError):
+    """No task has this name (HTTP 404)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"unknown task {self.name!r}"
+
+
+class TaskBusy(RuntimeError):
+    """A run of this task is in progress (HTTP 409)."""

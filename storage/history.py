@@ -1,0 +1,79 @@
+"""Run history: storing finished runs (with their effect on task state) and reading it back."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from storage.audit import add_audit
+from storage.db import Database
+from storage.models import TaskRun, TaskState
+from storage.records import AuditRecord, RunRecord
+from support.clock import to_datetime, to_epoch
+
+
+def store_history(session: Session, runs: Iterable[RunRecord], audits: Iterable[AuditRecord]) -> None:
+    """Writes runs (idempotent on run_id) and audit entries; advances each task's anchor/success."""
+    for run in runs:
+        session.merge(TaskRun(
+            run_id=run.run_id, task=run.task, trigger=run.trigger,
+            scheduled_for=to_datetime(run.scheduled_for), started_at=to_datetime(run.started_at),
+            finished_at=to_datetime(run.finished_at), duration_ms=run.duration_ms,
+            outcome=run.outcome or "error", error=run.error))
+        _advance_state(session, run)
+    for audit in audits:
+        add_audit(session, audit)
+
+
+def _advance_state(session: Session, run: RunRecord) -> None:
+    state = session.get(TaskState, run.task)
+    if state is None:
+        return
+    if run.scheduled_for is not None and run.outcome not in ("skipped", "missed"):
+        anchor = to_datetime(run.scheduled_for)
+        if anchor is not None and (state.last_run_scheduled_for is None or anchor > state.last_run_scheduled_for):
+            state.last_run_scheduled_for = anchor
+    if run.outcome == "success":
+        finished = to_datetime(run.finished_at)
+        if finished is not None and (state.last_success_at is None or finished > state.last_success_at):
+            state.last_success_at = finished
+
+
+def record_from_row(row: TaskRun) -> RunRecord:
+    """The RunRecord a stored row describes."""
+    started = to_epoch(row.started_at)
+    assert started is not None
+    return RunRecord(row.run_id, row.task, row.trigger, to_epoch(row.scheduled_for), started,
+                     to_epoch(row.finished_at), row.outcome, row.error)
+
+
+def run_rows(database: Database, task: str, limit: int, outcome: str | None) -> list[dict[str, Any]]:
+    """A task's history, newest first, as API dicts."""
+    query = select(TaskRun).where(TaskRun.task == task)
+    if outcome is not None:
+        query = query.where(TaskRun.outcome == outcome)
+    query = query.order_by(TaskRun.started_at.desc()).limit(limit)
+    with database.read_session() as session:
+        return [record_from_row(row).as_dict() for row in session.scalars(query)]
+
+
+def outcome_counts(session: Session) -> dict[str, Counter[str]]:
+    """{task: Counter(outcome → runs)} over the whole history."""
+    counts: dict[str, Counter[str]] = {}
+    rows = session.execute(select(TaskRun.task, TaskRun.outcome, func.count()).group_by(TaskRun.task, TaskRun.outcome))
+    for task, outcome, count in rows:
+        counts.setdefault(task, Counter())[outcome] = count
+    return counts
+
+
+def last_runs(session: Session) -> dict[str, RunRecord]:
+    """{task: its most recently started run}."""
+    latest = (select(TaskRun.task, func.max(TaskRun.started_at).label("started"))
+              .group_by(TaskRun.task).subquery())
+    rows = session.scalars(select(TaskRun).join(
+        latest, (TaskRun.task == latest.c.task) & (TaskRun.started_at == latest.c.started)))
+    return {row.task: record_from_row(row) for row in rows}

@@ -1,0 +1,72 @@
+"""Persisted task state: the operator's intent (enabled, interval override) and the grid anchor,
+which survive restarts. Also holds the consumer's enabled flag (a row of its own)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from storage.audit import add_audit
+from storage.db import Database
+from storage.history import last_runs, outcome_counts
+from storage.models import TaskState
+from storage.records import AuditRecord, RunRecord
+from support.clock import to_epoch, utcnow
+
+
+@dataclass
+class SavedTaskState:
+    """What the database remembers of one task."""
+
+    enabled: bool
+    interval_seconds: int | None
+    last_run_scheduled_for: float | None
+    last_success_at: float | None
+    stats: Counter[str] = field(default_factory=Counter)
+    last_run: RunRecord | None = None
+
+
+class TaskStateStore:
+    """Reads and writes `task_state` rows; every change is audited in the same transaction."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def load(self) -> dict[str, SavedTaskState]:
+        """Every known task's saved state, with run counts by outcome and its last run."""
+        with self.database.read_session() as session:
+            states = {row.name: SavedTaskState(row.enabled, row.interval_seconds,
+                                               to_epoch(row.last_run_scheduled_for), to_epoch(row.last_success_at))
+                      for row in session.scalars(select(TaskState))}
+            for task, counts in outcome_counts(session).items():
+                if task in states:
+                    states[task].stats.update(counts)
+            for task, run in last_runs(session).items():
+                if task in states:
+                    states[task].last_run = run
+        return states
+
+    def create(self, states: dict[str, tuple[bool, int | None]]) -> None:
+        """Inserts first-seen tasks' states ({name: (enabled, interval_seconds)}) in one transaction."""
+        if not states:
+            return
+        now = utcnow()
+        with self.database.session() as session:
+            session.add_all([TaskState(name=name, enabled=enabled, interval_seconds=interval, updated_at=now)
+                             for name, (enabled, interval) in states.items()])
+
+    def change(self, name: str, *, actor: str, action: str, detail: dict[str, Any] | None = None,
+               **values: object) -> None:
+        """Updates columns of a task's state and records the change in the audit log, atomically."""
+        with self.database.session() as session:
+            row = session.get(TaskState, name)
+            if row is None:
+                row = TaskState(name=name, enabled=True, updated_at=utcnow())
+                session.add(row)
+            for key, value in values.items():
+                setattr(row, key, value)
+            row.updated_at = utcnow()
+            add_audit(session, AuditRecord(actor=actor, action=action, target=name, detail=detail))
