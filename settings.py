@@ -157,8 +157,8 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
     """Builds Settings from the environment (or `environ`), raising SettingsError naming the bad variable."""
     if environ is None:
         # pydantic-settings reads .env for declared fields only: TASK_* are read from it here.
-        from_file = {k: v for k, v in dotenv_values(ENV_FILE).items() if v is not None} if Path(ENV_FILE).is_file() else {}
-        source = {**from_file, **os.environ}
+        from_file = dotenv_values(ENV_FILE) if Path(ENV_FILE).is_file() else {}
+        source = {**{k: v for k, v in from_file.items() if v is not None}, **os.environ}
     else:
         source = dict(environ)
     values: dict[str, Any] = {**_task_overrides(source), **overrides}

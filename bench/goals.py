@@ -48,11 +48,13 @@ def timing_section(data: dict) -> dict:
     return {"id": 1, "title": "Start lateness and drift", "goals": goals,
             "method": ("Tasks every 1 s and every 2 s with a 0 ms and a 100 ms (sleep) body, all four in one "
                        f"scheduler per implementation, each in its own process for {data['durations_s']['timing']} s. "
-                       "A full run measures the product ALONE (earlier reports ran the three side by side, so wake-ups of the "
+                       "A full run measures the product ALONE (earlier reports ran the three side by side, "
+                       "so wake-ups of the "
                        "other schedulers could land on the product's and distort its p99); then runs APScheduler with "
                        "the seed loop beside it (the seed wakes once per 5 s for a few µs). "
                        f"This run: {data.get('arrangement', {}).get('timing', 'side by side')} (--quick runs the "
-                       "three side by side to fit its 2 min budget; its p99 is not comparable). Lateness = body start − the "
+                       "three side by side to fit its 2 min budget; its p99 is not comparable). "
+                       "Lateness = body start − the "
                        "due time the scheduler itself planned (product: `TaskContext.scheduled_for`; "
                        "APScheduler: its grid; seed: `job.next_run`). Drift = start of run N − (first due + "
                        "(N−1)·period). Runs/slots counts grid slots in the window."),

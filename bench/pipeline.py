@@ -84,7 +84,8 @@ def profile_findings(profiles: dict) -> list[str]:
     for name, prof in profiles.items():
         parts = {row[0].strip(): row[2] for row in prof["cumulative"]}
         picked = [(label, parts.get(label)) for label in (
-            "SQL compilation (once per new batch size, then cached)", "DBAPI execute + result", "Insert.values(list of 500 dicts)",
+            "SQL compilation (once per new batch size, then cached)", "DBAPI execute + result",
+            "Insert.values(list of 500 dicts)",
             "decode + pydantic validation", "KafkaConsumer.poll (fetch)", "Kafka offset commit (sync round trip)")]
         lines.append(f"Where the time goes ({name}): " + "; ".join(f"{label} {pct} %" for label, pct in picked
                                                                      if pct is not None) + " of poll_once.")
@@ -134,7 +135,8 @@ def measure_throughput(quick: bool, bootstrap: str) -> dict:
                      "group, batches of 500: validate, store idempotently in one transaction, commit offsets) is "
                      "driven in-process with `poll_once()`; its rate = events after the first batch / (end of last "
                      "batch − end of first batch), so the consumer-group join (~3 s on Tansu with the 6 s session "
-                     "timeout; --quick uses 2 s, ~1 s) is excluded. All consumers read the same topics in this run, one after another.")
+                     "timeout; --quick uses 2 s, ~1 s) is excluded. All consumers read the same topics in this run, "
+                     "one after another.")
     return out
 
 

@@ -344,7 +344,7 @@ def measure_e2e(quick: bool, bootstrap: str) -> dict:
         stages_db = service.tmp / "svc.db"
         stopper = _stop_later(service, receiver)
     latencies, seen, delivered_at = [], set(), {}
-    for body, at in zip(list(receiver.received), list(receiver.received_at)):
+    for body, at in zip(list(receiver.received), list(receiver.received_at), strict=False):
         data = ((body or {}).get("payload") or {}).get("data") or {}
         if data.get("seq", -1) >= 0 and data["seq"] not in seen:
             seen.add(data["seq"])
@@ -445,10 +445,8 @@ def footprint_after_consume(quick: bool, bootstrap: str) -> dict:
         with httpx.Client(base_url=f"http://127.0.0.1:{service.port}", timeout=5) as client:
             deadline = started + max(60.0, count / 500)
             while processed < count and time.monotonic() < deadline:
-                try:
+                with contextlib.suppress(httpx.HTTPError, ValueError):
                     processed = client.get("/consumer").json().get("messages_processed", 0)
-                except (httpx.HTTPError, ValueError):
-                    pass
                 time.sleep(0.2)
         consume_s = time.monotonic() - started
         time.sleep(1.0)

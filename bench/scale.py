@@ -159,7 +159,7 @@ def _seed_costs(size: int) -> dict:
     pending_us = (time.perf_counter() - started) / repeats * 1e6
     started = time.perf_counter()
     for _ in range(repeats):
-        sched.idle_seconds
+        _ = sched.idle_seconds
     idle_us = (time.perf_counter() - started) / repeats * 1e6
     return {"run_pending_us": round(pending_us, 2), "idle_seconds_us": round(idle_us, 2),
             "us_per_wakeup": round(pending_us + idle_us, 2),

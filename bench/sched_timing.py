@@ -138,7 +138,7 @@ def analyze(records: list[list[float | None]], period: int, stop: float) -> dict
     t0 = records[0][1] if records[0][1] is not None else starts[0]
     lateness = [s - d for s, d in records if d is not None]
     slots = math.floor((stop - t0) / period) + 1
-    periods = [b - a for a, b in zip(starts, starts[1:])]
+    periods = [b - a for a, b in zip(starts, starts[1:], strict=False)]
     return {
         "runs": len(starts), "slots": slots, "lost": max(0, slots - len(starts)),
         "lost_pct": round(100 * max(0, slots - len(starts)) / slots, 1),

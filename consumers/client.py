@@ -5,6 +5,7 @@ Everything here is called from the worker thread only: kafka-python clients are 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -64,10 +65,8 @@ def _closing_on_failure(build: Callable[..., Any], **options: Any) -> Any:
         return build(kafka_client=tracking_client, **options)
     except BaseException:
         for net_client in created:
-            try:
+            with contextlib.suppress(Exception):  # already failing; the original error is the one to report
                 net_client.close()
-            except Exception:  # already failing; the original error is the one to report
-                pass
         raise
 
 

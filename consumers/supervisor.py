@@ -140,7 +140,8 @@ class ConsumerSupervisor:
         self._absorb(worker)
         cause = worker.fatal_error or "consumer thread ended unexpectedly"
         self._last_error = cause
-        if self._running_since is not None and now - self._running_since >= self.settings.consumer_backoff_reset_seconds:
+        healthy_for = None if self._running_since is None else now - self._running_since
+        if healthy_for is not None and healthy_for >= self.settings.consumer_backoff_reset_seconds:
             self._attempt = 0
         self._recent.append(now)
         looping = self._crash_looping(now)

@@ -20,6 +20,7 @@ proxy's port; otherwise clients bypass the proxy after their first metadata call
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import json
 import os
@@ -152,9 +153,9 @@ class TansuBroker:
         binary = tansu_binary()
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = open(self.log_path, "ab")
+            self._log = open(self.log_path, "ab")  # noqa: SIM115 (open for the broker's lifetime, closed in stop())
         else:
-            self._log = tempfile.TemporaryFile()  # kept only to explain failures
+            self._log = tempfile.TemporaryFile()  # noqa: SIM115 (kept only to explain failures; closed in stop())
         cmd = [
             str(binary), "broker",
             "--listener-url", f"tcp://{self.listener}",
@@ -182,7 +183,7 @@ class TansuBroker:
                 if time.monotonic() > deadline:
                     tail = self._log_tail()
                     self.stop()
-                    raise BrokerError(f"tansu not ready on {self.listener} after {timeout}s:\n{tail}")
+                    raise BrokerError(f"tansu not ready on {self.listener} after {timeout}s:\n{tail}") from None
                 time.sleep(0.05)
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -255,10 +256,8 @@ class TansuBroker:
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
     """Send ``sig`` to the process group led by ``proc`` (ignoring a vanished group)."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 class TcpProxy:
@@ -393,7 +392,5 @@ class TcpProxy:
 
 def _shutdown(sock: socket.socket) -> None:
     """Shut a socket down both ways so a thread blocked on it wakes up."""
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass

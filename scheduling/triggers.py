@@ -104,10 +104,7 @@ class Trigger:
         catch-up runs: slots already in the past are skipped). Without a previous due time
         the first run is one period after `now`, as `schedule` does it.
         """
-        if self.is_calendar:
-            due = self._calendar_next()
-        else:
-            due = self._grid_next(previous_due, now)
+        due = self._calendar_next() if self.is_calendar else self._grid_next(previous_due, now)
         if self.job.cancel_after is not None and due > self.job.cancel_after.timestamp():
             return None
         return due

@@ -84,7 +84,8 @@ def record_results(database: Database, settings: Settings, results: dict[int, st
                 log.error("notification_dead", notification_id=row.id, event_id=row.event_id,
                           attempts=row.attempts, error=error)
             else:
-                delay = backoff_ceiling(row.attempts - 1, base=settings.notify_backoff_base_seconds, cap=MAX_BACKOFF_SECONDS)
+                delay = backoff_ceiling(row.attempts - 1, base=settings.notify_backoff_base_seconds,
+                                        cap=MAX_BACKOFF_SECONDS)
                 row.status, row.last_error = "failed", error
                 row.next_attempt_at = now + timedelta(seconds=delay)
                 log.warning("notification_failed", notification_id=row.id, event_id=row.event_id,
@@ -109,7 +110,7 @@ async def deliver_pending(*, database: Database, settings: Settings) -> dict[str
             if not rows:
                 break
             errors = await asyncio.gather(*(_deliver(client, row, settings, gate) for row in rows))
-            counts = record_results(database, settings, {row.id: e for row, e in zip(rows, errors)})
+            counts = record_results(database, settings, {row.id: e for row, e in zip(rows, errors, strict=False)})
             for status, count in counts.items():
                 totals[status] += count
     finally:

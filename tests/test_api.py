@@ -180,7 +180,8 @@ def test_ready_and_metrics_report_the_service(live_app, make_settings) -> None:
     assert "scheduler_loop_heartbeat_age_seconds" in text
 
 
-def test_generated_admin_token_is_written_owner_only_and_never_logged(live_app, make_settings, tmp_path, capsys) -> None:
+def test_generated_admin_token_is_written_owner_only_and_never_logged(
+        live_app, make_settings, tmp_path, capsys) -> None:
     token_file = tmp_path / "secret" / "token"
     app = live_app(make_settings(admin_token=None, admin_token_file=token_file), _registry(Counter()))
     token = token_file.read_text().strip()

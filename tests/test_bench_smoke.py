@@ -38,8 +38,8 @@ def test_throughput_section_with_profile_and_no_machine_paths() -> None:
 
     assert _short("/x/y/site-packages/sqlalchemy/sql/compiler.py") == "sqlalchemy/sql/compiler.py"
     assert _short("/opt/py/lib/python3.11/json/decoder.py") == "stdlib/json/decoder.py"
-    profile = {"events": 100, "total_s": 0.1, "cumulative": [["poll_once (total)", 1000.0, 100.0],
-                                                            ["  SQL compilation (once per new batch size, then cached)", 600.0, 60.0]],
+    compile_row = ["  SQL compilation (once per new batch size, then cached)", 600.0, 60.0]
+    profile = {"events": 100, "total_s": 0.1, "cumulative": [["poll_once (total)", 1000.0, 100.0], compile_row],
                "self": [["sqlalchemy/sql/coercions.py:1(expect)", 10, 5.0, 0.5]]}
     data = {"topics": {"clean": {"raw kafka-python": {"events": 10, "events_per_s": 100},
                                  "product → SQLite": {"events": 10, "events_per_s": 50}}},

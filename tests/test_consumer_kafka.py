@@ -101,7 +101,7 @@ def test_malformed_messages_are_dead_lettered_without_blocking(kafka, kafka_topi
     kinds = ["encoding", "json", "schema", "oversize", "empty"]
     bad = [b"" if kind == "empty" else bad_message(kind, __import__("random").Random(i), max_bytes=2048)
            for i, kind in enumerate(kinds * 4)]
-    mixed = [m for pair in zip(good[:20], bad) for m in pair] + good[20:]
+    mixed = [m for pair in zip(good[:20], bad, strict=False) for m in pair] + good[20:]
     kafka_producer.send(kafka_topic, mixed, key=b"same-partition")  # bad ones interleaved in ONE partition
     worker = open_worker(settings)
     _drain(worker, 200)
@@ -271,7 +271,7 @@ def test_producer_cli_and_dead_letter_topic(kafka, kafka_topic, kafka_settings, 
                            auto_offset_reset="earliest", consumer_timeout_ms=5000)
     try:
         reader.assign([TopicPartition(dlq, 0)])
-        copies = [message for _, message in zip(range(bad), reader)]
+        copies = [message for _, message in zip(range(bad), reader, strict=False)]
     finally:
         reader.close()
     assert len(copies) == bad

@@ -14,8 +14,8 @@ from support.clock import utcnow
 
 
 def _prepared(event_id: str, offset: int, **extra) -> Prepared:
-    value = ('{"id": "%s", "type": "order.created", "data": {"n": %d}%s}'
-             % (event_id, offset, extra.get("tail", ""))).encode()
+    tail = extra.get("tail", "")
+    value = f'{{"id": "{event_id}", "type": "order.created", "data": {{"n": {offset}}}{tail}}}'.encode()
     record = SimpleNamespace(value=value, key=None, timestamp=1_800_000_000_000)
     meta = MessageMeta("events", 0, offset, None, utcnow())
     return Prepared(decode(record), meta, None, value)

@@ -90,7 +90,8 @@ def _children(pid: int) -> set[int]:
     for task in os.listdir(f"/proc/{pid}/task"):
         path = f"/proc/{pid}/task/{task}/children"
         if os.path.exists(path):
-            children.update(int(p) for p in open(path).read().split())
+            with open(path) as handle:
+                children.update(int(p) for p in handle.read().split())
     return children
 
 

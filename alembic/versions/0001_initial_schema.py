@@ -1,7 +1,7 @@
 """Initial schema: task state, run history, audit log, notifications, reports, events, dead letters.
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23
 """
 
