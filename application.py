@@ -41,7 +41,7 @@ class Application:
         self.admin_token = load_admin_token(settings)
         self.consumer: ConsumerSupervisor | None = None
         if settings.kafka_enabled:
-            from consumers import build_consumer  # imports kafka-python: only when it is used
+            from consumers.pipeline import build_consumer  # imports kafka-python: only when it is used
 
             self.consumer = build_consumer(settings, self.database, self.metrics, self.scheduler)
         self.started = False

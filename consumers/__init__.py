@@ -1,35 +1,8 @@
-"""Kafka event pipeline: a supervised consumer thread that stores validated events.
+"""Kafka event pipeline: a supervised consumer thread that validates, stores and dead-letters events.
 
-`build_consumer(...)` wires it for an Application (called when KAFKA_ENABLED).
+- pipeline: `build_consumer(...)`, the wiring an Application calls when KAFKA_ENABLED
+- supervisor: keeps one worker thread alive, restarts it with backoff, enable/disable/status
+- worker: poll → decode → handle → store the batch → commit offsets
+- events / handlers / store / client / produce: the message contract, handlers, the idempotent
+  store, the kafka-python clients, and a producer CLI for tests and demos
 """
-
-from __future__ import annotations
-
-from consumers.supervisor import ConsumerSupervisor
-from consumers.worker import ConsumerWorker
-from metrics import Metrics
-from scheduler import ServiceScheduler
-from settings import Settings
-from storage.db import Database
-
-
-def build_consumer(settings: Settings, database: Database, metrics: Metrics,
-                   scheduler: ServiceScheduler) -> ConsumerSupervisor:
-    """The ConsumerSupervisor, registered with `scheduler` (which starts, checks and stops it).
-
-    Each worker asks the scheduler for a coalesced `notifications` run after a batch that created
-    notifications.
-    """
-
-    def build_worker() -> ConsumerWorker:
-        return ConsumerWorker(settings=settings, database=database, metrics=metrics,
-                              on_notifications=lambda: scheduler.request_run("notifications"))
-
-    supervisor = ConsumerSupervisor(
-        settings=settings, states=scheduler.states, metrics=metrics, worker_factory=build_worker,
-        wake=lambda: scheduler.wake(component=ConsumerSupervisor.name))
-    scheduler.supervise(supervisor)
-    return supervisor
-
-
-__all__ = ["ConsumerSupervisor", "build_consumer"]

@@ -277,3 +277,10 @@ def test_producer_cli_and_dead_letter_topic(kafka, kafka_topic, kafka_settings, 
     assert len(copies) == bad
     headers = dict(copies[0].headers)
     assert headers["source_topic"].decode() == kafka_topic and headers["error"]
+
+
+def test_consumer_runs_when_the_scheduler_is_disabled(live_app, kafka_settings, kafka_producer, kafka_topic) -> None:
+    app = live_app(kafka_settings(scheduler_enabled=False), TaskRegistry())
+    kafka_producer.send(kafka_topic, _events(50, "s"))
+    wait_until(lambda: _count(app.application.database, Event) == 50, timeout=30)
+    assert app.client.get("/health").status_code == 200
