@@ -227,6 +227,7 @@ def test_broker_down_at_startup_then_recovers_by_itself(live_app, kafka, kafka_t
     assert app.client.get("/consumer").json()["state"] == "running"
 
 
+@pytest.mark.realtime
 @pytest.mark.parametrize("channel", ["log", "webhook"])
 def test_notify_event_is_delivered_within_a_second(live_app, kafka_topic, kafka_settings, kafka_producer,
                                                    channel) -> None:

@@ -36,6 +36,7 @@ def test_async_runs_use_a_fresh_loop_each_and_leak_no_descriptors() -> None:
     assert len(loops) == 201
 
 
+@pytest.mark.realtime
 def test_async_task_is_cancelled_at_its_timeout(make_scheduler) -> None:
     cancelled = threading.Event()
 
@@ -64,6 +65,7 @@ def test_own_timeout_error_inside_a_task_is_an_error_not_a_timeout() -> None:
         run_in_fresh_loop(raises, (), 5)
 
 
+@pytest.mark.realtime
 def test_sync_run_past_its_timeout_is_reported_overrunning_and_blocks_later_runs(make_scheduler) -> None:
     release = threading.Event()
     registry = TaskRegistry()
@@ -108,6 +110,7 @@ def test_process_executor_runs_cpu_work_and_leaves_no_child_after_stop(make_sche
     assert remaining == set()
 
 
+@pytest.mark.realtime
 def test_stop_waits_for_a_running_task_and_reports_one_that_overruns(make_scheduler) -> None:
     finished = threading.Event()
 
@@ -130,6 +133,7 @@ def test_stop_waits_for_a_running_task_and_reports_one_that_overruns(make_schedu
     assert 0.9 <= elapsed < 3.0
 
 
+@pytest.mark.realtime
 def test_a_slow_task_does_not_delay_another(make_scheduler) -> None:
     from storage.history import run_rows
 

@@ -33,19 +33,19 @@ def test_tick_dispatches_only_what_is_due(make_scheduler) -> None:
     registry = _registry(fast=(make("fast"), {"trigger": every(10).seconds}),
                          slow=(make("slow"), {"trigger": every(25).seconds}))
     scheduler = make_scheduler(registry, clock=clock)
-    scheduler.wait_idle(5)
+    assert scheduler.wait_idle(5)
     assert sorted(runs) == [("fast", 0.0), ("slow", 0.0)]  # never ran before: due at start-up
     runs.clear()
 
     # Due at +10 s; runs are handed to a worker 2 ms early, so the loop sleeps until +9.998 s.
     assert scheduler.tick(clock.advance(9.99)) == pytest.approx(0.008, abs=1e-6)
-    scheduler.wait_idle(5)
+    assert scheduler.wait_idle(5)
     assert runs == []
     scheduler.tick(clock.advance(0.01))
-    scheduler.wait_idle(5)
+    assert scheduler.wait_idle(5)
     assert runs == [("fast", 10.0)]
     scheduler.tick(clock.advance(15))
-    scheduler.wait_idle(5)
+    assert scheduler.wait_idle(5)
     assert sorted(runs) == [("fast", 10.0), ("fast", 20.0), ("slow", 25.0)]
     status = scheduler.status("fast")
     assert status["stats"]["successes"] == 3 and status["stats"]["missed"] == 0
@@ -65,14 +65,14 @@ def test_scheduler_keeps_start_to_start_grid_when_the_body_is_slow(make_schedule
     registry = _registry(task=(lambda: clock.advance(0.4), {"trigger": every(1).seconds}))
     scheduler = make_scheduler(registry, clock=clock)  # start-up run at t0, its body takes 0.4 s
     t0 = 1_800_000_000.0
-    scheduler.wait_idle(5)
+    assert scheduler.wait_idle(5)
     dues = []
     for _ in range(5):
         due = _due(scheduler, "task")
         dues.append(due - t0)
         clock.now = due
         scheduler.tick()
-        scheduler.wait_idle(5)
+        assert scheduler.wait_idle(5)
     assert scheduler.status("task")["stats"]["successes"] == 6
     # Start-to-start: every due time is t0 + k seconds although each body took 0.4 s.
     assert dues == pytest.approx([1.0, 2.0, 3.0, 4.0, 5.0], abs=1e-6)
@@ -87,10 +87,10 @@ def test_late_slot_is_recorded_missed_and_next_run_is_the_next_grid_point(make_s
     calls: list[float] = []
     registry = _registry(task=(lambda: calls.append(clock.now), {"trigger": every(10).seconds}))
     scheduler = make_scheduler(registry, clock=clock)
-    scheduler.wait_idle(5)
+    assert scheduler.wait_idle(5)
     first_due = _due(scheduler, "task")
     scheduler.tick(clock.advance(10 + 35))  # the process was frozen for 35 s past the slot
-    scheduler.wait_idle(5)
+    assert scheduler.wait_idle(5)
     status = scheduler.status("task")
     assert status["stats"]["missed"] == 1
     assert status["last_run"]["outcome"] == "missed"
@@ -110,7 +110,7 @@ def test_overlapping_run_is_skipped_and_counted(make_scheduler) -> None:
     assert status["stats"]["skipped"] == 2
     assert status["running"] is True
     release.set()
-    scheduler.wait_idle(5)
+    assert scheduler.wait_idle(5)
     assert scheduler.status("task")["stats"]["successes"] == 1
 
 
@@ -124,9 +124,9 @@ def test_exception_is_isolated_recorded_and_the_task_keeps_its_schedule(make_sch
     registry = _registry(boom=(boom, {"trigger": every(5).seconds}),
                          other=(lambda: other.append(1), {"trigger": every(5).seconds}))
     scheduler = make_scheduler(registry, clock=clock)
-    scheduler.wait_idle(5)
+    assert scheduler.wait_idle(5)
     scheduler.tick(clock.advance(5))
-    scheduler.wait_idle(5)
+    assert scheduler.wait_idle(5)
     status = scheduler.status("boom")
     assert status["stats"]["failures"] == 2
     assert status["last_run"]["error"] == "ValueError: bad input 42"
@@ -145,24 +145,37 @@ def test_disabled_task_has_no_next_run_and_is_not_dispatched(make_scheduler) -> 
     scheduler = make_scheduler(registry, clock=clock)
     assert scheduler.status("task")["next_run_at"] is None
     scheduler.tick(clock.advance(60))
-    scheduler.wait_idle(5)
+    assert scheduler.wait_idle(5)
     assert calls == []
     run_id = scheduler.trigger("task")  # a manual run works even when disabled
-    scheduler.wait_idle(5)
+    assert scheduler.wait_idle(5)
     assert calls == [1] and scheduler.status("task")["last_run"]["run_id"] == run_id
 
 
-def test_wake_up_cost_does_not_scan_all_tasks(make_scheduler) -> None:
+def test_wake_up_cost_does_not_scan_all_tasks(make_scheduler, monkeypatch) -> None:
     clock = FakeClock()
     registry = TaskRegistry()
     for index in range(500):
         registry.register(f"idle-{index}", lambda: None, trigger=every(1).days, run_at_start=False)
+    registry.register("busy", lambda: None, trigger=every(10).seconds)
     scheduler = make_scheduler(registry, clock=clock)
-    scheduler.wait_idle(20)
-    # Every task ran once at start-up (never ran before); now nothing is due for a day.
+    assert scheduler.wait_idle(20)
+    # Every task ran once at start-up (never ran before); now only "busy" is due, in 10 s.
+    evaluated: list[int] = []
+    original = Trigger.next_due
+
+    def counting(self: Trigger, previous_due: float | None, now: float) -> float | None:
+        evaluated.append(1)
+        return original(self, previous_due, now)
+
+    monkeypatch.setattr(Trigger, "next_due", counting)
     delay = scheduler.tick(clock.advance(1))
-    assert delay == pytest.approx(86399 - 0.002, abs=0.01)
-    assert scheduler.agenda_size() <= 4 * 500 + 64
+    assert evaluated == []  # a wake-up with nothing due looks at no task at all
+    assert delay == pytest.approx(9 - 0.002, abs=0.01)
+    scheduler.tick(clock.advance(9))
+    assert scheduler.wait_idle(5)
+    assert len(evaluated) == 1  # one due task: one trigger evaluation, not 501
+    assert scheduler.agenda_size() <= 4 * 501 + 64
 
 
 def test_reenabling_keeps_the_grid_unless_the_task_is_overdue(make_scheduler) -> None:
@@ -170,20 +183,20 @@ def test_reenabling_keeps_the_grid_unless_the_task_is_overdue(make_scheduler) ->
     calls: list[float] = []
     registry = _registry(task=(lambda ctx: calls.append(ctx.scheduled_for), {"trigger": every(60).seconds}))
     scheduler = make_scheduler(registry, clock=clock)
-    scheduler.wait_idle(5)
+    assert scheduler.wait_idle(5)
     t0 = clock.now
     scheduler.set_enabled("task", False)
     clock.advance(10)
     status = scheduler.set_enabled("task", True)  # flapping: no extra run, same grid
     scheduler.tick()
-    scheduler.wait_idle(5)
+    assert scheduler.wait_idle(5)
     assert calls == [t0]
     assert _due(scheduler, "task") == pytest.approx(t0 + 60)
     scheduler.set_enabled("task", False)
     clock.advance(120)
     scheduler.set_enabled("task", True)  # last run is older than the interval: due at once
     scheduler.tick()
-    scheduler.wait_idle(5)
+    assert scheduler.wait_idle(5)
     assert calls == [t0, t0 + 130]
     assert status["enabled"] is True
 
@@ -192,7 +205,7 @@ def test_reschedule_takes_effect_at_once_on_the_same_grid(make_scheduler) -> Non
     clock = FakeClock()
     registry = _registry(task=(lambda: None, {"trigger": every(1).hours}))
     scheduler = make_scheduler(registry, clock=clock)
-    scheduler.wait_idle(5)
+    assert scheduler.wait_idle(5)
     t0 = clock.now
     clock.advance(30)
     status = scheduler.reschedule("task", 45)
