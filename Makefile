@@ -14,7 +14,7 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP     := $(VENV)/.dev-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv dev-venv run test bench bench-quick produce migrate clean
+.PHONY: help venv dev-venv run test lint format bench bench-quick produce migrate clean
 
 help: ## List the targets
 	@echo "ServiceScheduler make targets:"
@@ -44,6 +44,15 @@ run: $(RUNTIME_STAMP) ## Run the service (HOST, PORT; starts a dev Kafka unless 
 test: $(DEV_STAMP) ## Run the test suite (PYTEST_ARGS=...)
 	bash scripts/ensure-postgres.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(DEV_STAMP) ## ruff (lint + format check) and mypy (strict for the app code)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+format: $(DEV_STAMP) ## Apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 bench: $(DEV_STAMP) ## Run the benchmarks
 	$(PY) -m bench
