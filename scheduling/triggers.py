@@ -72,17 +72,25 @@ class Trigger:
         """The grid period in seconds; None for calendar triggers. Jittered: the lower bound."""
         if self.is_calendar:
             return None
-        return self.job.interval * _UNIT_SECONDS[self.job.unit]
+        return self.job.interval * _UNIT_SECONDS[self._unit]
 
     @property
     def nominal_period_seconds(self) -> float:
         """The typical time between runs (calendar triggers: their unit), for grace and staleness."""
-        return self.job.interval * _UNIT_SECONDS[self.job.unit]
+        return self.job.interval * _UNIT_SECONDS[self._unit]
+
+    @property
+    def _unit(self) -> str:
+        """The job's unit; `from_job` checked it is set, so None means the job was changed since."""
+        unit = self.job.unit
+        if unit is None:
+            raise TriggerError("trigger has no unit (seconds, minutes, hours, days or weeks)")
+        return unit
 
     def describe(self) -> str:
         """Human text such as 'every 30 seconds' or 'every monday at 09:30:00 Europe/Berlin'."""
         job = self.job
-        unit = job.unit[:-1] if job.interval == 1 and job.latest is None else job.unit
+        unit = self._unit[:-1] if job.interval == 1 and job.latest is None else self._unit
         count = "" if job.interval == 1 and job.latest is None else f"{job.interval} "
         if job.latest is not None:
             count = f"{job.interval} to {job.latest} "
@@ -91,8 +99,10 @@ class Trigger:
             text = f"every {job.start_day}"
         if job.at_time is not None:
             text += f" at {job.at_time.isoformat()}"
-            if job.at_time_zone is not None:
-                text += f" {job.at_time_zone}"
+            # schedule leaves `at_time_zone` unannotated (typed as None): read it as any object.
+            zone: object = job.at_time_zone
+            if zone is not None:
+                text += f" {zone}"
         if job.cancel_after is not None:
             text += f" until {job.cancel_after.isoformat(sep=' ')}"
         return text
@@ -112,7 +122,7 @@ class Trigger:
     def _period(self) -> float:
         job = self.job
         steps = job.interval if job.latest is None else random.randint(job.interval, job.latest)
-        return steps * _UNIT_SECONDS[job.unit]
+        return steps * _UNIT_SECONDS[self._unit]
 
     def _grid_next(self, previous_due: float | None, now: float) -> float:
         period = self._period()
@@ -126,5 +136,7 @@ class Trigger:
     def _calendar_next(self) -> float:
         probe = copy.copy(self.job)
         probe._schedule_next_run()
+        if probe.next_run is None:
+            raise TriggerError(f"schedule computed no next run for {self.describe()}")
         # schedule returns a naive local-time datetime; .timestamp() reads it as local time.
         return probe.next_run.timestamp()
