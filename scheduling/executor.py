@@ -62,7 +62,8 @@ async def _with_deadline(coro: Any, timeout: float | None) -> tuple[bool, Any]:
         raise
 
 
-def run_in_fresh_loop(func: Callable[..., Any], args: tuple, timeout: float | None) -> tuple[bool, Any]:
+def run_in_fresh_loop(
+        func: Callable[..., Any], args: tuple[Any, ...], timeout: float | None) -> tuple[bool, Any]:
     """Runs `func(*args)` (a coroutine function) in a new event loop, fully torn down after.
 
     Returns (timed_out, result). Pending tasks are cancelled, async generators and the default
@@ -95,7 +96,7 @@ class TaskExecutor:
         self._processes: ProcessPoolExecutor | None = None
         self._process_lock = threading.Lock()
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         """Queues `fn(*args)` on the worker threads; returns its Future."""
         return self._threads.submit(fn, *args)
 

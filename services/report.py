@@ -3,7 +3,9 @@ events by type) into the `reports` table; `GET /reports/latest` shows the newest
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -16,7 +18,7 @@ from support.clock import iso, utcnow
 log = get_logger(__name__)
 
 
-def _nested_counts(rows) -> dict[str, dict[str, int]]:
+def _nested_counts(rows: Iterable[tuple[str, str, int]]) -> dict[str, dict[str, int]]:
     result: dict[str, dict[str, int]] = {}
     for outer, inner, count in rows:
         result.setdefault(outer, {})[inner] = count
@@ -46,7 +48,7 @@ def build_report(*, database: Database, window_end: datetime, window: timedelta)
     return report
 
 
-def latest_report(database: Database) -> dict | None:
+def latest_report(database: Database) -> dict[str, Any] | None:
     """The newest report as a dict, or None when none exists."""
     with database.read_session() as session:
         row = session.scalars(select(Report).order_by(Report.created_at.desc(), Report.id.desc()).limit(1)).first()
