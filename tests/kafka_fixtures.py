@@ -8,6 +8,7 @@ while a rebalance is pending, so groups are never shared.
 
 from __future__ import annotations
 
+import importlib
 import json
 import uuid
 import warnings
@@ -22,10 +23,11 @@ from devtools.tansu import BrokerError, TansuBroker, TcpProxy, free_port
 # kafka-python 3.0.12 loads its protocol schemas with importlib.resources.open_text, deprecated
 # in 3.11; the warning is attributed to importlib (not kafka.*), so pytest.ini's kafka filter
 # misses it and `filterwarnings = error` would fail collection. Import it once, silenced.
+# import_module binds no name here: `kafka` is the broker fixture below.
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
-    import kafka.consumer  # noqa: F401
-    import kafka.producer  # noqa: F401
+    importlib.import_module("kafka.consumer")
+    importlib.import_module("kafka.producer")
 
 
 @dataclass
