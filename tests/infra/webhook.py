@@ -7,6 +7,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+_HOST = "127.0.0.1"
+
 
 class WebhookReceiver:
     """Records JSON POSTs; answers with `status` (settable, e.g. 500 to simulate failures)."""
@@ -38,15 +40,14 @@ class WebhookReceiver:
             request_queue_size = 128  # the default backlog of 5 drops bursts of concurrent POSTs
             daemon_threads = True
 
-        self._server = Server(("127.0.0.1", 0), Handler)
+        self._server = Server((_HOST, 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-receiver",
                                         daemon=True)
 
     @property
     def url(self) -> str:
         """The URL to configure as NOTIFY_WEBHOOK_URL."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/hook"
+        return f"http://{_HOST}:{self._server.server_port}/hook"
 
     def start(self) -> WebhookReceiver:
         """Starts serving in a background thread."""
