@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -22,6 +23,7 @@ from storage.migrate import upgrade
 pytest_plugins = ["tests.kafka_fixtures"]
 
 ADMIN_TOKEN = "test-admin-token"
+T = TypeVar("T")
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
@@ -92,7 +94,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 
 
 @pytest.fixture
-def migrated(make_settings: Callable[..., Settings]) -> Callable[[str], Database]:
+def migrated(make_settings: Callable[..., Settings]) -> Iterator[Callable[[str], Database]]:
     """Returns a function that opens and migrates the database at a URL (disposed after the test)."""
     opened: list[Database] = []
 
@@ -161,7 +163,7 @@ def live_app() -> Iterator[Callable[..., LiveApp]]:
         app.stop()
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 5.0, interval: float = 0.01) -> object:
+def wait_until(predicate: Callable[[], T | None], timeout: float = 5.0, interval: float = 0.01) -> T:
     """Polls `predicate` until it returns something truthy; fails the test on timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from scheduling.registry import TaskRegistry
+from scheduling.registry import TaskContext, TaskRegistry
 from scheduling.triggers import Trigger, every
 from tests.conftest import FakeClock
 
@@ -217,8 +217,12 @@ def test_reschedule_takes_effect_at_once_on_the_same_grid(make_scheduler) -> Non
 def test_request_run_is_coalesced_while_a_run_is_in_progress(make_scheduler) -> None:
     release = threading.Event()
     calls: list[str] = []
-    registry = _registry(task=(lambda ctx: (calls.append(ctx.trigger), release.wait(10)),
-                               {"trigger": every(1).hours, "enabled": False}))
+
+    def task(ctx: TaskContext) -> None:
+        calls.append(ctx.trigger)
+        release.wait(10)
+
+    registry = _registry(task=(task, {"trigger": every(1).hours, "enabled": False}))
     scheduler = make_scheduler(registry)
     assert scheduler.request_run("task") is True
     assert [scheduler.request_run("task") for _ in range(5)] == [False] * 5
