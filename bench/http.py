@@ -50,7 +50,7 @@ def _registry(enable_tasks: int, starts: dict, cond: threading.Condition):
 
 def _add_bench_routes(app, starts: dict, cond: threading.Condition) -> None:
     scheduler = app.state.application.scheduler
-    mode = {"task": None}
+    mode: dict[str, str | None] = {"task": None}
     stop = threading.Event()
 
     def drive() -> None:  # keeps the load task running; bounded by stop and a run cap
@@ -119,7 +119,8 @@ class AppProcess:
                 pass
             time.sleep(0.1)
         self.__exit__()
-        raise RuntimeError("bench app did not start: " + (self.proc.stderr.read() or "")[-500:])
+        stderr = self.proc.stderr.read() if self.proc.stderr else b""  # bytes: Popen without text=True
+        raise RuntimeError("bench app did not start: " + stderr.decode(errors="replace")[-500:])
 
     def __exit__(self, *exc: object) -> None:
         self.client.close()
