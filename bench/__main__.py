@@ -7,14 +7,18 @@ import os
 import sys
 import time
 import traceback
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
-from bench.common import ensure_path  # noqa: E402
+from bench.common import ROOT, ensure_path  # noqa: E402
 
 ensure_path()
 
 from bench import goals, goals_more, report  # noqa: E402
+
+if TYPE_CHECKING:
+    from devtools.tansu import TansuBroker
 
 ALL = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 
@@ -32,7 +36,7 @@ class Broker:
     """The bench's Tansu broker, started on first use and stopped at the end."""
 
     def __init__(self) -> None:
-        self.broker = None
+        self.broker: TansuBroker | None = None
         self.error: str | None = None
 
     def bootstrap(self) -> str | None:
@@ -146,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"quick": args.quick, "selected": args.selected, "date": time.strftime("%Y-%m-%d %H:%M"),
             "wall_s": time.monotonic() - started}
     json_path, doc = report.write_all(results, sections, meta)
-    print(f"[bench] wrote {json_path.relative_to(report.ROOT)} and {doc.relative_to(report.ROOT)} "
+    print(f"[bench] wrote {json_path.relative_to(ROOT)} and {doc.relative_to(ROOT)} "
           f"in {meta['wall_s']:.0f} s", file=sys.stderr)
     for section in sections:
         for row in section["goals"]:

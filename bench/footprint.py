@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.common import ADMIN_TOKEN, ROOT, proc_status
@@ -38,6 +39,7 @@ class Service:
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=die_with_parent())
         self.ready_seconds: float | None = None
         self.last_status: int | None = None
+        self.stop_seconds: float | None = None  # set by stop_in_background once the stop returns
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> float | None:
         """Polls /ready every 20 ms until 200 (bounded); returns the seconds since spawn or None."""
@@ -104,10 +106,10 @@ def stop_in_background(service: Service) -> threading.Thread:
     return thread
 
 
-def measure(quick: bool, bootstrap: str | None, after_consume=None) -> dict:
+def measure(quick: bool, bootstrap: str | None, after_consume: Callable[[], dict] | None = None) -> dict:
     """Start-up and idle footprint without Kafka, with the bench broker and with an unreachable one.
 
-    `after_consume(Service)` (optional, from the pipeline) makes the service consume the
+    `after_consume()` (optional, from the pipeline) makes a service consume the
     benchmark's events and returns a note; the footprint is probed afterwards.
     """
     from devtools.tansu import free_port
@@ -122,5 +124,5 @@ def measure(quick: bool, bootstrap: str | None, after_consume=None) -> dict:
         out["after consuming the benchmark events"] = after_consume()
     for entry, service, thread in stoppers:
         thread.join(30)
-        entry["stop_s"] = getattr(service, "stop_seconds", None)
+        entry["stop_s"] = service.stop_seconds
     return out
