@@ -70,7 +70,8 @@ def timing_section(data: dict) -> dict:
 
 def hol_section(data: dict) -> dict:
     """Benchmark 2."""
-    rows, bars = [], {}
+    rows: list[list[object]] = []  # table cells: text, numbers or None (shown as "–")
+    bars: dict[str, float | None] = {}
     for variant in ("hol_io", "hol_cpu"):
         for impl in IMPLS:
             entry = data[variant].get(impl) or {}

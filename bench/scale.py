@@ -51,7 +51,9 @@ def _build(size: int, due: int, tmp: Path, lateness: list[float], *, clock=None,
     idle = [f"idle-{i}" for i in range(size - due)]
     if idle:
         with database.session() as session:
-            session.execute(TaskState.__table__.insert(), [
+            # The Table itself (`__table__` is typed as a FromClause): a Core bulk insert, no ORM.
+            table = TaskState.metadata.tables[TaskState.__tablename__]
+            session.execute(table.insert(), [
                 dict(name=n, enabled=True, interval_seconds=None, last_run_scheduled_for=now,
                      last_success_at=now, updated_at=now) for n in idle])
     registry = TaskRegistry()

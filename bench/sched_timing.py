@@ -33,11 +33,13 @@ SCENARIOS: dict[str, list[tuple[str, int, str]]] = {
     "hol_io": [("a", 4, "sleep3"), ("b", 1, "none")],
     "hol_cpu": [("a", 4, "cpu3"), ("b", 1, "none")],
 }
-DURATIONS = {"full": {"timing": 93, "hol_io": 49, "hol_cpu": 41},
-             "quick": {"timing": 4, "hol_io": 4.5, "hol_cpu": 4.5}}
-GROUPS = {"alone": [("product",), ("apscheduler", "seed")],  # product never shares the machine
-          "sequential": [("product",), ("apscheduler",), ("seed",)],
-          "side by side": [("product", "apscheduler", "seed")]}  # --quick only: fits the 2 min budget
+DURATIONS: dict[str, dict[str, float]] = {
+    "full": {"timing": 93, "hol_io": 49, "hol_cpu": 41},
+    "quick": {"timing": 4, "hol_io": 4.5, "hol_cpu": 4.5}}
+GROUPS: dict[str, list[tuple[str, ...]]] = {
+    "alone": [("product",), ("apscheduler", "seed")],  # product never shares the machine
+    "sequential": [("product",), ("apscheduler",), ("seed",)],
+    "side by side": [("product", "apscheduler", "seed")]}  # --quick only: fits the 2 min budget
 Records = dict[str, list[tuple[float, float | None]]]
 
 
