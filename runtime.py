@@ -29,6 +29,7 @@ class AppRuntime:
         self.scheduler = ServiceScheduler(settings, self.database, registry, metrics=self.metrics)
         self.admin_token = load_admin_token(settings)
         self.consumer = None  # set by consumers.attach() when Kafka is enabled
+        self.throughput = None  # consumers.throughput.ThroughputSampler, set with the consumer
         self.started = False
 
     def start(self) -> None:

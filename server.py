@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from logs import configure_logging, get_logger
 from registry import TaskRegistry
@@ -53,10 +54,14 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
         return JSONResponse({"detail": _validation_detail(exc)}, status_code=422)
 
     from api import consumer, system, tasks
+    from dashboard import STATIC_DIR
+    from dashboard import routes as dashboard
 
     app.include_router(system.router)
     app.include_router(tasks.router)
     app.include_router(consumer.router)
+    app.include_router(dashboard.router)
+    app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="dashboard-static")
     return app
 
 

@@ -7,9 +7,12 @@ event loop.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
 
 from api.deps import AdminDep, RuntimeDep
+from consumers.deadletters import recent_dead_letters
 
 router = APIRouter(prefix="/consumer", tags=["consumer"])
 
@@ -29,6 +32,20 @@ def consumer_status(runtime: RuntimeDep) -> dict:
     if runtime.consumer is None:
         return {"enabled": False, "state": "disabled", "detail": DISABLED_DETAIL}
     return runtime.consumer.status()
+
+
+@router.get("/dead-letters")
+def dead_letters(runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=500)] = 20) -> list[dict]:
+    """Newest dead letters: reason, topic/partition/offset and a text preview of the raw value."""
+    return recent_dead_letters(runtime.database, limit)
+
+
+@router.get("/throughput")
+def throughput(runtime: RuntimeDep) -> dict:
+    """Messages and events per second between samples taken every few seconds (last minutes)."""
+    if runtime.throughput is None:
+        return {"sample_seconds": None, "points": []}
+    return runtime.throughput.rates()
 
 
 @router.post("/enable")

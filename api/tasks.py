@@ -87,7 +87,8 @@ def patch_task(name: str, body: TaskPatch, runtime: RuntimeDep, actor: AdminDep)
 @router.get("/{name}/runs")
 def task_runs(name: str, runtime: RuntimeDep,
               limit: Annotated[int, Query(ge=1, le=500)] = 50,
-              outcome: Outcome | None = None) -> list[dict]:
-    """Run history, newest first."""
+              outcome: Outcome | None = None,
+              offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> list[dict]:
+    """Run history, newest first; `offset` skips that many (paging)."""
     _known(runtime, name)
-    return run_rows(runtime.database, name, limit, outcome)
+    return run_rows(runtime.database, name, limit, outcome, offset)

@@ -24,3 +24,7 @@ def attach(runtime) -> None:
     supervisor.load_state()
     runtime.consumer = supervisor
     scheduler.supervise(supervisor)
+    from consumers.throughput import ThroughputSampler
+
+    runtime.throughput = ThroughputSampler(supervisor.status)
+    scheduler.supervise(runtime.throughput)
