@@ -22,10 +22,10 @@ class ThroughputSampler:
     name = "consumer-throughput"
 
     def __init__(
-        self, read_counters: Callable[[], dict[str, Any]], period: float = SAMPLE_SECONDS, keep: int = KEEP_SAMPLES
+        self, read_counters: Callable[[], dict[str, Any]], period: float | None = None, keep: int = KEEP_SAMPLES
     ) -> None:
         self._read = read_counters
-        self.period = period
+        self.period = SAMPLE_SECONDS if period is None else period  # read at build time: tests shorten it
         self._samples: deque[tuple[float, int, int]] = deque(maxlen=keep)
         self._lock = threading.Lock()
 

@@ -28,7 +28,7 @@ class Chart:
     width: int
     height: int
     bars: list[Bar]
-    max_ms: float
+    peak: float  # the largest value drawn (ms or events/s): the full bar height
     first_at: str | None
     last_at: str | None
 
@@ -65,3 +65,27 @@ def success_rate(runs: list[dict[str, Any]]) -> float | None:
     if not ran:
         return None
     return sum(1 for r in ran if r["outcome"] == "success") / len(ran)
+
+
+def rate_chart(points: list[dict[str, Any]], width: int, height: int, slots: int) -> Chart:
+    """Bars of events per second, newest at the right edge, `slots` bars wide."""
+    peak = max((p["events_per_second"] for p in points), default=0.0)
+    slot = width / max(1, slots, len(points))
+    start = width - slot * len(points)
+    bars = []
+    for index, point in enumerate(points):
+        rate = point["events_per_second"]
+        bar_height = MIN_BAR_HEIGHT if peak <= 0 else max(MIN_BAR_HEIGHT, rate / peak * height)
+        title = f"{point['at']}: {rate:g} events/s, {point['messages_per_second']:g} messages/s"
+        bars.append(
+            Bar(
+                round(start + index * slot, 2),
+                round(height - bar_height, 2),
+                round(max(1.0, slot * 0.8), 2),
+                round(bar_height, 2),
+                "rate",
+                title,
+            )
+        )
+    first = points[0]["at"] if points else None
+    return Chart(width, height, bars, peak, first, points[-1]["at"] if points else None)

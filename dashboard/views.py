@@ -12,14 +12,16 @@ from typing import Any
 from api import consumer as consumer_api
 from api import system as system_api
 from api import tasks as tasks_api
-from dashboard.charts import duration_chart, success_rate
+from dashboard.charts import duration_chart, rate_chart, success_rate
 from runtime import AppRuntime
 
 SPARKLINE_RUNS = 50
 HISTORY_PAGE = 25
 CHART_RUNS = 200
+CHART_MIN_SLOTS = 60  # fewer runs than this leave room on the right instead of fat bars
 AUDIT_ENTRIES = 20
 DEAD_LETTERS = 10
+RATE_SLOTS = 60  # five minutes of 5 s samples
 OUTCOMES = ("success", "error", "timeout", "skipped", "missed")
 
 
@@ -52,10 +54,14 @@ def consumer_panel(runtime: AppRuntime) -> dict[str, Any]:
     """GET /consumer, /consumer/throughput and /consumer/dead-letters."""
     status = consumer_api.consumer_status(runtime)
     lag = status.get("lag") or {}
+    throughput = consumer_api.throughput(runtime)
+    points = throughput["points"]
     return {
         "status": status,
         "lag": sorted(lag.items()),
-        "throughput": consumer_api.throughput(runtime),
+        "throughput": throughput,
+        "rate_chart": rate_chart(points, 240, 48, RATE_SLOTS),
+        "latest_rate": points[-1]["events_per_second"] if points else None,
         "dead_letters": consumer_api.dead_letters(runtime, limit=DEAD_LETTERS),
     }
 
@@ -78,7 +84,7 @@ def task_page(runtime: AppRuntime, name: str, outcome: tasks_api.Outcome | None,
         "outcome": outcome,
         "page": page,
         "has_older": len(runs) > HISTORY_PAGE,
-        "chart": duration_chart(chart_runs, 720, 160, CHART_RUNS),
+        "chart": duration_chart(chart_runs, 720, 160, CHART_MIN_SLOTS),
         "chart_rate": success_rate(chart_runs),
         "audit": audit,
         "outcomes": OUTCOMES,

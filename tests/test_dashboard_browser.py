@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import threading
 from collections.abc import Iterator
 
@@ -15,7 +17,7 @@ from storage.db import Database, utcnow
 from storage.migrate import upgrade
 from storage.models import DeadLetter
 from tests.conftest import ADMIN_TOKEN, AUTH
-from tests.infra.browser import artifact, chromium_browser
+from tests.infra.browser import README_SCREENSHOT, artifact, chromium_browser
 from triggers import every
 
 HOSTILE = "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\"><b>bold</b>"
@@ -192,3 +194,45 @@ def test_task_page_pages_filters_and_shows_errors_and_audit(live_app, make_setti
     first.locator("summary").click()
     expect(first.locator("details pre")).to_have_text(errors[0]["error"])
     page.screenshot(path=artifact("task-page.png"), full_page=True)
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_screenshot_with_the_built_in_tasks_and_a_live_consumer(live_app, kafka_settings, kafka_producer,
+                                                                kafka_topic, browser, monkeypatch) -> None:
+    """The README's picture: built-in tasks with a seeded history, events flowing, dead letters."""
+    monkeypatch.setattr("consumers.throughput.SAMPLE_SECONDS", 1.0)  # a chart within the test's 12 s
+    settings = kafka_settings()
+    database = Database(settings)
+    upgrade(database.engine)
+    seed_history(database, {"notifications": 30, "cleanup": 300, "report": 900}, 50,
+                 typical_ms={"notifications": 45, "cleanup": 180, "report": 320})
+    database.dispose()
+    app = live_app(settings)  # the built-in registry (services/)
+    assert sorted(t["name"] for t in app.client.get("/tasks").json()) == ["cleanup", "notifications", "report"]
+
+    # Events in bursts for ~12 s (bounded), so the throughput chart has several samples.
+    for burst in range(12):
+        events = [{"id": f"ord-{burst}-{i}", "type": "order.created", "data": {"order_id": burst * 100 + i}}
+                  for i in range(20 + 15 * (burst % 4))]
+        kafka_producer.send(kafka_topic, events)
+        if burst in (3, 8):
+            kafka_producer.send(kafka_topic, [HOSTILE.encode(), b'{"id": "broken", "type": '])
+        threading.Event().wait(1.0)  # paces the producer (not a synchronisation)
+
+    for scheme in ("light", "dark"):
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme=scheme)
+        page = context.new_page()
+        page.goto(app.base_url + "/")
+        expect(page.locator("#consumer-state")).to_have_text("running", timeout=20_000)
+        expect(page.locator(".dead-letters tbody tr")).to_have_count(4, timeout=20_000)
+        hostile = page.locator(".dead-letters pre.preview", has_text="<script>").first
+        expect(hostile).to_have_text(HOSTILE)
+        assert page.locator(".dead-letters script").count() == 0
+        assert page.evaluate("window.__pwned") is None
+        expect(page.locator("svg.rate rect").first).to_be_attached(timeout=20_000)
+        path = artifact(f"dashboard-{scheme}.png")
+        page.screenshot(path=path, full_page=True)
+        context.close()
+    if os.environ.get("UPDATE_README_SCREENSHOT"):
+        shutil.copyfile(artifact("dashboard-light.png"), README_SCREENSHOT)
