@@ -43,6 +43,7 @@ run: $(RUNTIME_STAMP) ## Run the service (HOST, PORT; starts a dev Kafka unless 
 
 test: $(DEV_STAMP) ## Run the test suite (PYTEST_ARGS=...)
 	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-chromium.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(DEV_STAMP) ## Run the benchmarks
