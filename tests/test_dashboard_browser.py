@@ -236,3 +236,17 @@ def test_screenshot_with_the_built_in_tasks_and_a_live_consumer(live_app, kafka_
         context.close()
     if os.environ.get("UPDATE_README_SCREENSHOT"):
         shutil.copyfile(artifact("dashboard-light.png"), README_SCREENSHOT)
+
+
+def test_page_says_when_it_stops_being_live(live_app, make_settings, page, release) -> None:
+    app = live_app(make_settings(), _registry(release))
+    page.goto(app.base_url + "/")
+    status = page.locator("#live-status")
+    expect(status).to_have_text(re.compile(r"^Live: updated \d\d:\d\d:\d\d UTC$"))
+    app.stop()  # the service goes away under an open page
+    expect(status).to_have_text(re.compile(r"^Not live: the service does not answer\. Showing data from "
+                                           r"\d\d:\d\d:\d\d UTC; retrying every 2 s\.$"))
+    expect(status).to_have_attribute("role", "alert")
+    page.locator("#run-quick").click()
+    _enter_token(page, ADMIN_TOKEN)
+    expect(page.locator("#msg-run-quick")).to_contain_text("No answer from the service")

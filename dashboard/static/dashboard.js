@@ -97,6 +97,24 @@
     });
   }
 
+  // A page that stopped refreshing must say so: stale numbers shown as current would mislead.
+  var lastUpdate = null;
+
+  function clockNow() { return new Date().toISOString().slice(11, 19) + " UTC"; }
+
+  function showLive(text, stale) {
+    var element = document.getElementById("live-status");
+    if (!element) { return; }
+    element.textContent = text;
+    element.classList.toggle("stale", stale);
+    element.setAttribute("role", stale ? "alert" : "status");
+  }
+
+  function refreshFailed(reason) {
+    showLive("Not live: " + reason + ". Showing data from " + (lastUpdate || "page load") +
+             "; retrying every 2 s.", true);
+  }
+
   document.addEventListener("click", function (event) {
     var button = event.target.closest("button[data-api]");
     if (button) { event.preventDefault(); call(button); }
@@ -114,5 +132,15 @@
     tickCountdowns();
     setInterval(tickCountdowns, 1000);
     document.body.addEventListener("htmx:afterSwap", tickCountdowns);
+    document.body.addEventListener("htmx:afterSwap", function () {
+      lastUpdate = clockNow();
+      showLive("Live: updated " + lastUpdate, false);
+    });
+    document.body.addEventListener("htmx:sendError", function () {
+      refreshFailed("the service does not answer");
+    });
+    document.body.addEventListener("htmx:responseError", function (event) {
+      refreshFailed("the service answered HTTP " + event.detail.xhr.status);
+    });
   });
 })();
