@@ -42,8 +42,9 @@ class _Server:
         self.app = create_app(settings, registry)
         self.url = f"http://127.0.0.1:{free_port()}"
         port = int(self.url.rsplit(":", 1)[1])
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port, log_config=None,
-                                                    lifespan="on", access_log=False))
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=port, log_config=None, lifespan="on", access_log=False)
+        )
         self.thread = threading.Thread(target=self.server.run, name="bench-dashboard", daemon=True)
 
     def __enter__(self) -> _Server:
@@ -102,8 +103,10 @@ def measure(quick: bool) -> dict:
     """The pages with 10,000 runs per task, and the same pages with no history (baseline)."""
     ensure_path()
     samples = SAMPLES["quick" if quick else "full"]
-    with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as full, \
-            tempfile.TemporaryDirectory(prefix="bench-dashboard-empty-") as empty:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-dashboard-") as full,
+        tempfile.TemporaryDirectory(prefix="bench-dashboard-empty-") as empty,
+    ):
         loaded = _measure_app(Path(full), RUNS_PER_TASK, samples, PATHS)
         baseline = _measure_app(Path(empty), 0, samples, {k: v for k, v in PATHS.items() if "page=" not in k})
     return {"samples": samples, "loaded": loaded, "empty": baseline}
@@ -118,17 +121,33 @@ def section(data: dict) -> dict:
         rows.append([label, summary["p50"], summary["p99"], summary["max"], base.get("p50"), base.get("p99")])
     for label in ("GET / (dashboard)", "GET /ui/tasks/report (task page 1)"):
         p99 = loaded[label]["p99"]
-        goals.append(goal(f"{label} p99, {RUNS_PER_TASK:,} runs per task", f"≤ {GOAL_MS:g} ms", f"{p99} ms",
-                          p99 <= GOAL_MS, f"no history {empty[label]['p99']} ms", ratio(p99, empty[label]["p99"])))
+        goals.append(
+            goal(
+                f"{label} p99, {RUNS_PER_TASK:,} runs per task",
+                f"≤ {GOAL_MS:g} ms",
+                f"{p99} ms",
+                p99 <= GOAL_MS,
+                f"no history {empty[label]['p99']} ms",
+                ratio(p99, empty[label]["p99"]),
+            )
+        )
     return {
-        "id": 10, "title": "Dashboard render time", "goals": goals,
-        "method": (f"The real app on SQLite with {RUNS_PER_TASK:,} runs of history for each of 3 tasks "
-                   f"({data['loaded']['seed_s']} s to seed), served by uvicorn on 127.0.0.1 in the bench process; "
-                   f"{data['samples']} sequential GETs per page after 5 warm-ups, timed at the client (full HTTP "
-                   "round trip). Baseline in the same run: the same pages on an empty history, and the JSON "
-                   "`GET /tasks` the tasks panel is built from."),
-        "tables": [{"columns": ["request", "p50 ms", "p99 ms", "max ms", "no history p50 ms", "no history p99 ms"],
-                    "rows": rows}],
+        "id": 10,
+        "title": "Dashboard render time",
+        "goals": goals,
+        "method": (
+            f"The real app on SQLite with {RUNS_PER_TASK:,} runs of history for each of 3 tasks "
+            f"({data['loaded']['seed_s']} s to seed), served by uvicorn on 127.0.0.1 in the bench process; "
+            f"{data['samples']} sequential GETs per page after 5 warm-ups, timed at the client (full HTTP "
+            "round trip). Baseline in the same run: the same pages on an empty history, and the JSON "
+            "`GET /tasks` the tasks panel is built from."
+        ),
+        "tables": [
+            {
+                "columns": ["request", "p50 ms", "p99 ms", "max ms", "no history p50 ms", "no history p99 ms"],
+                "rows": rows,
+            }
+        ],
     }
 
 

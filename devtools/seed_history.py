@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 from storage.db import Database, utcnow
 from storage.models import TaskRun, TaskState
 
-# (outcome, weight): mostly successes, some failures, a few timeouts and skips.
-OUTCOME_WEIGHTS = (("success", 88), ("error", 7), ("timeout", 2), ("skipped", 2), ("missed", 1))
+# Mostly successes, some failures, a few timeouts and skips.
+OUTCOMES = ("success", "error", "timeout", "skipped", "missed")
+WEIGHTS = (88.0, 7.0, 2.0, 2.0, 1.0)
 ERRORS = {
     "error": "HTTPStatusError: Server error '503 Service Unavailable' for url 'http://127.0.0.1:9/hook'",
     "timeout": "TimeoutError: run exceeded its timeout of 60 s",
@@ -23,8 +24,14 @@ ERRORS = {
 }
 
 
-def seed_history(database: Database, periods: dict[str, int], runs_per_task: int, *,
-                 typical_ms: dict[str, float] | None = None, seed: int = 7) -> None:
+def seed_history(
+    database: Database,
+    periods: dict[str, int],
+    runs_per_task: int,
+    *,
+    typical_ms: dict[str, float] | None = None,
+    seed: int = 7,
+) -> None:
     """For each task `name: period_seconds`, `runs_per_task` runs on its grid ending now."""
     rng = random.Random(seed)
     now = utcnow()
@@ -32,22 +39,37 @@ def seed_history(database: Database, periods: dict[str, int], runs_per_task: int
         for name, period in periods.items():
             mean = (typical_ms or {}).get(name, 40.0)
             last_due = now - timedelta(seconds=period / 3)
-            session.merge(TaskState(name=name, enabled=True, interval_seconds=None, updated_at=now,
-                                    last_run_scheduled_for=last_due, last_success_at=last_due))
+            session.merge(
+                TaskState(
+                    name=name,
+                    enabled=True,
+                    interval_seconds=None,
+                    updated_at=now,
+                    last_run_scheduled_for=last_due,
+                    last_success_at=last_due,
+                )
+            )
             session.add_all(_runs(rng, name, period, mean, runs_per_task, last_due))
 
 
-def _runs(rng: random.Random, name: str, period: int, mean_ms: float, count: int,
-          last_due: datetime) -> list[TaskRun]:
-    outcomes, weights = zip(*OUTCOME_WEIGHTS, strict=True)
+def _runs(rng: random.Random, name: str, period: int, mean_ms: float, count: int, last_due: datetime) -> list[TaskRun]:
     rows = []
     for index in range(count):
         due = last_due - timedelta(seconds=period * (count - 1 - index))
-        outcome = rng.choices(outcomes, weights)[0]
+        outcome = rng.choices(OUTCOMES, WEIGHTS)[0]
         ms = 0.0 if outcome in ("skipped", "missed") else max(0.5, rng.lognormvariate(0, 0.35) * mean_ms)
         started = due + timedelta(milliseconds=rng.uniform(0.02, 0.4))
-        rows.append(TaskRun(run_id=f"seed-{name[:20]}-{index:08d}", task=name, trigger="schedule",
-                            scheduled_for=due, started_at=started,
-                            finished_at=started + timedelta(milliseconds=ms), duration_ms=round(ms, 3),
-                            outcome=outcome, error=ERRORS.get(outcome)))
+        rows.append(
+            TaskRun(
+                run_id=f"seed-{name[:20]}-{index:08d}",
+                task=name,
+                trigger="schedule",
+                scheduled_for=due,
+                started_at=started,
+                finished_at=started + timedelta(milliseconds=ms),
+                duration_ms=round(ms, 3),
+                outcome=outcome,
+                error=ERRORS.get(outcome),
+            )
+        )
     return rows

@@ -22,12 +22,29 @@ def _registry() -> TaskRegistry:
 def test_dead_letters_route_previews_raw_bytes_as_text(live_app, make_settings, database_url) -> None:
     app = live_app(make_settings(database_url=database_url), _registry())
     with app.runtime.database.session() as session:
-        session.add_all([
-            DeadLetter(topic="events", partition=0, offset=7, key=None, value=b"\xff\xfe<b>x</b>",
-                       error="encoding: not UTF-8", created_at=utcnow()),
-            DeadLetter(topic="events", partition=1, offset=8, key=b"k", value=b"y" * 600, value_truncated=False,
-                       error="json: invalid JSON", created_at=utcnow()),
-        ])
+        session.add_all(
+            [
+                DeadLetter(
+                    topic="events",
+                    partition=0,
+                    offset=7,
+                    key=None,
+                    value=b"\xff\xfe<b>x</b>",
+                    error="encoding: not UTF-8",
+                    created_at=utcnow(),
+                ),
+                DeadLetter(
+                    topic="events",
+                    partition=1,
+                    offset=8,
+                    key=b"k",
+                    value=b"y" * 600,
+                    value_truncated=False,
+                    error="json: invalid JSON",
+                    created_at=utcnow(),
+                ),
+            ]
+        )
     rows = app.client.get("/consumer/dead-letters", params={"limit": 5}).json()
     assert [(r["partition"], r["offset"]) for r in rows] == [(1, 8), (0, 7)]  # newest first
     assert rows[0]["value_preview"] == "y" * 500 and rows[0]["value_truncated"] is True
@@ -70,8 +87,10 @@ def test_throughput_sampler_rates_between_samples() -> None:
 
 
 def test_charts_and_formats() -> None:
-    runs = [{"started_at": f"t{i}", "duration_ms": d, "outcome": o}
-            for i, (d, o) in enumerate([(10.0, "success"), (0.0, "skipped"), (40.0, "error"), (20.0, "success")])]
+    runs = [
+        {"started_at": f"t{i}", "duration_ms": d, "outcome": o}
+        for i, (d, o) in enumerate([(10.0, "success"), (0.0, "skipped"), (40.0, "error"), (20.0, "success")])
+    ]
     chart = duration_chart(runs, 100, 40, 10)
     assert [b.outcome for b in chart.bars] == ["success", "error", "skipped", "success"]  # oldest first
     assert [b.height for b in chart.bars] == [20.0, 40.0, 2.0, 10.0] and chart.peak == 40.0
@@ -79,5 +98,9 @@ def test_charts_and_formats() -> None:
     rates = rate_chart([{"at": "a", "events_per_second": 5, "messages_per_second": 5}], 60, 10, 6)
     assert rates.bars[0].x == 50.0  # newest at the right edge
     assert (countdown(0.4), countdown(12.9), countdown(125), countdown(7300)) == (
-        "due now", "in 12 s", "in 2 min 5 s", "in 2 h 1 min")
+        "due now",
+        "in 12 s",
+        "in 2 min 5 s",
+        "in 2 h 1 min",
+    )
     assert (duration(None), duration(12.34), duration(3200), duration(300_000)) == ("–", "12.3 ms", "3.20 s", "5.0 min")

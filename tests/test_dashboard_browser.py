@@ -20,7 +20,7 @@ from tests.conftest import ADMIN_TOKEN, AUTH
 from tests.infra.browser import README_SCREENSHOT, artifact, chromium_browser
 from triggers import every
 
-HOSTILE = "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\"><b>bold</b>"
+HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"><b>bold</b>'
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +50,13 @@ def release() -> Iterator[threading.Event]:
 def _registry(release: threading.Event) -> TaskRegistry:
     registry = TaskRegistry()
     registry.register("quick", lambda: None, trigger=every(1).hours, description="returns at once")
-    registry.register("blocker", lambda: release.wait(20), trigger=every(1).hours, enabled=False,
-                      description="runs until the test lets it go")
+    registry.register(
+        "blocker",
+        lambda: release.wait(20),
+        trigger=every(1).hours,
+        enabled=False,
+        description="runs until the test lets it go",
+    )
     return registry
 
 
@@ -105,7 +110,9 @@ def test_run_now_shows_the_run_and_its_outcome_without_reloading(live_app, make_
     _enter_token(page, ADMIN_TOKEN)
     message = page.locator("#msg-run-quick")
     expect(message).to_have_text(re.compile(r"^Run started \(run \w+\)$"))
-    run_id = re.search(r"run (\w+)\)", message.inner_text()).group(1)
+    found = re.search(r"run (\w+)\)", message.inner_text())
+    assert found is not None
+    run_id = found.group(1)
 
     cell = page.locator("#task-quick td.last-outcome")
     expect(cell).to_have_attribute("data-run-id", run_id)  # arrived by the live refresh
@@ -125,7 +132,8 @@ def test_401_409_422_are_shown_in_words_next_to_the_control(live_app, make_setti
     page.locator("#run-quick").click()
     _enter_token(page, "not-the-token")
     expect(page.locator("#msg-run-quick")).to_have_text(
-        "Not authorised (401): invalid bearer token. Enter the token again on the next try.")
+        "Not authorised (401): invalid bearer token. Enter the token again on the next try."
+    )
     expect(page.locator("#token-state")).to_have_text("Admin token: not entered")
     assert app.client.get("/tasks/quick").json()["stats"]["runs"] == runs_before
 
@@ -135,18 +143,21 @@ def test_401_409_422_are_shown_in_words_next_to_the_control(live_app, make_setti
     interval.press("Enter")
     _enter_token(page, ADMIN_TOKEN)  # asked again after the 401
     expect(page.locator("#msg-interval-quick")).to_have_text(
-        "Invalid value (422): body.interval_seconds: Input should be greater than or equal to 1")
+        "Invalid value (422): body.interval_seconds: Input should be greater than or equal to 1"
+    )
     interval.fill("ten")
     interval.press("Enter")
-    expect(page.locator("#msg-interval-quick")).to_contain_text("Invalid value (422): body.interval_seconds: Input "
-                                                                "should be a valid integer")
+    expect(page.locator("#msg-interval-quick")).to_contain_text(
+        "Invalid value (422): body.interval_seconds: Input should be a valid integer"
+    )
     assert app.client.get("/tasks/quick").json()["interval_seconds"] == 3600
 
     page.locator("#run-blocker").click()
     expect(page.locator("#msg-run-blocker")).to_contain_text("Run started")
     page.locator("#run-blocker").click()
     expect(page.locator("#msg-run-blocker")).to_have_text(
-        re.compile(r"^Conflict \(409\): task 'blocker' is running \(run \w+\)$"))
+        re.compile(r"^Conflict \(409\): task 'blocker' is running \(run \w+\)$")
+    )
     expect(page.locator("#task-blocker td.running")).to_contain_text("running")
     page.screenshot(path=artifact("dashboard-errors.png"))
     release.set()
@@ -156,8 +167,17 @@ def test_401_409_422_are_shown_in_words_next_to_the_control(live_app, make_setti
 def test_dead_letter_values_are_shown_as_text_never_as_html(live_app, make_settings, page) -> None:
     app = live_app(make_settings(), TaskRegistry())
     with app.runtime.database.session() as session:
-        session.add(DeadLetter(topic="events", partition=2, offset=41, key=b"k<i>1</i>", value=HOSTILE.encode(),
-                               error="schema: <b>not bold</b>", created_at=utcnow()))
+        session.add(
+            DeadLetter(
+                topic="events",
+                partition=2,
+                offset=41,
+                key=b"k<i>1</i>",
+                value=HOSTILE.encode(),
+                error="schema: <b>not bold</b>",
+                created_at=utcnow(),
+            )
+        )
     page.goto(app.base_url + "/")
     row = page.locator(".dead-letters tbody tr").first
     expect(row.locator("pre.preview")).to_have_text(HOSTILE)
@@ -198,23 +218,30 @@ def test_task_page_pages_filters_and_shows_errors_and_audit(live_app, make_setti
 
 @pytest.mark.kafka
 @pytest.mark.slow
-def test_screenshot_with_the_built_in_tasks_and_a_live_consumer(live_app, kafka_settings, kafka_producer,
-                                                                kafka_topic, browser, monkeypatch) -> None:
+def test_screenshot_with_the_built_in_tasks_and_a_live_consumer(
+    live_app, kafka_settings, kafka_producer, kafka_topic, browser, monkeypatch
+) -> None:
     """The README's picture: built-in tasks with a seeded history, events flowing, dead letters."""
     monkeypatch.setattr("consumers.throughput.SAMPLE_SECONDS", 1.0)  # a chart within the test's 12 s
     settings = kafka_settings()
     database = Database(settings)
     upgrade(database.engine)
-    seed_history(database, {"notifications": 30, "cleanup": 300, "report": 900}, 50,
-                 typical_ms={"notifications": 45, "cleanup": 180, "report": 320})
+    seed_history(
+        database,
+        {"notifications": 30, "cleanup": 300, "report": 900},
+        50,
+        typical_ms={"notifications": 45, "cleanup": 180, "report": 320},
+    )
     database.dispose()
     app = live_app(settings)  # the built-in registry (services/)
     assert sorted(t["name"] for t in app.client.get("/tasks").json()) == ["cleanup", "notifications", "report"]
 
     # Events in bursts for ~12 s (bounded), so the throughput chart has several samples.
     for burst in range(12):
-        events = [{"id": f"ord-{burst}-{i}", "type": "order.created", "data": {"order_id": burst * 100 + i}}
-                  for i in range(20 + 15 * (burst % 4))]
+        events = [
+            {"id": f"ord-{burst}-{i}", "type": "order.created", "data": {"order_id": burst * 100 + i}}
+            for i in range(20 + 15 * (burst % 4))
+        ]
         kafka_producer.send(kafka_topic, events)
         if burst in (3, 8):
             kafka_producer.send(kafka_topic, [HOSTILE.encode(), b'{"id": "broken", "type": '])
@@ -244,8 +271,12 @@ def test_page_says_when_it_stops_being_live(live_app, make_settings, page, relea
     status = page.locator("#live-status")
     expect(status).to_have_text(re.compile(r"^Live: updated \d\d:\d\d:\d\d UTC$"))
     app.stop()  # the service goes away under an open page
-    expect(status).to_have_text(re.compile(r"^Not live: the service does not answer\. Showing data from "
-                                           r"\d\d:\d\d:\d\d UTC; retrying every 2 s\.$"))
+    expect(status).to_have_text(
+        re.compile(
+            r"^Not live: the service does not answer\. Showing data from "
+            r"\d\d:\d\d:\d\d UTC; retrying every 2 s\.$"
+        )
+    )
     expect(status).to_have_attribute("role", "alert")
     page.locator("#run-quick").click()
     _enter_token(page, ADMIN_TOKEN)

@@ -6,17 +6,29 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"  # gitignored; CI keeps what the tests saved here
 README_SCREENSHOT = ROOT / "docs" / "img" / "dashboard.png"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-default-apps"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-default-apps",
+]
 
 
-def chromium_browser() -> Iterator[object]:
+def chromium_browser() -> Iterator[Browser]:
     """Yields a launched Browser; skips locally (fails in CI) when chromium is not installed."""
     executable = shutil.which("chromium")
     if executable is None:
