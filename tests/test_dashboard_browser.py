@@ -216,6 +216,28 @@ def test_task_page_pages_filters_and_shows_errors_and_audit(live_app, make_setti
     page.screenshot(path=artifact("task-page.png"), full_page=True)
 
 
+def _seed_built_in_history(settings) -> None:
+    database = Database(settings)
+    upgrade(database.engine)
+    periods = {"notifications": 30, "cleanup": 300, "report": 900}
+    seed_history(database, periods, 50, typical_ms={"notifications": 45, "cleanup": 180, "report": 320})
+    database.dispose()
+
+
+def _produce_in_bursts(producer, topic: str) -> None:
+    """Events in bursts for ~12 s (bounded), so the throughput chart has several samples; two of the
+    bursts carry a hostile non-JSON value and a truncated JSON value (both dead-lettered)."""
+    for burst in range(12):
+        events = [
+            {"id": f"ord-{burst}-{i}", "type": "order.created", "data": {"order_id": burst * 100 + i}}
+            for i in range(20 + 15 * (burst % 4))
+        ]
+        producer.send(topic, events)
+        if burst in (3, 8):
+            producer.send(topic, [HOSTILE.encode(), b'{"id": "broken", "type": '])
+        threading.Event().wait(1.0)  # paces the producer (not a synchronisation)
+
+
 @pytest.mark.kafka
 @pytest.mark.slow
 def test_screenshot_with_the_built_in_tasks_and_a_live_consumer(
@@ -224,28 +246,11 @@ def test_screenshot_with_the_built_in_tasks_and_a_live_consumer(
     """The README's picture: built-in tasks with a seeded history, events flowing, dead letters."""
     monkeypatch.setattr("consumers.throughput.SAMPLE_SECONDS", 1.0)  # a chart within the test's 12 s
     settings = kafka_settings()
-    database = Database(settings)
-    upgrade(database.engine)
-    seed_history(
-        database,
-        {"notifications": 30, "cleanup": 300, "report": 900},
-        50,
-        typical_ms={"notifications": 45, "cleanup": 180, "report": 320},
-    )
-    database.dispose()
+    _seed_built_in_history(settings)
     app = live_app(settings)  # the built-in registry (services/)
     assert sorted(t["name"] for t in app.client.get("/tasks").json()) == ["cleanup", "notifications", "report"]
 
-    # Events in bursts for ~12 s (bounded), so the throughput chart has several samples.
-    for burst in range(12):
-        events = [
-            {"id": f"ord-{burst}-{i}", "type": "order.created", "data": {"order_id": burst * 100 + i}}
-            for i in range(20 + 15 * (burst % 4))
-        ]
-        kafka_producer.send(kafka_topic, events)
-        if burst in (3, 8):
-            kafka_producer.send(kafka_topic, [HOSTILE.encode(), b'{"id": "broken", "type": '])
-        threading.Event().wait(1.0)  # paces the producer (not a synchronisation)
+    _produce_in_bursts(kafka_producer, kafka_topic)
 
     for scheme in ("light", "dark"):
         context = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme=scheme)
