@@ -19,6 +19,7 @@ from storage.migrate import upgrade
 
 if TYPE_CHECKING:
     from consumers.supervisor import ConsumerSupervisor
+    from consumers.throughput import ThroughputSampler
 
 log = get_logger(__name__)
 
@@ -40,10 +41,14 @@ class Application:
         self.scheduler = ServiceScheduler(settings, self.database, registry, metrics=self.metrics)
         self.admin_token = load_admin_token(settings)
         self.consumer: ConsumerSupervisor | None = None
+        self.throughput: ThroughputSampler | None = None  # events/s history for the dashboard
         if settings.kafka_enabled:
             from consumers.pipeline import build_consumer  # imports kafka-python: only when it is used
+            from consumers.throughput import ThroughputSampler
 
             self.consumer = build_consumer(settings, self.database, self.metrics, self.scheduler)
+            self.throughput = ThroughputSampler(self.consumer.status)
+            self.scheduler.supervise(self.throughput)
         self.started = False
 
     def start(self) -> None:

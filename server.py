@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from application import Application, StartupError, build_registry
 from logs import configure_logging, get_logger
@@ -47,10 +48,14 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     _map_errors(app)
 
     from api import consumer, system, tasks
+    from dashboard import STATIC_DIR
+    from dashboard import routes as dashboard
 
     app.include_router(system.router)
     app.include_router(tasks.router)
     app.include_router(consumer.router)
+    app.include_router(dashboard.router)
+    app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="dashboard-static")
     return app
 
 

@@ -7,12 +7,13 @@ event loop.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Query, status
 
 from api.deps import AdminDep, AppDep
 from application import Application
+from consumers.deadletters import recent_dead_letters
 
 if TYPE_CHECKING:  # importing it at run time would import kafka-python when Kafka is off
     from consumers.supervisor import ConsumerSupervisor
@@ -35,6 +36,20 @@ def consumer_status(application: AppDep) -> dict[str, Any]:
     if application.consumer is None:
         return {"enabled": False, "state": "disabled", "detail": DISABLED_DETAIL}
     return application.consumer.status()
+
+
+@router.get("/dead-letters")
+def dead_letters(application: AppDep, limit: Annotated[int, Query(ge=1, le=500)] = 20) -> list[dict[str, Any]]:
+    """Newest dead letters: reason, topic/partition/offset and a text preview of the raw value."""
+    return recent_dead_letters(application.database, limit)
+
+
+@router.get("/throughput")
+def throughput(application: AppDep) -> dict[str, Any]:
+    """Messages and events per second between samples taken every few seconds (last minutes)."""
+    if application.throughput is None:
+        return {"sample_seconds": None, "points": []}
+    return application.throughput.rates()
 
 
 @router.post("/enable")

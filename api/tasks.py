@@ -74,7 +74,8 @@ def patch_task(name: str, body: TaskPatch, application: AppDep, actor: AdminDep)
 @router.get("/{name}/runs")
 def task_runs(name: str, application: AppDep,
               limit: Annotated[int, Query(ge=1, le=500)] = 50,
-              outcome: Outcome | None = None) -> list[dict[str, Any]]:
-    """Run history, newest first."""
+              outcome: Outcome | None = None,
+              offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> list[dict[str, Any]]:
+    """Run history, newest first; `offset` skips that many (paging)."""
     application.scheduler.require(name)
-    return run_rows(application.database, name, limit, outcome)
+    return run_rows(application.database, name, limit, outcome, offset)

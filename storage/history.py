@@ -51,12 +51,13 @@ def record_from_row(row: TaskRun) -> RunRecord:
                      to_epoch(row.finished_at), row.outcome, row.error)
 
 
-def run_rows(database: Database, task: str, limit: int, outcome: str | None) -> list[dict[str, Any]]:
-    """A task's history, newest first, as API dicts."""
+def run_rows(database: Database, task: str, limit: int, outcome: str | None,
+             offset: int = 0) -> list[dict[str, Any]]:
+    """A task's history, newest first, as API dicts (`offset` newest ones skipped)."""
     query = select(TaskRun).where(TaskRun.task == task)
     if outcome is not None:
         query = query.where(TaskRun.outcome == outcome)
-    query = query.order_by(TaskRun.started_at.desc()).limit(limit)
+    query = query.order_by(TaskRun.started_at.desc()).offset(offset).limit(limit)
     with database.read_session() as session:
         return [record_from_row(row).as_dict() for row in session.scalars(query)]
 

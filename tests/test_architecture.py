@@ -10,7 +10,7 @@ from settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 # The project's own code (tests, benchmarks, dev tools and migrations are leaves: nothing imports them).
-PACKAGES = ("api", "consumers", "scheduling", "services", "storage", "support")
+PACKAGES = ("api", "consumers", "dashboard", "scheduling", "services", "storage", "support")
 ROOT_MODULES = ("application", "logs", "metrics", "scheduler", "server", "settings")
 
 

@@ -1,0 +1,75 @@
+"""Writes a made-up but plausible run history, as a service that ran for a while would have it.
+
+Used by the dashboard tests (a screenshot with realistic data) and by its render benchmark
+(10,000 runs). Rows go in through the models, exactly as the RunRecorder writes them, with a
+task_state row per task so a start-up restores the counters and keeps the grid (no catch-up run).
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+from storage.db import Database, utcnow
+from storage.models import TaskRun, TaskState
+
+# Mostly successes, some failures, a few timeouts and skips.
+OUTCOMES = ("success", "error", "timeout", "skipped", "missed")
+WEIGHTS = (88.0, 7.0, 2.0, 2.0, 1.0)
+ERRORS = {
+    "error": "HTTPStatusError: Server error '503 Service Unavailable' for url 'http://127.0.0.1:9/hook'",
+    "timeout": "TimeoutError: run exceeded its timeout of 60 s",
+    "skipped": "previous run still running",
+    "missed": "started 41.200 s late",
+}
+
+
+def seed_history(
+    database: Database,
+    periods: dict[str, int],
+    runs_per_task: int,
+    *,
+    typical_ms: dict[str, float] | None = None,
+    seed: int = 7,
+) -> None:
+    """For each task `name: period_seconds`, `runs_per_task` runs on its grid ending now."""
+    rng = random.Random(seed)
+    now = utcnow()
+    with database.session() as session:
+        for name, period in periods.items():
+            mean = (typical_ms or {}).get(name, 40.0)
+            last_due = now - timedelta(seconds=period / 3)
+            session.merge(
+                TaskState(
+                    name=name,
+                    enabled=True,
+                    interval_seconds=None,
+                    updated_at=now,
+                    last_run_scheduled_for=last_due,
+                    last_success_at=last_due,
+                )
+            )
+            session.add_all(_runs(rng, name, period, mean, runs_per_task, last_due))
+
+
+def _runs(rng: random.Random, name: str, period: int, mean_ms: float, count: int, last_due: datetime) -> list[TaskRun]:
+    rows = []
+    for index in range(count):
+        due = last_due - timedelta(seconds=period * (count - 1 - index))
+        outcome = rng.choices(OUTCOMES, WEIGHTS)[0]
+        ms = 0.0 if outcome in ("skipped", "missed") else max(0.5, rng.lognormvariate(0, 0.35) * mean_ms)
+        started = due + timedelta(milliseconds=rng.uniform(0.02, 0.4))
+        rows.append(
+            TaskRun(
+                run_id=f"seed-{name[:20]}-{index:08d}",
+                task=name,
+                trigger="schedule",
+                scheduled_for=due,
+                started_at=started,
+                finished_at=started + timedelta(milliseconds=ms),
+                duration_ms=round(ms, 3),
+                outcome=outcome,
+                error=ERRORS.get(outcome),
+            )
+        )
+    return rows
