@@ -10,6 +10,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from api.body_limit import RequestBodyLimit
+from api.errors import UnhandledErrors
 from logs import configure_logging, get_logger
 from registry import TaskRegistry
 from runtime import AppRuntime
@@ -47,6 +49,9 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     app = FastAPI(title="ServiceScheduler", version="1.0.0", lifespan=lifespan,
                   description="Periodic tasks and a Kafka consumer inside one FastAPI service.")
     app.state.runtime = runtime
+    # Added innermost first: UnhandledErrors wraps everything, including the body limit.
+    app.add_middleware(RequestBodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(UnhandledErrors)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

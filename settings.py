@@ -13,6 +13,9 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+from redact import mask_url_passwords
 
 TASK_OVERRIDE_PREFIX = "TASK_"
 
@@ -38,6 +41,8 @@ class Settings(BaseSettings):
     # --- HTTP API ----------------------------------------------------------------------
     admin_token: SecretStr | None = None
     admin_token_file: Path = Path("./data/admin_token")
+    # Request bodies above this are refused with 413 while they stream in, before parsing.
+    max_request_bytes: int = Field(default=1_048_576, ge=1024, le=1_073_741_824)
 
     # --- scheduler ---------------------------------------------------------------------
     scheduler_enabled: bool = True
@@ -98,6 +103,17 @@ class Settings(BaseSettings):
     def _known_database(cls, value: str) -> str:
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        try:
+            make_url(value)
+        except Exception:  # ArgumentError, ValueError (a bad port): the message would echo the URL
+            raise ValueError("is not a valid database URL (scheme://user:password@host:port/name)") from None
+        return value
+
+    @field_validator("notify_webhook_url")
+    @classmethod
+    def _http_webhook(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
         return value
 
     @property
@@ -150,7 +166,8 @@ def _describe(exc: ValidationError) -> str:
             variable = f"TASK_{location[1].upper()}_{suffix}"
         else:
             variable = (location[0] if location else "settings").upper()
-        shown = "***" if any(w in variable for w in ("TOKEN", "PASSWORD")) else repr(error.get("input"))
+        secret = any(word in variable for word in ("TOKEN", "PASSWORD", "SECRET"))
+        shown = "***" if secret else mask_url_passwords(repr(error.get("input")))
         parts.append(f"invalid setting {variable}: {error['msg']} (got {shown})")
     return "; ".join(parts)
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
 
+from api.admin_route import AdminFirstRoute
 from api.deps import AdminDep, RuntimeDep
+from redact import scrub_errors
 
-router = APIRouter(prefix="/consumer", tags=["consumer"])
+router = APIRouter(prefix="/consumer", tags=["consumer"], route_class=AdminFirstRoute)
 
 DISABLED_DETAIL = "KAFKA_ENABLED is false: the Kafka consumer is not configured in this instance"
 
@@ -28,7 +30,7 @@ def consumer_status(runtime: RuntimeDep) -> dict:
     """State, counters, partitions, lag and broker reachability (200 even when Kafka is off)."""
     if runtime.consumer is None:
         return {"enabled": False, "state": "disabled", "detail": DISABLED_DETAIL}
-    return runtime.consumer.status()
+    return scrub_errors(runtime.consumer.status())  # type: ignore[return-value]
 
 
 @router.post("/enable")

@@ -13,7 +13,7 @@ from api.auth import token_matches
 from runtime import AppRuntime
 from settings import Settings
 
-_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <ADMIN_TOKEN>")
+bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <ADMIN_TOKEN>")
 
 
 def get_runtime(request: Request) -> AppRuntime:
@@ -42,7 +42,7 @@ ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 
 
 def require_admin(runtime: RuntimeDep,
-                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
     """Checks the bearer token in constant time; returns the actor name for the audit log."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token: send Authorization: Bearer <ADMIN_TOKEN>",

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import select
 
 from api.deps import ReadSessionDep, RuntimeDep
+from redact import public_error
 from services.report import latest_report
 from storage.models import AuditEntry
 
@@ -22,17 +23,18 @@ def health(runtime: RuntimeDep) -> JSONResponse:
     alive, reason = runtime.scheduler.health()
     if alive:
         return JSONResponse({"status": "ok"})
-    return JSONResponse({"status": "unhealthy", "detail": reason}, status.HTTP_503_SERVICE_UNAVAILABLE)
+    return JSONResponse({"status": "unhealthy", "detail": public_error(reason)}, status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
 @router.get("/ready")
 def ready(runtime: RuntimeDep) -> JSONResponse:
     """Readiness: database answers, scheduler runs, consumer (when enabled) consumes."""
     checks, reasons = runtime.readiness()
+    checks = {name: public_error(check) if isinstance(check, str) else check for name, check in checks.items()}
     body = {"status": "ready" if not reasons else "not_ready", "checks": checks,
             "stale_tasks": runtime.scheduler.stale_tasks()}
     if reasons:
-        body["detail"] = "; ".join(reasons)
+        body["detail"] = public_error("; ".join(reasons))
         return JSONResponse(body, status.HTTP_503_SERVICE_UNAVAILABLE)
     return JSONResponse(body)
 

@@ -7,12 +7,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.admin_route import AdminFirstRoute
 from api.deps import AdminDep, RuntimeDep
+from redact import scrub_errors
 from runlog import run_rows
 from scheduler import TaskBusy, UnknownTask
 from triggers import MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS
 
-router = APIRouter(prefix="/tasks", tags=["tasks"])
+router = APIRouter(prefix="/tasks", tags=["tasks"], route_class=AdminFirstRoute)
 
 Outcome = Literal["success", "error", "timeout", "skipped", "missed"]
 
@@ -39,14 +41,14 @@ def _known(runtime, name: str) -> None:
 @router.get("")
 def list_tasks(runtime: RuntimeDep) -> list[dict]:
     """Every task with its schedule, next run, last run and counters."""
-    return runtime.scheduler.statuses()
+    return scrub_errors(runtime.scheduler.statuses())  # type: ignore[return-value]
 
 
 @router.get("/{name}")
 def get_task(name: str, runtime: RuntimeDep) -> dict:
     """One task."""
     _known(runtime, name)
-    return runtime.scheduler.status(name)
+    return scrub_errors(runtime.scheduler.status(name))  # type: ignore[return-value]
 
 
 @router.post("/{name}/enable")
@@ -90,4 +92,4 @@ def task_runs(name: str, runtime: RuntimeDep,
               outcome: Outcome | None = None) -> list[dict]:
     """Run history, newest first."""
     _known(runtime, name)
-    return run_rows(runtime.database, name, limit, outcome)
+    return scrub_errors(run_rows(runtime.database, name, limit, outcome))  # type: ignore[return-value]
