@@ -262,6 +262,9 @@ class ServiceScheduler:
                     else:
                         runtime.generation += 1
                         runtime.next_due = None
+                        if runtime.rerun_requested:  # a follow-up asked for before the disable
+                            runtime.rerun_requested = False
+                            self._drop_request(runtime)
                 log.info("task_enabled" if enabled else "task_disabled", task=name, actor=actor)
             return self.status(name)
 
@@ -302,11 +305,18 @@ class ServiceScheduler:
             runtime = self._tasks.get(name)
             if runtime is None or self._stopping.is_set():
                 return False
+            if not runtime.enabled:  # an operator's disable also holds against events
+                self._drop_request(runtime)
+                return False
             if runtime.running is not None:
                 runtime.rerun_requested = True
                 return False
             self.runs.start(runtime, "event", None)
             return True
+
+    def _drop_request(self, runtime: TaskRuntime) -> None:
+        runtime.run_requests_dropped += 1
+        self.metrics.run_requests_dropped.labels(runtime.name).inc()
 
     def supervise(self, component: Supervised) -> None:
         """Adds a component checked by the loop (call before start())."""
