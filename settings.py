@@ -57,7 +57,7 @@ class Settings(BaseSettings):
 
     # --- built-in tasks ----------------------------------------------------------------
     notify_webhook_url: str | None = None
-    notify_webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    notify_webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)  # a batch must end within the run
     notify_max_attempts: int = Field(default=5, ge=1, le=100)
     notify_backoff_base_seconds: float = Field(default=10.0, gt=0)
     notify_batch_size: int = Field(default=100, ge=1, le=10_000)

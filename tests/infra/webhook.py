@@ -5,16 +5,24 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class WebhookReceiver:
-    """Records JSON POSTs; answers with `status` (settable, e.g. 500 to simulate failures)."""
+    """Records JSON POSTs and their headers; answers with `status` (settable, e.g. 500 to simulate
+    failures). `delays` holds back the answer to the notification of an event id by that many
+    seconds; `on_request(body)` is called before answering (e.g. to kill the sender)."""
 
-    def __init__(self, status: int = 200) -> None:
+    def __init__(self, status: int = 200, delays: dict[str, float] | None = None,
+                 on_request: Callable[[dict], None] | None = None) -> None:
         self.status = status
+        self.delays = delays or {}
+        self.on_request = on_request
         self.received: list[dict] = []
         self.received_at: list[float] = []
+        self.headers: list[dict[str, str]] = []
+        self._closing = threading.Event()
         self._lock = threading.Lock()
         receiver = self
 
@@ -27,6 +35,12 @@ class WebhookReceiver:
                 with receiver._lock:
                     receiver.received.append(body)
                     receiver.received_at.append(time.time())
+                    receiver.headers.append({k.lower(): v for k, v in self.headers.items()})
+                if receiver.on_request is not None:
+                    receiver.on_request(body)
+                delay = receiver.delays.get(body.get("event_id") if isinstance(body, dict) else None)
+                if delay and receiver._closing.wait(delay):
+                    return
                 self.send_response(receiver.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -55,6 +69,7 @@ class WebhookReceiver:
 
     def stop(self) -> None:
         """Stops serving and closes the socket."""
+        self._closing.set()
         self._server.shutdown()
         self._server.server_close()
 
