@@ -64,7 +64,10 @@ class Settings(BaseSettings):
     retention_runs_days: int = Field(default=14, ge=1)
     retention_notifications_days: int = Field(default=7, ge=1)
     retention_events_days: int = Field(default=30, ge=1)
+    retention_audit_days: int = Field(default=90, ge=1)
     retention_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    # One cleanup run deletes batches until done or this has passed (below its 240 s timeout).
+    retention_time_budget_seconds: float = Field(default=180.0, gt=0, le=230)
     report_window_minutes: int = Field(default=15, ge=1)
 
     # --- Kafka consumer ----------------------------------------------------------------
