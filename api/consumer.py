@@ -11,9 +11,11 @@ from fastapi import APIRouter, HTTPException, status
 
 from api.admin_route import AdminFirstRoute
 from api.deps import AdminDep, RuntimeDep
+from api.responses import error_responses
 from redact import scrub_errors
 
-router = APIRouter(prefix="/consumer", tags=["consumer"], route_class=AdminFirstRoute)
+router = APIRouter(prefix="/consumer", tags=["consumer"], route_class=AdminFirstRoute,
+                   responses=error_responses(500))
 
 DISABLED_DETAIL = "KAFKA_ENABLED is false: the Kafka consumer is not configured in this instance"
 
@@ -33,19 +35,19 @@ def consumer_status(runtime: RuntimeDep) -> dict:
     return scrub_errors(runtime.consumer.status())  # type: ignore[return-value]
 
 
-@router.post("/enable")
+@router.post("/enable", responses=error_responses(401, 409))
 def enable_consumer(runtime: RuntimeDep, actor: AdminDep) -> dict:
     """Starts consuming (persisted); idempotent."""
     return _consumer(runtime).set_enabled(True, actor=actor)
 
 
-@router.post("/disable")
+@router.post("/disable", responses=error_responses(401, 409))
 def disable_consumer(runtime: RuntimeDep, actor: AdminDep) -> dict:
     """Stops the consumer thread: finishes the batch, commits, leaves the group (persisted)."""
     return _consumer(runtime).set_enabled(False, actor=actor)
 
 
-@router.post("/restart")
+@router.post("/restart", responses=error_responses(401, 409))
 def restart_consumer(runtime: RuntimeDep, actor: AdminDep) -> dict:
     """Stops the consumer thread and starts a fresh one (resets the backoff)."""
     return _consumer(runtime).restart(actor=actor)

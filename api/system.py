@@ -5,19 +5,37 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from api.deps import ReadSessionDep, RuntimeDep
+from api.responses import error_responses
 from redact import public_error
 from services.report import latest_report
 from storage.models import AuditEntry
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], responses=error_responses(422, 500))
 
 
-@router.get("/health")
+class Health(BaseModel):
+    """Liveness answer."""
+
+    status: str = Field(description="`ok` or `unhealthy`")
+    detail: str | None = Field(default=None, description="Why the loop is not healthy")
+
+
+class Readiness(BaseModel):
+    """Readiness answer."""
+
+    status: str = Field(description="`ready` or `not_ready`")
+    checks: dict[str, str] = Field(description="database, scheduler, consumer: `ok` or the reason")
+    stale_tasks: list[str]
+    detail: str | None = Field(default=None, description="Every reason not ready, joined")
+
+
+@router.get("/health", responses={200: {"model": Health}, 503: {"model": Health}})
 def health(runtime: RuntimeDep) -> JSONResponse:
     """Liveness: 200 while the scheduler loop runs and wakes on time, else 503."""
     alive, reason = runtime.scheduler.health()
@@ -26,7 +44,7 @@ def health(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse({"status": "unhealthy", "detail": public_error(reason)}, status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
-@router.get("/ready")
+@router.get("/ready", responses={200: {"model": Readiness}, 503: {"model": Readiness}})
 def ready(runtime: RuntimeDep) -> JSONResponse:
     """Readiness: database answers, scheduler runs, consumer (when enabled) consumes."""
     checks, reasons = runtime.readiness()
@@ -39,14 +57,15 @@ def ready(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(body)
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse,
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
 def metrics(runtime: RuntimeDep) -> Response:
     """Prometheus text exposition."""
     runtime.metrics.refresh()
     return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/reports/latest")
+@router.get("/reports/latest", responses=error_responses(404))
 def reports_latest(runtime: RuntimeDep) -> dict:
     """The newest report written by the `report` task; 404 before the first one."""
     report = latest_report(runtime.database)

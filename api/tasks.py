@@ -9,12 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.admin_route import AdminFirstRoute
 from api.deps import AdminDep, RuntimeDep
+from api.responses import error_responses
 from redact import scrub_errors
 from runlog import run_rows
 from scheduler import TaskBusy, UnknownTask
 from triggers import MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS
 
-router = APIRouter(prefix="/tasks", tags=["tasks"], route_class=AdminFirstRoute)
+router = APIRouter(prefix="/tasks", tags=["tasks"], route_class=AdminFirstRoute,
+                   responses=error_responses(422, 500))
 
 Outcome = Literal["success", "error", "timeout", "skipped", "missed"]
 
@@ -44,28 +46,28 @@ def list_tasks(runtime: RuntimeDep) -> list[dict]:
     return scrub_errors(runtime.scheduler.statuses())  # type: ignore[return-value]
 
 
-@router.get("/{name}")
+@router.get("/{name}", responses=error_responses(404))
 def get_task(name: str, runtime: RuntimeDep) -> dict:
     """One task."""
     _known(runtime, name)
     return scrub_errors(runtime.scheduler.status(name))  # type: ignore[return-value]
 
 
-@router.post("/{name}/enable")
+@router.post("/{name}/enable", responses=error_responses(401, 404))
 def enable_task(name: str, runtime: RuntimeDep, actor: AdminDep) -> dict:
     """Enables a task (persisted); idempotent."""
     _known(runtime, name)
     return runtime.scheduler.set_enabled(name, True, actor=actor)
 
 
-@router.post("/{name}/disable")
+@router.post("/{name}/disable", responses=error_responses(401, 404))
 def disable_task(name: str, runtime: RuntimeDep, actor: AdminDep) -> dict:
     """Disables a task (persisted): no further scheduled runs; idempotent."""
     _known(runtime, name)
     return runtime.scheduler.set_enabled(name, False, actor=actor)
 
 
-@router.post("/{name}/run", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/{name}/run", status_code=status.HTTP_202_ACCEPTED, responses=error_responses(401, 404, 409))
 def run_task(name: str, runtime: RuntimeDep, actor: AdminDep) -> RunAccepted:
     """Starts a run now (even when disabled); 409 while a run is in progress."""
     _known(runtime, name)
@@ -76,7 +78,7 @@ def run_task(name: str, runtime: RuntimeDep, actor: AdminDep) -> RunAccepted:
     return RunAccepted(run_id=run_id)
 
 
-@router.patch("/{name}")
+@router.patch("/{name}", responses=error_responses(400, 401, 404, 413))
 def patch_task(name: str, body: TaskPatch, runtime: RuntimeDep, actor: AdminDep) -> dict:
     """Changes the interval (persisted, effective at once)."""
     _known(runtime, name)
@@ -86,7 +88,7 @@ def patch_task(name: str, body: TaskPatch, runtime: RuntimeDep, actor: AdminDep)
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown task {name!r}") from None
 
 
-@router.get("/{name}/runs")
+@router.get("/{name}/runs", responses=error_responses(404))
 def task_runs(name: str, runtime: RuntimeDep,
               limit: Annotated[int, Query(ge=1, le=500)] = 50,
               outcome: Outcome | None = None) -> list[dict]:

@@ -22,15 +22,38 @@ def _insert_expired(database, *, events: int, runs: int, age: timedelta = timede
     stamp = utcnow() - age
     with database.session() as session:
         for start in range(0, events, 10_000):
-            session.execute(insert(Event), [
-                dict(id=f"ev-{index}", type="order.created", occurred_at=stamp, received_at=stamp,
-                     data={"n": index}, topic="events", partition=0, offset=index)
-                for index in range(start, min(events, start + 10_000))])
+            session.execute(
+                insert(Event),
+                [
+                    dict(
+                        id=f"ev-{index}",
+                        type="order.created",
+                        occurred_at=stamp,
+                        received_at=stamp,
+                        data={"n": index},
+                        topic="events",
+                        partition=0,
+                        offset=index,
+                    )
+                    for index in range(start, min(events, start + 10_000))
+                ],
+            )
         for start in range(0, runs, 10_000):
-            session.execute(insert(TaskRun), [
-                dict(run_id=f"run-{index}", task="t", trigger="schedule", started_at=stamp,
-                     finished_at=stamp, duration_ms=1.0, outcome="success")
-                for index in range(start, min(runs, start + 10_000))])
+            session.execute(
+                insert(TaskRun),
+                [
+                    dict(
+                        run_id=f"run-{index}",
+                        task="t",
+                        trigger="schedule",
+                        started_at=stamp,
+                        finished_at=stamp,
+                        duration_ms=1.0,
+                        outcome="success",
+                    )
+                    for index in range(start, min(runs, start + 10_000))
+                ],
+            )
 
 
 def _count(database, model) -> int:
@@ -52,8 +75,12 @@ def test_cleanup_prunes_the_audit_log(database_url, make_settings, migrated) -> 
     database = migrated(database_url)
     now = utcnow()
     with database.session() as session:
-        session.add_all([AuditEntry(at=now - timedelta(days=age), actor="admin", action="disable", target="t")
-                         for age in (200, 120, 10)])
+        session.add_all(
+            [
+                AuditEntry(at=now - timedelta(days=age), actor="admin", action="disable", target="t")
+                for age in (200, 120, 10)
+            ]
+        )
     settings = make_settings(database_url=database_url, retention_audit_days=90)
     assert purge(database=database, settings=settings).deleted["audit_log"] == 2
     with database.read_session() as session:
@@ -63,8 +90,7 @@ def test_cleanup_prunes_the_audit_log(database_url, make_settings, migrated) -> 
 def test_cleanup_stops_at_its_time_budget_and_says_so(database_url, make_settings, migrated) -> None:
     database = migrated(database_url)
     _insert_expired(database, events=3_000, runs=0)
-    settings = make_settings(database_url=database_url, retention_batch_size=100,
-                             retention_time_budget_seconds=0.001)
+    settings = make_settings(database_url=database_url, retention_batch_size=100, retention_time_budget_seconds=0.001)
     result = purge(database=database, settings=settings)
     assert not result.complete
     assert 100 <= result.deleted["events"] < 3_000  # progress, then it stopped
@@ -88,6 +114,16 @@ def test_cleanup_keeps_up_with_1000_events_per_second(database_url, make_setting
     rate = rows / seconds
     needed = INGEST_EVENTS_PER_SECOND * CLEANUP_INTERVAL_SECONDS / settings.retention_time_budget_seconds
     with capsys.disabled():
-        print("\n" + json.dumps({"cleanup_benchmark": database.dialect, "rows": rows, "seconds": round(seconds, 2),
-                                 "rows_per_second": round(rate), "needed_rows_per_second": round(needed)}))
+        print(
+            "\n"
+            + json.dumps(
+                {
+                    "cleanup_benchmark": database.dialect,
+                    "rows": rows,
+                    "seconds": round(seconds, 2),
+                    "rows_per_second": round(rate),
+                    "needed_rows_per_second": round(needed),
+                }
+            )
+        )
     assert rate >= needed, f"{rate:.0f} rows/s < {needed:.0f} rows/s needed"

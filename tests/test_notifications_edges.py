@@ -37,14 +37,15 @@ def test_each_post_carries_the_notification_id_as_idempotency_key(database_url, 
     with WebhookReceiver() as receiver:
         settings = make_settings(database_url=database_url, notify_webhook_url=receiver.url)
         assert asyncio.run(deliver_pending(database=database, settings=settings))["sent"] == 2
-        keys = {body["event_id"]: headers.get("idempotency-key")
-                for body, headers in zip(receiver.received, receiver.headers, strict=True)}
+        keys = {
+            body["event_id"]: headers.get("idempotency-key")
+            for body, headers in zip(receiver.received, receiver.headers, strict=True)
+        }
     rows = _rows(database)
     assert keys == {"e1": str(rows["e1"].id), "e2": str(rows["e2"].id)}
 
 
-def test_a_webhook_row_without_a_configured_url_fails_with_that_reason(database_url, make_settings,
-                                                                      migrated) -> None:
+def test_a_webhook_row_without_a_configured_url_fails_with_that_reason(database_url, make_settings, migrated) -> None:
     database = migrated(database_url)
     with database.session() as session:
         session.add_all([_notification("hook"), _notification("log", channel="log")])
@@ -62,8 +63,9 @@ def test_a_run_cancelled_by_its_timeout_leaves_no_row_sending(database_url, make
     with WebhookReceiver(delays={"slow": 30}) as receiver:
         registry = TaskRegistry()
         registry.register("notifications", notifications, trigger=every(1).hours, timeout=1.5, enabled=False)
-        scheduler = make_scheduler(registry, database_url=database_url, notify_webhook_url=receiver.url,
-                                   notify_webhook_timeout_seconds=20)
+        scheduler = make_scheduler(
+            registry, database_url=database_url, notify_webhook_url=receiver.url, notify_webhook_timeout_seconds=20
+        )
         with scheduler.database.session() as session:
             session.add_all([_notification("fast-1"), _notification("slow"), _notification("fast-2")])
         scheduler.trigger("notifications")
@@ -71,19 +73,18 @@ def test_a_run_cancelled_by_its_timeout_leaves_no_row_sending(database_url, make
         assert scheduler.status("notifications")["last_run"]["outcome"] == "timeout"
         assert len(receiver.received) == 3
     rows = _rows(scheduler.database)
-    assert {name: row.status for name, row in rows.items()} == {"fast-1": "sent", "fast-2": "sent",
-                                                                 "slow": "failed"}
+    assert {name: row.status for name, row in rows.items()} == {"fast-1": "sent", "fast-2": "sent", "slow": "failed"}
     assert "interrupted" in rows["slow"].last_error and rows["slow"].attempts == 1
 
 
-def test_a_hanging_receiver_costs_one_row_its_timeout_not_the_batch(database_url, make_settings,
-                                                                    migrated) -> None:
+def test_a_hanging_receiver_costs_one_row_its_timeout_not_the_batch(database_url, make_settings, migrated) -> None:
     database = migrated(database_url)
     with database.session() as session:
         session.add_all([_notification("fast"), _notification("hang")])
     with WebhookReceiver(delays={"hang": 30}) as receiver:
-        settings = make_settings(database_url=database_url, notify_webhook_url=receiver.url,
-                                 notify_webhook_timeout_seconds=1)
+        settings = make_settings(
+            database_url=database_url, notify_webhook_url=receiver.url, notify_webhook_timeout_seconds=1
+        )
         started = time.monotonic()
         totals = asyncio.run(deliver_pending(database=database, settings=settings))
         elapsed = time.monotonic() - started
@@ -93,10 +94,21 @@ def test_a_hanging_receiver_costs_one_row_its_timeout_not_the_batch(database_url
 
 
 def _deliver_in_a_process(database_url: str, webhook_url: str) -> subprocess.Popen:
-    env = {"PATH": os.environ.get("PATH", ""), "DATABASE_URL": database_url, "NOTIFY_WEBHOOK_URL": webhook_url,
-           "NOTIFY_MAX_ATTEMPTS": "3", "KAFKA_ENABLED": "false", "LOG_FORMAT": "json"}
-    return subprocess.Popen([sys.executable, "-m", "tests.infra.deliver_once"], cwd=REPO_ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "DATABASE_URL": database_url,
+        "NOTIFY_WEBHOOK_URL": webhook_url,
+        "NOTIFY_MAX_ATTEMPTS": "3",
+        "KAFKA_ENABLED": "false",
+        "LOG_FORMAT": "json",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.infra.deliver_once"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def test_a_payload_that_kills_the_process_is_not_retried_forever(database_url, migrated) -> None:
@@ -119,8 +131,9 @@ def test_a_payload_that_kills_the_process_is_not_retried_forever(database_url, m
                 current["process"] = _deliver_in_a_process(database_url, receiver.url)
             current["process"].wait(timeout=60)
             with database.session() as session:  # the lease has passed
-                session.execute(update(Notification).where(Notification.status == "sending")
-                                .values(next_attempt_at=utcnow()))
+                session.execute(
+                    update(Notification).where(Notification.status == "sending").values(next_attempt_at=utcnow())
+                )
         posts = len(receiver.received)
     row = _rows(database)["poison"]
     assert posts == 3

@@ -1,0 +1,68 @@
+"""Schema-driven fuzzing of the published OpenAPI (schemathesis 4) against the real app served
+over HTTP on 127.0.0.1, with and without the admin token: no answer may be a 5xx, and every
+answer must match the schema (status code, content type, body)."""
+
+from __future__ import annotations
+
+import random
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ADMIN_TOKEN
+
+CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+EXAMPLES_PER_OPERATION = 30
+
+
+def _fuzz(base_url: str, cwd, *extra: str) -> tuple[subprocess.CompletedProcess, int]:
+    """Runs `st run` against the app; returns the process and the seed it used."""
+    seed = random.randrange(1, 2**31)
+    command = [
+        sys.executable,
+        "-c",
+        "from schemathesis.cli import schemathesis; schemathesis()",
+        "run",
+        f"{base_url}/openapi.json",
+        "--checks",
+        CHECKS,
+        "--max-examples",
+        str(EXAMPLES_PER_OPERATION),
+        "--seed",
+        str(seed),
+        "--workers",
+        "1",
+        "--generation-database",
+        "none",
+        "--no-color",
+        "--request-timeout",
+        "20",
+        *extra,
+    ]
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
+    return result, seed
+
+
+def _generated(output: str) -> int:
+    found = re.search(r"(\d+) generated", output)
+    return int(found.group(1)) if found else 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("with_token", [True, False], ids=["with-token", "without-token"])
+def test_fuzzed_requests_get_no_5xx_and_match_the_schema(live_app, make_settings, tmp_path, capsys, with_token) -> None:
+    app = live_app(make_settings())  # the built-in tasks, Kafka off
+    headers = ["--header", f"Authorization: Bearer {ADMIN_TOKEN}"] if with_token else []
+    result, seed = _fuzz(app.base_url, tmp_path, *headers)
+    output = result.stdout + result.stderr
+    generated = _generated(output)
+    with capsys.disabled():
+        print(
+            f"\nschemathesis {'with' if with_token else 'without'} token: {generated} requests, "
+            f"seed {seed}, exit {result.returncode}"
+        )
+    assert result.returncode == 0, f"schemathesis found problems (seed {seed}):\n{output[-6000:]}"
+    assert generated >= 200  # every operation was exercised
