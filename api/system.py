@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from api.deps import ReadSessionDep, RuntimeDep
 from api.responses import error_responses
+from api.views import AuditView
 from redact import public_error
 from services.report import latest_report
 from storage.models import AuditEntry
@@ -74,7 +75,7 @@ def reports_latest(runtime: RuntimeDep) -> dict:
     return report
 
 
-@router.get("/audit")
+@router.get("/audit", response_model=list[AuditView])
 def audit(session: ReadSessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 50,
           target: str | None = None) -> list[dict]:
     """Changes made through the API, newest first."""

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.admin_route import AdminFirstRoute
 from api.deps import AdminDep, RuntimeDep
 from api.responses import error_responses
+from api.views import RunView, TaskView
 from redact import scrub_errors
 from runlog import run_rows
 from scheduler import TaskBusy, UnknownTask
@@ -40,27 +41,27 @@ def _known(runtime, name: str) -> None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown task {name!r}")
 
 
-@router.get("")
+@router.get("", response_model=list[TaskView])
 def list_tasks(runtime: RuntimeDep) -> list[dict]:
     """Every task with its schedule, next run, last run and counters."""
     return scrub_errors(runtime.scheduler.statuses())  # type: ignore[return-value]
 
 
-@router.get("/{name}", responses=error_responses(404))
+@router.get("/{name}", response_model=TaskView, responses=error_responses(404))
 def get_task(name: str, runtime: RuntimeDep) -> dict:
     """One task."""
     _known(runtime, name)
     return scrub_errors(runtime.scheduler.status(name))  # type: ignore[return-value]
 
 
-@router.post("/{name}/enable", responses=error_responses(401, 404))
+@router.post("/{name}/enable", response_model=TaskView, responses=error_responses(401, 404))
 def enable_task(name: str, runtime: RuntimeDep, actor: AdminDep) -> dict:
     """Enables a task (persisted); idempotent."""
     _known(runtime, name)
     return runtime.scheduler.set_enabled(name, True, actor=actor)
 
 
-@router.post("/{name}/disable", responses=error_responses(401, 404))
+@router.post("/{name}/disable", response_model=TaskView, responses=error_responses(401, 404))
 def disable_task(name: str, runtime: RuntimeDep, actor: AdminDep) -> dict:
     """Disables a task (persisted): no further scheduled runs; idempotent."""
     _known(runtime, name)
@@ -78,7 +79,7 @@ def run_task(name: str, runtime: RuntimeDep, actor: AdminDep) -> RunAccepted:
     return RunAccepted(run_id=run_id)
 
 
-@router.patch("/{name}", responses=error_responses(400, 401, 404, 413))
+@router.patch("/{name}", response_model=TaskView, responses=error_responses(400, 401, 404, 413))
 def patch_task(name: str, body: TaskPatch, runtime: RuntimeDep, actor: AdminDep) -> dict:
     """Changes the interval (persisted, effective at once)."""
     _known(runtime, name)
@@ -88,7 +89,7 @@ def patch_task(name: str, body: TaskPatch, runtime: RuntimeDep, actor: AdminDep)
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown task {name!r}") from None
 
 
-@router.get("/{name}/runs", responses=error_responses(404))
+@router.get("/{name}/runs", response_model=list[RunView], responses=error_responses(404))
 def task_runs(name: str, runtime: RuntimeDep,
               limit: Annotated[int, Query(ge=1, le=500)] = 50,
               outcome: Outcome | None = None) -> list[dict]:
