@@ -16,7 +16,7 @@ ensure_path()
 
 from bench import goals, goals_more, report  # noqa: E402
 
-ALL = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+ALL = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -76,6 +76,11 @@ def _run(number: int, quick: bool, broker: Broker) -> tuple[dict, dict]:
 
         data = asyncloop.measure(quick)
         return data, goals_more.async_section(data)
+    if number == 10:
+        from bench import retention
+
+        data = retention.measure(quick)
+        return data, retention.section(data)
     if number == 6:
         from bench import http
 
