@@ -8,6 +8,9 @@ text stays in the service log, which only operators read.
 from __future__ import annotations
 
 import re
+from typing import Any, TypeVar, cast
+
+T = TypeVar("T")
 
 PUBLIC_ERROR_MAX_CHARS = 500
 # scheme://user:password@host -> scheme://user:***@host (user optional, password any non-@ run).
@@ -37,16 +40,20 @@ def public_error(text: str | None, limit: int = PUBLIC_ERROR_MAX_CHARS) -> str |
     return cleaned
 
 
-def scrub_errors(value: object) -> object:
+def scrub_errors(value: T) -> T:
     """A copy of a JSON-like value in which every string under a key naming an error, a reason
     or a detail has been passed through `public_error`."""
+    return cast(T, _scrub(value))
+
+
+def _scrub(value: Any) -> Any:
     if isinstance(value, dict):
         return {
-            key: (public_error(item) if isinstance(item, str) and _is_error_key(key) else scrub_errors(item))
+            key: (public_error(item) if isinstance(item, str) and _is_error_key(key) else _scrub(item))
             for key, item in value.items()
         }
     if isinstance(value, list):
-        return [scrub_errors(item) for item in value]
+        return [_scrub(item) for item in value]
     return value
 
 

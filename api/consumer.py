@@ -32,7 +32,7 @@ def consumer_status(runtime: RuntimeDep) -> dict:
     """State, counters, partitions, lag and broker reachability (200 even when Kafka is off)."""
     if runtime.consumer is None:
         return {"enabled": False, "state": "disabled", "detail": DISABLED_DETAIL}
-    return scrub_errors(runtime.consumer.status())  # type: ignore[return-value]
+    return scrub_errors(runtime.consumer.status())
 
 
 @router.post("/enable", responses=error_responses(401, 409))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -50,7 +50,7 @@ def ready(runtime: RuntimeDep) -> JSONResponse:
     """Readiness: database answers, scheduler runs, consumer (when enabled) consumes."""
     checks, reasons = runtime.readiness()
     checks = {name: public_error(check) if isinstance(check, str) else check for name, check in checks.items()}
-    body = {"status": "ready" if not reasons else "not_ready", "checks": checks,
+    body: dict[str, Any] = {"status": "ready" if not reasons else "not_ready", "checks": checks,
             "stale_tasks": runtime.scheduler.stale_tasks()}
     if reasons:
         body["detail"] = public_error("; ".join(reasons))

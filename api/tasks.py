@@ -44,14 +44,14 @@ def _known(runtime, name: str) -> None:
 @router.get("", response_model=list[TaskView])
 def list_tasks(runtime: RuntimeDep) -> list[dict]:
     """Every task with its schedule, next run, last run and counters."""
-    return scrub_errors(runtime.scheduler.statuses())  # type: ignore[return-value]
+    return scrub_errors(runtime.scheduler.statuses())
 
 
 @router.get("/{name}", response_model=TaskView, responses=error_responses(404))
 def get_task(name: str, runtime: RuntimeDep) -> dict:
     """One task."""
     _known(runtime, name)
-    return scrub_errors(runtime.scheduler.status(name))  # type: ignore[return-value]
+    return scrub_errors(runtime.scheduler.status(name))
 
 
 @router.post("/{name}/enable", response_model=TaskView, responses=error_responses(401, 404))
@@ -95,4 +95,4 @@ def task_runs(name: str, runtime: RuntimeDep,
               outcome: Outcome | None = None) -> list[dict]:
     """Run history, newest first."""
     _known(runtime, name)
-    return scrub_errors(run_rows(runtime.database, name, limit, outcome))  # type: ignore[return-value]
+    return scrub_errors(run_rows(runtime.database, name, limit, outcome))
