@@ -241,3 +241,22 @@ def test_the_docker_build_context_excludes_secrets_and_data() -> None:
             assert not any(".env" in w or "admin_token" in w for w in words[1:]), line
         if words and words[0] == "ENV":
             assert "TOKEN" not in line and "PASSWORD" not in line, line
+
+
+def test_public_error_drops_parameters_row_data_and_url_passwords() -> None:
+    from redact import public_error, scrub_errors
+
+    text = (
+        'IntegrityError: (psycopg.errors.UniqueViolation) duplicate key value violates unique constraint "events_pkey"\n'
+        f"DETAIL:  Key (id)=({SECRET}) already exists.\n"
+        "[SQL: INSERT INTO events (id) VALUES (%(id)s)]\n"
+        f"[parameters: {{'id': '{SECRET}'}}]\n"
+        f"while talking to postgresql://app:{SECRET}@db/app"
+    )
+    cleaned = public_error(text)
+    assert SECRET not in cleaned
+    assert "UniqueViolation" in cleaned and "[SQL: INSERT INTO events" in cleaned and "app:***@db" in cleaned
+    assert len(public_error("x" * 10_000)) == 500
+    status = {"state": "crash_looping", "last_error": text, "partitions": [{"reason": text, "lag": 3}]}
+    scrubbed = scrub_errors(status)
+    assert SECRET not in json.dumps(scrubbed) and scrubbed["partitions"][0]["lag"] == 3
