@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from api.body_limit import RequestBodyLimit
 from api.errors import UnhandledErrors
+from api.method_not_allowed import method_not_allowed
 from logs import configure_logging, get_logger
 from registry import TaskRegistry
 from runtime import AppRuntime
@@ -52,6 +53,8 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     # Added innermost first: UnhandledErrors wraps everything, including the body limit.
     app.add_middleware(RequestBodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(UnhandledErrors)
+
+    app.add_exception_handler(405, method_not_allowed)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

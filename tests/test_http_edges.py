@@ -260,3 +260,11 @@ def test_public_error_drops_parameters_row_data_and_url_passwords() -> None:
     status = {"state": "crash_looping", "last_error": text, "partitions": [{"reason": text, "lag": 3}]}
     scrubbed = scrub_errors(status)
     assert SECRET not in json.dumps(scrubbed) and scrubbed["partitions"][0]["lag"] == 3
+
+
+def test_405_lists_every_method_the_path_allows(live_app, make_settings) -> None:
+    app = live_app(make_settings(), _registry())
+    response = app.client.request("OPTIONS", "/tasks/job")
+    assert response.status_code == 405
+    assert {m.strip() for m in response.headers["allow"].split(",")} == {"GET", "PATCH"}
+    assert "PATCH" in response.json()["detail"]
