@@ -81,3 +81,29 @@ def test_fuzzed_requests_get_no_5xx_and_match_the_schema(live_app, make_settings
         )
     assert result.returncode == 0, f"schemathesis found problems (seed {seed}):\n{output[-6000:]}"
     assert generated >= 200  # every operation was exercised
+
+
+@pytest.mark.slow
+@pytest.mark.kafka
+@pytest.mark.timeout(900)
+def test_fuzzed_consumer_routes_with_kafka_get_no_5xx(live_app, kafka_settings, tmp_path, capsys) -> None:
+    """The consumer routes with a real consumer behind them (Tansu): enable, disable and restart
+    in any order and with any input."""
+    app = live_app(kafka_settings())
+    result, seed = _fuzz(
+        app.base_url,
+        tmp_path,
+        "--header",
+        f"Authorization: Bearer {ADMIN_TOKEN}",
+        "--include-path-regex",
+        "^/consumer",
+        "--max-examples",
+        "10",
+    )
+    output = result.stdout + result.stderr
+    with capsys.disabled():
+        print(
+            f"\nschemathesis /consumer with Kafka: {_generated(output)} requests, seed {seed}, exit {result.returncode}"
+        )
+    assert result.returncode == 0, f"schemathesis found problems (seed {seed}):\n{output[-6000:]}"
+    assert app.client.get("/consumer").json()["state"] != "crash_looping"  # control calls never break it
