@@ -135,6 +135,8 @@ def test_a_payload_that_kills_the_process_is_not_retried_forever(database_url, m
                     update(Notification).where(Notification.status == "sending").values(next_attempt_at=utcnow())
                 )
         posts = len(receiver.received)
+        keys = {headers.get("idempotency-key") for headers in receiver.headers}
     row = _rows(database)["poison"]
     assert posts == 3
     assert row.status == "dead" and row.attempts == 3 and "never reported back" in row.last_error
+    assert keys == {str(row.id)}  # every repeat carried the same key: the receiver can drop them
