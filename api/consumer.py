@@ -15,7 +15,7 @@ from api.responses import error_responses
 from redact import scrub_errors
 
 router = APIRouter(prefix="/consumer", tags=["consumer"], route_class=AdminFirstRoute,
-                   responses=error_responses(500))
+                   responses=error_responses(500, 503))
 
 DISABLED_DETAIL = "KAFKA_ENABLED is false: the Kafka consumer is not configured in this instance"
 

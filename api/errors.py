@@ -1,5 +1,5 @@
 """Unhandled errors: a pure ASGI middleware that turns any exception escaping a route into a
-JSON 500 `{"detail": ...}` and one structured log line.
+JSON 500 `{"detail": ...}` and one structured log line (a database outage into a 503).
 
 The answer names an error id to quote, never the exception: its text may hold internals.
 The log line carries the type, the message and the traceback, URL passwords masked.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import traceback
 
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,6 +18,8 @@ from logs import get_logger
 from redact import mask_url_passwords, public_error
 
 log = get_logger(__name__)
+
+RETRY_AFTER_SECONDS = 5
 
 
 class UnhandledErrors:
@@ -39,6 +42,9 @@ class UnhandledErrors:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
+            if _database_outage(exc):
+                await self._unavailable(scope, receive, send, exc, started)
+                return
             error_id = secrets.token_hex(6)
             log.error(
                 "http_unhandled_error",
@@ -54,3 +60,24 @@ class UnhandledErrors:
                 return  # the client sees a cut-off response; nothing more can be said
             detail = f"internal server error (error id {error_id}); the service log has the details"
             await JSONResponse({"detail": detail}, 500)(scope, receive, send)
+
+    @staticmethod
+    async def _unavailable(scope: Scope, receive: Receive, send: Send, exc: Exception, started: bool) -> None:
+        """A database outage is the server's temporary state, not a bug: 503 with Retry-After."""
+        log.warning(
+            "http_database_unavailable",
+            method=scope.get("method"),
+            path=scope.get("path"),
+            error_type=type(exc).__name__,
+            error=public_error(str(exc)),
+        )
+        if not started:
+            detail = "the database is unavailable; try again shortly"
+            await JSONResponse({"detail": detail}, 503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})(
+                scope, receive, send
+            )
+
+
+def _database_outage(exc: Exception) -> bool:
+    """Connection refused or lost, server shutting down, SQLite busy past its timeout."""
+    return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)

@@ -15,6 +15,7 @@ DESCRIPTIONS = {
     413: "Request body larger than MAX_REQUEST_BYTES",
     422: "Invalid input: one sentence per invalid field",
     500: "Unexpected failure: the detail names an error id to look up in the service log",
+    503: "The database is unavailable; try again after Retry-After seconds",
 }
 
 

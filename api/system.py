@@ -17,7 +17,7 @@ from redact import public_error
 from services.report import latest_report
 from storage.models import AuditEntry
 
-router = APIRouter(tags=["operations"], responses=error_responses(422, 500))
+router = APIRouter(tags=["operations"], responses=error_responses(422, 500, 503))
 
 
 class Health(BaseModel):

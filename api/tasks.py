@@ -17,7 +17,7 @@ from scheduler import TaskBusy, UnknownTask
 from triggers import MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], route_class=AdminFirstRoute,
-                   responses=error_responses(422, 500))
+                   responses=error_responses(422, 500, 503))
 
 Outcome = Literal["success", "error", "timeout", "skipped", "missed"]
 

@@ -268,3 +268,21 @@ def test_405_lists_every_method_the_path_allows(live_app, make_settings) -> None
     assert response.status_code == 405
     assert {m.strip() for m in response.headers["allow"].split(",")} == {"GET", "PATCH"}
     assert "PATCH" in response.json()["detail"]
+
+
+def test_a_database_outage_is_a_json_503_not_a_500(live_app, make_settings) -> None:
+    from tests.infra.postgres import PostgresCluster, postgres_available, stop_postgres
+
+    if not postgres_available():
+        pytest.skip("PostgreSQL not installed")
+    cluster = PostgresCluster().start()
+    try:
+        app = live_app(make_settings(database_url=cluster.url, shutdown_grace_seconds=1), _registry())
+        assert app.client.get("/tasks/job/runs").status_code == 200
+        stop_postgres(cluster)
+        response = app.client.get("/tasks/job/runs")
+        assert response.status_code == 503 and response.headers["retry-after"]
+        assert "database" in response.json()["detail"] and cluster.url not in response.json()["detail"]
+        app.stop()
+    finally:
+        cluster.stop()
