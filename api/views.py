@@ -58,6 +58,7 @@ class TaskView(View):
     last_success_at: str | None
     stale: bool
     stats: dict[str, int] = Field(description="runs, successes, failures, timeouts, skipped, missed, ...")
+    run_requests_dropped: int = Field(default=0, description="event-triggered run requests dropped while disabled")
 
 
 class AuditView(View):
