@@ -17,6 +17,8 @@ PUBLIC_ERROR_MAX_CHARS = 500
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*:)[^@\s/]*(?P<at>@)")
 # SQLAlchemy appends the bound values as "[parameters: ...]" (one line, possibly long).
 _SQL_PARAMETERS = re.compile(r"\[parameters: .*?\](?=\n|$)", re.DOTALL)
+# pydantic's messages quote the rejected input: "[type=..., input_value='...', input_type=str]".
+_PYDANTIC_INPUT = re.compile(r"input_value=.*?, input_type=")
 # PostgreSQL's DETAIL/CONTEXT/HINT lines quote row values (e.g. "Key (id)=(...) already exists").
 _DATA_LINES = re.compile(r"^\s*(DETAIL|CONTEXT|HINT|LINE \d+):.*$", re.MULTILINE)
 
@@ -27,12 +29,13 @@ def mask_url_passwords(text: str) -> str:
 
 
 def public_error(text: str | None, limit: int = PUBLIC_ERROR_MAX_CHARS) -> str | None:
-    """An error text fit for an unauthenticated reader: no SQL parameters, no quoted row data,
-    no URL passwords, at most `limit` characters."""
+    """An error text fit for an unauthenticated reader: no SQL parameters, no quoted row data or
+    input values, no URL passwords, at most `limit` characters."""
     if text is None:
         return None
     cleaned = _SQL_PARAMETERS.sub("[parameters hidden]", text)
     cleaned = _DATA_LINES.sub("", cleaned)
+    cleaned = _PYDANTIC_INPUT.sub("input_value=(hidden), input_type=", cleaned)
     cleaned = mask_url_passwords(cleaned)
     cleaned = re.sub(r"\n{2,}", "\n", cleaned).strip()
     if len(cleaned) > limit:

@@ -247,7 +247,7 @@ def test_public_error_drops_parameters_row_data_and_url_passwords() -> None:
     from redact import public_error, scrub_errors
 
     text = (
-        'IntegrityError: (psycopg.errors.UniqueViolation) duplicate key value violates unique constraint "events_pkey"\n'
+        "IntegrityError: (psycopg.errors.UniqueViolation) duplicate key value violates unique constraint\n"
         f"DETAIL:  Key (id)=({SECRET}) already exists.\n"
         "[SQL: INSERT INTO events (id) VALUES (%(id)s)]\n"
         f"[parameters: {{'id': '{SECRET}'}}]\n"
@@ -257,6 +257,11 @@ def test_public_error_drops_parameters_row_data_and_url_passwords() -> None:
     assert SECRET not in cleaned
     assert "UniqueViolation" in cleaned and "[SQL: INSERT INTO events" in cleaned and "app:***@db" in cleaned
     assert len(public_error("x" * 10_000)) == 500
+    pydantic = (
+        "1 validation error for Event\nid\n  String should have at most 128 characters "
+        f"[type=string_too_long, input_value='{SECRET}', input_type=str]"
+    )
+    assert SECRET not in public_error(pydantic) and "string_too_long" in public_error(pydantic)
     status = {"state": "crash_looping", "last_error": text, "partitions": [{"reason": text, "lag": 3}]}
     scrubbed = scrub_errors(status)
     assert SECRET not in json.dumps(scrubbed) and scrubbed["partitions"][0]["lag"] == 3
