@@ -93,6 +93,24 @@ def test_a_hanging_receiver_costs_one_row_its_timeout_not_the_batch(database_url
     assert rows["fast"].status == "sent" and rows["hang"].status == "failed"
 
 
+def test_a_trickling_answer_is_cut_at_the_row_timeout(database_url, make_settings, migrated) -> None:
+    """Every read is within the client's 1 s timeout, but the answer takes 20 × 0.5 s: the row's
+    own timeout (1 s + 1 s margin) ends it, the row fails and the pass ends in time."""
+    database = migrated(database_url)
+    with database.session() as session:
+        session.add_all([_notification("fast"), _notification("trickle")])
+    with WebhookReceiver(trickle={"trickle": 0.5}) as receiver:
+        settings = make_settings(
+            database_url=database_url, notify_webhook_url=receiver.url, notify_webhook_timeout_seconds=1
+        )
+        started = time.monotonic()
+        totals = asyncio.run(deliver_pending(database=database, settings=settings))
+        elapsed = time.monotonic() - started
+    assert totals == {"sent": 1, "failed": 1, "dead": 0} and elapsed < 6
+    row = _rows(database)["trickle"]
+    assert row.status == "failed" and "did not answer within 2 s" in row.last_error
+
+
 def _deliver_in_a_process(database_url: str, webhook_url: str) -> subprocess.Popen:
     env = {
         "PATH": os.environ.get("PATH", ""),
