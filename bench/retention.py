@@ -37,13 +37,18 @@ def _one(kind: str, backlog: int) -> dict:
             if kind == "product":
                 deleted = sum(purge(database=database, settings=settings).deleted.values())
             else:
-                deleted = sum(fixed_budget_cleanup.purge(database, _rules(settings),
-                                                         settings.retention_batch_size).values())
+                deleted = sum(
+                    fixed_budget_cleanup.purge(database, _rules(settings), settings.retention_batch_size).values()
+                )
             seconds = time.perf_counter() - started
         finally:
             database.dispose()
-    return {"rows": deleted, "seconds": seconds, "budget_s": settings.retention_time_budget_seconds,
-            "batch": settings.retention_batch_size}
+    return {
+        "rows": deleted,
+        "seconds": seconds,
+        "budget_s": settings.retention_time_budget_seconds,
+        "batch": settings.retention_batch_size,
+    }
 
 
 def measure(quick: bool) -> dict:
@@ -62,8 +67,11 @@ def measure(quick: bool) -> dict:
             per_run = rate["p50"] * runs[0]["budget_s"] / 2
         else:  # at most 100 batches per table per run, however fast it deletes
             per_run = min(rate["p50"] * 240 / 2, 100 * runs[0]["batch"])
-        out["variants"][kind] = {"rows_per_s": rate, "rows": [run["rows"] for run in runs],
-                                 "sustainable_events_per_s": round(per_run / INTERVAL_SECONDS)}
+        out["variants"][kind] = {
+            "rows_per_s": rate,
+            "rows": [run["rows"] for run in runs],
+            "sustainable_events_per_s": round(per_run / INTERVAL_SECONDS),
+        }
     return out
 
 
@@ -74,18 +82,32 @@ def section(data: dict) -> dict:
 
     product, before = data["variants"]["product"], data["variants"]["fixed budget (before)"]
     sustained = product["sustainable_events_per_s"]
-    rows = [[kind, v["rows_per_s"]["p50"], v["rows_per_s"]["min"], v["sustainable_events_per_s"]]
-            for kind, v in data["variants"].items()]
-    goals = [goal("retention keeps up with ingest (events/s sustained by one run per 5 min)", "≥ 1,000 events/s",
-                  f"{sustained} events/s", sustained >= INGEST_EVENTS_PER_SECOND,
-                  f"fixed budget {before['sustainable_events_per_s']} events/s",
-                  ratio(sustained, before["sustainable_events_per_s"]))]
-    return {"id": 10, "title": "Retention throughput", "goals": goals,
-            "method": (f"{data['backlog_events']:,} expired events and as many expired runs in a fresh SQLite "
-                       "file per sample; one cleanup pass with the default settings (1,000 rows per "
-                       "transaction), timed; product and the fixed-budget pass it replaced alternate in rounds. "
-                       "Sustained ingest (events/s, each event bringing one more expired row) = what one run "
-                       "deletes — rows/s × its 180 s budget (product), or at most 100 batches per table "
-                       "(before) — spread over the 5-minute interval."),
-            "tables": [{"columns": ["pass", "rows/s p50", "rows/s min", "sustainable events/s"], "rows": rows}],
-            "notes": ["tests/test_cleanup_edges.py measures the product on PostgreSQL as well."]}
+    rows = [
+        [kind, v["rows_per_s"]["p50"], v["rows_per_s"]["min"], v["sustainable_events_per_s"]]
+        for kind, v in data["variants"].items()
+    ]
+    goals = [
+        goal(
+            "retention keeps up with ingest (events/s sustained by one run per 5 min)",
+            "≥ 1,000 events/s",
+            f"{sustained} events/s",
+            sustained >= INGEST_EVENTS_PER_SECOND,
+            f"fixed budget {before['sustainable_events_per_s']} events/s",
+            ratio(sustained, before["sustainable_events_per_s"]),
+        )
+    ]
+    return {
+        "id": 10,
+        "title": "Retention throughput",
+        "goals": goals,
+        "method": (
+            f"{data['backlog_events']:,} expired events and as many expired runs in a fresh SQLite "
+            "file per sample; one cleanup pass with the default settings (1,000 rows per "
+            "transaction), timed; product and the fixed-budget pass it replaced alternate in rounds. "
+            "Sustained ingest (events/s, each event bringing one more expired row) = what one run "
+            "deletes — rows/s × its 180 s budget (product), or at most 100 batches per table "
+            "(before) — spread over the 5-minute interval."
+        ),
+        "tables": [{"columns": ["pass", "rows/s p50", "rows/s min", "sustainable events/s"], "rows": rows}],
+        "notes": ["tests/test_cleanup_edges.py measures the product on PostgreSQL as well."],
+    }

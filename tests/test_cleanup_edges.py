@@ -58,7 +58,7 @@ def _insert_expired(database, *, events: int, runs: int, age: timedelta = timede
 
 def _count(database, model) -> int:
     with database.read_session() as session:
-        return session.scalar(select(func.count()).select_from(model))
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 def test_cleanup_loops_until_every_expired_row_is_gone(database_url, make_settings, migrated) -> None:
