@@ -54,7 +54,7 @@ def test_a_webhook_row_without_a_configured_url_fails_with_that_reason(database_
     assert totals == {"sent": 1, "failed": 1, "dead": 0}
     rows = _rows(database)
     assert rows["log"].status == "sent"
-    assert rows["hook"].status == "failed" and "NOTIFY_WEBHOOK_URL" in rows["hook"].last_error
+    assert rows["hook"].status == "failed" and "NOTIFY_WEBHOOK_URL" in (rows["hook"].last_error or "")
 
 
 def test_a_run_cancelled_by_its_timeout_leaves_no_row_sending(database_url, make_scheduler) -> None:
@@ -74,7 +74,7 @@ def test_a_run_cancelled_by_its_timeout_leaves_no_row_sending(database_url, make
         assert len(receiver.received) == 3
     rows = _rows(scheduler.database)
     assert {name: row.status for name, row in rows.items()} == {"fast-1": "sent", "fast-2": "sent", "slow": "failed"}
-    assert "interrupted" in rows["slow"].last_error and rows["slow"].attempts == 1
+    assert "interrupted" in (rows["slow"].last_error or "") and rows["slow"].attempts == 1
 
 
 def test_a_hanging_receiver_costs_one_row_its_timeout_not_the_batch(database_url, make_settings, migrated) -> None:
@@ -108,7 +108,7 @@ def test_a_trickling_answer_is_cut_at_the_row_timeout(database_url, make_setting
         elapsed = time.monotonic() - started
     assert totals == {"sent": 1, "failed": 1, "dead": 0} and elapsed < 6
     row = _rows(database)["trickle"]
-    assert row.status == "failed" and "did not answer within 2 s" in row.last_error
+    assert row.status == "failed" and "did not answer within 2 s" in (row.last_error or "")
 
 
 def _deliver_in_a_process(database_url: str, webhook_url: str) -> subprocess.Popen:
@@ -156,5 +156,5 @@ def test_a_payload_that_kills_the_process_is_not_retried_forever(database_url, m
         keys = {headers.get("idempotency-key") for headers in receiver.headers}
     row = _rows(database)["poison"]
     assert posts == 3
-    assert row.status == "dead" and row.attempts == 3 and "never reported back" in row.last_error
+    assert row.status == "dead" and row.attempts == 3 and "never reported back" in (row.last_error or "")
     assert keys == {str(row.id)}  # every repeat carried the same key: the receiver can drop them

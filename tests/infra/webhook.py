@@ -42,7 +42,7 @@ class WebhookReceiver:
                     receiver.headers.append({k.lower(): v for k, v in self.headers.items()})
                 if receiver.on_request is not None:
                     receiver.on_request(body)
-                event_id = body.get("event_id") if isinstance(body, dict) else None
+                event_id = str(body.get("event_id")) if isinstance(body, dict) else ""
                 delay = receiver.delays.get(event_id)
                 if delay and receiver._closing.wait(delay):
                     return
