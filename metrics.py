@@ -23,6 +23,9 @@ class Metrics:
         self.task_enabled = Gauge("task_enabled", "1 when the task is enabled", ["task"], registry=r)
         self.task_last_success = Gauge("task_last_success_timestamp_seconds",
                                        "Unix time of the last successful run", ["task"], registry=r)
+        self.run_requests_dropped = Counter("task_run_requests_dropped",
+                                            "Event-triggered run requests dropped: the task is disabled", ["task"],
+                                            registry=r)
         self.loop_heartbeat_age = Gauge("scheduler_loop_heartbeat_age_seconds",
                                         "Seconds since the scheduler loop last woke up", registry=r)
         self.loop_alive = Gauge("scheduler_loop_alive", "1 while the scheduler loop thread runs", registry=r)

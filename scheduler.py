@@ -286,6 +286,9 @@ class ServiceScheduler:
                     else:
                         task.generation += 1
                         task.next_due = None
+                        if task.rerun_requested:  # a follow-up asked for before the disable
+                            task.rerun_requested = False
+                            self._drop_request(task)
                 log.info("task_enabled" if enabled else "task_disabled", task=name, actor=actor)
             return self.status(name)
 
@@ -324,11 +327,18 @@ class ServiceScheduler:
             task = self._tasks.get(name)
             if task is None or self._stopping.is_set():
                 return False
+            if not task.enabled:  # an operator's disable also holds against events
+                self._drop_request(task)
+                return False
             if task.running is not None:
                 task.rerun_requested = True
                 return False
             self._start_run(task, "event", None)
             return True
+
+    def _drop_request(self, task: TrackedTask) -> None:
+        task.run_requests_dropped += 1
+        self.metrics.run_requests_dropped.labels(task.name).inc()
 
     def supervise(self, component: Supervised) -> None:
         """Adds a component checked by the loop (call before start())."""

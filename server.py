@@ -11,6 +11,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.body_limit import RequestBodyLimit
+from api.errors import UnhandledErrors
+from api.method_not_allowed import method_not_allowed
 from application import Application, StartupError, build_registry
 from logs import configure_logging, get_logger
 from scheduling.errors import TaskBusy, UnknownTask
@@ -45,6 +48,9 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     app = FastAPI(title="ServiceScheduler", version="1.0.0", lifespan=lifespan,
                   description="Periodic tasks and a Kafka consumer inside one FastAPI service.")
     app.state.application = application
+    # Added innermost first: UnhandledErrors wraps everything, including the body limit.
+    app.add_middleware(RequestBodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(UnhandledErrors)
     _map_errors(app)
 
     from api import consumer, system, tasks
@@ -61,6 +67,7 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
 
 def _map_errors(app: FastAPI) -> None:
     """Domain and validation errors → JSON `{"detail": "<sentence>"}` with their status, once."""
+    app.add_exception_handler(405, method_not_allowed)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

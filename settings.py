@@ -14,7 +14,9 @@ from typing import Annotated, Any, Literal
 from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
+from support.redact import mask_url_passwords
 from support.validation import Location, describe_errors
 
 TASK_OVERRIDE_PREFIX = "TASK_"
@@ -46,6 +48,8 @@ class Settings(BaseSettings):
     # --- HTTP API ----------------------------------------------------------------------
     admin_token: SecretStr | None = None
     admin_token_file: Path = Path("./data/admin_token")
+    # Request bodies above this are refused with 413 while they stream in, before parsing.
+    max_request_bytes: int = Field(default=1_048_576, ge=1024, le=1_073_741_824)
 
     # --- scheduler ---------------------------------------------------------------------
     scheduler_enabled: bool = True
@@ -64,14 +68,17 @@ class Settings(BaseSettings):
 
     # --- built-in tasks ----------------------------------------------------------------
     notify_webhook_url: str | None = None
-    notify_webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    notify_webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)  # a batch must end within the run
     notify_max_attempts: int = Field(default=5, ge=1, le=100)
     notify_backoff_base_seconds: float = Field(default=10.0, gt=0)
     notify_batch_size: int = Field(default=100, ge=1, le=10_000)
     retention_runs_days: int = Field(default=14, ge=1)
     retention_notifications_days: int = Field(default=7, ge=1)
     retention_events_days: int = Field(default=30, ge=1)
+    retention_audit_days: int = Field(default=90, ge=1)
     retention_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    # One cleanup run deletes batches until done or this has passed (below its 240 s timeout).
+    retention_time_budget_seconds: float = Field(default=180.0, gt=0, le=230)
     report_window_minutes: int = Field(default=15, ge=1)
 
     # --- Kafka consumer ----------------------------------------------------------------
@@ -110,6 +117,17 @@ class Settings(BaseSettings):
     def _known_database(cls, value: str) -> str:
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        try:
+            make_url(value)
+        except Exception:  # ArgumentError, ValueError (a bad port): the message would echo the URL
+            raise ValueError("is not a valid database URL (scheme://user:password@host:port/name)") from None
+        return value
+
+    @field_validator("notify_webhook_url")
+    @classmethod
+    def _http_webhook(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
         return value
 
     @property
@@ -181,11 +199,11 @@ def _variable(location: Location) -> str:
 
 
 def _describe(exc: ValidationError) -> str:
-    """One clause per bad value, naming the environment variable and what is wrong."""
+    """One clause per bad value, naming the environment variable and what is wrong (secrets masked)."""
 
     def shown(error: Any) -> str:
-        secret = any(word in _variable(error["loc"]) for word in ("TOKEN", "PASSWORD"))
-        return f" (got {'***' if secret else repr(error.get('input'))})"
+        secret = any(word in _variable(error["loc"]) for word in ("TOKEN", "PASSWORD", "SECRET"))
+        return f" (got {'***' if secret else mask_url_passwords(repr(error.get('input')))})"
 
     return describe_errors(exc.errors(), name=lambda loc: f"invalid setting {_variable(loc)}", extra=shown)
 

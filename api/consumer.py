@@ -11,14 +11,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 
+from api.admin_route import AdminFirstRoute
 from api.deps import AdminDep, AppDep
+from api.responses import error_responses
 from application import Application
 from consumers.deadletters import recent_dead_letters
+from support.redact import scrub_errors
 
 if TYPE_CHECKING:  # importing it at run time would import kafka-python when Kafka is off
     from consumers.supervisor import ConsumerSupervisor
 
-router = APIRouter(prefix="/consumer", tags=["consumer"])
+router = APIRouter(prefix="/consumer", tags=["consumer"], route_class=AdminFirstRoute,
+                   responses=error_responses(500, 503))
 
 DISABLED_DETAIL = "KAFKA_ENABLED is false: the Kafka consumer is not configured in this instance"
 
@@ -35,10 +39,10 @@ def consumer_status(application: AppDep) -> dict[str, Any]:
     """State, counters, partitions, lag and broker reachability (200 even when Kafka is off)."""
     if application.consumer is None:
         return {"enabled": False, "state": "disabled", "detail": DISABLED_DETAIL}
-    return application.consumer.status()
+    return scrub_errors(application.consumer.status())
 
 
-@router.get("/dead-letters")
+@router.get("/dead-letters", responses=error_responses(422))
 def dead_letters(application: AppDep, limit: Annotated[int, Query(ge=1, le=500)] = 20) -> list[dict[str, Any]]:
     """Newest dead letters: reason, topic/partition/offset and a text preview of the raw value."""
     return recent_dead_letters(application.database, limit)
@@ -52,19 +56,19 @@ def throughput(application: AppDep) -> dict[str, Any]:
     return application.throughput.rates()
 
 
-@router.post("/enable")
+@router.post("/enable", responses=error_responses(401, 409))
 def enable_consumer(application: AppDep, actor: AdminDep) -> dict[str, Any]:
     """Starts consuming (persisted); idempotent."""
     return _consumer(application).set_enabled(True, actor=actor)
 
 
-@router.post("/disable")
+@router.post("/disable", responses=error_responses(401, 409))
 def disable_consumer(application: AppDep, actor: AdminDep) -> dict[str, Any]:
     """Stops the consumer thread: finishes the batch, commits, leaves the group (persisted)."""
     return _consumer(application).set_enabled(False, actor=actor)
 
 
-@router.post("/restart")
+@router.post("/restart", responses=error_responses(401, 409))
 def restart_consumer(application: AppDep, actor: AdminDep) -> dict[str, Any]:
     """Stops the consumer thread and starts a fresh one (resets the backoff)."""
     return _consumer(application).restart(actor=actor)

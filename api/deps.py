@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from application import Application
 
-_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <ADMIN_TOKEN>")
+bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <ADMIN_TOKEN>")
 
 
 def get_application(request: Request) -> Application:
@@ -28,7 +28,7 @@ def token_matches(expected: str, presented: str) -> bool:
 
 
 def require_admin(application: AppDep,
-                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
     """Checks the bearer token in constant time; returns the actor name for the audit log."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(status.HTTP_401_UNAUTHORIZED,

@@ -11,18 +11,22 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.admin_route import AdminFirstRoute
 from api.deps import AdminDep, AppDep
+from api.responses import error_responses
+from api.views import RunView, TaskView
 from settings import MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS
 from storage.history import run_rows
+from support.redact import scrub_errors
 
-router = APIRouter(prefix="/tasks", tags=["tasks"])
+router = APIRouter(prefix="/tasks", tags=["tasks"], route_class=AdminFirstRoute,
+                   responses=error_responses(422, 500, 503))
 
 Outcome = Literal["success", "error", "timeout", "skipped", "missed"]
-TaskView = dict[str, Any]
 
 
 class TaskPatch(BaseModel):
-    """Fields an operator may change at runtime."""
+    """Fields an operator may change at application."""
 
     model_config = ConfigDict(extra="forbid")
     interval_seconds: int = Field(ge=MIN_INTERVAL_SECONDS, le=MAX_INTERVAL_SECONDS,
@@ -35,47 +39,47 @@ class RunAccepted(BaseModel):
     run_id: str
 
 
-@router.get("")
-def list_tasks(application: AppDep) -> list[TaskView]:
+@router.get("", response_model=list[TaskView])
+def list_tasks(application: AppDep) -> list[dict[str, Any]]:
     """Every task with its schedule, next run, last run and counters."""
-    return application.scheduler.statuses()
+    return scrub_errors(application.scheduler.statuses())
 
 
-@router.get("/{name}")
-def get_task(name: str, application: AppDep) -> TaskView:
+@router.get("/{name}", response_model=TaskView, responses=error_responses(404))
+def get_task(name: str, application: AppDep) -> dict[str, Any]:
     """One task."""
-    return application.scheduler.status(name)
+    return scrub_errors(application.scheduler.status(name))
 
 
-@router.post("/{name}/enable")
-def enable_task(name: str, application: AppDep, actor: AdminDep) -> TaskView:
+@router.post("/{name}/enable", response_model=TaskView, responses=error_responses(401, 404))
+def enable_task(name: str, application: AppDep, actor: AdminDep) -> dict[str, Any]:
     """Enables a task (persisted); idempotent."""
     return application.scheduler.set_enabled(name, True, actor=actor)
 
 
-@router.post("/{name}/disable")
-def disable_task(name: str, application: AppDep, actor: AdminDep) -> TaskView:
+@router.post("/{name}/disable", response_model=TaskView, responses=error_responses(401, 404))
+def disable_task(name: str, application: AppDep, actor: AdminDep) -> dict[str, Any]:
     """Disables a task (persisted): no further scheduled runs; idempotent."""
     return application.scheduler.set_enabled(name, False, actor=actor)
 
 
-@router.post("/{name}/run", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/{name}/run", status_code=status.HTTP_202_ACCEPTED, responses=error_responses(401, 404, 409))
 def run_task(name: str, application: AppDep, actor: AdminDep) -> RunAccepted:
     """Starts a run now (even when disabled); 409 while a run is in progress."""
     return RunAccepted(run_id=application.scheduler.trigger(name, actor=actor))
 
 
-@router.patch("/{name}")
-def patch_task(name: str, body: TaskPatch, application: AppDep, actor: AdminDep) -> TaskView:
+@router.patch("/{name}", response_model=TaskView, responses=error_responses(400, 401, 404, 413))
+def patch_task(name: str, body: TaskPatch, application: AppDep, actor: AdminDep) -> dict[str, Any]:
     """Changes the interval (persisted, effective at once)."""
     return application.scheduler.reschedule(name, body.interval_seconds, actor=actor)
 
 
-@router.get("/{name}/runs")
+@router.get("/{name}/runs", response_model=list[RunView], responses=error_responses(404))
 def task_runs(name: str, application: AppDep,
               limit: Annotated[int, Query(ge=1, le=500)] = 50,
               outcome: Outcome | None = None,
               offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> list[dict[str, Any]]:
     """Run history, newest first; `offset` skips that many (paging)."""
     application.scheduler.require(name)
-    return run_rows(application.database, name, limit, outcome, offset)
+    return scrub_errors(run_rows(application.database, name, limit, outcome, offset))

@@ -27,6 +27,7 @@ class TrackedTask:
     running: RunRecord | None = None
     overrunning: bool = False
     rerun_requested: bool = False
+    run_requests_dropped: int = 0  # event-triggered requests refused while disabled
     last_run: RunRecord | None = None
     last_success_at: float | None = None
     anchor: float | None = None  # scheduled_for of the last run that started: the grid origin
@@ -99,4 +100,5 @@ class TrackedTask:
             "last_success_at": iso(self.last_success_at),
             "stale": self.is_stale(now),
             "stats": counts,
+            "run_requests_dropped": self.run_requests_dropped,
         }

@@ -33,6 +33,8 @@ def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
         # IMMEDIATE: a deferred transaction that reads, then writes, fails at once with
         # SQLITE_BUSY (no busy-wait) when another writer committed in between.
         isolation_level=None,
+        # Bound values are event data: never part of an error text or a log line.
+        hide_parameters=True,
         pool_size=20,
         max_overflow=20,
     )
@@ -70,6 +72,7 @@ class Database:
                 pool_size=settings.database_pool_size,
                 max_overflow=settings.database_pool_size,
                 pool_pre_ping=True,
+                hide_parameters=True,  # bound values are event data: never in an error text
             )
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
         self.read_session_factory = sessionmaker(

@@ -50,3 +50,14 @@ def test_throughput_section_with_profile_and_no_machine_paths() -> None:
     assert section["goals"][1]["status"] == "NOT RUN"
     markdown = render([{**section, "plots": []}], {"quick": True, "date": "today", "wall_s": 1.0}, "x.json")
     assert "SQL compilation" in markdown and "60.0 %" in markdown
+
+
+def test_retention_section_compares_with_the_fixed_budget_pass() -> None:
+    from bench import retention
+
+    data = {"backlog_events": 10, "variants": {
+        "product": {"rows_per_s": {"p50": 50_000, "min": 40_000}, "sustainable_events_per_s": 15_000},
+        "fixed budget (before)": {"rows_per_s": {"p50": 30_000, "min": 20_000}, "sustainable_events_per_s": 333}}}
+    section = retention.section(data)
+    assert section["id"] == 10 and section["goals"][0]["status"] == "PASS"
+    assert section["goals"][0]["ratio"] == round(15_000 / 333, 2)

@@ -8,9 +8,10 @@ from dashboard.format import countdown, duration
 from devtools.seed_history import seed_history
 from scheduling.registry import TaskRegistry
 from scheduling.triggers import every
-from storage.db import Database, utcnow
+from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import DeadLetter
+from support.clock import utcnow
 
 
 def _registry() -> TaskRegistry:

@@ -14,9 +14,10 @@ from playwright.sync_api import Browser, Page, expect
 from devtools.seed_history import seed_history
 from scheduling.registry import TaskRegistry
 from scheduling.triggers import every
-from storage.db import Database, utcnow
+from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import DeadLetter
+from support.clock import utcnow
 from tests.conftest import ADMIN_TOKEN, AUTH
 from tests.infra.browser import README_SCREENSHOT, artifact, chromium_browser
 

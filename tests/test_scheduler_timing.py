@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from prometheus_client import generate_latest
 
 from scheduling.registry import TaskContext, TaskRegistry
 from scheduling.triggers import Trigger, every
@@ -216,16 +217,52 @@ def test_reschedule_takes_effect_at_once_on_the_same_grid(make_scheduler) -> Non
 
 def test_request_run_is_coalesced_while_a_run_is_in_progress(make_scheduler) -> None:
     release = threading.Event()
+    release.set()
     calls: list[str] = []
 
     def task(ctx: TaskContext) -> None:
         calls.append(ctx.trigger)
         release.wait(10)
 
-    registry = _registry(task=(task, {"trigger": every(1).hours, "enabled": False}))
+    registry = _registry(task=(task, {"trigger": every(1).hours}))
     scheduler = make_scheduler(registry)
+    assert scheduler.wait_idle(5) and calls == ["startup"]
+    release.clear()
     assert scheduler.request_run("task") is True
     assert [scheduler.request_run("task") for _ in range(5)] == [False] * 5
     release.set()
     wait_until_idle = scheduler.wait_idle(5)
-    assert wait_until_idle and calls == ["event", "event"]  # five requests, one follow-up run
+    assert wait_until_idle and calls == ["startup", "event", "event"]  # five requests, one follow-up run
+
+
+def test_event_requests_for_a_disabled_task_are_dropped_and_counted(make_scheduler) -> None:
+    release = threading.Event()
+    release.set()
+    calls: list[str] = []
+    registry = _registry(task=(lambda ctx: (calls.append(ctx.trigger), release.wait(10)),
+                               {"trigger": every(1).hours, "enabled": False}))
+    scheduler = make_scheduler(registry)
+    assert [scheduler.request_run("task") for _ in range(3)] == [False] * 3
+    assert scheduler.wait_idle(5) and calls == []
+    # A follow-up requested while a manual run goes on is dropped too: the task is disabled.
+    release.clear()
+    scheduler.trigger("task")
+    assert scheduler.request_run("task") is False
+    release.set()
+    assert scheduler.wait_idle(5) and calls == ["manual"]
+    assert scheduler.status("task")["run_requests_dropped"] == 4
+    text = generate_latest(scheduler.metrics.registry).decode()
+    assert 'task_run_requests_dropped_total{task="task"} 4.0' in text
+
+
+def test_a_follow_up_run_requested_before_disable_is_dropped(make_scheduler) -> None:
+    release = threading.Event()
+    calls: list[str] = []
+    registry = _registry(task=(lambda ctx: (calls.append(ctx.trigger), release.wait(10)),
+                               {"trigger": every(1).hours}))
+    scheduler = make_scheduler(registry)  # the start-up run is going on (held by `release`)
+    assert scheduler.request_run("task") is False  # coalesced: to follow the current run
+    scheduler.set_enabled("task", False)
+    release.set()
+    assert scheduler.wait_idle(5) and calls == ["startup"]
+    assert scheduler.status("task")["run_requests_dropped"] == 1

@@ -89,7 +89,7 @@ def test_cleanup_deletes_only_expired_rows_in_batches(database_url, make_setting
                                 finished_at=stamp, outcome="success"))
         session.add(_notification("old-sent", status="sent", updated_at=utcnow() - timedelta(days=30)))
         session.add(_notification("old-pending", updated_at=utcnow() - timedelta(days=30)))
-    deleted = purge(database=database, settings=settings)
+    deleted = purge(database=database, settings=settings).deleted
     assert deleted["task_runs"] == 15 and deleted["notifications"] == 1
     with database.read_session() as session:
         assert session.scalar(select(func.count()).select_from(TaskRun)) == 5

@@ -5,18 +5,30 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 _HOST = "127.0.0.1"
 
 
 class WebhookReceiver:
-    """Records JSON POSTs; answers with `status` (settable, e.g. 500 to simulate failures)."""
+    """Records JSON POSTs and their headers; answers with `status` (settable, e.g. 500 to simulate
+    failures). `delays` holds back the answer to the notification of an event id by that many
+    seconds; `trickle` answers it with a 20-byte body sent one byte per that many seconds (each
+    read is quick, the whole answer slow); `on_request(body)` is called before answering (e.g. to
+    kill the sender)."""
 
-    def __init__(self, status: int = 200) -> None:
+    def __init__(self, status: int = 200, delays: dict[str, float] | None = None,
+                 on_request: Callable[[dict], None] | None = None,
+                 trickle: dict[str, float] | None = None) -> None:
         self.status = status
+        self.delays = delays or {}
+        self.trickle = trickle or {}
+        self.on_request = on_request
         self.received: list[dict] = []
         self.received_at: list[float] = []
+        self.headers: list[dict[str, str]] = []
+        self._closing = threading.Event()
         self._lock = threading.Lock()
         receiver = self
 
@@ -29,9 +41,22 @@ class WebhookReceiver:
                 with receiver._lock:
                     receiver.received.append(body)
                     receiver.received_at.append(time.time())
+                    receiver.headers.append({k.lower(): v for k, v in self.headers.items()})
+                if receiver.on_request is not None:
+                    receiver.on_request(body)
+                event_id = str(body.get("event_id")) if isinstance(body, dict) else ""
+                delay = receiver.delays.get(event_id)
+                if delay and receiver._closing.wait(delay):
+                    return
                 self.send_response(receiver.status)
-                self.send_header("Content-Length", "0")
+                step = receiver.trickle.get(event_id)
+                self.send_header("Content-Length", "20" if step else "0")
                 self.end_headers()
+                for _ in range(20 if step else 0):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    if receiver._closing.wait(step):
+                        return
 
             def log_message(self, *args: object) -> None:
                 return None
@@ -56,6 +81,7 @@ class WebhookReceiver:
 
     def stop(self) -> None:
         """Stops serving and closes the socket."""
+        self._closing.set()
         self._server.shutdown()
         self._server.server_close()
 
