@@ -91,7 +91,9 @@ def test_routes_hold_no_sql_and_the_scheduler_builds_no_rows() -> None:
         if module.startswith("api.") or module in ("scheduler",) or module.startswith("scheduling."):
             assert "storage.models" not in imports, f"{module} imports ORM models: queries belong in storage/"
     for path in (ROOT / "api").glob("*.py"):
-        assert "sqlalchemy" not in path.read_text(), f"{path.name} uses SQLAlchemy: queries belong in storage/"
+        imports = _imported(ast.parse(path.read_text()), {"sqlalchemy", "sqlalchemy.orm", "sqlalchemy.sql"})
+        # sqlalchemy.exc (classifying a database outage as 503) is allowed; queries are not.
+        assert not imports, f"{path.name} imports {sorted(imports)}: queries belong in storage/"
 
 
 def test_root_holds_only_the_entry_modules() -> None:

@@ -59,5 +59,5 @@ def test_retention_section_compares_with_the_fixed_budget_pass() -> None:
         "product": {"rows_per_s": {"p50": 50_000, "min": 40_000}, "sustainable_events_per_s": 15_000},
         "fixed budget (before)": {"rows_per_s": {"p50": 30_000, "min": 20_000}, "sustainable_events_per_s": 333}}}
     section = retention.section(data)
-    assert section["id"] == 10 and section["goals"][0]["status"] == "PASS"
+    assert section["id"] == 11 and section["goals"][0]["status"] == "PASS"
     assert section["goals"][0]["ratio"] == round(15_000 / 333, 2)
