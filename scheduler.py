@@ -28,6 +28,7 @@ from scheduling.triggers import Trigger
 from settings import Settings
 from storage.db import Database
 from storage.records import AuditRecord, RunRecord
+from storage.recovery import interrupt_orphans
 from storage.task_state import TaskStateStore
 from support.clock import iso
 
@@ -92,6 +93,7 @@ class ServiceScheduler:
         With SCHEDULER_ENABLED=false no run is planned: the loop still supervises the consumer,
         and manual and event-requested runs still work.
         """
+        self._book.interrupted_at_startup(interrupt_orphans(self.database))
         saved = self.states.load()
         now = self.clock()
         first_seen: dict[str, tuple[bool, int | None]] = {}
@@ -140,9 +142,20 @@ class ServiceScheduler:
         if unfinished:
             log.warning("shutdown_tasks_unfinished", tasks=unfinished, waited_seconds=timeout)
         self.executor.shutdown()
+        self._interrupt_unfinished(timeout)
         self.recorder.stop(max(1.0, deadline - time.monotonic()))
         log.info("scheduler_stopped", unfinished=unfinished)
         return unfinished
+
+    def _interrupt_unfinished(self, grace: float) -> None:
+        """Records runs still going after the grace, and queued runs the pool shutdown cancelled,
+        as `interrupted`: every run that started gets a final outcome before the recorder stops."""
+        with self._lock:
+            for task in self._tasks.values():
+                if task.running is not None:
+                    run, task.running = task.running, None
+                    self._book.finished(task, run, Outcome(
+                        "interrupted", f"still running when the service stopped ({grace:g} s grace)"))
 
     def _wait_for_runs(self, deadline: float) -> list[str]:
         while time.monotonic() < deadline and self.running_tasks():
@@ -214,6 +227,7 @@ class ServiceScheduler:
         """Marks `task` running and launches a run (caller holds the lock)."""
         run = RunRecord(new_run_id(), task.name, trigger, scheduled_for, self.clock())
         task.running, task.overrunning = run, False
+        self._book.started(run)
         if scheduled_for is not None:
             task.anchor = scheduled_for
         if task.spec.timeout_seconds and not task.spec.is_async:
@@ -224,6 +238,8 @@ class ServiceScheduler:
     def _finished(self, task: TrackedTask, run: RunRecord, outcome: Outcome) -> None:
         """Launcher callback (worker thread): account, then start a requested follow-up run."""
         with self._lock:
+            if task.running is not run:
+                return  # already recorded `interrupted` by stop()
             task.running, task.overrunning = None, False
             self._book.finished(task, run, outcome)
             rerun = task.rerun_requested and not self._stopping.is_set()

@@ -17,7 +17,8 @@ from storage.history import run_rows
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
-Outcome = Literal["success", "error", "timeout", "skipped", "missed"]
+# Every stored outcome (storage.records.OUTCOMES), plus `running` for runs in progress.
+Outcome = Literal["success", "error", "timeout", "skipped", "missed", "interrupted", "running"]
 TaskView = dict[str, Any]
 
 

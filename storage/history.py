@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from storage.audit import add_audit
 from storage.db import Database
 from storage.models import TaskRun, TaskState
-from storage.records import AuditRecord, RunRecord
+from storage.records import RUNNING, AuditRecord, RunRecord
 from support.clock import to_datetime, to_epoch
 
 
@@ -33,7 +33,8 @@ def _advance_state(session: Session, run: RunRecord) -> None:
     state = session.get(TaskState, run.task)
     if state is None:
         return
-    if run.scheduled_for is not None and run.outcome not in ("skipped", "missed"):
+    # Only a run that ended moves the grid anchor: one cut short is due again after a restart.
+    if run.scheduled_for is not None and run.outcome not in ("skipped", "missed", "interrupted", RUNNING):
         anchor = to_datetime(run.scheduled_for)
         if anchor is not None and (state.last_run_scheduled_for is None or anchor > state.last_run_scheduled_for):
             state.last_run_scheduled_for = anchor
