@@ -44,9 +44,23 @@ class Server:
         # cwd is the test's own directory: a developer's .env in the checkout must not apply.
         with open(log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "server:app", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--no-access-log"],
-                cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "server:app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--no-access-log",
+                ],
+                cwd=workdir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def wait_ready(self) -> None:
         """Waits until /health answers 200 (start-up recovery has run by then)."""
@@ -131,8 +145,9 @@ def _check(db_path: Path, witness_path: Path, ends: list[End], tally: Tally) -> 
     rows = _rows(db_path)
     witnessed = _witnessed(witness_path)
     due = [run_id for run_id, at in witnessed.items() if _is_due(at, ends)]
-    missing = [(run_id, [round(witnessed[run_id] - end.signalled, 3) for end in ends])
-               for run_id in due if run_id not in rows]
+    missing = [
+        (run_id, [round(witnessed[run_id] - end.signalled, 3) for end in ends]) for run_id in due if run_id not in rows
+    ]
     unfinished = {run_id: rows[run_id] for run_id in due if run_id in rows and rows[run_id] not in OUTCOMES}
     assert not missing, f"{len(missing)} of {len(due)} started runs have no row: {missing[:5]}"
     assert not unfinished, f"runs without a final outcome: {list(unfinished.items())[:5]}"
@@ -144,10 +159,18 @@ def _check(db_path: Path, witness_path: Path, ends: list[End], tally: Tally) -> 
 def test_kill9_loop_loses_no_run(tmp_path: Path) -> None:
     db_path, witness_path, log_path = tmp_path / "kill9.db", tmp_path / "witness.txt", tmp_path / "server.log"
     env = {
-        "PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "DATABASE_URL": f"sqlite:///{db_path}",
-        "KAFKA_ENABLED": "false", "BUILTIN_TASKS": "", "TASK_MODULES": "tests.crashing.tasks",
-        "ADMIN_TOKEN": ADMIN_TOKEN, "ADMIN_TOKEN_FILE": str(tmp_path / "admin_token"), "LOG_LEVEL": "WARNING",
-        "CRASH_WITNESS_FILE": str(witness_path), "SHUTDOWN_GRACE_SECONDS": "1", "WORKER_THREADS": "8",
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": f"sqlite:///{db_path}",
+        "KAFKA_ENABLED": "false",
+        "BUILTIN_TASKS": "",
+        "TASK_MODULES": "tests.crashing.tasks",
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        "ADMIN_TOKEN_FILE": str(tmp_path / "admin_token"),
+        "LOG_LEVEL": "WARNING",
+        "CRASH_WITNESS_FILE": str(witness_path),
+        "SHUTDOWN_GRACE_SECONDS": "1",
+        "WORKER_THREADS": "8",
     }
     rng = random.Random()
     tally = Tally()
@@ -176,6 +199,8 @@ def test_kill9_loop_loses_no_run(tmp_path: Path) -> None:
             server.process.kill()
             server.process.wait(timeout=10)
     elapsed = time.monotonic() - began
-    print(f"kill9: {CYCLES} cycles, {tally.checked} runs checked, {len(tally.interrupted)} interrupted rows, "
-          f"{tally.manual} manual runs, {elapsed:.1f} s")
+    print(
+        f"kill9: {CYCLES} cycles, {tally.checked} runs checked, {len(tally.interrupted)} interrupted rows, "
+        f"{tally.manual} manual runs, {elapsed:.1f} s"
+    )
     assert tally.interrupted, "no kill landed mid-run: the loop proved nothing about interrupted runs"

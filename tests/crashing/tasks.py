@@ -49,8 +49,7 @@ def failing(ctx: TaskContext) -> None:
         raise RuntimeError("planned failure")
 
 
-@tasks.task("crash-manual", trigger=every(1).hours, enabled=False,
-            description="kill -9 test: started over HTTP only")
+@tasks.task("crash-manual", trigger=every(1).hours, enabled=False, description="kill -9 test: started over HTTP only")
 def manual(ctx: TaskContext) -> None:
     _witness(ctx)
     time.sleep(random.uniform(0.0, 0.5))
