@@ -18,6 +18,7 @@ from logs import get_logger
 from metrics import Metrics
 from scheduling.agenda import Agenda, DueItem
 from scheduling.bookkeeping import RunBook
+from scheduling.downtime import passed_while_down
 from scheduling.errors import TaskBusy, UnknownTask
 from scheduling.executor import Outcome, TaskExecutor
 from scheduling.launcher import RunLauncher, new_run_id
@@ -67,7 +68,7 @@ class ServiceScheduler:
         self.clock = clock
         self.extras = extras or {}  # handed to tasks in TaskContext.extras
         self.executor = TaskExecutor(settings.worker_threads, settings.process_workers)
-        self.recorder = RunRecorder(database)
+        self.recorder = RunRecorder(database, self.metrics, settings.recorder_queue_limit)
         self.states = TaskStateStore(database)
         self._book = RunBook(self.metrics, self.recorder, clock)
         self._launcher = RunLauncher(self.executor, clock, self._context, self._finished)
@@ -121,9 +122,19 @@ class ServiceScheduler:
         if task.last_success_at is not None:
             self.metrics.task_last_success.labels(name).set(task.last_success_at)
         if task.enabled:
+            catch_up = self._record_downtime(task, now)
             startup = spec.run_at_start or task.is_overdue(now)
-            self._plan(task, now, due_now=startup, label="startup" if startup else "schedule")
+            label = "startup" if startup else "catch-up" if catch_up else "schedule"
+            self._plan(task, now, due_now=startup or catch_up, label=label)
         return task
+
+    def _record_downtime(self, task: TrackedTask, now: float) -> bool:
+        """Records calendar slots that passed while the service was down as `missed`; returns
+        True when the task asks to catch up on them (one run now)."""
+        downtime = passed_while_down(task, self.database, now)
+        for due in downtime.unrecorded:
+            self._book.unstarted(task, due, "missed", "the service was not running at this time")
+        return task.spec.catch_up and bool(downtime.slots)
 
     def stop(self, timeout: float | None = None) -> list[str]:
         """Stops the loop and components, waits up to `timeout` for running tasks, shuts pools down.

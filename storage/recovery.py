@@ -14,7 +14,7 @@ from storage.db import Database
 from storage.history import record_from_row
 from storage.models import TaskRun
 from storage.records import RUNNING, RunRecord
-from support.clock import iso, utcnow
+from support.clock import iso, to_datetime, to_epoch, utcnow
 
 INTERRUPTED = "interrupted"
 
@@ -30,3 +30,13 @@ def interrupt_orphans(database: Database) -> list[RunRecord]:
             # would show as a duration the run never had.
             row.outcome, row.error = INTERRUPTED, reason
         return [record_from_row(row) for row in rows]
+
+
+def recorded_slots(database: Database, task: str, slots: list[float]) -> set[float]:
+    """Which of `task`'s due times (epoch seconds) already have a row, rounded to the millisecond."""
+    if not slots:
+        return set()
+    first, last = to_datetime(min(slots) - 0.001), to_datetime(max(slots) + 0.001)
+    query = select(TaskRun.scheduled_for).where(TaskRun.task == task, TaskRun.scheduled_for.between(first, last))
+    with database.read_session() as session:
+        return {round(epoch, 3) for epoch in map(to_epoch, session.scalars(query)) if epoch is not None}

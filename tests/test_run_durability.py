@@ -89,3 +89,68 @@ def test_stop_records_runs_still_going_and_queued_runs_as_interrupted(make_sched
     assert unfinished == ["block", "queued"]
     outcomes = {r["run_id"]: r["outcome"] for task in ("block", "queued") for r in _rows(scheduler, task)}
     assert outcomes == {first: "interrupted", second: "interrupted"}
+
+
+# ----------------------------------------------------------------------------- calendar slots while down
+def _minute_task(catch_up: bool, ran: list[str]) -> TaskRegistry:
+    registry = TaskRegistry()
+    options = {"catch_up": True} if catch_up else {}
+    registry.register("minutely", lambda ctx: ran.append(ctx.trigger), trigger=every().minute.at(":00"), **options)
+    return registry
+
+
+def _slots(after: float, before: float) -> set[float]:
+    """Whole minutes in (after, before]: the due times of every().minute.at(":00")."""
+    first = (int(after) // 60 + 1) * 60
+    return {float(t) for t in range(first, int(before) + 1, 60)}
+
+
+def _went_down_after_a_run(make_scheduler, registry: TaskRegistry, minutes_ago: int) -> float:
+    """A first instance ran the slot `minutes_ago` minutes back, then the service was down."""
+    first = make_scheduler(registry)
+    first.stop(timeout=1)
+    anchor = (time.time() // 60 - minutes_ago) * 60
+    with first.database.session() as session:
+        store_history(session, [RunRecord("ran-before-outage", "minutely", "schedule", anchor, anchor, anchor + 1,
+                                          "success")], [])
+    return anchor
+
+
+def _scheduled(rows: list[dict], outcome: str) -> list[float]:
+    from datetime import datetime
+
+    return sorted(datetime.fromisoformat(r["scheduled_for"]).timestamp() for r in rows if r["outcome"] == outcome)
+
+
+def test_calendar_slots_that_passed_while_down_are_recorded_missed_once(make_scheduler) -> None:
+    ran: list[str] = []
+    anchor = _went_down_after_a_run(make_scheduler, _minute_task(False, ran), minutes_ago=3)
+    before = time.time()
+    scheduler = make_scheduler(_minute_task(False, ran))
+    after = time.time()
+    assert scheduler.wait_idle(5)
+    missed = _scheduled(_rows(scheduler, "minutely"), "missed")
+    assert _slots(anchor, before) <= set(missed) <= _slots(anchor, after) and len(missed) >= 3
+    assert scheduler.status("minutely")["stats"]["missed"] == len(missed)
+    assert ran == []  # without catch_up nothing runs at start-up
+    scheduler.stop(timeout=1)
+    again = make_scheduler(_minute_task(False, ran))  # another restart records no slot twice
+    assert again.wait_idle(5)
+    assert len(_scheduled(_rows(again, "minutely"), "missed")) == len(missed) + len(
+        _slots(after, time.time()) - set(missed))
+
+
+def test_catch_up_runs_one_missed_slot_at_startup(make_scheduler) -> None:
+    ran: list[str] = []
+    _went_down_after_a_run(make_scheduler, _minute_task(True, ran), minutes_ago=3)
+    caught_up_at = time.time()
+    scheduler = make_scheduler(_minute_task(True, ran))
+    assert scheduler.wait_idle(5)
+    assert ran == ["catch-up"]
+    rows = _rows(scheduler, "minutely")
+    assert len(_scheduled(rows, "missed")) >= 3
+    assert [r["trigger"] for r in rows if r["outcome"] == "success"].count("catch-up") == 1
+    scheduler.stop(timeout=1)
+    assert make_scheduler(_minute_task(True, ran)).wait_idle(5)
+    # Caught up: the next start-up runs nothing, unless a new minute passed in between.
+    assert ran == ["catch-up"] * (1 + bool(_slots(caught_up_at, time.time())))
