@@ -46,13 +46,13 @@ def _leave_running_row(database, task: str, run_id: str) -> None:
         store_history(session, [RunRecord(run_id, task, "manual", None, time.time() - 5, outcome="running")], [])
 
 
-def test_runs_left_running_by_a_dead_process_are_interrupted_at_startup(make_scheduler) -> None:
+def test_runs_left_running_by_a_dead_process_are_interrupted_at_startup(make_scheduler, database_url) -> None:
     release = threading.Event()
     release.set()
-    earlier = make_scheduler(_blocking_registry(release, "block"))  # the process that will "die"
+    earlier = make_scheduler(_blocking_registry(release, "block"), database_url=database_url)  # will "die"
     earlier.stop(timeout=1)
     _leave_running_row(earlier.database, "block", "dead-process-run-1")
-    scheduler = make_scheduler(_blocking_registry(release, "block"))
+    scheduler = make_scheduler(_blocking_registry(release, "block"), database_url=database_url)
     rows = [r for r in _rows(scheduler, "block") if r["run_id"] == "dead-process-run-1"]
     assert len(rows) == 1
     assert rows[0]["outcome"] == "interrupted"
@@ -105,14 +105,15 @@ def _slots(after: float, before: float) -> set[float]:
     return {float(t) for t in range(first, int(before) + 1, 60)}
 
 
-def _went_down_after_a_run(make_scheduler, registry: TaskRegistry, minutes_ago: int) -> float:
+def _went_down_after_a_run(make_scheduler, registry: TaskRegistry, minutes_ago: int, **settings) -> float:
     """A first instance ran the slot `minutes_ago` minutes back, then the service was down."""
-    first = make_scheduler(registry)
+    first = make_scheduler(registry, **settings)
     first.stop(timeout=1)
     anchor = (time.time() // 60 - minutes_ago) * 60
     with first.database.session() as session:
-        store_history(session, [RunRecord("ran-before-outage", "minutely", "schedule", anchor, anchor, anchor + 1,
-                                          "success")], [])
+        store_history(
+            session, [RunRecord("ran-before-outage", "minutely", "schedule", anchor, anchor, anchor + 1, "success")], []
+        )
     return anchor
 
 
@@ -122,11 +123,11 @@ def _scheduled(rows: list[dict], outcome: str) -> list[float]:
     return sorted(datetime.fromisoformat(r["scheduled_for"]).timestamp() for r in rows if r["outcome"] == outcome)
 
 
-def test_calendar_slots_that_passed_while_down_are_recorded_missed_once(make_scheduler) -> None:
+def test_calendar_slots_that_passed_while_down_are_recorded_missed_once(make_scheduler, database_url) -> None:
     ran: list[str] = []
-    anchor = _went_down_after_a_run(make_scheduler, _minute_task(False, ran), minutes_ago=3)
+    anchor = _went_down_after_a_run(make_scheduler, _minute_task(False, ran), 3, database_url=database_url)
     before = time.time()
-    scheduler = make_scheduler(_minute_task(False, ran))
+    scheduler = make_scheduler(_minute_task(False, ran), database_url=database_url)
     after = time.time()
     assert scheduler.wait_idle(5)
     missed = _scheduled(_rows(scheduler, "minutely"), "missed")
@@ -134,10 +135,11 @@ def test_calendar_slots_that_passed_while_down_are_recorded_missed_once(make_sch
     assert scheduler.status("minutely")["stats"]["missed"] == len(missed)
     assert ran == []  # without catch_up nothing runs at start-up
     scheduler.stop(timeout=1)
-    again = make_scheduler(_minute_task(False, ran))  # another restart records no slot twice
+    again = make_scheduler(_minute_task(False, ran), database_url=database_url)  # records no slot twice
     assert again.wait_idle(5)
     assert len(_scheduled(_rows(again, "minutely"), "missed")) == len(missed) + len(
-        _slots(after, time.time()) - set(missed))
+        _slots(after, time.time()) - set(missed)
+    )
 
 
 def test_catch_up_runs_one_missed_slot_at_startup(make_scheduler) -> None:
@@ -154,3 +156,26 @@ def test_catch_up_runs_one_missed_slot_at_startup(make_scheduler) -> None:
     assert make_scheduler(_minute_task(True, ran)).wait_idle(5)
     # Caught up: the next start-up runs nothing, unless a new minute passed in between.
     assert ran == ["catch-up"] * (1 + bool(_slots(caught_up_at, time.time())))
+
+
+def test_a_calendar_run_killed_mid_run_is_interrupted_and_caught_up(make_scheduler) -> None:
+    ran: list[str] = []
+    first = make_scheduler(_minute_task(True, ran))
+    first.stop(timeout=1)
+    anchor = (time.time() // 60 - 2) * 60
+    killed = anchor + 60  # the next slot's run was in progress when the process was killed
+    with first.database.session() as session:
+        store_history(
+            session,
+            [
+                RunRecord("ran", "minutely", "schedule", anchor, anchor, anchor + 1, "success"),
+                RunRecord("killed", "minutely", "schedule", killed, killed, outcome="running"),
+            ],
+            [],
+        )
+    scheduler = make_scheduler(_minute_task(True, ran))
+    assert scheduler.wait_idle(5)
+    rows = _rows(scheduler, "minutely")
+    assert [r["outcome"] for r in rows if r["run_id"] == "killed"] == ["interrupted"]
+    assert killed not in _scheduled(rows, "missed")  # one row per slot: it is interrupted, not missed
+    assert ran == ["catch-up"]
