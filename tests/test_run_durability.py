@@ -179,3 +179,12 @@ def test_a_calendar_run_killed_mid_run_is_interrupted_and_caught_up(make_schedul
     assert [r["outcome"] for r in rows if r["run_id"] == "killed"] == ["interrupted"]
     assert killed not in _scheduled(rows, "missed")  # one row per slot: it is interrupted, not missed
     assert ran == ["catch-up"]
+
+
+def test_start_up_finds_runs_in_progress_through_an_index(database_url, migrated) -> None:
+    from sqlalchemy import inspect
+
+    database = migrated(database_url)
+    indexes = {index["name"]: index["column_names"] for index in inspect(database.engine).get_indexes("task_runs")}
+    # Partial on outcome = 'running': the start-up scan reads only those rows, not the whole history.
+    assert indexes.get("ix_task_runs_running") == ["outcome"]
