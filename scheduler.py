@@ -18,7 +18,7 @@ from logs import get_logger
 from metrics import Metrics
 from scheduling.agenda import Agenda, DueItem
 from scheduling.bookkeeping import RunBook
-from scheduling.downtime import passed_while_down
+from scheduling.downtime import record_downtime
 from scheduling.errors import TaskBusy, UnknownTask
 from scheduling.executor import Outcome, TaskExecutor
 from scheduling.launcher import RunLauncher, new_run_id
@@ -122,19 +122,11 @@ class ServiceScheduler:
         if task.last_success_at is not None:
             self.metrics.task_last_success.labels(name).set(task.last_success_at)
         if task.enabled:
-            catch_up = self._record_downtime(task, now)
+            catch_up = record_downtime(task, self.database, self._book, now)
             startup = spec.run_at_start or task.is_overdue(now)
             label = "startup" if startup else "catch-up" if catch_up else "schedule"
             self._plan(task, now, due_now=startup or catch_up, label=label)
         return task
-
-    def _record_downtime(self, task: TrackedTask, now: float) -> bool:
-        """Records calendar slots that passed while the service was down as `missed`; returns
-        True when the task asks to catch up on them (one run now)."""
-        downtime = passed_while_down(task, self.database, now)
-        for due in downtime.unrecorded:
-            self._book.unstarted(task, due, "missed", "the service was not running at this time")
-        return task.spec.catch_up and bool(downtime.slots)
 
     def stop(self, timeout: float | None = None) -> list[str]:
         """Stops the loop and components, waits up to `timeout` for running tasks, shuts pools down.
@@ -153,20 +145,11 @@ class ServiceScheduler:
         if unfinished:
             log.warning("shutdown_tasks_unfinished", tasks=unfinished, waited_seconds=timeout)
         self.executor.shutdown()
-        self._interrupt_unfinished(timeout)
+        with self._lock:
+            self._book.interrupt_unfinished(self._tasks.values(), timeout)
         self.recorder.stop(max(1.0, deadline - time.monotonic()))
         log.info("scheduler_stopped", unfinished=unfinished)
         return unfinished
-
-    def _interrupt_unfinished(self, grace: float) -> None:
-        """Records runs still going after the grace, and queued runs the pool shutdown cancelled,
-        as `interrupted`: every run that started gets a final outcome before the recorder stops."""
-        with self._lock:
-            for task in self._tasks.values():
-                if task.running is not None:
-                    run, task.running = task.running, None
-                    self._book.finished(task, run, Outcome(
-                        "interrupted", f"still running when the service stopped ({grace:g} s grace)"))
 
     def _wait_for_runs(self, deadline: float) -> list[str]:
         while time.monotonic() < deadline and self.running_tasks():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from logs import get_logger
 from metrics import Metrics
@@ -38,6 +38,16 @@ class RunBook:
             self._metrics.task_runs.labels(run.task, "interrupted").inc()
             log.warning("task_run", task=run.task, run_id=run.run_id, trigger=run.trigger, outcome=run.outcome,
                         duration_ms=None, error=run.error)
+
+    def interrupt_unfinished(self, tasks: Iterable[TrackedTask], grace: float) -> None:
+        """Records runs still going after the shutdown grace, and queued runs the pool shutdown
+        cancelled, as `interrupted`: every run that started gets a final outcome before the
+        recorder stops. A run that returns later finds itself no longer `running` and is ignored."""
+        for task in tasks:
+            if task.running is not None:
+                run, task.running = task.running, None
+                self.finished(task, run, Outcome("interrupted",
+                                                 f"still running when the service stopped ({grace:g} s grace)"))
 
     def finished(self, task: TrackedTask, run: RunRecord, outcome: Outcome) -> None:
         """Closes `run` with `outcome`, counts it, queues it for storage and logs it."""

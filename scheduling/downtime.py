@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from scheduling.bookkeeping import RunBook
 from scheduling.tracked import TrackedTask
 from storage.db import Database
 from storage.recovery import recorded_slots
@@ -36,3 +37,12 @@ def passed_while_down(task: TrackedTask, database: Database, now: float) -> Down
     slots = task.trigger.passed_slots(task.anchor, now, MAX_MISSED_SLOTS)
     recorded = recorded_slots(database, task.name, slots)
     return Downtime(slots, [slot for slot in slots if round(slot, 3) not in recorded])
+
+
+def record_downtime(task: TrackedTask, database: Database, book: RunBook, now: float) -> bool:
+    """Records `task`'s calendar slots that passed while the service was down as `missed`;
+    returns True when the task asks to catch up on them (`catch_up=True`: one run now)."""
+    downtime = passed_while_down(task, database, now)
+    for due in downtime.unrecorded:
+        book.unstarted(task, due, "missed", "the service was not running at this time")
+    return task.spec.catch_up and bool(downtime.slots)

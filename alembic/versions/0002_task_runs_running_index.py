@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 from alembic import op
 
-revision = '0002'
-down_revision = '0001'
+revision = "0002"
+down_revision = "0001"
 branch_labels = None
 depends_on = None
 
@@ -22,9 +22,10 @@ RUNNING = sa.text("outcome = 'running'")
 
 
 def upgrade() -> None:
-    op.create_index('ix_task_runs_running', 'task_runs', ['outcome'], unique=False,
-                    postgresql_where=RUNNING, sqlite_where=RUNNING)
+    op.create_index(
+        "ix_task_runs_running", "task_runs", ["outcome"], unique=False, postgresql_where=RUNNING, sqlite_where=RUNNING
+    )
 
 
 def downgrade() -> None:
-    op.drop_index('ix_task_runs_running', table_name='task_runs')
+    op.drop_index("ix_task_runs_running", table_name="task_runs")

@@ -1,1 +1,2 @@
-"""Helpers of the kill -9 test: short tasks the server subprocess imports (TASK_MODULES)."""
+"""The kill -9 test's helpers: the loop and its checks (loop.py) and the short tasks the server
+subprocess imports through TASK_MODULES (tasks.py)."""
