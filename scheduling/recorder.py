@@ -28,7 +28,7 @@ from support.backoff import backoff_ceiling
 
 log = get_logger(__name__)
 
-BATCH_WINDOW_SECONDS = 0.1
+BATCH_WINDOW_SECONDS = 0.05
 BATCH_LIMIT = 500
 RETRY_CAP_SECONDS = 30.0
 Record = RunRecord | AuditRecord
