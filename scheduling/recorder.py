@@ -72,6 +72,7 @@ class RunRecorder:
         self._metrics = metrics or Metrics()
         self._limit = queue_limit
         self._overflowing = False
+        self._dropped_while_full = 0
         self._queue: queue.Queue[Record | _Flush | None] = queue.Queue()
         self._retry_seconds = retry_seconds
         self._idle = threading.Condition()
@@ -92,7 +93,8 @@ class RunRecorder:
                 return
             if self._overflowing:
                 self._overflowing = False
-                log.warning("run_history_queue_accepting", waiting=self._pending, limit=self._limit)
+                log.warning("run_history_queue_accepting", waiting=self._pending, limit=self._limit,
+                            dropped=self._dropped_while_full)
             self._pending += 1
             self._metrics.history_queue_depth.set(self._pending)
         self._queue.put(item)
@@ -100,8 +102,9 @@ class RunRecorder:
     def _drop_on_full(self, item: Record) -> None:
         """Counts a record refused by the full queue; logs once per overflow (caller holds _idle)."""
         self._metrics.history_dropped.labels("queue_full").inc()
+        self._dropped_while_full += 1
         if not self._overflowing:
-            self._overflowing = True
+            self._overflowing, self._dropped_while_full = True, 1
             log.error("run_history_queue_full", limit=self._limit, first_dropped=_describe(item),
                       hint="the database has not accepted writes for a while; new records are dropped "
                            "(run_history_dropped_total) until it does")
