@@ -28,6 +28,12 @@ class Metrics:
                                             registry=r)
         self.loop_heartbeat_age = Gauge("scheduler_loop_heartbeat_age_seconds",
                                         "Seconds since the scheduler loop last woke up", registry=r)
+        self.history_queue_depth = Gauge("run_history_queue_depth",
+                                         "Run-history records waiting to be stored (queued or being retried)",
+                                         registry=r)
+        self.history_dropped = Counter("run_history_dropped",
+                                       "Run-history records not stored, by reason (queue_full, refused, shutdown)",
+                                       ["reason"], registry=r)
         self.loop_alive = Gauge("scheduler_loop_alive", "1 while the scheduler loop thread runs", registry=r)
         self.messages_consumed = Counter("consumer_messages", "Kafka messages consumed", registry=r)
         self.events_stored = Counter("consumer_events_stored", "Events stored (new rows)", registry=r)

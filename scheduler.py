@@ -18,6 +18,7 @@ from logs import get_logger
 from metrics import Metrics
 from scheduling.agenda import Agenda, DueItem
 from scheduling.bookkeeping import RunBook
+from scheduling.downtime import record_downtime
 from scheduling.errors import TaskBusy, UnknownTask
 from scheduling.executor import Outcome, TaskExecutor
 from scheduling.launcher import RunLauncher, new_run_id
@@ -28,6 +29,7 @@ from scheduling.triggers import Trigger
 from settings import Settings
 from storage.db import Database
 from storage.records import AuditRecord, RunRecord
+from storage.recovery import interrupt_orphans
 from storage.task_state import TaskStateStore
 from support.clock import iso
 
@@ -66,7 +68,7 @@ class ServiceScheduler:
         self.clock = clock
         self.extras = extras or {}  # handed to tasks in TaskContext.extras
         self.executor = TaskExecutor(settings.worker_threads, settings.process_workers)
-        self.recorder = RunRecorder(database)
+        self.recorder = RunRecorder(database, self.metrics, settings.recorder_queue_limit)
         self.states = TaskStateStore(database)
         self._book = RunBook(self.metrics, self.recorder, clock)
         self._launcher = RunLauncher(self.executor, clock, self._context, self._finished)
@@ -92,6 +94,7 @@ class ServiceScheduler:
         With SCHEDULER_ENABLED=false no run is planned: the loop still supervises the consumer,
         and manual and event-requested runs still work.
         """
+        self._book.interrupted_at_startup(interrupt_orphans(self.database))
         saved = self.states.load()
         now = self.clock()
         first_seen: dict[str, tuple[bool, int | None]] = {}
@@ -119,8 +122,10 @@ class ServiceScheduler:
         if task.last_success_at is not None:
             self.metrics.task_last_success.labels(name).set(task.last_success_at)
         if task.enabled:
+            catch_up = record_downtime(task, self.database, self._book, now)
             startup = spec.run_at_start or task.is_overdue(now)
-            self._plan(task, now, due_now=startup, label="startup" if startup else "schedule")
+            label = "startup" if startup else "catch-up" if catch_up else "schedule"
+            self._plan(task, now, due_now=startup or catch_up, label=label)
         return task
 
     def stop(self, timeout: float | None = None) -> list[str]:
@@ -140,6 +145,8 @@ class ServiceScheduler:
         if unfinished:
             log.warning("shutdown_tasks_unfinished", tasks=unfinished, waited_seconds=timeout)
         self.executor.shutdown()
+        with self._lock:
+            self._book.interrupt_unfinished(self._tasks.values(), timeout)
         self.recorder.stop(max(1.0, deadline - time.monotonic()))
         log.info("scheduler_stopped", unfinished=unfinished)
         return unfinished
@@ -214,6 +221,7 @@ class ServiceScheduler:
         """Marks `task` running and launches a run (caller holds the lock)."""
         run = RunRecord(new_run_id(), task.name, trigger, scheduled_for, self.clock())
         task.running, task.overrunning = run, False
+        self._book.started(run)
         if scheduled_for is not None:
             task.anchor = scheduled_for
         if task.spec.timeout_seconds and not task.spec.is_async:
@@ -224,6 +232,8 @@ class ServiceScheduler:
     def _finished(self, task: TrackedTask, run: RunRecord, outcome: Outcome) -> None:
         """Launcher callback (worker thread): account, then start a requested follow-up run."""
         with self._lock:
+            if task.running is not run:
+                return  # already recorded `interrupted` by stop()
             task.running, task.overrunning = None, False
             self._book.finished(task, run, outcome)
             rerun = task.rerun_requested and not self._stopping.is_set()

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     process_workers: int = Field(default=2, ge=1, le=64)
     shutdown_grace_seconds: float = Field(default=25.0, ge=0, le=600)
     loop_stall_seconds: float = Field(default=5.0, gt=0)
+    # Run-history records waiting to be stored (e.g. while the database is down); beyond it,
+    # records are dropped and counted (metric run_history_dropped_total{reason="queue_full"}).
+    recorder_queue_limit: int = Field(default=10_000, ge=1, le=10_000_000)
     # Per-task overrides, filled from TASK_<NAME>_INTERVAL_SECONDS / TASK_<NAME>_ENABLED
     # (environment or .env; the environment wins).
     task_intervals: dict[str, IntervalSeconds] = Field(default_factory=dict)

@@ -22,7 +22,8 @@ from support.redact import scrub_errors
 router = APIRouter(prefix="/tasks", tags=["tasks"], route_class=AdminFirstRoute,
                    responses=error_responses(422, 500, 503))
 
-Outcome = Literal["success", "error", "timeout", "skipped", "missed"]
+# Every stored outcome (storage.records.OUTCOMES), plus `running` for runs in progress.
+Outcome = Literal["success", "error", "timeout", "skipped", "missed", "interrupted", "running"]
 
 
 class TaskPatch(BaseModel):

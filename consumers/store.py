@@ -7,20 +7,18 @@ inserts), so a replayed message never adds a second row; dead letters are idempo
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from consumers.events import HANDLER, Event
 from consumers.handlers import BatchWriter, HandlerRegistry, MessageMeta
 from logs import get_logger
 from storage.db import Database
+from storage.db_errors import is_transient_db_error  # moved to storage (the run recorder uses it too)
 from storage.models import DeadLetter, Notification
 from storage.models import Event as EventRow
 from support.clock import utcnow
@@ -59,15 +57,6 @@ class StoreResult:
     duplicates: int = 0
     notifications_created: int = 0
     dead: list[DeadRow] = field(default_factory=list)
-
-
-def is_transient_db_error(exc: BaseException) -> bool:
-    """True for failures that go away by themselves (locked, unreachable, pool exhausted)."""
-    if isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, sqlite3.OperationalError)
 
 
 def store_batch(database: Database, *, prepared: list[Prepared], dead: list[DeadRow],

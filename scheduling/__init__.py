@@ -9,7 +9,8 @@
 - launcher: how one due run executes on a worker (RunLauncher)
 - executor: *where* runs execute (thread pool, fresh event loops, process pool)
 - bookkeeping: what a finished run updates (counters, metrics, history, the task_run line)
-- recorder: the run-history writer thread
+- recorder: the run-history writer thread (transient retries, refused records isolated, bounded)
+- downtime: calendar slots that passed while the service was down (`missed`, `catch_up`)
 - errors: UnknownTask, TaskBusy
 The ServiceScheduler itself (scheduler.py) composes them.
 """

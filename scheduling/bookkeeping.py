@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Iterable
 
 from logs import get_logger
 from metrics import Metrics
@@ -10,7 +11,7 @@ from scheduling.executor import Outcome
 from scheduling.launcher import new_run_id
 from scheduling.recorder import RunRecorder
 from scheduling.tracked import TrackedTask
-from storage.records import RunRecord
+from storage.records import RUNNING, RunRecord
 
 log = get_logger(__name__)
 
@@ -24,6 +25,29 @@ class RunBook:
         self._metrics = metrics
         self._recorder = recorder
         self._clock = clock
+
+    def started(self, run: RunRecord) -> None:
+        """Queues the start of `run` for storage (outcome `running`), so a process killed mid-run
+        still leaves its row; the end of the run updates the same row (same run_id)."""
+        # A copy: the worker thread goes on changing `run` while this one waits in the queue.
+        self._recorder.record(dataclasses.replace(run, outcome=RUNNING))
+
+    def interrupted_at_startup(self, runs: list[RunRecord]) -> None:
+        """Counts and logs runs a dead process left in progress (already stored `interrupted`)."""
+        for run in runs:
+            self._metrics.task_runs.labels(run.task, "interrupted").inc()
+            log.warning("task_run", task=run.task, run_id=run.run_id, trigger=run.trigger, outcome=run.outcome,
+                        duration_ms=None, error=run.error)
+
+    def interrupt_unfinished(self, tasks: Iterable[TrackedTask], grace: float) -> None:
+        """Records runs still going after the shutdown grace, and queued runs the pool shutdown
+        cancelled, as `interrupted`: every run that started gets a final outcome before the
+        recorder stops. A run that returns later finds itself no longer `running` and is ignored."""
+        for task in tasks:
+            if task.running is not None:
+                run, task.running = task.running, None
+                self.finished(task, run, Outcome("interrupted",
+                                                 f"still running when the service stopped ({grace:g} s grace)"))
 
     def finished(self, task: TrackedTask, run: RunRecord, outcome: Outcome) -> None:
         """Closes `run` with `outcome`, counts it, queues it for storage and logs it."""
@@ -56,7 +80,7 @@ class RunBook:
                       duration_ms=run.duration_ms, error=run.error)
         if outcome.outcome == "error":
             log.error("task_run", traceback=outcome.traceback, **fields)
-        elif outcome.outcome in ("timeout", "missed", "skipped"):
+        elif outcome.outcome in ("timeout", "missed", "skipped", "interrupted"):
             log.warning("task_run", **fields)
         else:
             log.info("task_run", **fields)

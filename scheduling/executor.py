@@ -14,6 +14,7 @@ import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ PR_SET_PDEATHSIG = 1
 
 @dataclass(frozen=True)
 class Outcome:
-    """How one invocation ended: `success`, `error` or `timeout`, with the error text."""
+    """How one invocation ended: `success`, `error`, `timeout` (or `interrupted` at shutdown), with the error text."""
 
     outcome: str
     error: str | None = None
@@ -95,6 +96,7 @@ class TaskExecutor:
         self._process_workers = process_workers
         self._processes: ProcessPoolExecutor | None = None
         self._process_lock = threading.Lock()
+        self._closing = False
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         """Queues `fn(*args)` on the worker threads; returns its Future."""
@@ -104,8 +106,8 @@ class TaskExecutor:
         """Runs one invocation of `spec` in the calling (worker) thread; never raises."""
         try:
             if spec.executor == "process":
-                self._process_pool().submit(spec.func).result()
-            elif spec.is_async:
+                return self._invoke_in_process(spec)
+            if spec.is_async:
                 args = (context,) if spec.takes_context else ()
                 timed_out, _ = run_in_fresh_loop(spec.func, args, spec.timeout_seconds)
                 if timed_out:
@@ -115,6 +117,26 @@ class TaskExecutor:
             return Outcome("success")
         except BaseException as exc:  # even SystemExit: a task must never take its worker down
             return Outcome("error", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+    def _invoke_in_process(self, spec: TaskSpec) -> Outcome:
+        pool = self._process_pool()
+        try:
+            pool.submit(spec.func).result()
+        except BrokenProcessPool as exc:
+            if self._closing:
+                return Outcome("interrupted", "process worker terminated by the shutdown")
+            # A worker died (OOM killer, kill -9): concurrent.futures marks the whole pool broken
+            # for good. Replace it, so that later process runs work again.
+            self._discard_broken(pool)
+            return Outcome("error", f"worker process died: {exc}", traceback.format_exc())
+        return Outcome("success")
+
+    def _discard_broken(self, pool: ProcessPoolExecutor) -> None:
+        with self._process_lock:
+            if self._processes is not pool:
+                return  # another run replaced it already
+            self._processes = None
+        pool.shutdown(wait=False, cancel_futures=True)
 
     def _process_pool(self) -> ProcessPoolExecutor:
         with self._process_lock:
@@ -138,6 +160,7 @@ class TaskExecutor:
 
     def shutdown(self) -> None:
         """Stops accepting work, cancels queued runs and terminates process workers."""
+        self._closing = True
         self._threads.shutdown(wait=False, cancel_futures=True)
         with self._process_lock:
             pool, self._processes = self._processes, None

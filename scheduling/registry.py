@@ -65,6 +65,7 @@ class TaskSpec:
     run_at_start: bool = False
     executor: Executor = "thread"
     misfire_grace_seconds: float | None = None
+    catch_up: bool = False  # calendar triggers: run once at start-up if slots passed while down
     # Derived once at declaration: inspecting a function costs tens of µs on every run otherwise.
     is_async: bool = field(init=False)
     takes_context: bool = field(init=False)
@@ -84,7 +85,7 @@ class TaskSpec:
 def build_spec(name: str, func: Callable[..., Any], *, trigger: schedule.Job | Trigger,
                description: str = "", timeout: float | None = None, enabled: bool = True,
                run_at_start: bool = False, executor: Executor = "thread",
-               misfire_grace: float | None = None) -> TaskSpec:
+               misfire_grace: float | None = None, catch_up: bool = False) -> TaskSpec:
     """Validates a declaration and returns its TaskSpec; raises TaskDefinitionError naming `name`."""
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise TaskDefinitionError(
@@ -102,10 +103,19 @@ def build_spec(name: str, func: Callable[..., Any], *, trigger: schedule.Job | T
         raise TaskDefinitionError(f"{name}: misfire_grace must be >= 0, got {misfire_grace}")
     if executor not in ("thread", "process"):
         raise TaskDefinitionError(f"{name}: executor must be 'thread' or 'process', got {executor!r}")
+    _check_catch_up(name, catch_up, parsed)
     spec = TaskSpec(name, func, parsed, description, timeout, enabled, run_at_start, executor,
-                    misfire_grace)
+                    misfire_grace, catch_up)
     _check_signature(spec)
     return spec
+
+
+def _check_catch_up(name: str, catch_up: object, trigger: Trigger) -> None:
+    if not isinstance(catch_up, bool):
+        raise TaskDefinitionError(f"{name}: catch_up must be True or False, got {catch_up!r}")
+    if catch_up and not trigger.is_calendar:
+        raise TaskDefinitionError(f"{name}: catch_up needs a calendar trigger (.at(...) or a weekday); "
+                                  "an overdue interval task runs at start-up anyway")
 
 
 def _check_signature(spec: TaskSpec) -> None:

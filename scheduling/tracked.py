@@ -77,7 +77,7 @@ class TrackedTask:
         """The task as the API shows it."""
         job = self.trigger.job
         counts = {label: self.stats.get(outcome, 0) for outcome, label in STAT_NAMES.items()}
-        counts["runs"] = sum(self.stats.get(o, 0) for o in ("success", "error", "timeout"))
+        counts["runs"] = sum(self.stats.get(o, 0) for o in ("success", "error", "timeout", "interrupted"))
         running = None
         if self.running is not None:
             running = {"run_id": self.running.run_id, "trigger": self.running.trigger,

@@ -17,6 +17,7 @@ import copy
 import math
 import random
 from dataclasses import dataclass
+from datetime import timedelta
 
 import schedule
 
@@ -118,6 +119,29 @@ class Trigger:
         if self.job.cancel_after is not None and due > self.job.cancel_after.timestamp():
             return None
         return due
+
+    def passed_slots(self, after: float, before: float, limit: int) -> list[float]:
+        """Calendar due times in (after, before], oldest first: the newest `limit` of them.
+
+        Empty for interval triggers. Steps back from the next due time by whole periods; day and
+        week periods are stepped in local wall-clock time, so a DST change keeps "03:00" at 03:00.
+        """
+        if not self.is_calendar:
+            return []
+        probe = copy.copy(self.job)
+        probe._schedule_next_run()
+        assert probe.next_run is not None and self.job.unit is not None
+        step = timedelta(**{self.job.unit: self.job.interval})
+        wall_clock = self.job.unit in ("days", "weeks")
+        slots: list[float] = []
+        for back in range(1, 2 * limit + 2):  # bounded: each step back is one slot (or the future)
+            moment = (probe.next_run - back * step).timestamp() if wall_clock else \
+                probe.next_run.timestamp() - back * step.total_seconds()
+            if moment <= after or len(slots) >= limit:
+                break
+            if moment <= before:
+                slots.append(moment)
+        return sorted(slots)
 
     def _period(self) -> float:
         job = self.job

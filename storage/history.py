@@ -12,28 +12,44 @@ from sqlalchemy.orm import Session
 from storage.audit import add_audit
 from storage.db import Database
 from storage.models import TaskRun, TaskState
-from storage.records import AuditRecord, RunRecord
+from storage.records import RUNNING, AuditRecord, RunRecord
 from support.clock import to_datetime, to_epoch
 
 
 def store_history(session: Session, runs: Iterable[RunRecord], audits: Iterable[AuditRecord]) -> None:
-    """Writes runs (idempotent on run_id) and audit entries; advances each task's anchor/success."""
-    for run in runs:
-        session.merge(TaskRun(
-            run_id=run.run_id, task=run.task, trigger=run.trigger,
-            scheduled_for=to_datetime(run.scheduled_for), started_at=to_datetime(run.started_at),
-            finished_at=to_datetime(run.finished_at), duration_ms=run.duration_ms,
-            outcome=run.outcome or "error", error=run.error))
-        _advance_state(session, run)
+    """Writes runs (idempotent on run_id: a later record of a run updates its row) and audit
+    entries; advances each task's anchor/success."""
+    latest = {run.run_id: run for run in runs}  # a run's start and end in one batch: one row
+    # One query for the rows that exist (runs whose start was stored earlier): a merge() per run
+    # would issue a SELECT each, and every run now has two records (start and end).
+    query = select(TaskRun).where(TaskRun.run_id.in_(list(latest)))
+    existing = {row.run_id: row for row in session.scalars(query)} if latest else {}
+    for run in latest.values():
+        row = existing.get(run.run_id)
+        if row is None:
+            row = TaskRun(run_id=run.run_id)
+            session.add(row)
+        _fill(row, run)
+    for run in latest.values():
+        _advance_state(session, run)  # monotonic: the latest record of a run is the one that counts
     for audit in audits:
         add_audit(session, audit)
+
+
+def _fill(row: TaskRun, run: RunRecord) -> None:
+    started = to_datetime(run.started_at)
+    assert started is not None
+    row.task, row.trigger, row.outcome, row.error = run.task, run.trigger, run.outcome or "error", run.error
+    row.scheduled_for, row.started_at = to_datetime(run.scheduled_for), started
+    row.finished_at, row.duration_ms = to_datetime(run.finished_at), run.duration_ms
 
 
 def _advance_state(session: Session, run: RunRecord) -> None:
     state = session.get(TaskState, run.task)
     if state is None:
         return
-    if run.scheduled_for is not None and run.outcome not in ("skipped", "missed"):
+    # Only a run that ended moves the grid anchor: one cut short is due again after a restart.
+    if run.scheduled_for is not None and run.outcome not in ("skipped", "missed", "interrupted", RUNNING):
         anchor = to_datetime(run.scheduled_for)
         if anchor is not None and (state.last_run_scheduled_for is None or anchor > state.last_run_scheduled_for):
             state.last_run_scheduled_for = anchor

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -67,12 +68,16 @@ class TaskState(Base):
 
 
 class TaskRun(Base):
-    """One run of a task, written once when it ends (or is skipped or missed)."""
+    """One run of a task: written when it starts (outcome `running`) and updated when it ends;
+    skipped and missed runs are written once."""
 
     __tablename__ = "task_runs"
     __table_args__ = (
         Index("ix_task_runs_task_started", "task", "started_at"),
         Index("ix_task_runs_finished", "finished_at"),
+        # Start-up finds runs a dead process left in progress (storage/recovery.py) through this.
+        Index("ix_task_runs_running", "outcome", postgresql_where=text("outcome = 'running'"),
+              sqlite_where=text("outcome = 'running'")),
     )
 
     run_id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -11,10 +11,13 @@ from typing import Any
 
 from support.clock import iso, utcnow
 
-OUTCOMES = ("success", "error", "timeout", "skipped", "missed")
+# Final outcomes. `interrupted`: the run was in progress when its process died or stopped.
+OUTCOMES = ("success", "error", "timeout", "skipped", "missed", "interrupted")
 # Outcome → the name of its counter in a task's `stats`.
 STAT_NAMES = {"success": "successes", "error": "failures", "timeout": "timeouts",
-              "skipped": "skipped", "missed": "missed"}
+              "skipped": "skipped", "missed": "missed", "interrupted": "interrupted"}
+# The stored outcome of a run that has started and not ended yet (not a final outcome).
+RUNNING = "running"
 
 
 @dataclass

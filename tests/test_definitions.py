@@ -108,3 +108,12 @@ def test_migrations_apply_on_an_empty_database_and_are_idempotent(database_url, 
     database.dispose()
     assert {"task_state", "task_runs", "audit_log", "notifications", "reports", "events",
             "dead_letters", "alembic_version"} <= tables
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"trigger": every(5).seconds, "catch_up": True}, "job: catch_up needs a calendar trigger"),
+    ({"trigger": every().day.at("03:00"), "catch_up": "yes"}, "job: catch_up must be True or False"),
+])
+def test_catch_up_is_validated(options, message) -> None:
+    with pytest.raises(TaskDefinitionError, match=message):
+        TaskRegistry().register("job", lambda: None, **options)

@@ -90,10 +90,11 @@ def cpu_burn() -> int:
 def _children(pid: int) -> set[int]:
     children: set[int] = set()
     for task in os.listdir(f"/proc/{pid}/task"):
-        path = f"/proc/{pid}/task/{task}/children"
-        if os.path.exists(path):
-            with open(path) as handle:
+        try:  # a thread may end between listdir and open
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
                 children.update(int(p) for p in handle.read().split())
+        except FileNotFoundError:
+            continue
     return children
 
 

@@ -1,0 +1,41 @@
+"""A process-pool worker killed mid-run (OOM killer, kill -9) must not break later process runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from scheduling.registry import TaskRegistry
+from scheduling.triggers import every
+from tests.conftest import wait_until
+
+
+def sleep_long() -> None:
+    """A process task that runs until its worker is killed."""
+    time.sleep(30)
+
+
+def quick() -> int:
+    """A process task that succeeds at once."""
+    return os.getpid()
+
+
+def test_a_killed_process_worker_is_recorded_and_the_pool_rebuilt(make_scheduler) -> None:
+    registry = TaskRegistry()
+    registry.register("victim", sleep_long, trigger=every(1).hours, executor="process", enabled=False)
+    registry.register("after", quick, trigger=every(1).hours, executor="process", enabled=False)
+    scheduler = make_scheduler(registry, process_workers=1)
+    scheduler.trigger("victim")
+    pids = wait_until(scheduler.executor.child_pids, timeout=20)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)  # what the OOM killer does
+    wait_until(lambda: not scheduler.is_running("victim"), timeout=10)
+    last = scheduler.status("victim")["last_run"]
+    assert last["outcome"] == "error"
+    assert "worker process died" in last["error"]
+    for _ in range(2):  # the pool works again, run after run
+        scheduler.trigger("after")
+        wait_until(lambda: not scheduler.is_running("after"), timeout=30)
+        assert scheduler.status("after")["last_run"]["outcome"] == "success", scheduler.status("after")
+    assert set(scheduler.executor.child_pids()).isdisjoint(pids)
