@@ -46,11 +46,12 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     app.state.application = application
     _map_errors(app)
 
-    from api import consumer, system, tasks
+    from api import cluster, consumer, system, tasks
 
     app.include_router(system.router)
     app.include_router(tasks.router)
     app.include_router(consumer.router)
+    app.include_router(cluster.router)
     return app
 
 

@@ -17,7 +17,7 @@ from storage.history import run_rows
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
-Outcome = Literal["success", "error", "timeout", "skipped", "missed"]
+Outcome = Literal["success", "error", "timeout", "skipped", "missed", "interrupted"]
 TaskView = dict[str, Any]
 
 

@@ -23,7 +23,7 @@ def store_history(session: Session, runs: Iterable[RunRecord], audits: Iterable[
             run_id=run.run_id, task=run.task, trigger=run.trigger,
             scheduled_for=to_datetime(run.scheduled_for), started_at=to_datetime(run.started_at),
             finished_at=to_datetime(run.finished_at), duration_ms=run.duration_ms,
-            outcome=run.outcome or "error", error=run.error))
+            outcome=run.outcome or "error", error=run.error, replica=run.replica))
         _advance_state(session, run)
     for audit in audits:
         add_audit(session, audit)
@@ -48,7 +48,7 @@ def record_from_row(row: TaskRun) -> RunRecord:
     started = to_epoch(row.started_at)
     assert started is not None
     return RunRecord(row.run_id, row.task, row.trigger, to_epoch(row.scheduled_for), started,
-                     to_epoch(row.finished_at), row.outcome, row.error)
+                     to_epoch(row.finished_at), row.outcome, row.error, row.replica)
 
 
 def run_rows(database: Database, task: str, limit: int, outcome: str | None) -> list[dict[str, Any]]:

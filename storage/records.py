@@ -11,10 +11,10 @@ from typing import Any
 
 from support.clock import iso, utcnow
 
-OUTCOMES = ("success", "error", "timeout", "skipped", "missed")
+OUTCOMES = ("success", "error", "timeout", "skipped", "missed", "interrupted")
 # Outcome → the name of its counter in a task's `stats`.
 STAT_NAMES = {"success": "successes", "error": "failures", "timeout": "timeouts",
-              "skipped": "skipped", "missed": "missed"}
+              "skipped": "skipped", "missed": "missed", "interrupted": "interrupted"}
 
 
 @dataclass
@@ -29,6 +29,7 @@ class RunRecord:
     finished_at: float | None = None
     outcome: str | None = None
     error: str | None = None
+    replica: str | None = None  # the replica that ran (or recorded) it; None outside a cluster
 
     @property
     def duration_ms(self) -> float | None:
@@ -48,6 +49,7 @@ class RunRecord:
             "duration_ms": self.duration_ms,
             "outcome": self.outcome,
             "error": self.error,
+            "replica": self.replica,
         }
 
 
