@@ -39,9 +39,15 @@ PRUNE_EVERY_SECONDS = 60.0
 class ClusterSync:
     """Heartbeats, lease upkeep and shared control, on one daemon thread."""
 
-    def __init__(self, coordinator: Coordinator, apply: Callable[[ControlState], None], *,
-                 clock: Callable[[], float] = time.time, partitions: Callable[[], list[str]] | None = None,
-                 metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        coordinator: Coordinator,
+        apply: Callable[[ControlState], None],
+        *,
+        clock: Callable[[], float] = time.time,
+        partitions: Callable[[], list[str]] | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.coordinator = coordinator
         self._apply = apply
         self._clock = clock
@@ -63,8 +69,9 @@ class ClusterSync:
     def _refresh_gauges(self) -> None:
         try:
             with self._database.read_session() as session:
-                view = cluster.describe(session, self.coordinator.replica_id, self.coordinator.ttl_seconds,
-                                        self._clock())
+                view = cluster.describe(
+                    session, self.coordinator.replica_id, self.coordinator.ttl_seconds, self._clock()
+                )
         except Exception as exc:  # a scrape must still answer while the database is away
             log.warning("cluster_metrics_failed", error=f"{type(exc).__name__}: {exc}")
             return
@@ -119,19 +126,28 @@ class ClusterSync:
 
     def _beat(self) -> None:
         coordinator, now = self.coordinator, self._clock()
-        me = ReplicaInfo(coordinator.replica_id, socket.gethostname(), os.getpid(), SOFTWARE_VERSION,
-                         coordinator.started_at, now, tuple(self._partitions() if self._partitions else ()))
+        me = ReplicaInfo(
+            coordinator.replica_id,
+            socket.gethostname(),
+            os.getpid(),
+            SOFTWARE_VERSION,
+            coordinator.started_at,
+            now,
+            tuple(self._partitions() if self._partitions else ()),
+        )
         interrupted: list[claims.Lease] = []
         with self._database.session() as session:
             cluster.beat(session, me)
-            claims.renew_leases(session, coordinator.replica_id, list(coordinator.held()),
-                                now + coordinator.ttl_seconds)
+            claims.renew_leases(
+                session, coordinator.replica_id, list(coordinator.held()), now + coordinator.ttl_seconds
+            )
             for task, run_id in coordinator.unreleased().items():
                 claims.release_lease(session, task, run_id)
                 coordinator.released(task, run_id)
             for lease in claims.expired_leases(session, now):
                 if lease.owner != coordinator.replica_id and claims.interrupt(
-                        session, lease, now, interrupted_reason(lease)):
+                    session, lease, now, interrupted_reason(lease)
+                ):
                     interrupted.append(lease)
             if now >= self._next_prune:
                 self._next_prune = now + PRUNE_EVERY_SECONDS
@@ -175,14 +191,21 @@ class ReplicaGauges:
 
     def __init__(self, metrics: Metrics) -> None:
         registry = metrics.registry
-        self.alive = Gauge("cluster_replica_alive", "1 while the replica heartbeats within the TTL", ["replica"],
-                           registry=registry)
-        self.age = Gauge("cluster_replica_heartbeat_age_seconds", "Seconds since the replica's last heartbeat",
-                         ["replica"], registry=registry)
-        self.running = Gauge("cluster_replica_running_tasks", "Runs in progress on the replica", ["replica"],
-                             registry=registry)
-        self.partitions = Gauge("cluster_replica_partitions", "Kafka partitions the replica consumes",
-                                ["replica"], registry=registry)
+        self.alive = Gauge(
+            "cluster_replica_alive", "1 while the replica heartbeats within the TTL", ["replica"], registry=registry
+        )
+        self.age = Gauge(
+            "cluster_replica_heartbeat_age_seconds",
+            "Seconds since the replica's last heartbeat",
+            ["replica"],
+            registry=registry,
+        )
+        self.running = Gauge(
+            "cluster_replica_running_tasks", "Runs in progress on the replica", ["replica"], registry=registry
+        )
+        self.partitions = Gauge(
+            "cluster_replica_partitions", "Kafka partitions the replica consumes", ["replica"], registry=registry
+        )
 
     def update(self, view: dict[str, Any], now: float) -> None:
         """Replaces every series with the replicas of `view` (pruned replicas disappear)."""

@@ -49,8 +49,9 @@ def grid_slot(anchor: float, period: float, now: float) -> float:
 class Coordinator:
     """Claims slots and holds running leases for this replica. Thread-safe; does database I/O."""
 
-    def __init__(self, database: Database, *, ttl_seconds: float, clock: Callable[[], float],
-                 replica_id: str | None = None) -> None:
+    def __init__(
+        self, database: Database, *, ttl_seconds: float, clock: Callable[[], float], replica_id: str | None = None
+    ) -> None:
         self.database = database
         self.replica_id = replica_id or new_replica_id()
         self.ttl_seconds = ttl_seconds
@@ -75,7 +76,8 @@ class Coordinator:
         try:
             with self.database.session() as session:
                 if run.scheduled_for is not None and not claim_slot(
-                        session, task, run.scheduled_for, self.replica_id, self._clock()):
+                    session, task, run.scheduled_for, self.replica_id, self._clock()
+                ):
                     return Outcome(UNCLAIMED)
                 holder = self._take(session, task, run.run_id, run.trigger, run.scheduled_for)
                 if holder is None:
@@ -84,8 +86,13 @@ class Coordinator:
                     request_rerun(session, task)
                     return Outcome(UNCLAIMED)
         except Exception as exc:
-            log.error("slot_claim_failed", task=task, run_id=run.run_id, replica=self.replica_id,
-                      error=f"{type(exc).__name__}: {exc}")
+            log.error(
+                "slot_claim_failed",
+                task=task,
+                run_id=run.run_id,
+                replica=self.replica_id,
+                error=f"{type(exc).__name__}: {exc}",
+            )
             return Outcome("missed", f"could not claim the slot: {type(exc).__name__}")
         return Outcome("skipped", f"previous run {holder.run_id} still running on replica {holder.owner}")
 
@@ -133,8 +140,9 @@ class Coordinator:
                 return True
             return False
 
-    def _take(self, session: Session, task: str, run_id: str, trigger: str,
-              scheduled_for: float | None) -> Lease | None:
+    def _take(
+        self, session: Session, task: str, run_id: str, trigger: str, scheduled_for: float | None
+    ) -> Lease | None:
         """Takes the lease (taking over an expired one); returns the live holder when it cannot."""
         now = self._clock()
         lease = Lease(task, run_id, self.replica_id, trigger, scheduled_for, now, now + self.ttl_seconds)
@@ -172,5 +180,13 @@ def interrupted_reason(lease: Lease) -> str:
 
 def log_interrupted(lease: Lease, by: str) -> None:
     """The one `task_run` line of a run recorded interrupted by another replica."""
-    log.warning("task_run", task=lease.task, run_id=lease.run_id, trigger=lease.trigger, outcome="interrupted",
-                replica=lease.owner, recorded_by=by, error=interrupted_reason(lease))
+    log.warning(
+        "task_run",
+        task=lease.task,
+        run_id=lease.run_id,
+        trigger=lease.trigger,
+        outcome="interrupted",
+        replica=lease.owner,
+        recorded_by=by,
+        error=interrupted_reason(lease),
+    )

@@ -24,8 +24,12 @@ from support.clock import to_datetime, to_epoch
 def insert_ignoring_conflicts(session: Session, model: Any, values: dict[str, Any], keys: list[str]) -> bool:
     """INSERT ... ON CONFLICT (keys) DO NOTHING on PostgreSQL and SQLite; True if the row was inserted."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = (dialect.insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
-                 .returning(model.__table__.c[keys[0]]))
+    statement = (
+        dialect.insert(model)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=keys)
+        .returning(model.__table__.c[keys[0]])
+    )
     # RETURNING, not rowcount: psycopg reports no row count for an INSERT ... ON CONFLICT here.
     return session.execute(statement).first() is not None
 
@@ -39,9 +43,12 @@ def slot_time(scheduled_for: float) -> datetime:
 
 def claim_slot(session: Session, task: str, scheduled_for: float, replica: str, now: float) -> bool:
     """Claims (task, scheduled_for) for `replica`; True if this call won it."""
-    return insert_ignoring_conflicts(session, SlotClaim, {
-        "task": task, "scheduled_for": slot_time(scheduled_for), "replica": replica,
-        "claimed_at": to_datetime(now)}, ["task", "scheduled_for"])
+    return insert_ignoring_conflicts(
+        session,
+        SlotClaim,
+        {"task": task, "scheduled_for": slot_time(scheduled_for), "replica": replica, "claimed_at": to_datetime(now)},
+        ["task", "scheduled_for"],
+    )
 
 
 @dataclass(frozen=True)
@@ -59,15 +66,29 @@ class Lease:
     @classmethod
     def from_row(cls, row: TaskLease) -> Lease:
         """The lease a `task_leases` row describes."""
-        return cls(row.task, row.run_id, row.owner, row.trigger, to_epoch(row.scheduled_for),
-                   to_epoch(row.started_at) or 0.0, to_epoch(row.expires_at) or 0.0)
+        return cls(
+            row.task,
+            row.run_id,
+            row.owner,
+            row.trigger,
+            to_epoch(row.scheduled_for),
+            to_epoch(row.started_at) or 0.0,
+            to_epoch(row.expires_at) or 0.0,
+        )
 
 
 def try_lease(session: Session, lease: Lease) -> Lease | None:
     """Takes the lease of `lease.task`; returns None when taken, else the current holder's lease."""
-    values = {"task": lease.task, "run_id": lease.run_id, "owner": lease.owner, "trigger": lease.trigger,
-              "scheduled_for": to_datetime(lease.scheduled_for), "started_at": to_datetime(lease.started_at),
-              "expires_at": to_datetime(lease.expires_at), "rerun": False}
+    values = {
+        "task": lease.task,
+        "run_id": lease.run_id,
+        "owner": lease.owner,
+        "trigger": lease.trigger,
+        "scheduled_for": to_datetime(lease.scheduled_for),
+        "started_at": to_datetime(lease.started_at),
+        "expires_at": to_datetime(lease.expires_at),
+        "rerun": False,
+    }
     if insert_ignoring_conflicts(session, TaskLease, values, ["task"]):
         return None
     holder = session.get(TaskLease, lease.task, populate_existing=True)
@@ -78,8 +99,9 @@ def try_lease(session: Session, lease: Lease) -> Lease | None:
 
 def release_lease(session: Session, task: str, run_id: str) -> bool:
     """Removes our lease; returns True if an event-requested follow-up run was asked for meanwhile."""
-    rerun = session.execute(delete(TaskLease).where(TaskLease.task == task, TaskLease.run_id == run_id)
-                            .returning(TaskLease.rerun)).scalar()
+    rerun = session.execute(
+        delete(TaskLease).where(TaskLease.task == task, TaskLease.run_id == run_id).returning(TaskLease.rerun)
+    ).scalar()
     return bool(rerun)
 
 
@@ -93,8 +115,11 @@ def renew_leases(session: Session, owner: str, tasks: list[str], expires_at: flo
     """Extends the leases `owner` holds on `tasks` (its runs in progress); returns how many."""
     if not tasks:
         return 0
-    result = session.execute(update(TaskLease).where(TaskLease.owner == owner, TaskLease.task.in_(tasks))
-                             .values(expires_at=to_datetime(expires_at)))
+    result = session.execute(
+        update(TaskLease)
+        .where(TaskLease.owner == owner, TaskLease.task.in_(tasks))
+        .values(expires_at=to_datetime(expires_at))
+    )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -106,14 +131,27 @@ def expired_leases(session: Session, now: float) -> list[Lease]:
 
 def interrupt(session: Session, lease: Lease, now: float, reason: str) -> bool:
     """Removes an expired lease and records its run `interrupted`; False if another replica did it first."""
-    gone = session.execute(delete(TaskLease).where(TaskLease.task == lease.task, TaskLease.run_id == lease.run_id,
-                                                   TaskLease.expires_at < to_datetime(now)))
+    gone = session.execute(
+        delete(TaskLease).where(
+            TaskLease.task == lease.task, TaskLease.run_id == lease.run_id, TaskLease.expires_at < to_datetime(now)
+        )
+    )
     if gone.rowcount != 1:  # type: ignore[attr-defined]
         return False
-    session.merge(TaskRun(run_id=lease.run_id, task=lease.task, trigger=lease.trigger,
-                          scheduled_for=to_datetime(lease.scheduled_for), started_at=to_datetime(lease.started_at),
-                          finished_at=to_datetime(now), duration_ms=round((now - lease.started_at) * 1000, 3),
-                          outcome="interrupted", error=reason, replica=lease.owner))
+    session.merge(
+        TaskRun(
+            run_id=lease.run_id,
+            task=lease.task,
+            trigger=lease.trigger,
+            scheduled_for=to_datetime(lease.scheduled_for),
+            started_at=to_datetime(lease.started_at),
+            finished_at=to_datetime(now),
+            duration_ms=round((now - lease.started_at) * 1000, 3),
+            outcome="interrupted",
+            error=reason,
+            replica=lease.owner,
+        )
+    )
     return True
 
 

@@ -29,9 +29,12 @@ class ControlState:
 
 def bump_version(session: Session) -> int:
     """Takes the next control version (the row lock orders concurrent changes); notifies on PostgreSQL."""
-    version = session.execute(update(ControlVersion).where(ControlVersion.id == 1)
-                              .values(version=ControlVersion.version + 1)
-                              .returning(ControlVersion.version)).scalar_one()
+    version = session.execute(
+        update(ControlVersion)
+        .where(ControlVersion.id == 1)
+        .values(version=ControlVersion.version + 1)
+        .returning(ControlVersion.version)
+    ).scalar_one()
     if session.get_bind().dialect.name == "postgresql":
         # Delivered at commit, so a listener never reads the row before the change is visible.
         session.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": str(version)})
@@ -45,8 +48,11 @@ def current_version(session: Session) -> int:
 
 def changed_since(session: Session, version: int) -> list[ControlState]:
     """Tasks changed after `version`, oldest change first."""
-    rows = session.execute(select(TaskState.name, TaskState.enabled, TaskState.interval_seconds, TaskState.version)
-                           .where(TaskState.version > version).order_by(TaskState.version))
+    rows = session.execute(
+        select(TaskState.name, TaskState.enabled, TaskState.interval_seconds, TaskState.version)
+        .where(TaskState.version > version)
+        .order_by(TaskState.version)
+    )
     return [ControlState(name, enabled, interval, row_version) for name, enabled, interval, row_version in rows]
 
 
@@ -55,8 +61,15 @@ def seed_states(session: Session, initial: dict[str, tuple[bool, int | None]], a
     to write wins, so every replica then reads the same rows and plans the same slots."""
     now = utcnow()
     for name, (enabled, interval) in initial.items():
-        insert_ignoring_conflicts(session, TaskState, {"name": name, "enabled": enabled, "interval_seconds": interval,
-                                                       "updated_at": now, "version": 0}, ["name"])
+        insert_ignoring_conflicts(
+            session,
+            TaskState,
+            {"name": name, "enabled": enabled, "interval_seconds": interval, "updated_at": now, "version": 0},
+            ["name"],
+        )
     for name, anchor in anchors.items():
-        session.execute(update(TaskState).where(TaskState.name == name, TaskState.last_run_scheduled_for.is_(None))
-                        .values(last_run_scheduled_for=to_datetime(anchor)))
+        session.execute(
+            update(TaskState)
+            .where(TaskState.name == name, TaskState.last_run_scheduled_for.is_(None))
+            .values(last_run_scheduled_for=to_datetime(anchor))
+        )
