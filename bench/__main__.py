@@ -16,7 +16,7 @@ ensure_path()
 
 from bench import goals, goals_more, report  # noqa: E402
 
-ALL = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+ALL = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -81,6 +81,11 @@ def _run(number: int, quick: bool, broker: Broker) -> tuple[dict, dict]:
 
         data = http.measure_web(quick)
         return data, goals_more.web_section(data)
+    if number == 10:
+        from bench import cluster
+
+        data = cluster.measure(quick)
+        return data, cluster.section(data)
     return _run_kafka(number, quick, broker)
 
 
