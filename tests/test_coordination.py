@@ -1,0 +1,94 @@
+"""Coordinators of several replicas on one real database (SQLite and PostgreSQL): each slot is
+claimed once, the running lease is cluster-wide, a dead replica's run is recorded interrupted,
+event requests coalesce onto the replica that runs the task."""
+
+from __future__ import annotations
+
+import pytest
+
+from scheduling.coordination import UNCLAIMED, Coordinator, grid_slot
+from scheduling.errors import TaskBusy
+from scheduling.launcher import new_run_id
+from storage.history import run_rows
+from storage.records import RunRecord
+from tests.conftest import FakeClock
+
+TTL = 15.0
+SLOT = 1_800_000_000.0
+
+
+def _run(slot: float | None, trigger: str = "schedule") -> RunRecord:
+    return RunRecord(new_run_id(), "job", trigger, slot, SLOT)
+
+
+@pytest.fixture
+def replicas(database_url, migrated):
+    """Three coordinators (replicas a, b, c) on one migrated database, sharing a settable clock."""
+    database = migrated(database_url)
+    clock = FakeClock(SLOT)
+    return [Coordinator(database, ttl_seconds=TTL, clock=clock, replica_id=name) for name in "abc"], clock
+
+
+def test_each_slot_is_claimed_by_exactly_one_replica(replicas) -> None:
+    (a, b, c), _ = replicas
+    verdicts = [replica.admit("job", _run(SLOT)) for replica in (a, b, c)]
+    assert verdicts[0] is None
+    assert [v.outcome for v in verdicts[1:] if v is not None] == [UNCLAIMED, UNCLAIMED]
+
+
+def test_a_slot_due_while_another_replica_runs_is_skipped_once_cluster_wide(replicas) -> None:
+    (a, b, c), _ = replicas
+    first = _run(SLOT)
+    assert a.admit("job", first) is None
+    b_verdict, c_verdict = b.admit("job", _run(SLOT + 1)), c.admit("job", _run(SLOT + 1))
+    assert b_verdict is not None and b_verdict.outcome == "skipped" and "replica a" in (b_verdict.error or "")
+    assert c_verdict is not None and c_verdict.outcome == UNCLAIMED
+    a.release("job", first.run_id)
+    assert c.admit("job", _run(SLOT + 2)) is None  # the lease is free again
+
+
+def test_a_manual_run_is_refused_while_a_run_is_in_progress_on_another_replica(replicas) -> None:
+    (a, b, _), _ = replicas
+    running = _run(SLOT)
+    assert a.admit("job", running) is None
+    with pytest.raises(TaskBusy, match="replica a"):
+        b.acquire("job", new_run_id(), "manual")
+    a.release("job", running.run_id)
+    manual = new_run_id()
+    b.acquire("job", manual, "manual")
+    assert b.admit("job", RunRecord(manual, "job", "manual", None, SLOT)) is None  # already held: goes on
+
+
+def test_a_dead_replicas_run_is_recorded_interrupted_when_its_lease_expires(replicas) -> None:
+    (a, b, _), clock = replicas
+    orphan = _run(SLOT)
+    assert a.admit("job", orphan) is None  # ... and replica a dies: nobody renews its lease
+    clock.advance(TTL / 2)
+    verdict = b.admit("job", _run(SLOT + TTL / 2))
+    assert verdict is not None and verdict.outcome == "skipped"  # not expired yet
+    clock.advance(TTL)
+    assert b.admit("job", _run(SLOT + 1.5 * TTL)) is None  # expired: b records it and runs
+    rows = {row["run_id"]: row for row in run_rows(a.database, "job", 10, None)}
+    assert rows[orphan.run_id]["outcome"] == "interrupted"
+    assert rows[orphan.run_id]["replica"] == "a" and "replica a" in rows[orphan.run_id]["error"]
+
+
+def test_event_requests_coalesce_onto_the_replica_running_the_task(replicas) -> None:
+    (a, b, c), _ = replicas
+    running = _run(SLOT)
+    assert a.admit("job", running) is None
+    for replica in (b, c):
+        verdict = replica.admit("job", _run(None, "event"))
+        assert verdict is not None and verdict.outcome == UNCLAIMED
+    a.release("job", running.run_id)
+    assert a.take_rerun("job") is True  # one follow-up run for both requests
+    assert a.take_rerun("job") is False
+    assert not b.take_rerun("job") and not c.take_rerun("job")
+
+
+def test_every_replica_names_the_same_slot_for_an_overdue_task() -> None:
+    anchor = 1000.0
+    assert grid_slot(anchor, 60, 1130.0) == 1120.0
+    assert grid_slot(anchor, 60, 1179.9) == 1120.0
+    assert grid_slot(anchor, 60, 1180.0) == 1180.0
+    assert grid_slot(anchor, 60, 999.0) == 999.0  # a clock behind the anchor: now
