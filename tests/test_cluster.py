@@ -5,9 +5,7 @@ over, and `uvicorn --workers 3` on SQLite running each slot once."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,30 +16,6 @@ from tests.infra.replicas import ServerProcess, epoch, wait_ready, write_task_mo
 
 TTL_SECONDS = 3.0
 pytestmark = [pytest.mark.slow, pytest.mark.realtime]
-
-
-@pytest.fixture
-def postgres_url(postgres_server_url: str | None) -> Iterator[str]:
-    """A fresh PostgreSQL database for one cluster test."""
-    if postgres_server_url is None:
-        pytest.skip("PostgreSQL not available (install Debian's postgresql or set TEST_DATABASE_URL)")
-    from tests.infra.postgres import create_database, drop_database
-
-    name = f"c_{uuid.uuid4().hex[:12]}"
-    url = create_database(postgres_server_url, name)
-    try:
-        yield url
-    finally:
-        drop_database(postgres_server_url, name)
-
-
-@pytest.fixture
-def servers() -> Iterator[list[ServerProcess]]:
-    """Server processes started by the test; all stopped afterwards."""
-    started: list[ServerProcess] = []
-    yield started
-    for server in started:
-        server.stop()
 
 
 def _runs(server: ServerProcess, task: str) -> list[dict[str, Any]]:
@@ -76,8 +50,8 @@ def _start_cluster(tmp_path: Path, servers: list[ServerProcess], database_url: s
 
 
 @pytest.mark.timeout(150)
-def test_three_replicas_share_one_schedule_toggles_and_failover(tmp_path, servers, postgres_url) -> None:
-    _start_cluster(tmp_path, servers, postgres_url, 3)
+def test_three_replicas_share_one_schedule_toggles_and_failover(tmp_path, servers, cluster_database_url) -> None:
+    _start_cluster(tmp_path, servers, cluster_database_url, 3)
     a, b, c = servers
     started = time.time()
     time.sleep(20)  # let the cluster run the 1 s task for a while (the measurement window)
