@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from application import Application, StartupError, build_registry
 from logs import configure_logging, get_logger
-from scheduling.errors import TaskBusy, UnknownTask
+from scheduling.errors import CoordinationUnavailable, TaskBusy, UnknownTask
 from scheduling.registry import TaskRegistry
 from scheduling.registry import tasks as declared_tasks
 from settings import Settings, SettingsError, get_settings
@@ -70,6 +70,10 @@ def _map_errors(app: FastAPI) -> None:
     @app.exception_handler(TaskBusy)
     async def _busy(_: Request, exc: TaskBusy) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
+
+    @app.exception_handler(CoordinationUnavailable)
+    async def _uncoordinated(_: Request, exc: CoordinationUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
 def __getattr__(name: str) -> FastAPI:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session
 
 from logs import get_logger
-from scheduling.errors import TaskBusy
+from scheduling.errors import CoordinationUnavailable, TaskBusy
 from scheduling.executor import Outcome
 from storage.claims import Lease, claim_slot, interrupt, release_lease, request_rerun, try_lease
 from storage.control import current_version
@@ -106,9 +106,17 @@ class Coordinator:
             return False
 
     def acquire(self, task: str, run_id: str, trigger: str) -> None:
-        """Takes `task`'s lease for a manual run; raises TaskBusy while a run is in progress anywhere."""
-        with self.database.session() as session:
-            holder = self._take(session, task, run_id, trigger, None)
+        """Takes `task`'s lease for a manual run; raises TaskBusy while a run is in progress anywhere
+        (CoordinationUnavailable when the database does not answer)."""
+        try:
+            with self.database.session() as session:
+                holder = self._take(session, task, run_id, trigger, None)
+        except Exception as exc:
+            log.error("lease_acquire_failed", task=task, replica=self.replica_id, error=f"{type(exc).__name__}: {exc}")
+            raise CoordinationUnavailable(
+                f"cannot start {task!r}: the database that coordinates the replicas is unreachable "
+                f"({type(exc).__name__})"
+            ) from None
         if holder is not None:
             raise TaskBusy(f"task {task!r} is running on replica {holder.owner} (run {holder.run_id})")
 

@@ -92,3 +92,31 @@ def test_every_replica_names_the_same_slot_for_an_overdue_task() -> None:
     assert grid_slot(anchor, 60, 1179.9) == 1120.0
     assert grid_slot(anchor, 60, 1180.0) == 1180.0
     assert grid_slot(anchor, 60, 999.0) == 999.0  # a clock behind the anchor: now
+
+
+@pytest.mark.slow
+def test_database_outage_refuses_manual_runs_with_503_and_never_runs_unclaimed(live_app, make_settings) -> None:
+    from scheduling.registry import TaskRegistry
+    from scheduling.triggers import every
+    from tests.conftest import AUTH, wait_until
+    from tests.infra.postgres import PostgresCluster, postgres_available, start_postgres, stop_postgres
+
+    if not postgres_available():
+        pytest.skip("PostgreSQL not available")
+    calls: list[float | None] = []
+    registry = TaskRegistry()
+    registry.register("job", lambda ctx: calls.append(ctx.scheduled_for), trigger=every(1).seconds)
+    with PostgresCluster() as cluster:
+        app = live_app(make_settings(database_url=cluster.url), registry)
+        wait_until(lambda: calls)
+        stop_postgres(cluster)
+        try:
+            ran = len(calls)
+            response = app.client.post("/tasks/job/run", headers=AUTH)
+            assert response.status_code == 503, response.text
+            assert "unreachable" in response.json()["detail"]
+            wait_until(lambda: app.scheduler.status("job")["stats"]["missed"] >= 1, timeout=5)
+            assert len(calls) <= ran + 1  # at most a run claimed just before the outage
+        finally:
+            start_postgres(cluster)
+        wait_until(lambda: len(calls) > ran + 1, timeout=10)  # and it goes on once the database is back
