@@ -82,10 +82,10 @@ def _run(number: int, quick: bool, broker: Broker) -> tuple[dict, dict]:
         data = http.measure_web(quick)
         return data, goals_more.web_section(data)
     if number == 10:
-        from bench import cluster
+        from bench import cluster, cluster_section
 
         data = cluster.measure(quick)
-        return data, cluster.section(data)
+        return data, cluster_section.section(data)
     return _run_kafka(number, quick, broker)
 
 

@@ -1,5 +1,5 @@
 """Benchmark 10: several replicas on one database (`python -m bench --only 10`, or
-`python -m bench.cluster` to print the section alone).
+`python -m bench.cluster_section` to print the section alone).
 
 - claim cost: Coordinator.admit + release per run (slot claim + lease + release), SQLite and
   PostgreSQL, next to a `SELECT 1` transaction on the same engine (the floor of any round trip);
@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ensure_path
-from bench.stats import ratio, summarize
+from bench.stats import summarize
 
 ensure_path()
 
@@ -143,17 +142,19 @@ def _propagation(servers: list[Any], toggles: int) -> list[float]:
     return samples
 
 
+def _holder(server: Any, task: str) -> str | None:
+    """The live replica whose run of `task` is in progress, by GET /cluster."""
+    for replica in server.get("/cluster")["replicas"]:
+        if replica["alive"] and task in replica["running"]:
+            return str(replica["id"])
+    return None
+
+
 def _failover(servers: list[Any]) -> dict[str, Any]:
     from tests.infra.replicas import epoch
 
-    def holder() -> str | None:
-        for replica in servers[0].get("/cluster")["replicas"]:
-            if replica["alive"] and "slow" in replica["running"]:
-                return str(replica["id"])
-        return None
-
     deadline = time.monotonic() + 15
-    while (victim_id := holder()) is None and time.monotonic() < deadline:
+    while (victim_id := _holder(servers[0], "slow")) is None and time.monotonic() < deadline:
         time.sleep(0.05)
     victim = next(s for s in servers if s.get("/cluster")["self"] == victim_id)
     survivor = next(s for s in servers if s is not victim)
@@ -215,117 +216,3 @@ def measure(quick: bool) -> dict[str, Any]:
     data["one_replica"] = lateness(1, seconds)
     data["three_replicas"] = cluster_scenario(seconds, toggles)
     return data
-
-
-def _p(entry: dict[str, Any], key: str = "p99") -> Any:
-    return (entry or {}).get(key)
-
-
-def section(data: dict[str, Any]) -> dict[str, Any]:
-    """The report section of benchmark 10."""
-    from bench.goals import goal
-
-    sq, pg = data["claim_sqlite"], data["claim_postgresql"]
-    alone, one, three = data["alone_unclustered"], data["one_replica"], data["three_replicas"]
-    fail, prop = three["failover"], three["toggle_propagation_ms"]
-    ttl = fail["ttl_s"]
-    limit = ttl + 1
-    goals = [
-        goal(
-            "claim cost per run (admit + release), SQLite",
-            "(report)",
-            f"{_p(sq['admit_us'], 'p50')} + {_p(sq['release_us'], 'p50')} µs p50",
-            None,
-            f"SELECT 1 txn {_p(sq['select1_us'], 'p50')} µs",
-            ratio(_p(sq["admit_us"], "p50"), _p(sq["select1_us"], "p50")),
-        ),
-        goal(
-            "claim cost per run (admit + release), PostgreSQL",
-            "(report)",
-            f"{_p(pg['admit_us'], 'p50')} + {_p(pg['release_us'], 'p50')} µs p50",
-            None,
-            f"SELECT 1 txn {_p(pg['select1_us'], 'p50')} µs",
-            ratio(_p(pg["admit_us"], "p50"), _p(pg["select1_us"], "p50")),
-        ),
-        goal(
-            "1 s task lateness p99, 1 replica (PostgreSQL)",
-            "(report)",
-            f"{_p(one['lateness_ms'])} ms",
-            None,
-            f"unclustered {_p(alone['lateness_ms'])} ms",
-            ratio(_p(one["lateness_ms"]), _p(alone["lateness_ms"])),
-        ),
-        goal(
-            "1 s task lateness p99, 3 replicas (PostgreSQL)",
-            "≤ 5 ms",
-            f"{_p(three['lateness_ms'])} ms",
-            (_p(three["lateness_ms"]) or 1e9) <= 5,
-            f"unclustered {_p(alone['lateness_ms'])} ms",
-            ratio(_p(three["lateness_ms"]), _p(alone["lateness_ms"])),
-        ),
-        goal(
-            "duplicate runs of a slot (1 and 3 replicas)",
-            "0",
-            f"{one['duplicates']} / {three['duplicates']}",
-            one["duplicates"] == 0 and three["duplicates"] == 0,
-        ),
-        goal(
-            "toggle propagation p99 (3 replicas, LISTEN/NOTIFY)",
-            "≤ 1000 ms",
-            f"{_p(prop)} ms",
-            (_p(prop) or 1e9) <= 1000,
-            f"p50 {_p(prop, 'p50')} ms",
-        ),
-        goal(
-            f"kill -9 → run recorded interrupted (TTL {ttl:g} s)",
-            f"≤ {limit:g} s",
-            f"{_round(fail['interrupted_recorded_s'])} s",
-            (fail["interrupted_recorded_s"] or 1e9) <= limit,
-        ),
-        goal(
-            "kill -9 → next run of its task elsewhere (its first slot after the lease expired)",
-            "(report)",
-            f"{_round(fail['next_slow_run_s'])} s",
-            None,
-            "≤ TTL + one 4 s period",
-        ),
-        goal(
-            "kill -9 → largest gap of the 1 s task",
-            "≤ 1 s (no slot lost)",
-            f"{_round(fail['tick_max_gap_s'])} s",
-            (fail["tick_max_gap_s"] or 1e9) <= 1.001,
-        ),
-    ]
-    return {
-        "id": 10,
-        "title": "Several replicas on one database",
-        "goals": goals,
-        "method": (__doc__ or "").split("\n\n", 1)[1].replace("\n", " ").strip()
-        + f" Lateness windows {data['seconds']} s; lateness = started_at − scheduled_for of each run row.",
-    }
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 2)
-
-
-def main() -> int:
-    """Measures and prints the section as markdown rows (for docs/benchmarks.md)."""
-    import json
-
-    quick = "--quick" in sys.argv
-    data = measure(quick)
-    print(json.dumps(data, indent=1))
-    for row in section(data)["goals"]:
-        print(
-            f"| 10 | {row['metric']} | {row['goal']} | {row['result']} | {row['baseline']} | "
-            f"{row['ratio'] if row['ratio'] is not None else '–'} | {row['status']} |"
-        )
-    from bench.pipeline_product import shutdown
-
-    shutdown()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

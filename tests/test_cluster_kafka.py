@@ -42,6 +42,29 @@ def _stream(producer, topic: str, sent: list[str]) -> None:
     producer.client.flush(timeout=30)
 
 
+def _stored_ids(database_url: str) -> list[str]:
+    """Every event id in the shared database, once all EVENTS are there (bounded wait)."""
+    engine = create_engine(database_url)
+    try:
+
+        def stored() -> bool:
+            with engine.connect() as connection:
+                return connection.execute(text("SELECT count(*) FROM events")).scalar_one() >= EVENTS
+
+        wait_until(stored, timeout=40, interval=0.5)
+        with engine.connect() as connection:
+            return [row[0] for row in connection.execute(text("SELECT id FROM events"))]
+    finally:
+        engine.dispose()
+
+
+def _listed_partitions(server: ServerProcess) -> list[str]:
+    """Partitions the live replicas publish in GET /cluster."""
+    return sorted(
+        p for replica in server.get("/cluster")["replicas"] if replica["alive"] for p in replica["partitions"]
+    )
+
+
 @pytest.mark.timeout(150)
 def test_kill_9_mid_stream_loses_and_duplicates_no_event(
     tmp_path, servers, cluster_database_url, kafka, kafka_group, kafka_producer
@@ -61,7 +84,6 @@ def test_kill_9_mid_stream_loses_and_duplicates_no_event(
     servers.extend(ServerProcess(tmp_path, f"replica-{index}", env) for index in range(3))
     wait_ready(servers)
     wait_until(lambda: _settled(servers, 6), timeout=60, interval=0.5)  # let the group settle first
-
     sent: list[str] = []
     stream = threading.Thread(target=_stream, args=(kafka_producer, topic, sent), daemon=True)
     stream.start()
@@ -71,30 +93,12 @@ def test_kill_9_mid_stream_loses_and_duplicates_no_event(
     victim.kill()
     servers.remove(victim)
     killed = time.monotonic()
-    wait_until(lambda: _settled(servers, 6), timeout=40, interval=0.2)
+    wait_until(lambda: _settled(servers, 6), timeout=40, interval=0.2)  # its partitions moved
     moved_after = time.monotonic() - killed
     stream.join(timeout=60)
     assert len(sent) == EVENTS
-
-    engine = create_engine(cluster_database_url)
-    try:
-
-        def stored() -> bool:
-            with engine.connect() as connection:
-                return connection.execute(text("SELECT count(*) FROM events")).scalar_one() >= EVENTS
-
-        wait_until(stored, timeout=40, interval=0.5)
-        with engine.connect() as connection:
-            ids = [row[0] for row in connection.execute(text("SELECT id FROM events"))]
-    finally:
-        engine.dispose()
-    assert sorted(ids) == sorted(sent), "events lost or stored twice"
-
-    def listed() -> list[str]:  # GET /cluster: the live replicas now list all six partitions
-        view = servers[0].get("/cluster")["replicas"]
-        return sorted(p for replica in view if replica["alive"] for p in replica["partitions"])
-
-    wait_until(lambda: len(listed()) == 6 and len(set(listed())) == 6, timeout=10)
+    assert sorted(_stored_ids(cluster_database_url)) == sorted(sent), "events lost or stored twice"
+    wait_until(lambda: len(set(_listed_partitions(servers[0]))) == len(_listed_partitions(servers[0])) == 6, timeout=10)
     wait_until(
         lambda: not any(r["alive"] for r in servers[0].get("/cluster")["replicas"] if r["id"] == victim_id), timeout=10
     )
