@@ -120,3 +120,46 @@ def test_database_outage_refuses_manual_runs_with_503_and_never_runs_unclaimed(l
         finally:
             start_postgres(cluster)
         wait_until(lambda: len(calls) > ran + 1, timeout=10)  # and it goes on once the database is back
+
+
+def test_the_heartbeat_keeps_a_long_run_leased_and_reaps_a_dead_replicas_run(replicas) -> None:
+    from scheduling.cluster_sync import ClusterSync
+
+    (a, b, _), clock = replicas
+    sync_a, sync_b = (ClusterSync(c, lambda change: None, clock=clock) for c in (a, b))
+    long_run = _run(SLOT)
+    assert a.admit("job", long_run) is None
+    for _ in range(3):  # the run lasts 2.4 TTLs, renewed by a's heartbeat
+        clock.advance(0.8 * TTL)
+        sync_a._beat()
+        verdict = b.admit("job", _run(clock.now))
+        assert verdict is not None and verdict.outcome == "skipped", verdict
+    clock.advance(1.5 * TTL)  # a died: no more heartbeats
+    sync_b._beat()
+    rows = {row["run_id"]: row for row in run_rows(a.database, "job", 10, None)}
+    assert rows[long_run.run_id]["outcome"] == "interrupted" and rows[long_run.run_id]["replica"] == "a"
+
+
+def test_get_cluster_and_metrics_show_this_replica_and_run_rows_name_it(live_app, make_settings) -> None:
+    from scheduling.registry import TaskRegistry
+    from scheduling.triggers import every
+    from tests.conftest import wait_until
+
+    registry = TaskRegistry()
+    registry.register("job", lambda: None, trigger=every(1).hours)
+    app = live_app(make_settings(), registry)
+    view = app.client.get("/cluster").json()
+    me = [replica for replica in view["replicas"] if replica["id"] == view["self"]]
+    assert len(me) == 1 and me[0]["alive"] is True and me[0]["pid"] > 0 and me[0]["partitions"] == []
+    runs = wait_until(lambda: app.client.get("/tasks/job/runs").json())
+    assert runs[0]["replica"] == view["self"]
+    metrics = app.client.get("/metrics").text
+    assert f'cluster_replica_alive{{replica="{view["self"]}"}} 1.0' in metrics
+
+
+def test_get_cluster_is_404_when_clustering_is_off(live_app, make_settings) -> None:
+    from scheduling.registry import TaskRegistry
+
+    app = live_app(make_settings(cluster_enabled=False), TaskRegistry())
+    response = app.client.get("/cluster")
+    assert response.status_code == 404 and "CLUSTER_ENABLED is false" in response.json()["detail"]
