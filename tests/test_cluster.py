@@ -64,23 +64,29 @@ def test_three_replicas_share_one_schedule_toggles_and_failover(tmp_path, server
     # A toggle sent to one replica stops runs on all within 1 s.
     a.post("/tasks/tick/disable").raise_for_status()
     disabled_at = time.time()
-    for other in (b, c):
-        wait_until(lambda other=other: other.get("/tasks/tick")["enabled"] is False, timeout=1.0)
+    _seen_by_all([b, c], "enabled", False, since=disabled_at)
     time.sleep(2.5)
     late = [run for run in _runs(b, "tick") if epoch(run["started_at"]) > disabled_at + 1.0]
     assert late == [], f"runs started more than 1 s after the disable: {late}"
 
     # PATCH on one is seen by all within 1 s; enabling on another resumes on the new grid.
     c.patch("/tasks/tick", {"interval_seconds": 2}).raise_for_status()
-    for other in (a, b):
-        wait_until(lambda other=other: other.get("/tasks/tick")["interval_seconds"] == 2, timeout=1.0)
+    _seen_by_all([a, b], "interval_seconds", 2, since=time.time())
     b.post("/tasks/tick/enable").raise_for_status()
-    for other in (a, c):
-        wait_until(lambda other=other: other.get("/tasks/tick")["enabled"] is True, timeout=1.0)
+    _seen_by_all([a, c], "enabled", True, since=time.time())
 
     _kill_the_replica_running_slow_and_fail_over(servers)
     for task in ("tick", "slow"):
-        _assert_one_run_per_slot(_runs(servers[-1] if servers[-1].process.poll() is None else a, task))
+        _assert_one_run_per_slot(_runs(servers[0], task))
+
+
+def _seen_by_all(servers: list[ServerProcess], field: str, value: object, *, since: float) -> None:
+    """Waits until every server shows `tick`'s `field` == `value`; fails if that took over 1 s."""
+    pending = list(servers)
+    while pending and time.time() - since <= 1.0:
+        pending = [server for server in pending if server.get("/tasks/tick")[field] != value]
+        time.sleep(0.01)
+    assert not pending, f"{[s.name for s in pending]} did not show {field}={value!r} within 1 s"
 
 
 def _kill_the_replica_running_slow_and_fail_over(servers: list[ServerProcess]) -> None:
@@ -97,7 +103,7 @@ def _kill_the_replica_running_slow_and_fail_over(servers: list[ServerProcess]) -
     def interrupted() -> list[dict[str, Any]]:
         return [run for run in _runs(survivor, "slow") if run["outcome"] == "interrupted"]
 
-    runs = wait_until(interrupted, timeout=TTL_SECONDS + 6)
+    runs: Any = wait_until(interrupted, timeout=TTL_SECONDS + 6)
     assert runs[0]["replica"] == holder_id
     view = survivor.get("/cluster")
     dead = [replica for replica in view["replicas"] if replica["id"] == holder_id]

@@ -4,6 +4,8 @@ event requests coalesce onto the replica that runs the task."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from scheduling.coordination import UNCLAIMED, Coordinator, grid_slot
@@ -151,7 +153,7 @@ def test_get_cluster_and_metrics_show_this_replica_and_run_rows_name_it(live_app
     view = app.client.get("/cluster").json()
     me = [replica for replica in view["replicas"] if replica["id"] == view["self"]]
     assert len(me) == 1 and me[0]["alive"] is True and me[0]["pid"] > 0 and me[0]["partitions"] == []
-    runs = wait_until(lambda: app.client.get("/tasks/job/runs").json())
+    runs: Any = wait_until(lambda: app.client.get("/tasks/job/runs").json())
     assert runs[0]["replica"] == view["self"]
     metrics = app.client.get("/metrics").text
     assert f'cluster_replica_alive{{replica="{view["self"]}"}} 1.0' in metrics
