@@ -22,7 +22,7 @@ class RecordingConsumer:
 
 
 def test_revoked_partitions_commit_their_stored_offsets_and_keep_the_others_pending(make_settings) -> None:
-    worker = ConsumerWorker(settings=make_settings(), database=None)  # type: ignore[arg-type]
+    worker = ConsumerWorker(settings=make_settings(), database=None)
     consumer: Any = RecordingConsumer()
     worker._consumer = consumer
     moving, staying = TopicPartition("events", 0), TopicPartition("events", 1)
