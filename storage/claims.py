@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from storage.cluster_models import SlotClaim, TaskLease
-from storage.models import TaskRun
+from storage.models import TaskRun, TaskState
 from support.clock import to_datetime, to_epoch
 
 
@@ -152,7 +152,22 @@ def interrupt(session: Session, lease: Lease, now: float, reason: str) -> bool:
             replica=lease.owner,
         )
     )
+    _advance_anchor(session, lease)
     return True
+
+
+def _advance_anchor(session: Session, lease: Lease) -> None:
+    """An interrupted run did start: its slot becomes the task's grid anchor (as a finished run's
+    would), so a restart does not take that slot for one still to run."""
+    slot = to_datetime(lease.scheduled_for)
+    if slot is None:
+        return
+    session.execute(
+        update(TaskState)
+        .where(TaskState.name == lease.task)
+        .where((TaskState.last_run_scheduled_for.is_(None)) | (TaskState.last_run_scheduled_for < slot))
+        .values(last_run_scheduled_for=slot)
+    )
 
 
 def running_by_owner(session: Session) -> dict[str, list[str]]:

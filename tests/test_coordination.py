@@ -13,6 +13,7 @@ from scheduling.errors import TaskBusy
 from scheduling.launcher import new_run_id
 from storage.history import run_rows
 from storage.records import RunRecord
+from storage.task_state import TaskStateStore
 from tests.conftest import FakeClock
 
 TTL = 15.0
@@ -27,6 +28,7 @@ def _run(slot: float | None, trigger: str = "schedule") -> RunRecord:
 def replicas(database_url, migrated):
     """Three coordinators (replicas a, b, c) on one migrated database, sharing a settable clock."""
     database = migrated(database_url)
+    TaskStateStore(database).create({"job": (True, None)})
     clock = FakeClock(SLOT)
     return [Coordinator(database, ttl_seconds=TTL, clock=clock, replica_id=name) for name in "abc"], clock
 
@@ -73,6 +75,7 @@ def test_a_dead_replicas_run_is_recorded_interrupted_when_its_lease_expires(repl
     rows = {row["run_id"]: row for row in run_rows(a.database, "job", 10, None)}
     assert rows[orphan.run_id]["outcome"] == "interrupted"
     assert rows[orphan.run_id]["replica"] == "a" and "replica a" in rows[orphan.run_id]["error"]
+    assert TaskStateStore(a.database).load()["job"].last_run_scheduled_for == SLOT  # its slot is the anchor
 
 
 def test_event_requests_coalesce_onto_the_replica_running_the_task(replicas) -> None:
