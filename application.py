@@ -4,6 +4,8 @@ scheduler, consumer) from one Settings object; `start()`/`stop()` are called by 
 from __future__ import annotations
 
 import importlib
+import multiprocessing
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -144,9 +146,6 @@ def warn_if_multiple_workers(settings: Settings) -> None:
     every worker would run every task."""
     if settings.cluster_enabled:
         return
-    import multiprocessing
-    import os
-
     workers = os.environ.get("WEB_CONCURRENCY", "1")
     if multiprocessing.parent_process() is not None or (workers.isdigit() and int(workers) > 1):
         log.warning("multiple_workers_detected",
