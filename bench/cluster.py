@@ -4,7 +4,7 @@
 - claim cost: Coordinator.admit + release per run (slot claim + lease + release), SQLite and
   PostgreSQL, next to a `SELECT 1` transaction on the same engine (the floor of any round trip);
 - start lateness of a 1 s task with 1 and with 3 replicas on PostgreSQL (real server processes),
-  next to 1 replica with CLUSTER_ENABLED=false, measured in the same run;
+  next to 1 and 3 processes with CLUSTER_ENABLED=false, measured in the same run;
 - toggle propagation: disable/enable sent to one replica until the two others show it (HTTP poll
   every 2 ms);
 - failover: kill -9 of the replica running `slow` (3 s body every 4 s) → its run recorded
@@ -214,5 +214,8 @@ def measure(quick: bool) -> dict[str, Any]:
         data["claim_postgresql"] = claim_cost(url, runs)
     data["alone_unclustered"] = lateness(1, seconds, CLUSTER_ENABLED="false")
     data["one_replica"] = lateness(1, seconds)
+    # Three uncoordinated processes (each runs every slot): the same CPU contention as three
+    # replicas, without the coordination; the baseline of the 3-replica lateness.
+    data["three_unclustered"] = lateness(3, seconds, CLUSTER_ENABLED="false")
     data["three_replicas"] = cluster_scenario(seconds, toggles)
     return data

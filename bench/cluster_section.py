@@ -30,6 +30,7 @@ def _claim_goal(name: str, entry: dict[str, Any]) -> dict[str, Any]:
 def _lateness_goals(data: dict[str, Any]) -> list[dict[str, Any]]:
     alone, one, three = data["alone_unclustered"], data["one_replica"], data["three_replicas"]
     base = _p(alone["lateness_ms"])
+    base3 = _p(data.get("three_unclustered", alone)["lateness_ms"])
     single, triple = _p(one["lateness_ms"]), _p(three["lateness_ms"])
     return [
         goal(
@@ -45,8 +46,8 @@ def _lateness_goals(data: dict[str, Any]) -> list[dict[str, Any]]:
             "≤ 5 ms",
             f"{triple} ms",
             (triple or 1e9) <= 5,
-            f"unclustered {base} ms",
-            ratio(triple, base),
+            f"3 unclustered processes {base3} ms",
+            ratio(triple, base3),
         ),
         goal(
             "duplicate runs of a slot (1 and 3 replicas)",
@@ -109,6 +110,13 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
+def cluster_doc() -> str | None:
+    """The measurement description (bench/cluster.py's docstring)."""
+    import bench.cluster
+
+    return bench.cluster.__doc__
+
+
 def main() -> int:
     """Measures and prints the section as markdown rows (for docs/benchmarks.md)."""
     import json
@@ -129,10 +137,3 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def cluster_doc() -> str | None:
-    """The measurement description (bench/cluster.py's docstring)."""
-    import bench.cluster
-
-    return bench.cluster.__doc__
