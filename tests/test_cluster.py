@@ -90,7 +90,16 @@ def _seen_by_all(servers: list[ServerProcess], field: str, value: object, *, sin
 
 def _kill_the_replica_running_slow_and_fail_over(servers: list[ServerProcess]) -> None:
     by_id = {server.get("/cluster")["self"]: server for server in servers}
-    holder_id = wait_until(lambda: next(iter(_running("slow", servers[0])), None), timeout=10)
+
+    def fresh_holder() -> str | None:
+        """The replica running `slow` if its run started under 1 s ago (2 s of it left to act)."""
+        for replica_id in _running("slow", servers[0]):
+            current = by_id[replica_id].get("/tasks/slow")["current_run"]
+            if current and time.time() - (epoch(current["started_at"]) or 0) < 1.0:
+                return replica_id
+        return None
+
+    holder_id = wait_until(fresh_holder, timeout=15, interval=0.05)
     victim = by_id[str(holder_id)]
     survivors = [server for server in servers if server is not victim]
     busy = survivors[0].post("/tasks/slow/run")
