@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from scheduling.coordination import Coordinator
 from scheduling.registry import TaskRegistry
 from settings import Settings
 from storage.admin_token import load_admin_token
+from storage.control import ControlState
 from storage.db import Database
 from storage.migrate import upgrade
 
@@ -53,9 +55,19 @@ class Application:
             self.consumer = build_consumer(settings, self.database, self.metrics, self.scheduler)
         self.cluster_sync: ClusterSync | None = None
         if self.coordinator is not None:
-            self.cluster_sync = ClusterSync(self.coordinator, self.scheduler.apply_control, metrics=self.metrics,
+            self.cluster_sync = ClusterSync(self.coordinator, self._apply_control, metrics=self.metrics,
                                             partitions=self._partitions)
         self.started = False
+
+    def _apply_control(self, change: ControlState) -> None:
+        """Cluster hook: a change persisted by any replica, for a task or for the consumer."""
+        if self.consumer is not None and change.name == self.consumer.state_name:
+            # Off the cluster-sync thread: stopping the consumer blocks up to KAFKA_STOP_TIMEOUT_SECONDS,
+            # longer than a heartbeat may wait.
+            threading.Thread(target=self.consumer.apply_shared, args=(change.enabled,),
+                             name="consumer-control", daemon=True).start()
+        else:
+            self.scheduler.apply_control(change)
 
     def _partitions(self) -> list[str]:
         """The Kafka partitions this replica consumes (published in the replicas table)."""

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from storage.audit import add_audit
+from storage.claims import insert_ignoring_conflicts
 from storage.control import bump_version, seed_states
 from storage.db import Database
 from storage.history import last_runs, outcome_counts
@@ -56,8 +57,11 @@ class TaskStateStore:
             return
         now = utcnow()
         with self.database.session() as session:
-            session.add_all([TaskState(name=name, enabled=enabled, interval_seconds=interval, updated_at=now)
-                             for name, (enabled, interval) in states.items()])
+            for name, (enabled, interval) in states.items():
+                # Replicas starting together may both see the row missing: the first insert wins.
+                insert_ignoring_conflicts(session, TaskState, {"name": name, "enabled": enabled,
+                                                               "interval_seconds": interval, "updated_at": now,
+                                                               "version": 0}, ["name"])
 
     def seed(self, initial: dict[str, tuple[bool, int | None, float | None]], now: float) -> None:
         """Cluster: creates missing rows ({name: (enabled, interval, grid period)}) and gives

@@ -168,3 +168,31 @@ def test_get_cluster_is_404_when_clustering_is_off(live_app, make_settings) -> N
     app = live_app(make_settings(cluster_enabled=False), TaskRegistry())
     response = app.client.get("/cluster")
     assert response.status_code == 404 and "CLUSTER_ENABLED is false" in response.json()["detail"]
+
+
+def test_replicas_starting_together_may_both_create_a_state_row(database_url, migrated) -> None:
+    store = TaskStateStore(migrated(database_url))
+    store.create({"consumer-kafka": (True, None)})
+    store.create({"consumer-kafka": (False, None)})  # the second replica lost the race: no IntegrityError
+    assert store.load()["consumer-kafka"].enabled is True
+
+
+@pytest.mark.kafka
+def test_a_consumer_toggle_on_one_replica_reaches_the_other(live_app, kafka_settings) -> None:
+    from tests.conftest import AUTH
+
+    settings = kafka_settings()
+    first, second = live_app(settings), live_app(settings)
+    assert first.client.post("/consumer/disable", headers=AUTH).json()["enabled"] is False
+    _within_one_second(lambda: second.client.get("/consumer").json()["enabled"] is False)
+    assert second.client.post("/consumer/enable", headers=AUTH).json()["enabled"] is True
+    _within_one_second(lambda: first.client.get("/consumer").json()["enabled"] is True)
+
+
+def _within_one_second(condition: Any) -> None:
+    import time
+
+    deadline = time.monotonic() + 1.0
+    while not condition():
+        assert time.monotonic() < deadline, "not applied within 1 s"
+        time.sleep(0.01)
