@@ -86,6 +86,7 @@ class Coordinator:
                     request_rerun(session, task)
                     return Outcome(UNCLAIMED)
         except Exception as exc:
+            self._forget(task, run.run_id)  # the transaction did not commit: no lease is held
             log.error(
                 "slot_claim_failed",
                 task=task,
@@ -112,6 +113,7 @@ class Coordinator:
             with self.database.session() as session:
                 holder = self._take(session, task, run_id, trigger, None)
         except Exception as exc:
+            self._forget(task, run_id)
             log.error("lease_acquire_failed", task=task, replica=self.replica_id, error=f"{type(exc).__name__}: {exc}")
             raise CoordinationUnavailable(
                 f"cannot start {task!r}: the database that coordinates the replicas is unreachable "
@@ -139,6 +141,11 @@ class Coordinator:
             log.error("lease_release_failed", task=task, run_id=run_id, error=f"{type(exc).__name__}: {exc}")
             with self._lock:
                 self._unreleased[task] = run_id
+
+    def _forget(self, task: str, run_id: str) -> None:
+        with self._lock:
+            if self._held.get(task) == run_id:
+                del self._held[task]
 
     def take_rerun(self, task: str) -> bool:
         """True once if another replica asked for a follow-up run of `task` while ours ran."""
