@@ -6,14 +6,19 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from logs import get_logger
 from metrics import Metrics
 from scheduler import ServiceScheduler
+from scheduling.cluster_sync import ClusterSync
+from scheduling.coordination import Coordinator
 from scheduling.registry import TaskRegistry
 from settings import Settings
 from storage.admin_token import load_admin_token
+from storage.control import ControlState
 from storage.db import Database
 from storage.migrate import upgrade
 
@@ -38,7 +43,11 @@ class Application:
         self.metrics = Metrics()
         self.database = Database(settings)
         self.registry = registry
-        self.scheduler = ServiceScheduler(settings, self.database, registry, metrics=self.metrics)
+        # Cluster hook: replicas (and uvicorn workers) on one database share one schedule.
+        self.coordinator = (Coordinator(self.database, ttl_seconds=settings.cluster_replica_ttl_seconds,
+                                        clock=time.time) if settings.cluster_enabled else None)
+        self.scheduler = ServiceScheduler(settings, self.database, registry, metrics=self.metrics,
+                                          coordinator=self.coordinator)
         self.admin_token = load_admin_token(settings)
         self.consumer: ConsumerSupervisor | None = None
         self.throughput: ThroughputSampler | None = None  # events/s history for the dashboard
@@ -49,16 +58,40 @@ class Application:
             self.consumer = build_consumer(settings, self.database, self.metrics, self.scheduler)
             self.throughput = ThroughputSampler(self.consumer.status)
             self.scheduler.supervise(self.throughput)
+        self.cluster_sync: ClusterSync | None = None
+        if self.coordinator is not None:
+            self.cluster_sync = ClusterSync(self.coordinator, self._apply_control, metrics=self.metrics,
+                                            partitions=self._partitions)
         self.started = False
+
+    def _apply_control(self, change: ControlState) -> None:
+        """Cluster hook: a change persisted by any replica, for a task or for the consumer."""
+        if self.consumer is not None and change.name == self.consumer.state_name:
+            # Off the cluster-sync thread: stopping the consumer blocks up to KAFKA_STOP_TIMEOUT_SECONDS,
+            # longer than a heartbeat may wait.
+            threading.Thread(target=self.consumer.apply_shared, args=(change.enabled,),
+                             name="consumer-control", daemon=True).start()
+        else:
+            self.scheduler.apply_control(change)
+
+    def _partitions(self) -> list[str]:
+        """The Kafka partitions this replica consumes (published in the replicas table)."""
+        if self.consumer is None:
+            return []
+        return list(self.consumer.status().get("assigned_partitions") or [])
 
     def start(self) -> None:
         """Migrates the database, then starts the scheduler (and the consumer it supervises)."""
         upgrade(self.database.engine)
         warn_unknown_task_settings(self.settings, self.registry)
-        warn_if_multiple_workers()
+        warn_if_multiple_workers(self.settings)
         if self.consumer is not None:
             self.consumer.load_state()
+        # Read before the scheduler loads its state: a change committed in between is applied again.
+        seen = self.coordinator.control_version() if self.coordinator is not None else 0
         self.scheduler.start()
+        if self.cluster_sync is not None:
+            self.cluster_sync.start(seen)
         self.started = True
         log.info("service_started", tasks=len(self.scheduler.names()), database=self.database.dialect,
                  kafka=self.consumer is not None, scheduler_enabled=self.settings.scheduler_enabled)
@@ -66,6 +99,8 @@ class Application:
     def stop(self) -> list[str]:
         """Stops the scheduler within the shutdown grace; returns tasks that did not finish."""
         unfinished = self.scheduler.stop() if self.started else []
+        if self.cluster_sync is not None and self.started:
+            self.cluster_sync.stop()  # after the runs: their leases were renewed while they finished
         self.database.dispose()
         return unfinished
 
@@ -123,10 +158,13 @@ def warn_unknown_task_settings(settings: Settings, registry: TaskRegistry) -> No
                         task=name, known_tasks=sorted(known))
 
 
-def warn_if_multiple_workers() -> None:
-    """Each uvicorn/gunicorn worker runs its own scheduler: every task would run once per worker."""
+def warn_if_multiple_workers(settings: Settings) -> None:
+    """Several workers are safe while they coordinate (CLUSTER_ENABLED, the default); without it
+    every worker would run every task."""
+    if settings.cluster_enabled:
+        return
     workers = os.environ.get("WEB_CONCURRENCY", "1")
     if multiprocessing.parent_process() is not None or (workers.isdigit() and int(workers) > 1):
         log.warning("multiple_workers_detected",
-                    hint="every worker process runs every task and its own consumer; run one worker "
-                         "(--workers 1) and scale with threads until multi-replica safety exists")
+                    hint="CLUSTER_ENABLED is false: every worker process runs every task; run one worker "
+                         "(--workers 1) or enable clustering")

@@ -18,6 +18,7 @@ from logs import get_logger
 from metrics import Metrics
 from scheduling.agenda import Agenda, DueItem
 from scheduling.bookkeeping import RunBook
+from scheduling.coordination import UNCLAIMED, Coordinator, grid_slot
 from scheduling.downtime import record_downtime
 from scheduling.errors import TaskBusy, UnknownTask
 from scheduling.executor import Outcome, TaskExecutor
@@ -27,6 +28,7 @@ from scheduling.registry import TaskContext, TaskRegistry
 from scheduling.tracked import TrackedTask
 from scheduling.triggers import Trigger
 from settings import Settings
+from storage.control import ControlState
 from storage.db import Database
 from storage.records import AuditRecord, RunRecord
 from storage.recovery import interrupt_orphans
@@ -40,6 +42,10 @@ RUN, OVERRUN, SUPERVISE = "run", "overrun", "supervise"
 # time. The thread hand-off and the OS's late wake-ups (~0.25 ms each here) are thereby
 # hidden instead of added to every start.
 DISPATCH_LEAD_SECONDS = 0.002
+# In a cluster the worker also claims the slot (one database transaction, ~3 ms on PostgreSQL
+# here, up to ~100 ms under load) during the hand-off: hand runs over earlier so that round trip
+# is hidden too. The price: a run still going this close to its task's next slot skips that slot.
+CLUSTER_DISPATCH_LEAD_SECONDS = 0.1
 MIN_CHECK_INTERVAL_SECONDS = 0.01  # a supervised component is never checked more often
 
 
@@ -61,7 +67,7 @@ class ServiceScheduler:
 
     def __init__(self, settings: Settings, database: Database, registry: TaskRegistry, *,
                  metrics: Metrics | None = None, clock: Callable[[], float] = time.time,
-                 extras: dict[str, Any] | None = None) -> None:
+                 extras: dict[str, Any] | None = None, coordinator: Coordinator | None = None) -> None:
         self.settings = settings
         self.database = database
         self.metrics = metrics or Metrics()
@@ -70,8 +76,14 @@ class ServiceScheduler:
         self.executor = TaskExecutor(settings.worker_threads, settings.process_workers)
         self.recorder = RunRecorder(database, self.metrics, settings.recorder_queue_limit)
         self.states = TaskStateStore(database)
-        self._book = RunBook(self.metrics, self.recorder, clock)
-        self._launcher = RunLauncher(self.executor, clock, self._context, self._finished)
+        # Cluster hook: with a coordinator, slots are claimed and runs leased in the database
+        # (scheduling/coordination.py), so several replicas share one schedule.
+        self.coordinator = coordinator
+        self.replica_id = coordinator.replica_id if coordinator is not None else None
+        self._versions: dict[str, int] = {}  # task → control version last applied here
+        self._lead = DISPATCH_LEAD_SECONDS if coordinator is None else CLUSTER_DISPATCH_LEAD_SECONDS
+        self._book = RunBook(self.metrics, self.recorder, clock, self.replica_id)
+        self._launcher = RunLauncher(self.executor, clock, self._context, self._finished, coordinator)
         self._registry = registry
         self._tasks: dict[str, TrackedTask] = {}
         self._agenda = Agenda()
@@ -94,9 +106,14 @@ class ServiceScheduler:
         With SCHEDULER_ENABLED=false no run is planned: the loop still supervises the consumer,
         and manual and event-requested runs still work.
         """
-        self._book.interrupted_at_startup(interrupt_orphans(self.database))
-        saved = self.states.load()
+        # Runs left `running` by a dead process become `interrupted`; in a cluster, those of live
+        # replicas are theirs to finish (and a replica that dies later is reaped by lease expiry).
+        live = self.coordinator.live_replicas() if self.coordinator is not None else frozenset()
+        self._book.interrupted_at_startup(interrupt_orphans(self.database, spare=live))
         now = self.clock()
+        if self.coordinator is not None:  # cluster hook: every replica plans from the same rows
+            self.states.seed(self._initial_states(), now)
+        saved = self.states.load()
         first_seen: dict[str, tuple[bool, int | None]] = {}
         with self._lock:
             for spec in self._registry:
@@ -113,6 +130,15 @@ class ServiceScheduler:
         if run_loop:
             self._thread = threading.Thread(target=self._loop, name="scheduler-loop", daemon=True)
             self._thread.start()
+
+    def _initial_states(self) -> dict[str, tuple[bool, int | None, float | None]]:
+        """{task: (enabled, interval override, grid period)} as a first start would persist them."""
+        initial = {}
+        for spec in self._registry:
+            task = TrackedTask.restore(spec, None, self.settings)
+            period = None if task.trigger.is_calendar else task.trigger.nominal_period_seconds
+            initial[spec.name] = (task.enabled, task.interval_override, period)
+        return initial
 
     def _restore(self, name: str, saved: dict[str, Any], now: float) -> TrackedTask:
         spec = self._registry.get(name)
@@ -178,10 +204,10 @@ class ServiceScheduler:
             self.wakeups += 1
             # Handled after popping: what handling pushes (next runs, next checks) waits for
             # the next tick, so a component that asks to be checked "now" cannot spin this loop.
-            for item in self._agenda.pop_due(now + DISPATCH_LEAD_SECONDS):
+            for item in self._agenda.pop_due(now + self._lead):
                 self._handle(item, now)
             next_due = self.wake_deadline = self._agenda.next_due()
-        return None if next_due is None else max(0.0, next_due - DISPATCH_LEAD_SECONDS - self.clock())
+        return None if next_due is None else max(0.0, next_due - self._lead - self.clock())
 
     def _handle(self, item: DueItem, now: float) -> None:
         if item.kind == SUPERVISE:
@@ -197,12 +223,24 @@ class ServiceScheduler:
 
     def _dispatch_due(self, task: TrackedTask, due: float, now: float, label: str) -> None:
         self._plan_next(task, due, now)
-        if now - due > task.grace_seconds():
-            self._book.unstarted(task, due, "missed", f"started {now - due:.3f} s late")
+        if now - due > task.grace_seconds() and label != "startup":
+            self._unstarted(task, due, "missed", f"started {now - due:.3f} s late")
         elif task.running is not None:
-            self._book.unstarted(task, due, "skipped", f"previous run {task.running.run_id} still running")
+            self._unstarted(task, due, "skipped", f"previous run {task.running.run_id} still running")
         else:
             self._start_run(task, label, due)
+
+    def _unstarted(self, task: TrackedTask, due: float, outcome: str, reason: str) -> None:
+        if self.coordinator is None:
+            self._book.unstarted(task, due, outcome, reason)
+        else:  # cluster hook: only the replica that claims the slot records it (off the loop: I/O)
+            self.executor.submit(self._claimed_unstarted, task, due, outcome, reason)
+
+    def _claimed_unstarted(self, task: TrackedTask, due: float, outcome: str, reason: str) -> None:
+        assert self.coordinator is not None
+        if self.coordinator.claim_only(task.name, due):
+            with self._lock:
+                self._book.unstarted(task, due, outcome, reason)
 
     def _check_component(self, name: str, now: float) -> None:
         component = self._components.get(name)
@@ -217,9 +255,11 @@ class ServiceScheduler:
             self._agenda.push(max(next_check, now + MIN_CHECK_INTERVAL_SECONDS), SUPERVISE, name, 0, "")
 
     # ------------------------------------------------------------------ runs
-    def _start_run(self, task: TrackedTask, trigger: str, scheduled_for: float | None) -> str:
+    def _start_run(self, task: TrackedTask, trigger: str, scheduled_for: float | None,
+                   run_id: str | None = None) -> str:
         """Marks `task` running and launches a run (caller holds the lock)."""
-        run = RunRecord(new_run_id(), task.name, trigger, scheduled_for, self.clock())
+        run = RunRecord(run_id or new_run_id(), task.name, trigger, scheduled_for, self.clock(),
+                        replica=self.replica_id)
         task.running, task.overrunning = run, False
         self._book.started(run)
         if scheduled_for is not None:
@@ -235,8 +275,10 @@ class ServiceScheduler:
             if task.running is not run:
                 return  # already recorded `interrupted` by stop()
             task.running, task.overrunning = None, False
-            self._book.finished(task, run, outcome)
-            rerun = task.rerun_requested and not self._stopping.is_set()
+            if outcome.outcome != UNCLAIMED:  # cluster: a slot another replica won is not ours to count
+                self._book.finished(task, run, outcome)
+            asked = self.coordinator is not None and self.coordinator.take_rerun(task.name)
+            rerun = (task.rerun_requested or asked) and not self._stopping.is_set()
             task.rerun_requested = False
             if rerun:
                 self._start_run(task, "event", None)
@@ -258,9 +300,16 @@ class ServiceScheduler:
         if not self.settings.scheduler_enabled:
             task.next_due = None
             return
-        task.next_due = now if due_now else task.trigger.next_due(task.anchor, now)
+        task.next_due = self._due_now(task, now) if due_now else task.trigger.next_due(task.anchor, now)
         self._push_run(task, label)
         self._wake.set()
+
+    def _due_now(self, task: TrackedTask, now: float) -> float:
+        """When a run due "now" is scheduled for: in a cluster, an overdue task's latest grid slot,
+        so that every replica claims the same slot (run_at_start alone: each replica's own start)."""
+        if self.coordinator is None or task.anchor is None or not task.is_overdue(now):
+            return now
+        return grid_slot(task.anchor, task.trigger.nominal_period_seconds, now)
 
     def _plan_next(self, task: TrackedTask, previous_due: float | None, now: float) -> None:
         task.next_due = task.trigger.next_due(previous_due, now)
@@ -287,18 +336,9 @@ class ServiceScheduler:
         with self._control_lock:
             task = self._get(name)
             if task.enabled != enabled:
-                self.states.change(name, actor=actor, action="enable" if enabled else "disable", enabled=enabled)
-                with self._lock:
-                    task.enabled = enabled
-                    self.metrics.task_enabled.labels(name).set(1 if enabled else 0)
-                    if enabled:
-                        self._plan(task, self.clock(), due_now=task.is_overdue(self.clock()))
-                    else:
-                        task.generation += 1
-                        task.next_due = None
-                        if task.rerun_requested:  # a follow-up asked for before the disable
-                            task.rerun_requested = False
-                            self._drop_request(task)
+                version = self.states.change(name, actor=actor, action="enable" if enabled else "disable",
+                                             enabled=enabled)
+                self._apply(task, enabled, task.interval_override, version)
                 log.info("task_enabled" if enabled else "task_disabled", task=name, actor=actor)
             return self.status(name)
 
@@ -306,29 +346,72 @@ class ServiceScheduler:
         """Changes a task's interval at once (kept on its grid) and persists it. Returns its status."""
         with self._control_lock:
             task = self._get(name)
-            trigger = Trigger.interval(interval_seconds)
-            self.states.change(name, actor=actor, action="reschedule", detail={"interval_seconds": interval_seconds},
-                               interval_seconds=interval_seconds)
-            with self._lock:
-                task.trigger, task.interval_override = trigger, interval_seconds
-                if task.enabled:
-                    now = self.clock()
-                    self._plan(task, now, due_now=task.is_overdue(now))
+            Trigger.interval(interval_seconds)  # validated before it is persisted
+            version = self.states.change(name, actor=actor, action="reschedule",
+                                         detail={"interval_seconds": interval_seconds},
+                                         interval_seconds=interval_seconds)
+            self._apply(task, task.enabled, interval_seconds, version)
             log.info("task_rescheduled", task=name, interval_seconds=interval_seconds, actor=actor)
             return self.status(name)
 
-    def trigger(self, name: str, *, actor: str = "admin", label: str = "manual") -> str:
-        """Starts a run now, even when disabled; raises TaskBusy while one runs. Returns its run id."""
+    def apply_control(self, state: ControlState) -> None:
+        """Cluster hook: applies a change persisted by any replica (this one's own are no-ops)."""
+        with self._control_lock:
+            task = self._tasks.get(state.name)
+            if task is None or state.version <= self._versions.get(state.name, 0):
+                return
+            changed = task.enabled != state.enabled or task.interval_override != state.interval_seconds
+            self._apply(task, state.enabled, state.interval_seconds, state.version, replan=changed)
+            if changed:
+                log.info("task_control_applied", task=state.name, enabled=state.enabled,
+                         interval_seconds=state.interval_seconds, version=state.version, replica=self.replica_id)
+
+    def _apply(self, task: TrackedTask, enabled: bool, interval_seconds: int | None, version: int, *,
+               replan: bool = True) -> None:
+        """Sets a task's enabled flag and interval and re-plans it (caller holds the control lock)."""
+        self._versions[task.name] = max(version, self._versions.get(task.name, 0))
+        if not replan:
+            return
         with self._lock:
-            task = self._get(name)
-            if task.running is not None:
-                raise TaskBusy(f"task {name!r} is running (run {task.running.run_id})")
-            run_id = self._start_run(task, label, None)
+            if interval_seconds != task.interval_override:
+                task.trigger = Trigger.interval(interval_seconds) if interval_seconds else task.spec.trigger
+                task.interval_override = interval_seconds
+            task.enabled = enabled
+            self.metrics.task_enabled.labels(task.name).set(1 if enabled else 0)
+            if enabled:
+                now = self.clock()
+                self._plan(task, now, due_now=task.is_overdue(now))
+            else:
+                task.generation += 1
+                task.next_due = None
+
+    def trigger(self, name: str, *, actor: str = "admin", label: str = "manual") -> str:
+        """Starts a run now, even when disabled; raises TaskBusy while one runs (on any replica).
+        Returns its run id."""
+        run_id = new_run_id()
+        with self._lock:
+            self._raise_if_running(self._get(name))
+        if self.coordinator is not None:  # cluster hook: the lease makes the guard cluster-wide
+            self.coordinator.acquire(name, run_id, label)
+        try:
+            with self._lock:
+                task = self._get(name)
+                self._raise_if_running(task)
+                self._start_run(task, label, None, run_id)
+        except TaskBusy:
+            if self.coordinator is not None:
+                self.coordinator.abandon(name, run_id)
+            raise
         # Audited through the recorder: a synchronous write here would hold the GIL (ORM flush)
         # just as the run starts, and it changes no state that must be durable first.
         self.recorder.record(AuditRecord(actor=actor, action="run", target=name, detail={"run_id": run_id}))
         log.info("task_triggered", task=name, run_id=run_id, actor=actor, trigger=label)
         return run_id
+
+    @staticmethod
+    def _raise_if_running(task: TrackedTask) -> None:
+        if task.running is not None:
+            raise TaskBusy(f"task {task.name!r} is running (run {task.running.run_id})")
 
     def request_run(self, name: str) -> bool:
         """Coalesced 'run soon' (used by the consumer): starts a run, or marks one to follow the

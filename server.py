@@ -16,7 +16,7 @@ from api.errors import UnhandledErrors
 from api.method_not_allowed import method_not_allowed
 from application import Application, StartupError, build_registry
 from logs import configure_logging, get_logger
-from scheduling.errors import TaskBusy, UnknownTask
+from scheduling.errors import CoordinationUnavailable, TaskBusy, UnknownTask
 from scheduling.registry import TaskRegistry
 from scheduling.registry import tasks as declared_tasks
 from settings import Settings, SettingsError, get_settings
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     app.add_middleware(UnhandledErrors)
     _map_errors(app)
 
-    from api import consumer, system, tasks
+    from api import cluster, consumer, system, tasks
     from dashboard import STATIC_DIR
     from dashboard import routes as dashboard
 
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     app.include_router(consumer.router)
     app.include_router(dashboard.router)
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="dashboard-static")
+    app.include_router(cluster.router)
     return app
 
 
@@ -81,6 +82,10 @@ def _map_errors(app: FastAPI) -> None:
     @app.exception_handler(TaskBusy)
     async def _busy(_: Request, exc: TaskBusy) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
+
+    @app.exception_handler(CoordinationUnavailable)
+    async def _uncoordinated(_: Request, exc: CoordinationUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
 def __getattr__(name: str) -> FastAPI:

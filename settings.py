@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # Your own task modules, comma-separated importable names, imported after the built-ins.
     task_modules: str = ""
 
+    # --- several replicas on one database (README "Running several replicas") --------------
+    cluster_enabled: bool = True
+    cluster_replica_ttl_seconds: float = Field(default=15.0, ge=1, le=3600)
+
     # --- built-in tasks ----------------------------------------------------------------
     notify_webhook_url: str | None = None
     notify_webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)  # a batch must end within the run

@@ -20,7 +20,7 @@ from bench import goals, goals_more, report  # noqa: E402
 if TYPE_CHECKING:
     from devtools.tansu import TansuBroker
 
-ALL = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
+ALL = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -80,6 +80,11 @@ def _run(number: int, quick: bool, broker: Broker) -> tuple[dict, dict]:
 
         data = asyncloop.measure(quick)
         return data, goals_more.async_section(data)
+    if number == 12:
+        from bench import cluster, cluster_section
+
+        data = cluster.measure(quick)
+        return data, cluster_section.section(data)
     if number == 11:
         from bench import retention
 

@@ -9,7 +9,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.net.compat import KafkaNetClient
 from kafka.structs import TopicPartition
 
@@ -70,7 +70,7 @@ def _closing_on_failure(build: Callable[..., Any], **options: Any) -> Any:
         raise
 
 
-def build_consumer(settings: Settings) -> KafkaConsumer:
+def build_consumer(settings: Settings, listener: ConsumerRebalanceListener | None = None) -> KafkaConsumer:
     """A KafkaConsumer subscribed to the configured topics; manual commits; blocks to bootstrap."""
     consumer = _closing_on_failure(
         KafkaConsumer,
@@ -88,7 +88,7 @@ def build_consumer(settings: Settings) -> KafkaConsumer:
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         **_common(settings),
     )
-    consumer.subscribe(settings.topics)
+    consumer.subscribe(settings.topics, listener=listener)
     return consumer
 
 

@@ -36,6 +36,7 @@ class ConsumerSupervisor:
     """Supervised component `kafka-consumer`: start, check/restart, enable/disable, status."""
 
     name = "kafka-consumer"
+    state_name = STATE_NAME
 
     def __init__(self, *, settings: Settings, states: TaskStateStore, metrics: Metrics,
                  worker_factory: Callable[[], ConsumerWorker], wake: Callable[[], None] = lambda: None,
@@ -188,6 +189,17 @@ class ConsumerSupervisor:
                 self._disable()
             log.info("consumer_enabled" if enabled else "consumer_disabled", actor=actor)
         return self.status()
+
+    def apply_shared(self, enabled: bool) -> None:
+        """Cluster hook: applies an enable/disable persisted by another replica (no write, no audit)."""
+        with self._control:
+            if enabled == self._enabled:
+                return
+            if enabled:
+                self._enable()
+            else:
+                self._disable()
+            log.info("consumer_enabled" if enabled else "consumer_disabled", actor="cluster")
 
     def _enable(self) -> None:
         with self._lock:

@@ -22,6 +22,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from consumers import client as kafka_client
 from consumers.events import BadMessage, decode, decode_key
 from consumers.handlers import HandlerRegistry, MessageMeta, handlers
+from consumers.rebalance import CommitOnRevoke
 from consumers.store import DeadRow, Prepared, StoreResult, is_transient_db_error, store_batch
 from logs import get_logger
 from metrics import Metrics
@@ -141,7 +142,9 @@ class ConsumerWorker:
     # ------------------------------------------------------------------ client lifecycle
     def open(self) -> None:
         """Creates the consumer (and the DLQ producer) in the calling thread; may block to bootstrap."""
-        self._consumer = kafka_client.build_consumer(self.settings)
+        # Cluster hook: replicas share the group; a rebalance first commits what was stored.
+        listener = CommitOnRevoke(self._commit_revoked, lambda assigned: self._publish(assigned_partitions=assigned))
+        self._consumer = kafka_client.build_consumer(self.settings, listener)
         self._publish(broker_ok_at=time.time())
         if self.settings.kafka_dlq_topic:
             self._producer = kafka_client.build_producer(self.settings)
@@ -269,6 +272,17 @@ class ConsumerWorker:
             if self._pending.get(tp) == offset:
                 del self._pending[tp]
         return True
+
+    def _commit_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Rebalance listener: commits the stored offsets of partitions about to be revoked."""
+        consumer = self._consumer
+        offsets = {tp: meta for tp, meta in self._pending.items() if tp in revoked}
+        if consumer is None or not offsets:
+            return
+        consumer.commit(offsets, timeout_ms=self._commit_timeout_ms())
+        for tp in offsets:
+            self._pending.pop(tp, None)
+        log.info("consumer_revoked_offsets_committed", offsets=_describe(offsets))
 
     def _publish_dead(self, dead: list[DeadRow]) -> None:
         """Copies dead letters to the DLQ topic when configured (best effort: the table has them)."""

@@ -21,8 +21,10 @@ TIMED_OUTCOMES = ("success", "error", "timeout")  # outcomes of runs that actual
 class RunBook:
     """Accounts for finished and unstarted runs. Called under the scheduler's lock."""
 
-    def __init__(self, metrics: Metrics, recorder: RunRecorder, clock: Callable[[], float]) -> None:
+    def __init__(self, metrics: Metrics, recorder: RunRecorder, clock: Callable[[], float],
+                 replica: str | None = None) -> None:
         self._metrics = metrics
+        self._replica = replica
         self._recorder = recorder
         self._clock = clock
 
@@ -57,7 +59,7 @@ class RunBook:
 
     def unstarted(self, task: TrackedTask, due: float, outcome: str, reason: str) -> None:
         """Records a scheduled run that did not start (`skipped` or `missed`)."""
-        run = RunRecord(new_run_id(), task.name, "schedule", due, self._clock())
+        run = RunRecord(new_run_id(), task.name, "schedule", due, self._clock(), replica=self._replica)
         run.finished_at, run.outcome, run.error = run.started_at, outcome, reason
         self._account(task, run)
         self._log(run, Outcome(outcome, reason))
@@ -77,7 +79,7 @@ class RunBook:
     @staticmethod
     def _log(run: RunRecord, outcome: Outcome) -> None:
         fields = dict(task=run.task, run_id=run.run_id, trigger=run.trigger, outcome=run.outcome,
-                      duration_ms=run.duration_ms, error=run.error)
+                      duration_ms=run.duration_ms, error=run.error, replica=run.replica)
         if outcome.outcome == "error":
             log.error("task_run", traceback=outcome.traceback, **fields)
         elif outcome.outcome in ("timeout", "missed", "skipped", "interrupted"):

@@ -16,3 +16,7 @@ class UnknownTask(KeyError):
 
 class TaskBusy(RuntimeError):
     """A run of this task is in progress (HTTP 409)."""
+
+
+class CoordinationUnavailable(RuntimeError):
+    """The shared database cannot be reached to coordinate with other replicas (HTTP 503)."""

@@ -11,6 +11,7 @@ import itertools
 import os
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from scheduling.executor import Outcome, TaskExecutor
 from scheduling.registry import TaskContext
@@ -27,6 +28,14 @@ ContextFactory = Callable[[TrackedTask, RunRecord], TaskContext]
 FinishedCallback = Callable[[TrackedTask, RunRecord, Outcome], None]
 
 
+class Gate(Protocol):
+    """Cluster hook (scheduling/coordination.py): admits a run before it starts, releases it after."""
+
+    def admit(self, task: str, run: RunRecord) -> Outcome | None: ...
+
+    def release(self, task: str, run_id: str) -> None: ...
+
+
 def new_run_id() -> str:
     """A unique run id (28 hex characters): unique across processes, ordered within one."""
     return f"{_RUN_ID_PREFIX}{next(_run_counter):012x}"
@@ -36,8 +45,9 @@ class RunLauncher:
     """Executes runs on the executor's workers and reports each outcome to `finished`."""
 
     def __init__(self, executor: TaskExecutor, clock: Callable[[], float], make_context: ContextFactory,
-                 finished: FinishedCallback) -> None:
+                 finished: FinishedCallback, gate: Gate | None = None) -> None:
         self._executor = executor
+        self._gate = gate
         self._clock = clock
         self._make_context = make_context
         self._finished = finished
@@ -47,21 +57,32 @@ class RunLauncher:
         self._executor.submit(self._execute, task, run)
 
     def _execute(self, task: TrackedTask, run: RunRecord) -> None:
-        """Worker-thread side of a run: wait for the due time, missed-check, invoke, report."""
+        """Worker-thread side of a run: claim (cluster), wait for the due time, missed-check, invoke, report."""
+        if self._gate is not None:
+            # Claimed during the early hand-off, before the wait: the round trip is not lateness.
+            refused = self._gate.admit(task.name, run)
+            if refused is not None:
+                self._finished(task, run, refused)
+                return
+        outcome = self._run(task, run)
+        if self._gate is not None:
+            self._gate.release(task.name, run.run_id)  # before the callback: a next run may take it
+        self._finished(task, run, outcome)
+
+    def _run(self, task: TrackedTask, run: RunRecord) -> Outcome:
         if run.scheduled_for is not None:
             self._wait_until(run.scheduled_for)
         run.started_at = self._clock()
         late = 0.0 if run.scheduled_for is None else run.started_at - run.scheduled_for
         if run.trigger == "schedule" and late > task.grace_seconds():
-            self._finished(task, run, Outcome("missed", f"waited {late:.3f} s for a worker"))
-            return
+            return Outcome("missed", f"waited {late:.3f} s for a worker")
         outcome = self._executor.invoke(task.spec, self._make_context(task, run))
         timeout = task.spec.timeout_seconds
         elapsed = self._clock() - run.started_at
         if outcome.outcome == "success" and timeout and elapsed > timeout:
             outcome = Outcome("timeout", f"ran {elapsed:.3f} s, past its {timeout:g} s timeout "
                                          "(sync runs cannot be cancelled)")
-        self._finished(task, run, outcome)
+        return outcome
 
     def _wait_until(self, due: float) -> None:
         """Sleeps until `due` (scheduler clock), at most a few ms: runs are dispatched just early."""

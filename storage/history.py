@@ -42,6 +42,7 @@ def _fill(row: TaskRun, run: RunRecord) -> None:
     row.task, row.trigger, row.outcome, row.error = run.task, run.trigger, run.outcome or "error", run.error
     row.scheduled_for, row.started_at = to_datetime(run.scheduled_for), started
     row.finished_at, row.duration_ms = to_datetime(run.finished_at), run.duration_ms
+    row.replica = run.replica
 
 
 def _advance_state(session: Session, run: RunRecord) -> None:
@@ -64,7 +65,7 @@ def record_from_row(row: TaskRun) -> RunRecord:
     started = to_epoch(row.started_at)
     assert started is not None
     return RunRecord(row.run_id, row.task, row.trigger, to_epoch(row.scheduled_for), started,
-                     to_epoch(row.finished_at), row.outcome, row.error)
+                     to_epoch(row.finished_at), row.outcome, row.error, row.replica)
 
 
 def run_rows(database: Database, task: str, limit: int, outcome: str | None,

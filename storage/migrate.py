@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from alembic.config import Config
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from alembic import command
 
@@ -26,6 +26,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Migrates the database behind `engine` to `revision` (idempotent)."""
     config = alembic_config()
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Replicas start together: one migrates, the others wait here, then find nothing to do.
+            connection.execute(text("SELECT pg_advisory_xact_lock(74290311)"))
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

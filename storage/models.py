@@ -65,6 +65,8 @@ class TaskState(Base):
     last_run_scheduled_for: Mapped[datetime | None]
     last_success_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+    # Cluster: the control version of the last change (storage/control.py); replicas poll for newer.
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class TaskRun(Base):
@@ -89,6 +91,7 @@ class TaskRun(Base):
     duration_ms: Mapped[float | None] = mapped_column(Float)
     outcome: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
+    replica: Mapped[str | None] = mapped_column(String(64))  # cluster: the replica that ran (or recorded) it
 
 
 class AuditEntry(Base):

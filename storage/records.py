@@ -32,6 +32,7 @@ class RunRecord:
     finished_at: float | None = None
     outcome: str | None = None
     error: str | None = None
+    replica: str | None = None  # the replica that ran (or recorded) it; None outside a cluster
 
     @property
     def duration_ms(self) -> float | None:
@@ -51,6 +52,7 @@ class RunRecord:
             "duration_ms": self.duration_ms,
             "outcome": self.outcome,
             "error": self.error,
+            "replica": self.replica,
         }
 
 

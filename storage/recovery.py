@@ -3,12 +3,13 @@
 Every run's start is stored with outcome `running` and updated when it ends. At start-up, before
 this process has started any run, every row still `running` belongs to a process that died
 (kill -9, OOM, power loss) or stopped without recording it: it is closed as `interrupted`.
-One instance per database is assumed (see application.warn_if_multiple_workers).
+In a cluster, rows of replicas that are still alive are spared: their own replica finishes
+them, or the lease reaper interrupts them when that replica dies (scheduling/coordination.py).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from storage.db import Database
 from storage.history import record_from_row
@@ -19,12 +20,16 @@ from support.clock import iso, to_datetime, to_epoch, utcnow
 INTERRUPTED = "interrupted"
 
 
-def interrupt_orphans(database: Database) -> list[RunRecord]:
-    """Marks every `running` row `interrupted`; returns the runs changed (as now stored)."""
+def interrupt_orphans(database: Database, spare: frozenset[str] = frozenset()) -> list[RunRecord]:
+    """Marks every `running` row `interrupted`, except those of the live replicas in `spare`;
+    returns the runs changed (as now stored)."""
     found_at = utcnow()
     reason = f"the process running it ended before the run did (found at start-up, {iso(found_at)})"
     with database.session() as session:
-        rows = list(session.scalars(select(TaskRun).where(TaskRun.outcome == RUNNING)))
+        query = select(TaskRun).where(TaskRun.outcome == RUNNING)
+        if spare:
+            query = query.where(or_(TaskRun.replica.is_(None), TaskRun.replica.not_in(sorted(spare))))
+        rows = list(session.scalars(query))
         for row in rows:
             # finished_at stays empty: when the process died is unknown, and a guessed end
             # would show as a duration the run never had.

@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import select
 
 from storage.audit import add_audit
+from storage.claims import insert_ignoring_conflicts
+from storage.control import bump_version, seed_states
 from storage.db import Database
 from storage.history import last_runs, outcome_counts
 from storage.models import TaskState
@@ -55,12 +57,25 @@ class TaskStateStore:
             return
         now = utcnow()
         with self.database.session() as session:
-            session.add_all([TaskState(name=name, enabled=enabled, interval_seconds=interval, updated_at=now)
-                             for name, (enabled, interval) in states.items()])
+            for name, (enabled, interval) in states.items():
+                # Replicas starting together may both see the row missing: the first insert wins.
+                insert_ignoring_conflicts(session, TaskState, {"name": name, "enabled": enabled,
+                                                               "interval_seconds": interval, "updated_at": now,
+                                                               "version": 0}, ["name"])
+
+    def seed(self, initial: dict[str, tuple[bool, int | None, float | None]], now: float) -> None:
+        """Cluster: creates missing rows ({name: (enabled, interval, grid period)}) and gives
+        tasks that never ran a grid origin one period before the current whole second, so the
+        first replica's start-up slot is every replica's (storage/control.py)."""
+        anchors = {name: float(int(now)) - period for name, (_, _, period) in initial.items() if period}
+        with self.database.session() as session:
+            seed_states(session, {name: (enabled, interval) for name, (enabled, interval, _) in initial.items()},
+                        anchors)
 
     def change(self, name: str, *, actor: str, action: str, detail: dict[str, Any] | None = None,
-               **values: object) -> None:
-        """Updates columns of a task's state and records the change in the audit log, atomically."""
+               **values: object) -> int:
+        """Updates columns of a task's state and records the change in the audit log, atomically.
+        Returns the change's control version (other replicas apply it: storage/control.py)."""
         with self.database.session() as session:
             row = session.get(TaskState, name)
             if row is None:
@@ -69,4 +84,6 @@ class TaskStateStore:
             for key, value in values.items():
                 setattr(row, key, value)
             row.updated_at = utcnow()
+            row.version = bump_version(session)
             add_audit(session, AuditRecord(actor=actor, action=action, target=name, detail=detail))
+            return row.version

@@ -72,6 +72,30 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         drop_database(server, name)
 
 
+@pytest.fixture
+def cluster_database_url(postgres_server_url: str | None) -> Iterator[str]:
+    """A fresh PostgreSQL database for a test with several server processes (skips without one)."""
+    if postgres_server_url is None:
+        pytest.skip("PostgreSQL not available (install Debian's postgresql or set TEST_DATABASE_URL)")
+    from tests.infra.postgres import create_database, drop_database
+
+    name = f"c_{uuid.uuid4().hex[:12]}"
+    url = create_database(postgres_server_url, name)
+    try:
+        yield url
+    finally:
+        drop_database(postgres_server_url, name)
+
+
+@pytest.fixture
+def servers() -> Iterator[list]:
+    """Server processes (tests/infra/replicas.py) started by the test; all stopped afterwards."""
+    started: list = []
+    yield started
+    for server in started:
+        server.stop()
+
+
 # ----------------------------------------------------------------------------- settings and storage
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
