@@ -83,7 +83,8 @@ class ServiceScheduler:
         self._versions: dict[str, int] = {}  # task → control version last applied here
         self._lead = DISPATCH_LEAD_SECONDS if coordinator is None else CLUSTER_DISPATCH_LEAD_SECONDS
         self._book = RunBook(self.metrics, self.recorder, clock, self.replica_id)
-        self._launcher = RunLauncher(self.executor, clock, self._context, self._finished, coordinator)
+        self._launcher = RunLauncher(self.executor, clock, self._context, self._finished, coordinator,
+                                     admitted=self._book.started)
         self._registry = registry
         self._tasks: dict[str, TrackedTask] = {}
         self._agenda = Agenda()
@@ -261,7 +262,6 @@ class ServiceScheduler:
         run = RunRecord(run_id or new_run_id(), task.name, trigger, scheduled_for, self.clock(),
                         replica=self.replica_id)
         task.running, task.overrunning = run, False
-        self._book.started(run)
         if scheduled_for is not None:
             task.anchor = scheduled_for
         if task.spec.timeout_seconds and not task.spec.is_async:
@@ -278,9 +278,10 @@ class ServiceScheduler:
             if outcome.outcome != UNCLAIMED:  # cluster: a slot another replica won is not ours to count
                 self._book.finished(task, run, outcome)
             asked = self.coordinator is not None and self.coordinator.take_rerun(task.name)
-            rerun = (task.rerun_requested or asked) and not self._stopping.is_set()
-            task.rerun_requested = False
-            if rerun:
+            wanted, task.rerun_requested = task.rerun_requested or asked, False
+            if wanted and not task.enabled:  # an operator's disable also holds against events
+                self._drop_request(task)
+            elif wanted and not self._stopping.is_set():
                 self._start_run(task, "event", None)
 
     def _context(self, task: TrackedTask, run: RunRecord) -> TaskContext:
@@ -384,6 +385,9 @@ class ServiceScheduler:
             else:
                 task.generation += 1
                 task.next_due = None
+                if task.rerun_requested:  # a follow-up asked for before the disable
+                    task.rerun_requested = False
+                    self._drop_request(task)
 
     def trigger(self, name: str, *, actor: str = "admin", label: str = "manual") -> str:
         """Starts a run now, even when disabled; raises TaskBusy while one runs (on any replica).

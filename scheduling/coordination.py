@@ -39,6 +39,17 @@ def new_replica_id() -> str:
     return f"{socket.gethostname()[:32]}-{os.getpid()}-{os.urandom(3).hex()}"
 
 
+def _process_exists(pid: int) -> bool:
+    """True unless no process has this id on this host (a reused id counts as alive: the safe side)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def grid_slot(anchor: float, period: float, now: float) -> float:
     """The latest slot at or before `now` on the grid through `anchor`: every replica names the
     same slot for an overdue task, whatever its own start time."""
@@ -64,10 +75,14 @@ class Coordinator:
         self._reruns: set[str] = set()
 
     def live_replicas(self) -> frozenset[str]:
-        """Ids of the other replicas seen within the TTL (their running rows are not orphans)."""
+        """Ids of the other replicas that may still be running (their running rows are not orphans):
+        seen within the TTL, unless on this host with a process id that no longer exists (a
+        restart after kill -9 then closes its predecessor's runs at once, not after the TTL)."""
         horizon = self._clock() - self.ttl_seconds
         with self.database.read_session() as session:
-            return frozenset(r.id for r in replicas(session) if r.last_seen_at >= horizon and r.id != self.replica_id)
+            seen = [r for r in replicas(session) if r.last_seen_at >= horizon and r.id != self.replica_id]
+        here = socket.gethostname()
+        return frozenset(r.id for r in seen if r.host != here or _process_exists(r.pid))
 
     def control_version(self) -> int:
         """The cluster's current control version (storage/control.py)."""

@@ -45,9 +45,11 @@ class RunLauncher:
     """Executes runs on the executor's workers and reports each outcome to `finished`."""
 
     def __init__(self, executor: TaskExecutor, clock: Callable[[], float], make_context: ContextFactory,
-                 finished: FinishedCallback, gate: Gate | None = None) -> None:
+                 finished: FinishedCallback, gate: Gate | None = None,
+                 admitted: Callable[[RunRecord], None] = lambda run: None) -> None:
         self._executor = executor
         self._gate = gate
+        self._admitted = admitted  # the run is ours to run: its start is recorded from here
         self._clock = clock
         self._make_context = make_context
         self._finished = finished
@@ -64,6 +66,7 @@ class RunLauncher:
             if refused is not None:
                 self._finished(task, run, refused)
                 return
+        self._admitted(run)
         outcome = self._run(task, run)
         if self._gate is not None:
             self._gate.release(task.name, run.run_id)  # before the callback: a next run may take it
