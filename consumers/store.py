@@ -1,8 +1,13 @@
-"""Stores one consumed batch in ONE transaction, idempotently.
+"""Stores one consumed batch in ONE transaction, idempotently; isolates messages the database refuses.
 
 Events are inserted with INSERT ... ON CONFLICT (id) DO NOTHING (PostgreSQL and SQLite dialect
 inserts), so a replayed message never adds a second row; dead letters are idempotent on
 (topic, partition, offset); notifications on event_id, and are only created for NEW events.
+
+When the database refuses the batch for a reason carried by a message (DataError, IntegrityError,
+a value its driver cannot bind), the batch is bisected: halves are stored in their own
+transactions until the culprit is alone, and it becomes a dead letter (kind `store`). Transient
+failures (locked, unreachable) and failures of the system itself (missing table) propagate.
 """
 
 from __future__ import annotations
@@ -14,17 +19,28 @@ from dataclasses import dataclass, field
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from consumers.events import HANDLER, Event
+from consumers.deadletter import DeadRow, dead_letter_rows
+from consumers.events import HANDLER, STORE, Event
 from consumers.handlers import BatchWriter, HandlerRegistry, MessageMeta
+from consumers.watchdog import HandlerWatch
 from logs import get_logger
-from storage.db import Database, utcnow
+from storage.db import Database
 from storage.models import DeadLetter, Notification
 from storage.models import Event as EventRow
 
 log = get_logger(__name__)
+
+__all__ = ["DeadRow", "Prepared", "StoreResult", "is_message_error", "is_transient_db_error", "store_batch"]
 
 
 @dataclass
@@ -38,19 +54,6 @@ class Prepared:
 
 
 @dataclass
-class DeadRow:
-    """A message to dead-letter: its position, raw bytes and why."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    kind: str
-    error: str
-
-
-@dataclass
 class StoreResult:
     """What one batch changed."""
 
@@ -58,6 +61,13 @@ class StoreResult:
     duplicates: int = 0
     notifications_created: int = 0
     dead: list[DeadRow] = field(default_factory=list)
+
+    def add(self, other: StoreResult) -> None:
+        """Adds the counts and dead letters of a part of the batch."""
+        self.events_stored += other.events_stored
+        self.duplicates += other.duplicates
+        self.notifications_created += other.notifications_created
+        self.dead.extend(other.dead)
 
 
 def is_transient_db_error(exc: BaseException) -> bool:
@@ -69,17 +79,96 @@ def is_transient_db_error(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError)
 
 
+def is_message_error(exc: BaseException) -> bool:
+    """True when the failure comes from the values of the rows (so from a message), not the system.
+
+    DataError/IntegrityError: the database refused a value. Any other driver error (missing
+    table, permissions, internal) is the system's: dead-lettering every message for it would
+    empty the topic into the dead-letter table. Errors raised before the driver (binding a
+    value, serializing JSON) belong to a value too.
+    """
+    if is_transient_db_error(exc):
+        return False
+    if isinstance(exc, (DataError, IntegrityError)):
+        return True
+    return not isinstance(exc, (DBAPIError, sqlite3.Error))
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What every part of one batch is stored with."""
+
+    database: Database
+    registry: HandlerRegistry | HandlerWatch
+    max_attempts: int
+    value_cap: int
+
+
 def store_batch(database: Database, *, prepared: list[Prepared], dead: list[DeadRow],
-                registry: HandlerRegistry, max_attempts: int, value_cap: int) -> StoreResult:
+                registry: HandlerRegistry | HandlerWatch, max_attempts: int, value_cap: int) -> StoreResult:
     """Runs handlers and writes the batch in one transaction; transient DB errors propagate.
 
-    A handler failing `max_attempts` times turns its message into a dead letter (kind `handler`).
-    Returns the counts and every dead letter of the batch (decoding and handler failures).
+    A handler failing `max_attempts` times turns its message into a dead letter (kind `handler`);
+    a message whose rows the database refuses becomes one too (kind `store`, found by bisecting).
+    Returns the counts and every dead letter of the batch (decoding, handler and store failures).
     """
+    batch = _Batch(database, registry, max_attempts, value_cap)
+    try:
+        return _store_part(batch, prepared, dead)
+    except Exception as exc:
+        if not is_message_error(exc):
+            raise
+        log.warning("consumer_batch_refused", messages=len(prepared), error=_short(exc), action="bisect")
     result = StoreResult(dead=list(dead))
-    with database.session() as session:
+    _bisect(batch, prepared, result)
+    _write_dead(batch, result.dead)
+    return result
+
+
+def _bisect(batch: _Batch, items: list[Prepared], into: StoreResult) -> None:
+    """Stores `items` in halves until each refused message is alone; dead-letters those."""
+    if not items:
+        return
+    try:
+        into.add(_store_part(batch, items, []))
+        return
+    except Exception as exc:
+        if not is_message_error(exc):
+            raise
+        if len(items) > 1:
+            middle = len(items) // 2
+            _bisect(batch, items[:middle], into)
+            _bisect(batch, items[middle:], into)
+            return
+        item, error = items[0], _short(exc)
+    m = item.meta
+    into.dead.append(DeadRow(m.topic, m.partition, m.offset, item.raw_key, item.raw_value, STORE, error))
+    log.error("consumer_message_refused_by_database", topic=m.topic, partition=m.partition, offset=m.offset,
+              event_id=item.event.id[:128], error=error[:500])
+
+
+def _short(exc: BaseException) -> str:
+    """`Type: first line` of an exception (SQLAlchemy appends the SQL and parameters on later lines)."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first[:1000]}"
+
+
+def _write_dead(batch: _Batch, dead: list[DeadRow]) -> None:
+    """Dead letters in their own transaction (the events of the batch are already stored)."""
+    if not dead:
+        return
+    with batch.database.session() as session:
+        _insert_ignore(session, DeadLetter.__table__, dead_letter_rows(dead, batch.value_cap),
+                       ["topic", "partition", "offset"], "id")
+
+
+def _store_part(batch: _Batch, prepared: list[Prepared], dead: list[DeadRow]) -> StoreResult:
+    """One transaction: handlers' rows, new events, their notifications and the dead letters."""
+    result = StoreResult(dead=list(dead))
+    with batch.database.session() as session:
         buffers = [buffer for item in prepared
-                   if (buffer := _run_handler(session, item, registry, max_attempts, result)) is not None]
+                   if (buffer := _run_handler(session, item, batch.registry, batch.max_attempts, result))
+                   is not None]
         event_rows = _unique_by(_flatten(b.events for b in buffers), "id")
         new_ids = _insert_ignore(session, EventRow.__table__, event_rows, ["id"], "id")
         result.events_stored = len(new_ids)
@@ -89,12 +178,13 @@ def store_batch(database: Database, *, prepared: list[Prepared], dead: list[Dead
         created = _insert_ignore(session, Notification.__table__, notes, ["event_id"], "event_id")
         result.notifications_created = len(created)
         _add_handler_rows(session, buffers, new_ids)
-        _insert_ignore(session, DeadLetter.__table__, _dead_rows(result.dead, value_cap),
+        session.flush()  # handlers' ORM rows fail here, inside the part, not at commit
+        _insert_ignore(session, DeadLetter.__table__, dead_letter_rows(result.dead, batch.value_cap),
                        ["topic", "partition", "offset"], "id")
     return result
 
 
-def _run_handler(session, item: Prepared, registry: HandlerRegistry, max_attempts: int,
+def _run_handler(session, item: Prepared, registry: HandlerRegistry | HandlerWatch, max_attempts: int,
                  result: StoreResult) -> BatchWriter | None:
     """The message's buffered rows, or None after dead-lettering it; DB errors propagate."""
     error = ""
@@ -104,8 +194,8 @@ def _run_handler(session, item: Prepared, registry: HandlerRegistry, max_attempt
             registry.handle(buffer, item.event, item.meta)
             return buffer
         except Exception as exc:
-            if is_transient_db_error(exc):
-                raise
+            if isinstance(exc, (DBAPIError, sqlite3.Error)):
+                raise  # transient: retried; else the transaction is spoiled: bisecting isolates it
             error = f"{type(exc).__name__}: {exc}"
             log.warning("consumer_handler_failed", event_id=item.event.id, event_type=item.event.type,
                         topic=item.meta.topic, partition=item.meta.partition, offset=item.meta.offset,
@@ -138,14 +228,6 @@ def _unique_by(rows: list[dict], key: str) -> list[dict]:
     for row in rows:
         seen.setdefault(row[key], row)
     return list(seen.values())
-
-
-def _dead_rows(dead: list[DeadRow], value_cap: int) -> list[dict]:
-    now = utcnow()
-    return [{"topic": d.topic, "partition": d.partition, "offset": d.offset, "key": d.key,
-             "value": None if d.value is None else d.value[:value_cap],
-             "value_truncated": d.value is not None and len(d.value) > value_cap,
-             "error": f"{d.kind}: {d.error}", "created_at": now} for d in dead]
 
 
 def _insert_ignore(session, table: Table, rows: list[dict], conflict: list[str], returning: str) -> set:

@@ -20,9 +20,11 @@ from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from consumers import client as kafka_client
-from consumers.events import BadMessage, decode, decode_key
+from consumers.backoff import exponential_ceiling
+from consumers.events import DECODE, BadMessage, decode, decode_key
 from consumers.handlers import HandlerRegistry, MessageMeta, handlers
 from consumers.store import DeadRow, Prepared, StoreResult, is_transient_db_error, store_batch
+from consumers.watchdog import HandlerWatch, RunningHandler
 from logs import get_logger
 from metrics import Metrics
 from settings import Settings
@@ -55,6 +57,7 @@ class ConsumerWorker:
         self.database = database
         self.metrics = metrics or Metrics()
         self.registry = registry
+        self.watch = HandlerWatch(registry)
         self.on_notifications = on_notifications
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -97,6 +100,10 @@ class ConsumerWorker:
     def is_alive(self) -> bool:
         """True while the thread runs."""
         return self._thread is not None and self._thread.is_alive()
+
+    def running_handler(self) -> RunningHandler | None:
+        """The handler call in progress on the thread, if any (see HandlerWatch)."""
+        return self.watch.running()
 
     @property
     def fatal_error(self) -> str | None:
@@ -183,11 +190,8 @@ class ConsumerWorker:
         if not records:
             return PollOutcome()
         started = time.perf_counter()
-        prepared, dead = self._decode(records)
         try:
-            result = store_batch(self.database, prepared=prepared, dead=dead, registry=self.registry,
-                                 max_attempts=self.settings.kafka_max_attempts,
-                                 value_cap=self.settings.kafka_dead_letter_value_cap_bytes)
+            result = self.process(records)
         except Exception as exc:
             if not is_transient_db_error(exc):
                 raise
@@ -201,6 +205,17 @@ class ConsumerWorker:
         committed = self._commit_pending(consumer)
         return PollOutcome(sum(len(m) for m in records.values()), result.events_stored, result.duplicates,
                            len(result.dead), committed)
+
+    def process(self, records: dict) -> StoreResult:
+        """Decodes and stores one poll result ({TopicPartition: [records]}) without Kafka I/O.
+
+        Every message ends up stored or dead-lettered; only database failures that are not
+        about a message (transient, or the system's own) propagate.
+        """
+        prepared, dead = self._decode(records)
+        return store_batch(self.database, prepared=prepared, dead=dead, registry=self.watch,
+                           max_attempts=self.settings.kafka_max_attempts,
+                           value_cap=self.settings.kafka_dead_letter_value_cap_bytes)
 
     def _decode(self, records: dict) -> tuple[list[Prepared], list[DeadRow]]:
         """Splits a poll result into decoded messages and dead letters (logged one line each)."""
@@ -216,6 +231,12 @@ class ConsumerWorker:
                     log.warning("consumer_bad_message", topic=tp.topic, partition=tp.partition,
                                 offset=msg.offset, kind=exc.kind, reason=exc.reason[:500])
                     continue
+                except Exception as exc:  # a decoder bug must cost this message, never the partition
+                    error = f"{type(exc).__name__}: {exc}"
+                    dead.append(DeadRow(tp.topic, tp.partition, msg.offset, msg.key, msg.value, DECODE, error))
+                    log.error("consumer_decode_failed", topic=tp.topic, partition=tp.partition,
+                              offset=msg.offset, error=error[:500], exc_info=True)
+                    continue
                 meta = MessageMeta(tp.topic, tp.partition, msg.offset, decode_key(msg.key), received_at)
                 prepared.append(Prepared(event, meta, msg.key, msg.value))
         return prepared, dead
@@ -226,8 +247,8 @@ class ConsumerWorker:
             consumer.seek(tp, messages[0].offset)
         self._db_failures += 1
         s = self.settings
-        delay = min(s.consumer_backoff_cap_seconds,
-                    s.consumer_backoff_base_seconds * s.consumer_backoff_factor ** (self._db_failures - 1))
+        delay = exponential_ceiling(self._db_failures - 1, base=s.consumer_backoff_base_seconds,
+                                    factor=s.consumer_backoff_factor, cap=s.consumer_backoff_cap_seconds)
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
         self._publish(last_error=error, state="db_unavailable")
         log.warning("consumer_db_unavailable", attempt=self._db_failures, retry_in_seconds=round(delay, 3),
@@ -274,7 +295,7 @@ class ConsumerWorker:
             return
         try:
             for d in dead:
-                headers = [("error", f"{d.kind}: {d.error}"[:1000].encode()), ("source_topic", d.topic.encode()),
+                headers = [("error", d.reason[:1000].encode()), ("source_topic", d.topic.encode()),
                            ("source_partition", str(d.partition).encode()), ("source_offset", str(d.offset).encode())]
                 self._producer.send(self.settings.kafka_dlq_topic, value=d.value, key=d.key, headers=headers)
             self._producer.flush(timeout=self._commit_timeout_ms() / 1000)
