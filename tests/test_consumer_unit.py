@@ -139,8 +139,9 @@ def test_backoff_is_bounded_for_any_attempt_number() -> None:
 
     rng = random.Random(3)
     for attempt in (1_023, 1_024, 1_025, 10_000, 10**9):
-        assert 0 <= backoff_delay(attempt, base=1, factor=2, cap=30, rng=rng) <= 30
-        assert exponential_ceiling(attempt, base=1, factor=2, cap=30) == 30
+        # Settings are floats: 2.0 ** 1024 raised OverflowError in the supervisor and the worker.
+        assert 0 <= backoff_delay(attempt, base=1.0, factor=2.0, cap=30.0, rng=rng) <= 30
+        assert exponential_ceiling(attempt, base=1.0, factor=2.0, cap=30.0) == 30
     assert exponential_ceiling(3, base=1, factor=2, cap=30) == 8
     assert exponential_ceiling(10**6, base=0.5, factor=1.0, cap=30) == 0.5
 
