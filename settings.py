@@ -68,7 +68,8 @@ class Settings(BaseSettings):
     kafka_topics: str = "events"
     kafka_group_id: str = "service-scheduler"
     kafka_dlq_topic: str | None = None
-    kafka_batch_size: int = Field(default=500, ge=1, le=100_000)
+    # Upper bound of one poll = one transaction = one offset commit (a batch is what one poll returns).
+    kafka_batch_size: int = Field(default=2000, ge=1, le=100_000)
     kafka_poll_timeout_ms: int = Field(default=500, ge=1, le=60_000)
     kafka_fetch_max_wait_ms: int = Field(default=100, ge=0, le=10_000)
     kafka_max_poll_interval_ms: int = Field(default=300_000, ge=1000)

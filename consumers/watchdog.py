@@ -29,14 +29,17 @@ class HandlerWatch:
 
     def __init__(self, registry: HandlerRegistry) -> None:
         self.registry = registry
-        self._running: RunningHandler | None = None
+        self._running: tuple[float, Event, MessageMeta] | None = None
+
+    def stores_only(self, event_type: str) -> bool:
+        """See HandlerRegistry.stores_only (no handler code runs for such events)."""
+        return self.registry.stores_only(event_type)
 
     def handle(self, batch: BatchWriter, event: Event, meta: MessageMeta) -> None:
         """Runs the registry's handler chain, recording the call while it lasts."""
-        # One reference assignment each way: atomic under the GIL, no lock on the hot path.
-        self._running = RunningHandler(
-            time.monotonic(), event.id, event.type, f"{meta.topic}:{meta.partition}@{meta.offset}"
-        )
+        # One reference assignment each way: atomic under the GIL, no lock on the hot path; the
+        # description is built only when someone asks (running()).
+        self._running = (time.monotonic(), event, meta)
         try:
             self.registry.handle(batch, event, meta)
         finally:
@@ -44,4 +47,8 @@ class HandlerWatch:
 
     def running(self) -> RunningHandler | None:
         """The handler call in progress, if any."""
-        return self._running
+        running = self._running
+        if running is None:
+            return None
+        since, event, meta = running
+        return RunningHandler(since, event.id, event.type, f"{meta.topic}:{meta.partition}@{meta.offset}")
