@@ -84,7 +84,7 @@ def profile_findings(profiles: dict) -> list[str]:
     for name, prof in profiles.items():
         parents = ("poll_once (total)", "store_batch (one transaction)")
         parts = sorted(((row[2], row[0].strip()) for row in prof["cumulative"]
-                        if row[0].strip() not in parents and not row[0].startswith("  ")), reverse=True)
+                        if row[0].strip() not in parents), reverse=True)
         lines.append(f"Top three costs ({name}): " + "; ".join(f"{label} {pct} %" for pct, label in parts[:3])
                      + " of poll_once.")
     return lines
