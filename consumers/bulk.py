@@ -25,11 +25,12 @@ _QUOTED = ", ".join(f'"{c}"' for c in COLUMNS)
 _SQLITE_INSERT = f"INSERT INTO events ({_QUOTED}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _SQLITE_IN_CHUNK = 500  # bound variables per SELECT; old SQLite builds allow at most 999
 _STAGE = "consumer_events_stage"
-_PG_STAGE = (f"SET LOCAL client_min_messages TO warning; CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
-             "(LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+_PG_STAGE = (
+    f"SET LOCAL client_min_messages TO warning; CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
+    "(LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+)
 _PG_COPY = f"COPY {_STAGE} ({_QUOTED}) FROM STDIN"
-_PG_MOVE = (f"INSERT INTO events ({_QUOTED}) SELECT {_QUOTED} FROM {_STAGE} "
-            "ON CONFLICT (id) DO NOTHING RETURNING id")
+_PG_MOVE = f"INSERT INTO events ({_QUOTED}) SELECT {_QUOTED} FROM {_STAGE} ON CONFLICT (id) DO NOTHING RETURNING id"
 _json = msgspec.json.Encoder()
 
 
@@ -78,12 +79,13 @@ def _sqlite(driver: Any, rows: list[tuple[Any, ...]]) -> set[str]:
         ids = [r[0] for r in rows]
         stored: set[str] = set()
         for start in range(0, len(ids), _SQLITE_IN_CHUNK):
-            chunk = ids[start:start + _SQLITE_IN_CHUNK]
+            chunk = ids[start : start + _SQLITE_IN_CHUNK]
             query = f"SELECT id FROM events WHERE id IN ({','.join('?' * len(chunk))})"
             stored.update(row[0] for row in cursor.execute(query, chunk))
         new = [r for r in rows if r[0] not in stored]
-        cursor.executemany(_SQLITE_INSERT, [
-            (r[0], r[1], text(r[2]), text(r[3]), json_text(r[4]), r[5], r[6], r[7], r[8]) for r in new])
+        cursor.executemany(
+            _SQLITE_INSERT, [(r[0], r[1], text(r[2]), text(r[3]), json_text(r[4]), r[5], r[6], r[7], r[8]) for r in new]
+        )
     finally:
         cursor.close()
     return {r[0] for r in new}
@@ -91,4 +93,6 @@ def _sqlite(driver: Any, rows: list[tuple[Any, ...]]) -> set[str]:
 
 def sqlite_time(value: datetime) -> str:
     """A timezone-aware datetime as SQLAlchemy stores it in SQLite (UTC, no zone, 4-digit year)."""
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if value.tzinfo is not UTC:  # decoded events and received_at already are (Event._utc, utcnow)
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:-6]  # without "+00:00", as SQLAlchemy writes it

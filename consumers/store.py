@@ -230,7 +230,7 @@ def _transaction(database: Database) -> Iterator[Session]:
             with Session(bind=connection, expire_on_commit=False) as session, session.begin():
                 yield session
             return
-        driver = connection.connection.driver_connection
+        driver: Any = connection.connection.driver_connection
         level = driver.execute("PRAGMA synchronous").fetchone()[0]
         driver.execute("PRAGMA synchronous=FULL")
         try:

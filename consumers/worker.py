@@ -206,7 +206,7 @@ class ConsumerWorker:
         return PollOutcome(sum(len(m) for m in records.values()), result.events_stored, result.duplicates,
                            len(result.dead), committed)
 
-    def process(self, records: dict) -> StoreResult:
+    def process(self, records: dict[TopicPartition, list[Any]]) -> StoreResult:
         """Decodes and stores one poll result ({TopicPartition: [records]}) without Kafka I/O.
 
         Every message ends up stored or dead-lettered; only database failures that are not
@@ -293,15 +293,19 @@ class ConsumerWorker:
         """Copies dead letters to the DLQ topic when configured (best effort: the table has them)."""
         if self._producer is None or not dead:
             return
-        try:
-            for d in dead:
-                headers = [("error", d.reason[:1000].encode()), ("source_topic", d.topic.encode()),
-                           ("source_partition", str(d.partition).encode()), ("source_offset", str(d.offset).encode())]
+        for d in dead:  # one refused copy (e.g. over the producer's size limit) must not stop the others
+            headers = [("error", d.reason[:1000].encode()), ("source_topic", d.topic.encode()),
+                       ("source_partition", str(d.partition).encode()), ("source_offset", str(d.offset).encode())]
+            try:
                 self._producer.send(self.settings.kafka_dlq_topic, value=d.value, key=d.key, headers=headers)
+            except Exception as exc:
+                log.warning("consumer_dlq_publish_failed", topic=self.settings.kafka_dlq_topic, source_topic=d.topic,
+                            partition=d.partition, offset=d.offset, error=f"{type(exc).__name__}: {exc}"[:500])
+        try:
             self._producer.flush(timeout=self._commit_timeout_ms() / 1000)
         except Exception as exc:
             log.warning("consumer_dlq_publish_failed", topic=self.settings.kafka_dlq_topic,
-                        messages=len(dead), error=f"{type(exc).__name__}: {exc}")
+                        messages=len(dead), error=f"{type(exc).__name__}: {exc}"[:500])
 
     def _account(self, records: dict, result: StoreResult, seconds: float) -> None:
         """Updates counters and metrics after a stored batch; requests a notifications run."""
