@@ -130,10 +130,14 @@ def measure_throughput(quick: bool, bootstrap: str) -> dict:
                      "(in-memory storage) on 127.0.0.1, clean and with 1 % malformed (invalid JSON / UTF-8 / "
                      "schema in turn). Raw loops read by partition assignment, no group, no commit, `json.loads` "
                      "only; rate = events / (last record − first record). The product's `ConsumerWorker` (fresh "
-                     "group, batches of up to 2000 (KAFKA_BATCH_SIZE): validate, store idempotently in one transaction, commit offsets) is "
+                     "group, batches of up to 2000 (KAFKA_BATCH_SIZE): validate, store idempotently in one "
+                     "transaction, commit offsets) is "
                      "driven in-process with `poll_once()`; its rate = events after the first batch / (end of last "
                      "batch − end of first batch), so the consumer-group join (~3 s on Tansu with the 6 s session "
-                     "timeout; --quick uses 2 s, ~1 s) is excluded. All consumers read the same topics in this run, one after another.")
+                     "timeout; --quick uses 2 s, ~1 s) is excluded. All consumers read the same topics in this run, "
+                     "one after another. Timed runs store batch N on the `kafka-store` thread while N+1 is fetched "
+                     "and validated; the profiles run the store inline (cProfile sees one thread), so their "
+                     "percentages are of the serial work.")
     return out
 
 

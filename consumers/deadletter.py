@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from logs import get_logger
 from storage.db import utcnow
+
+log = get_logger(__name__)
 
 ERROR_MAX_CHARS = 2000  # a reason is for a human; the raw value is kept beside it
 KEY_MAX_BYTES = 4096
@@ -57,3 +60,35 @@ def dead_letter_rows(dead: list[DeadRow], value_cap: int) -> list[dict[str, Any]
         }
         for d in dead
     ]
+
+
+def publish_copies(producer: Any, topic: str, dead: list[DeadRow], *, timeout: float) -> None:
+    """Sends each dead letter's raw message to `topic` (reason and origin in headers), then flushes.
+
+    Best effort, one by one: one copy the producer refuses (e.g. over its size limit) is logged
+    and does not stop the others; the dead-letter table holds them all anyway.
+    """
+    for d in dead:
+        headers = [
+            ("error", d.reason[:1000].encode()),
+            ("source_topic", d.topic.encode()),
+            ("source_partition", str(d.partition).encode()),
+            ("source_offset", str(d.offset).encode()),
+        ]
+        try:
+            producer.send(topic, value=d.value, key=d.key, headers=headers)
+        except Exception as exc:
+            log.warning(
+                "consumer_dlq_publish_failed",
+                topic=topic,
+                source_topic=d.topic,
+                partition=d.partition,
+                offset=d.offset,
+                error=f"{type(exc).__name__}: {exc}"[:500],
+            )
+    try:
+        producer.flush(timeout=timeout)
+    except Exception as exc:
+        log.warning(
+            "consumer_dlq_publish_failed", topic=topic, messages=len(dead), error=f"{type(exc).__name__}: {exc}"[:500]
+        )

@@ -21,6 +21,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from consumers import client as kafka_client
 from consumers.backoff import exponential_ceiling
+from consumers.deadletter import publish_copies
 from consumers.events import DECODE, BadMessage, decode, decode_key
 from consumers.handlers import HandlerRegistry, MessageMeta, handlers
 from consumers.store import DeadRow, Prepared, StoreResult, is_transient_db_error, store_batch
@@ -59,7 +60,7 @@ class ConsumerWorker:
         self.metrics = metrics or Metrics()
         self.registry = registry
         self.watch = HandlerWatch(registry)
-        self._ahead = StoreAhead()
+        self.store_ahead = StoreAhead()
         self.on_notifications = on_notifications
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -155,12 +156,12 @@ class ConsumerWorker:
 
     def close(self) -> None:
         """Commits what was stored, leaves the group and closes the clients (idempotent)."""
-        if self._ahead.pending and self._consumer is not None:
+        if self.store_ahead.pending and self._consumer is not None:
             try:  # the batch on the store thread: wait for it, count it, commit it below
                 self._finish(self._consumer, {})
             except Exception as exc:  # not committed: replayed (deduplicated) by the next owner
                 log.warning("consumer_final_store_failed", error=f"{type(exc).__name__}: {exc}"[:500])
-        self._ahead.close()
+        self.store_ahead.close()
         consumer, self._consumer = self._consumer, None
         producer, self._producer = self._producer, None
         if consumer is not None:
@@ -193,7 +194,7 @@ class ConsumerWorker:
         if consumer is None:
             raise RuntimeError("poll_once() before open()")
         self._commit_pending(consumer)
-        ahead = self._ahead.pending  # then only what is already fetched: never wait with a batch in flight
+        ahead = self.store_ahead.pending  # then only what is already fetched: never wait with a batch in flight
         records = consumer.poll(timeout_ms=0 if ahead else self.settings.kafka_poll_timeout_ms,
                                 max_records=self.settings.kafka_batch_size)
         self._observe(consumer)
@@ -201,7 +202,7 @@ class ConsumerWorker:
         outcome = self._finish(consumer, records) if ahead else PollOutcome()
         if decoded is not None and outcome.retry_in == 0:
             prepared, dead = decoded
-            self._ahead.submit(records, lambda: store_batch(
+            self.store_ahead.submit(records, lambda: store_batch(
                 self.database, prepared=prepared, dead=dead, registry=self.watch,
                 max_attempts=self.settings.kafka_max_attempts,
                 value_cap=self.settings.kafka_dead_letter_value_cap_bytes))
@@ -210,7 +211,7 @@ class ConsumerWorker:
     def _finish(self, consumer: Any, polled_since: dict[TopicPartition, list[Any]]) -> PollOutcome:
         """Waits for the batch in flight; counts it and commits its offsets, or rewinds it (and
         `polled_since`, not handed over yet) after a transient DB failure. Other errors propagate."""
-        inflight = self._ahead.take()
+        inflight = self.store_ahead.take()
         records = inflight.records
         try:
             result = inflight.future.result()
@@ -318,21 +319,9 @@ class ConsumerWorker:
 
     def _publish_dead(self, dead: list[DeadRow]) -> None:
         """Copies dead letters to the DLQ topic when configured (best effort: the table has them)."""
-        if self._producer is None or not dead:
-            return
-        for d in dead:  # one refused copy (e.g. over the producer's size limit) must not stop the others
-            headers = [("error", d.reason[:1000].encode()), ("source_topic", d.topic.encode()),
-                       ("source_partition", str(d.partition).encode()), ("source_offset", str(d.offset).encode())]
-            try:
-                self._producer.send(self.settings.kafka_dlq_topic, value=d.value, key=d.key, headers=headers)
-            except Exception as exc:
-                log.warning("consumer_dlq_publish_failed", topic=self.settings.kafka_dlq_topic, source_topic=d.topic,
-                            partition=d.partition, offset=d.offset, error=f"{type(exc).__name__}: {exc}"[:500])
-        try:
-            self._producer.flush(timeout=self._commit_timeout_ms() / 1000)
-        except Exception as exc:
-            log.warning("consumer_dlq_publish_failed", topic=self.settings.kafka_dlq_topic,
-                        messages=len(dead), error=f"{type(exc).__name__}: {exc}"[:500])
+        if self._producer is not None and dead:
+            publish_copies(self._producer, self.settings.kafka_dlq_topic or "", dead,
+                           timeout=self._commit_timeout_ms() / 1000)
 
     def _account(self, records: dict, result: StoreResult, seconds: float) -> None:
         """Updates counters and metrics after a stored batch; requests a notifications run."""
