@@ -135,9 +135,7 @@ def measure_throughput(quick: bool, bootstrap: str) -> dict:
                      "driven in-process with `poll_once()`; its rate = events after the first batch / (end of last "
                      "batch − end of first batch), so the consumer-group join (~3 s on Tansu with the 6 s session "
                      "timeout; --quick uses 2 s, ~1 s) is excluded. All consumers read the same topics in this run, "
-                     "one after another. Timed runs store batch N on the `kafka-store` thread while N+1 is fetched "
-                     "and validated; the profiles run the store inline (cProfile sees one thread), so their "
-                     "percentages are of the serial work.")
+                     "one after another.")
     return out
 
 

@@ -183,7 +183,6 @@ def run_product(backend: str, bootstrap: str, topic: str, count: int, *, profile
                 rate, seconds = _rate(run)
                 if profile_if is not None and produce_more is not None and profile_if(rate):
                     produce_more(PROFILE_EVENTS)
-                    worker.store_ahead.inline = True  # one thread: cProfile sees every stage
                     profiler = cProfile.Profile()
                     prof_run = _poll_until(worker, PROFILE_EVENTS, timeout=60.0, profiler=profiler)
                     profile = summarize_profile(profiler, prof_run["seen"])

@@ -25,7 +25,6 @@ from consumers.deadletter import publish_copies
 from consumers.events import DECODE, BadMessage, decode, decode_key
 from consumers.handlers import HandlerRegistry, MessageMeta, handlers
 from consumers.store import DeadRow, Prepared, StoreResult, is_transient_db_error, store_batch
-from consumers.storeahead import StoreAhead
 from consumers.watchdog import HandlerWatch, RunningHandler
 from logs import get_logger
 from metrics import Metrics
@@ -60,7 +59,6 @@ class ConsumerWorker:
         self.metrics = metrics or Metrics()
         self.registry = registry
         self.watch = HandlerWatch(registry)
-        self.store_ahead = StoreAhead()
         self.on_notifications = on_notifications
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -156,12 +154,6 @@ class ConsumerWorker:
 
     def close(self) -> None:
         """Commits what was stored, leaves the group and closes the clients (idempotent)."""
-        if self.store_ahead.pending and self._consumer is not None:
-            try:  # the batch on the store thread: wait for it, count it, commit it below
-                self._finish(self._consumer, {})
-            except Exception as exc:  # not committed: replayed (deduplicated) by the next owner
-                log.warning("consumer_final_store_failed", error=f"{type(exc).__name__}: {exc}"[:500])
-        self.store_ahead.close()
         consumer, self._consumer = self._consumer, None
         producer, self._producer = self._producer, None
         if consumer is not None:
@@ -185,45 +177,31 @@ class ConsumerWorker:
 
     # ------------------------------------------------------------------ one step
     def poll_once(self) -> PollOutcome:
-        """Polls the next batch and decodes it while the previous one is stored on the store
-        thread (StoreAhead); then finishes the previous one (counts, offset commit) and hands
-        this one over. Returns what the finished batch did; a transient DB failure rewinds both
-        batches and sets `retry_in`.
+        """Polls one batch, stores it in one transaction, then commits its offsets.
+
+        Returns what happened; a transient DB failure rewinds the batch and sets `retry_in`.
         """
         consumer = self._consumer
         if consumer is None:
             raise RuntimeError("poll_once() before open()")
         self._commit_pending(consumer)
-        ahead = self.store_ahead.pending  # then only what is already fetched: never wait with a batch in flight
-        records = consumer.poll(timeout_ms=0 if ahead else self.settings.kafka_poll_timeout_ms,
+        records = consumer.poll(timeout_ms=self.settings.kafka_poll_timeout_ms,
                                 max_records=self.settings.kafka_batch_size)
         self._observe(consumer)
-        decoded = self._decode(records) if records else None
-        outcome = self._finish(consumer, records) if ahead else PollOutcome()
-        if decoded is not None and outcome.retry_in == 0:
-            prepared, dead = decoded
-            self.store_ahead.submit(records, lambda: store_batch(
-                self.database, prepared=prepared, dead=dead, registry=self.watch,
-                max_attempts=self.settings.kafka_max_attempts,
-                value_cap=self.settings.kafka_dead_letter_value_cap_bytes))
-        return outcome
-
-    def _finish(self, consumer: Any, polled_since: dict[TopicPartition, list[Any]]) -> PollOutcome:
-        """Waits for the batch in flight; counts it and commits its offsets, or rewinds it (and
-        `polled_since`, not handed over yet) after a transient DB failure. Other errors propagate."""
-        inflight = self.store_ahead.take()
-        records = inflight.records
+        if not records:
+            return PollOutcome()
+        started = time.perf_counter()
         try:
-            result = inflight.future.result()
+            result = self.process(records)
         except Exception as exc:
             if not is_transient_db_error(exc):
                 raise
-            return self._rewind(consumer, [records, polled_since], exc)
+            return self._rewind(consumer, records, exc)
         self._db_failures = 0
         self._publish_dead(result.dead)
         # Counted (and notifications requested) as soon as the rows are stored: the commit
         # below can take a broker round trip, and status must not lag behind the database.
-        self._account(records, result, time.perf_counter() - inflight.started)
+        self._account(records, result, time.perf_counter() - started)
         self._pending.update({tp: OffsetAndMetadata(msgs[-1].offset + 1, "", -1) for tp, msgs in records.items()})
         committed = self._commit_pending(consumer)
         return PollOutcome(sum(len(m) for m in records.values()), result.events_stored, result.duplicates,
@@ -264,15 +242,10 @@ class ConsumerWorker:
                 prepared.append(Prepared(event, meta, msg.key, msg.value))
         return prepared, dead
 
-    def _rewind(self, consumer: Any, batches: list[dict[TopicPartition, list[Any]]], exc: Exception) -> PollOutcome:
-        """Seeks every partition of the batches back to its first (unstored) offset; backs off."""
-        first: dict[TopicPartition, int] = {}
-        for records in batches:
-            for tp, messages in records.items():
-                first[tp] = min(first.get(tp, messages[0].offset), messages[0].offset)
-        for tp, offset in first.items():
-            consumer.seek(tp, offset)
-        records = batches[0]
+    def _rewind(self, consumer: Any, records: dict, exc: Exception) -> PollOutcome:
+        """Seeks every partition of the batch back to its first (unstored) offset; backs off."""
+        for tp, messages in records.items():
+            consumer.seek(tp, messages[0].offset)
         self._db_failures += 1
         s = self.settings
         delay = exponential_ceiling(self._db_failures - 1, base=s.consumer_backoff_base_seconds,
