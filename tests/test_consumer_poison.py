@@ -190,3 +190,31 @@ def test_enable_and_restart_are_idempotent_one_check_chain(live_app, kafka_setti
     wait_until(lambda: time.monotonic() - window_start >= 3.0, timeout=5)
     in_window = [t for t in calls if window_start <= t < window_start + 3.0]
     assert len(in_window) <= 4, f"{len(in_window)} checks in 3 s: one chain checks once a second"
+
+
+def test_connection_lost_mid_batch_is_retried_not_dead_lettered(
+    kafka, kafka_topic, kafka_group, kafka_settings, open_worker, database_url
+) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite's transient failure is the lock: test_database_locked_mid_stream_loses_nothing")
+    registry = HandlerRegistry()
+    killed: list[str] = []
+
+    @registry.register("order.created")
+    def lose_connection_once(batch, event, meta) -> None:
+        if not killed:  # the server ends this session mid-transaction: OperationalError
+            killed.append(event.id)
+            batch.session.connection().exec_driver_sql("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    _send_all(kafka.bootstrap, kafka_topic, [(v, {}) for v in _valid("c", 300)])
+    worker = open_worker(
+        kafka_settings(database_url=database_url, consumer_backoff_base_seconds=0.05), registry=registry
+    )
+    deadline = time.monotonic() + 60
+    while _count(worker.database, Event) < 300:
+        assert time.monotonic() < deadline, worker.snapshot()
+        outcome = worker.poll_once()
+        assert outcome.dead_lettered == 0
+    assert killed and "OperationalError" in (worker.snapshot()["last_error"] or "")
+    assert _count(worker.database, DeadLetter) == 0
+    assert sum(o or 0 for o in _committed(kafka.bootstrap, kafka_group, kafka_topic).values()) == 300
