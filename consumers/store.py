@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -73,28 +74,46 @@ class StoreResult:
         self.dead.extend(other.dead)
 
 
+# Driver (PEP 249) exception classes, for errors of the bulk path, which uses the driver directly.
+_DRIVER_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
+_DRIVER_TRANSIENT = frozenset({"OperationalError", "InterfaceError"})
+_DRIVER_MESSAGE = frozenset({"DataError", "IntegrityError"})
+
+
+def _driver_class(exc: BaseException) -> set[str]:
+    """The PEP 249 class names of a driver exception (empty for anything else)."""
+    if not isinstance(exc, _DRIVER_ERRORS):
+        return set()
+    return {cls.__name__ for cls in type(exc).__mro__}
+
+
+def is_db_error(exc: BaseException) -> bool:
+    """True for any database error, wrapped by SQLAlchemy or raised by the driver itself."""
+    return isinstance(exc, (DBAPIError, *_DRIVER_ERRORS))
+
+
 def is_transient_db_error(exc: BaseException) -> bool:
     """True for failures that go away by themselves (locked, unreachable, pool exhausted)."""
     if isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    return isinstance(exc, sqlite3.OperationalError)
+    return bool(_driver_class(exc) & _DRIVER_TRANSIENT)
 
 
 def is_message_error(exc: BaseException) -> bool:
     """True when the failure comes from the values of the rows (so from a message), not the system.
 
-    DataError/IntegrityError: the database refused a value. Any other driver error (missing
+    DataError/IntegrityError: the database refused a value. Any other database error (missing
     table, permissions, internal) is the system's: dead-lettering every message for it would
     empty the topic into the dead-letter table. Errors raised before the driver (binding a
     value, serializing JSON) belong to a value too.
     """
     if is_transient_db_error(exc):
         return False
-    if isinstance(exc, (DataError, IntegrityError)):
+    if isinstance(exc, (DataError, IntegrityError)) or _driver_class(exc) & _DRIVER_MESSAGE:
         return True
-    return not isinstance(exc, (DBAPIError, sqlite3.Error))
+    return not is_db_error(exc)
 
 
 @dataclass(frozen=True)
@@ -237,8 +256,10 @@ def _transaction(database: Database) -> Iterator[Session]:
             with Session(bind=connection, expire_on_commit=False) as session, session.begin():
                 yield session
         finally:
-            if not driver.in_transaction:  # the pooled connection goes back as it came
-                driver.execute(f"PRAGMA synchronous={int(level)}")
+            # The pooled connection goes back as it came; a broken one must not mask the error.
+            with suppress(sqlite3.Error):
+                if not driver.in_transaction:
+                    driver.execute(f"PRAGMA synchronous={int(level)}")
 
 
 def _run_handler(session, item: Prepared, registry: HandlerRegistry | HandlerWatch, max_attempts: int,
@@ -251,7 +272,7 @@ def _run_handler(session, item: Prepared, registry: HandlerRegistry | HandlerWat
             registry.handle(buffer, item.event, item.meta)
             return buffer
         except Exception as exc:
-            if isinstance(exc, (DBAPIError, sqlite3.Error)):
+            if is_db_error(exc):
                 raise  # transient: retried; else the transaction is spoiled: bisecting isolates it
             error = f"{type(exc).__name__}: {exc}"
             log.warning("consumer_handler_failed", event_id=item.event.id, event_type=item.event.type,

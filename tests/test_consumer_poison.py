@@ -192,8 +192,9 @@ def test_enable_and_restart_are_idempotent_one_check_chain(live_app, kafka_setti
     assert len(in_window) <= 4, f"{len(in_window)} checks in 3 s: one chain checks once a second"
 
 
+@pytest.mark.parametrize("through", ["sqlalchemy", "driver"])
 def test_connection_lost_mid_batch_is_retried_not_dead_lettered(
-    kafka, kafka_topic, kafka_group, kafka_settings, open_worker, database_url
+    through, kafka, kafka_topic, kafka_group, kafka_settings, open_worker, database_url
 ) -> None:
     if database_url.startswith("sqlite"):
         pytest.skip("SQLite's transient failure is the lock: test_database_locked_mid_stream_loses_nothing")
@@ -204,7 +205,11 @@ def test_connection_lost_mid_batch_is_retried_not_dead_lettered(
     def lose_connection_once(batch, event, meta) -> None:
         if not killed:  # the server ends this session mid-transaction: OperationalError
             killed.append(event.id)
-            batch.session.connection().exec_driver_sql("SELECT pg_terminate_backend(pg_backend_pid())")
+            connection = batch.session.connection()
+            kill = "SELECT pg_terminate_backend(pg_backend_pid())"
+            if through == "driver":  # as the bulk path (COPY) meets it: psycopg's own OperationalError
+                connection.connection.driver_connection.execute(kill)
+            connection.exec_driver_sql(kill)
 
     _send_all(kafka.bootstrap, kafka_topic, [(v, {}) for v in _valid("c", 300)])
     worker = open_worker(

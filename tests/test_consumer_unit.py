@@ -322,3 +322,23 @@ def test_readiness_grace_and_disable(make_settings) -> None:
     assert status["messages_processed"] == 1  # the dead worker's counters are kept
     supervisor.set_enabled(True, actor="admin")
     assert workers[-1].alive and supervisor.states.changes[-1][1]["enabled"] is True
+
+
+def test_database_errors_are_classified_wrapped_or_raw() -> None:
+    import sqlite3
+
+    import psycopg
+    from psycopg import errors as pg
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+    from consumers.store import is_message_error, is_transient_db_error
+
+    transient = [psycopg.OperationalError("server closed the connection"), pg.QueryCanceled("lock timeout"),
+                 sqlite3.OperationalError("database is locked"), OperationalError("x", {}, Exception("locked"))]
+    message = [pg.DataError("invalid byte sequence"), pg.UniqueViolation("dup"), sqlite3.IntegrityError("NOT NULL"),
+               IntegrityError("x", {}, Exception("dup")), ValueError("Exceeds the limit (4300 digits)")]
+    system = [pg.UndefinedTable("no events"), pg.InFailedSqlTransaction("aborted"), sqlite3.ProgrammingError("x"),
+              ProgrammingError("x", {}, Exception("no such table"))]
+    assert all(is_transient_db_error(e) and not is_message_error(e) for e in transient)
+    assert all(is_message_error(e) and not is_transient_db_error(e) for e in message)
+    assert not any(is_message_error(e) or is_transient_db_error(e) for e in system)
