@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections import namedtuple
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 
 import pytest
 
@@ -184,7 +184,7 @@ def test_far_future_kafka_timestamp_is_a_reason_not_a_crash() -> None:
         decode(Record(b'{"id": "f", "type": "t"}', 10**16))
     assert caught.value.kind == "schema" and "Kafka timestamp" in caught.value.reason
     stated = decode(Record(b'{"id": "f", "type": "t", "occurred_at": "2025-01-01T00:00:00Z"}', 10**16))
-    assert stated.occurred_at == datetime(2025, 1, 1, tzinfo=timezone.utc)
+    assert stated.occurred_at == datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def test_nul_in_data_and_nesting_within_the_limit_are_accepted() -> None:
