@@ -64,6 +64,8 @@ class Settings(BaseSettings):
 
     # --- Kafka consumer ----------------------------------------------------------------
     kafka_enabled: bool = True
+    # confluent-kafka (librdkafka) needs `pip install -r requirements-confluent.txt`.
+    kafka_client: Literal["kafka-python", "confluent-kafka"] = "kafka-python"
     kafka_bootstrap_servers: str | None = None
     kafka_topics: str = "events"
     kafka_group_id: str = "service-scheduler"

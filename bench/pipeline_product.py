@@ -163,7 +163,7 @@ def _rate(run: dict) -> tuple[float | None, float]:
 
 
 def run_product(backend: str, bootstrap: str, topic: str, count: int, *, profile_if=None,
-                produce_more=None) -> dict:
+                produce_more=None, client: str = "kafka-python") -> dict:
     """One product run on `topic`. When `profile_if(rate)` is true, `produce_more(n)` adds n
     events to the topic and the SAME worker (no second group join) consumes them under cProfile."""
     from bench.common import open_database
@@ -171,7 +171,7 @@ def run_product(backend: str, bootstrap: str, topic: str, count: int, *, profile
 
     profile = None
     with _database_url(backend) as (url, tmp):
-        settings = consumer_settings(tmp, url, bootstrap, topic)
+        settings = consumer_settings(tmp, url, bootstrap, topic, kafka_client=client)
         database = open_database(settings)
         worker = ConsumerWorker(settings=settings, database=database)
         # The product logs one WARNING line per malformed message on stdout: kept (it is part of
@@ -210,7 +210,7 @@ _PROFILE_KEYS = (  # (file suffix, function, label)
     ("consumers/worker.py", "_decode", "decode + pydantic validation"),
     ("consumers/store.py", "store_batch", "store_batch (one transaction)"),
     ("consumers/store.py", "_run_handler", "handlers (build row dicts)"),
-    ("consumers/bulk.py", "insert_new_events", "bulk insert of new events (COPY + INSERT…SELECT / SELECT + executemany)"),
+    ("consumers/bulk.py", "insert_new_events", "bulk insert of new events (COPY / executemany)"),
     ("consumers/bulk.py", "json_text", "  JSON text of `data` (msgspec)"),
     ("consumers/bulk.py", "sqlite_time", "  SQLite timestamp text"),
     ("consumers/store.py", "_insert_ignore", "INSERT … ON CONFLICT (notifications, dead letters; Core)"),
@@ -252,18 +252,21 @@ def _short(path: str) -> str:
 
 def product_rates(bootstrap: str, topic: str, count: int, *, base_rate: int | None,
                   produce_more=None) -> dict:
-    """Rows 'product → SQLite' and 'product → PostgreSQL' for `topic`; each run is then profiled
-    when `produce_more` is given."""
+    """Rows 'product → SQLite' and 'product → PostgreSQL' for `topic` (each run is then profiled
+    when `produce_more` is given), and the same two with KAFKA_CLIENT=confluent-kafka."""
     out = {}
-    for backend in ("SQLite", "PostgreSQL"):
-        name = f"product → {backend}"
-        if backend == "PostgreSQL":
-            _, reason = postgres_server()
-            if reason:
-                out[name] = {"events": None, "events_per_s": None, "note": reason}
-                continue
-        out[name] = run_product(backend, bootstrap, topic, count, produce_more=produce_more,
-                                profile_if=lambda rate: True)  # always: the table shows the next bottleneck
+    for client, prefix in (("kafka-python", "product"), ("confluent-kafka", "product (confluent-kafka)")):
+        for backend in ("SQLite", "PostgreSQL"):
+            name = f"{prefix} → {backend}"
+            if backend == "PostgreSQL":
+                _, reason = postgres_server()
+                if reason:
+                    out[name] = {"events": None, "events_per_s": None, "note": reason}
+                    continue
+            profiled = client == "kafka-python"  # the table shows the next bottleneck of the default
+            out[name] = run_product(backend, bootstrap, topic, count, client=client,
+                                    produce_more=produce_more if profiled else None,
+                                    profile_if=(lambda rate: True) if profiled else None)
     return out
 
 
