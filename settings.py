@@ -90,11 +90,14 @@ class Settings(BaseSettings):
 
     # --- Kafka consumer ----------------------------------------------------------------
     kafka_enabled: bool = True
+    # confluent-kafka (librdkafka) needs `pip install -r requirements-confluent.txt`.
+    kafka_client: Literal["kafka-python", "confluent-kafka"] = "kafka-python"
     kafka_bootstrap_servers: str | None = None
     kafka_topics: str = "events"
     kafka_group_id: str = "service-scheduler"
     kafka_dlq_topic: str | None = None
-    kafka_batch_size: int = Field(default=500, ge=1, le=100_000)
+    # Upper bound of one poll = one transaction = one offset commit (a batch is what one poll returns).
+    kafka_batch_size: int = Field(default=2000, ge=1, le=100_000)
     kafka_poll_timeout_ms: int = Field(default=500, ge=1, le=60_000)
     kafka_fetch_max_wait_ms: int = Field(default=100, ge=0, le=10_000)
     kafka_max_poll_interval_ms: int = Field(default=300_000, ge=1000)
@@ -102,6 +105,8 @@ class Settings(BaseSettings):
     kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
     kafka_request_timeout_ms: int = Field(default=30_000, ge=1000)
     kafka_max_attempts: int = Field(default=3, ge=1, le=100)
+    # A handler call longer than this reports the consumer `stuck` (threads cannot be interrupted).
+    kafka_handler_timeout_seconds: float = Field(default=60.0, gt=0)
     kafka_max_message_bytes: int = Field(default=1_048_576, ge=1024)
     kafka_dead_letter_value_cap_bytes: int = Field(default=65_536, ge=0)
     kafka_stop_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -70,8 +70,16 @@ def _closing_on_failure(build: Callable[..., Any], **options: Any) -> Any:
         raise
 
 
-def build_consumer(settings: Settings, listener: ConsumerRebalanceListener | None = None) -> KafkaConsumer:
-    """A KafkaConsumer subscribed to the configured topics; manual commits; blocks to bootstrap."""
+def build_consumer(settings: Settings, listener: ConsumerRebalanceListener | None = None) -> Any:
+    """A KafkaConsumer subscribed to the configured topics; manual commits; blocks to bootstrap.
+
+    With KAFKA_CLIENT=confluent-kafka: a ConfluentConsumer answering the same calls (it takes no
+    rebalance listener: offsets are committed after every stored batch either way).
+    """
+    if settings.kafka_client == "confluent-kafka":
+        from consumers.confluent_client import ConfluentConsumer
+
+        return ConfluentConsumer(settings)
     consumer = _closing_on_failure(
         KafkaConsumer,
         group_id=settings.kafka_group_id,
@@ -99,18 +107,21 @@ def build_producer(settings: Settings) -> KafkaProducer:
                                **_common(settings))
 
 
-def broker_connected(consumer: KafkaConsumer) -> bool:
+def broker_connected(consumer: Any) -> bool:
     """True when the client holds at least one live broker connection.
 
     kafka-python 3.x raises nothing from poll() when the broker goes away (it logs, returns
     empty batches and reconnects), so reachability is read from the connection table.
     """
+    own = getattr(consumer, "connected", None)  # ConfluentConsumer keeps it from librdkafka's stats
+    if isinstance(own, bool):
+        return own
     manager = getattr(consumer._client, "_manager", None)  # noqa: SLF001 (no public API)
     conns = list(getattr(manager, "_conns", {}).values())
     return any(getattr(conn, "connected", False) for conn in conns)
 
 
-def partition_lag(consumer: KafkaConsumer) -> dict[str, int | None]:
+def partition_lag(consumer: Any) -> dict[str, int | None]:
     """Messages behind the partition end per assigned partition ("topic:partition"), None if unknown."""
     lag: dict[str, int | None] = {}
     for tp in sorted(consumer.assignment(), key=lambda t: (t.topic, t.partition)):
@@ -118,7 +129,7 @@ def partition_lag(consumer: KafkaConsumer) -> dict[str, int | None]:
     return lag
 
 
-def _lag_of(consumer: KafkaConsumer, tp: TopicPartition) -> int | None:
+def _lag_of(consumer: Any, tp: TopicPartition) -> int | None:
     try:
         highwater = consumer.highwater(tp)
         position = consumer.position(tp, timeout_ms=0)  # 0: never block on a network round trip

@@ -28,7 +28,7 @@ from support.clock import iso
 Handler = Callable[["BatchWriter", Event, "MessageMeta"], None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MessageMeta:
     """Where a message came from."""
 
@@ -92,6 +92,11 @@ class HandlerRegistry:
             self._handlers[event_type] = (handler, store_event)
             return handler
         return decorate
+
+    def stores_only(self, event_type: str) -> bool:
+        """True when `event_type` gets the stock storing only (no handler of its own, stock default):
+        the store then builds the rows itself, without a per-message buffer."""
+        return self.default is store_event and event_type not in self._handlers
 
     def handle(self, batch: BatchWriter, event: Event, meta: MessageMeta) -> None:
         """Runs the handler chain for `event` against `batch`; exceptions propagate."""

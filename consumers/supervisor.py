@@ -3,6 +3,12 @@
 `check(now)` runs on the scheduler loop thread and never blocks: it only looks at the worker's
 published snapshot, starts a thread, or schedules a restart. Blocking work (stopping the thread
 for a disable or restart) happens in the calling request thread.
+
+One check chain: each check asks for the next one, and enable/restart wake the loop for an
+immediate check; the CheckChain lets a check end its chain when another pending check will come
+first, so any number of enable/restart calls leave exactly one chain. A worker whose thread does
+not end when stopped (a handler hanging) is kept as `draining`: no second consumer is started
+beside it until its thread is gone.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from consumers.checkchain import CheckChain
 from consumers.worker import ConsumerWorker
 from logs import get_logger
 from metrics import Metrics
@@ -51,6 +58,9 @@ class ConsumerSupervisor:
         self._lock = threading.RLock()
         self._control = threading.Lock()
         self._worker: ConsumerWorker | None = None
+        self._draining: ConsumerWorker | None = None  # stopped, but its thread has not ended yet
+        self._chain = CheckChain(EARLY_SLACK_SECONDS)
+        self._stuck_logged = False
         self._enabled = True
         self._started = self._stopping = False
         self._state = "starting"
@@ -106,10 +116,27 @@ class ConsumerSupervisor:
     def check(self, now: float) -> float | None:
         """Restarts a dead worker after backoff; returns when to be checked next (None: idle)."""
         with self._lock:
+            self._chain.fired(now)
+            return self._chain.next_after(now, self._check(now))
+
+    def _wake_once(self) -> None:
+        """Wakes the loop for an immediate check (its chain dedupes against the pending one)."""
+        with self._lock:
+            self._chain.woken(self._clock())
+        self._wake()
+
+    def _check(self, now: float) -> float | None:
+        with self._lock:
             if not self._started:
                 self.start()
             if self._stopping or not self._enabled:
                 return None
+            if self._draining is not None:
+                if self._draining.is_alive():
+                    self._state = "stuck" if self._is_stuck(self._draining) else "stopping"
+                    return now + CHECK_SECONDS
+                self._absorb(self._draining)
+                self._draining = None
             worker = self._worker
             if worker is None:
                 if self._restart_at is not None and now < self._restart_at - EARLY_SLACK_SECONDS:
@@ -122,7 +149,11 @@ class ConsumerSupervisor:
             return self._schedule_restart(worker, now)
 
     def _observe_alive(self, worker: ConsumerWorker, now: float) -> None:
-        """Tracks running time; resets the backoff after a healthy stretch."""
+        """Tracks running time; resets the backoff after a healthy stretch; reports a hung handler."""
+        if self._is_stuck(worker):
+            self._state = "stuck"
+            self.metrics.consumer_up.set(0)
+            return
         if worker.snapshot()["state"] in ("running", "db_unavailable"):
             if self._running_since is None:
                 self._running_since = now
@@ -160,6 +191,23 @@ class ConsumerSupervisor:
         log.warning("consumer_restart", attempt=self._attempt, delay_seconds=round(delay, 3), cause=cause,
                     crash_looping=looping, restarts_in_window=len(self._recent))
         return self._restart_at
+
+    def _is_stuck(self, worker: ConsumerWorker) -> bool:
+        """True while a handler outlives KAFKA_HANDLER_TIMEOUT_SECONDS (logged once per hang)."""
+        running = worker.running_handler()
+        limit = self.settings.kafka_handler_timeout_seconds
+        if running is None or time.monotonic() - running.since < limit:
+            self._stuck_logged = False
+            return False
+        seconds = time.monotonic() - running.since
+        self._last_error = (f"handler for event {running.event_id[:128]!r} ({running.event_type[:128]}) at "
+                            f"{running.position} running for {seconds:.0f} s (limit {limit:g} s)")
+        if not self._stuck_logged:
+            self._stuck_logged = True
+            log.error("consumer_handler_stuck", event_id=running.event_id[:128], event_type=running.event_type[:128],
+                      position=running.position, seconds=round(seconds, 1), limit_seconds=limit,
+                      hint="the thread cannot be interrupted; fix the handler, then restart the process")
+        return True
 
     def _crash_looping(self, now: float) -> bool:
         window = self.settings.consumer_crash_loop_window_seconds
@@ -204,20 +252,17 @@ class ConsumerSupervisor:
     def _enable(self) -> None:
         with self._lock:
             self._enabled = True
-            if self._worker is None and not self._stopping:
+            if self._worker is None and self._draining is None and not self._stopping:
                 self._attempt, self._recent = 0, deque()
                 self._down_since = self._clock()
                 self._start_worker(self._clock())
-        self._wake()
+        self._wake_once()
 
     def _disable(self) -> None:
         with self._lock:
             self._enabled = False
-            worker, self._worker = self._worker, None
             self._restart_at = None
-        if worker is not None:
-            worker.stop(self.settings.kafka_stop_timeout_seconds)
-            self._absorb(worker)
+        self._stop_or_drain()
         with self._lock:
             self._state = "disabled"
             self.metrics.consumer_up.set(0)
@@ -226,18 +271,35 @@ class ConsumerSupervisor:
         """Stops the worker (blocking, bounded) and starts a fresh one; audited. Returns status."""
         with self._control:
             self.states.change(STATE_NAME, actor=actor, action="restart")
+            self._stop_or_drain()
             with self._lock:
-                worker, self._worker = self._worker, None
-            if worker is not None:
-                worker.stop(self.settings.kafka_stop_timeout_seconds)
-                self._absorb(worker)
-            with self._lock:
-                if self._enabled and not self._stopping:
+                if self._draining is not None:
+                    self._state = "stuck" if self._is_stuck(self._draining) else "stopping"
+                    log.warning("consumer_restart_deferred", actor=actor, reason=self._last_error,
+                                hint="the old consumer thread is still running; a new one starts when it ends")
+                elif self._enabled and not self._stopping:
                     self._attempt, self._recent = 0, deque()
                     self._start_worker(self._clock())
-            log.info("consumer_restarted", actor=actor)
-        self._wake()
+                    log.info("consumer_restarted", actor=actor)
+        self._wake_once()
         return self.status()
+
+    def _stop_or_drain(self) -> None:
+        """Stops the worker (bounded). It is `draining` meanwhile (moved under the lock in one
+        step), so a loop check never starts a second consumer beside it; one whose thread
+        outlives the bound stays draining."""
+        with self._lock:
+            worker = self._worker or self._draining
+            self._worker = None
+            if worker is None:
+                return
+            self._draining = worker
+        if worker.stop(self.settings.kafka_stop_timeout_seconds):
+            with self._lock:
+                mine = self._draining is worker  # else a loop check already absorbed it
+                if mine:
+                    self._draining = None
+                    self._absorb(worker)
 
     # ------------------------------------------------------------------ inspection
     def status(self) -> dict[str, Any]:

@@ -20,10 +20,12 @@ from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from consumers import client as kafka_client
-from consumers.events import BadMessage, decode, decode_key
+from consumers.deadletter import publish_copies
+from consumers.events import DECODE, BadMessage, decode, decode_key
 from consumers.handlers import HandlerRegistry, MessageMeta, handlers
 from consumers.rebalance import CommitOnRevoke
 from consumers.store import DeadRow, Prepared, StoreResult, is_transient_db_error, store_batch
+from consumers.watchdog import HandlerWatch, RunningHandler
 from logs import get_logger
 from metrics import Metrics
 from settings import Settings
@@ -58,6 +60,7 @@ class ConsumerWorker:
         self.database = database
         self.metrics = metrics or Metrics()
         self.registry = registry
+        self.watch = HandlerWatch(registry)
         self.on_notifications = on_notifications
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -100,6 +103,10 @@ class ConsumerWorker:
     def is_alive(self) -> bool:
         """True while the thread runs."""
         return self._thread is not None and self._thread.is_alive()
+
+    def running_handler(self) -> RunningHandler | None:
+        """The handler call in progress on the thread, if any (see HandlerWatch)."""
+        return self.watch.running()
 
     @property
     def fatal_error(self) -> str | None:
@@ -188,11 +195,8 @@ class ConsumerWorker:
         if not records:
             return PollOutcome()
         started = time.perf_counter()
-        prepared, dead = self._decode(records)
         try:
-            result = store_batch(self.database, prepared=prepared, dead=dead, registry=self.registry,
-                                 max_attempts=self.settings.kafka_max_attempts,
-                                 value_cap=self.settings.kafka_dead_letter_value_cap_bytes)
+            result = self.process(records)
         except Exception as exc:
             if not is_transient_db_error(exc):
                 raise
@@ -207,6 +211,17 @@ class ConsumerWorker:
         return PollOutcome(sum(len(m) for m in records.values()), result.events_stored, result.duplicates,
                            len(result.dead), committed)
 
+    def process(self, records: dict[TopicPartition, list[Any]]) -> StoreResult:
+        """Decodes and stores one poll result ({TopicPartition: [records]}) without Kafka I/O.
+
+        Every message ends up stored or dead-lettered; only database failures that are not
+        about a message (transient, or the system's own) propagate.
+        """
+        prepared, dead = self._decode(records)
+        return store_batch(self.database, prepared=prepared, dead=dead, registry=self.watch,
+                           max_attempts=self.settings.kafka_max_attempts,
+                           value_cap=self.settings.kafka_dead_letter_value_cap_bytes)
+
     def _decode(self, records: dict) -> tuple[list[Prepared], list[DeadRow]]:
         """Splits a poll result into decoded messages and dead letters (logged one line each)."""
         prepared: list[Prepared] = []
@@ -220,6 +235,12 @@ class ConsumerWorker:
                     dead.append(DeadRow(tp.topic, tp.partition, msg.offset, msg.key, msg.value, exc.kind, exc.reason))
                     log.warning("consumer_bad_message", topic=tp.topic, partition=tp.partition,
                                 offset=msg.offset, kind=exc.kind, reason=exc.reason[:500])
+                    continue
+                except Exception as exc:  # a decoder bug must cost this message, never the partition
+                    error = f"{type(exc).__name__}: {exc}"
+                    dead.append(DeadRow(tp.topic, tp.partition, msg.offset, msg.key, msg.value, DECODE, error))
+                    log.error("consumer_decode_failed", topic=tp.topic, partition=tp.partition,
+                              offset=msg.offset, error=error[:500], exc_info=True)
                     continue
                 meta = MessageMeta(tp.topic, tp.partition, msg.offset, decode_key(msg.key), received_at)
                 prepared.append(Prepared(event, meta, msg.key, msg.value))
@@ -286,17 +307,9 @@ class ConsumerWorker:
 
     def _publish_dead(self, dead: list[DeadRow]) -> None:
         """Copies dead letters to the DLQ topic when configured (best effort: the table has them)."""
-        if self._producer is None or not dead:
-            return
-        try:
-            for d in dead:
-                headers = [("error", f"{d.kind}: {d.error}"[:1000].encode()), ("source_topic", d.topic.encode()),
-                           ("source_partition", str(d.partition).encode()), ("source_offset", str(d.offset).encode())]
-                self._producer.send(self.settings.kafka_dlq_topic, value=d.value, key=d.key, headers=headers)
-            self._producer.flush(timeout=self._commit_timeout_ms() / 1000)
-        except Exception as exc:
-            log.warning("consumer_dlq_publish_failed", topic=self.settings.kafka_dlq_topic,
-                        messages=len(dead), error=f"{type(exc).__name__}: {exc}")
+        if self._producer is not None and dead:
+            publish_copies(self._producer, self.settings.kafka_dlq_topic or "", dead,
+                           timeout=self._commit_timeout_ms() / 1000)
 
     def _account(self, records: dict, result: StoreResult, seconds: float) -> None:
         """Updates counters and metrics after a stored batch; requests a notifications run."""

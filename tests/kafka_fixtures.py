@@ -135,3 +135,26 @@ def kafka_producer(kafka: KafkaTestBroker) -> Iterator[Producer]:
         yield producer
     finally:
         producer.close()
+
+
+@pytest.fixture
+def open_worker():
+    """Builds ConsumerWorkers opened in the test thread (driven by poll_once); closed afterwards."""
+    from consumers.worker import ConsumerWorker
+    from storage.db import Database
+    from storage.migrate import upgrade
+
+    opened: list[tuple[ConsumerWorker, Database]] = []
+
+    def build(settings, **kwargs) -> ConsumerWorker:
+        database = Database(settings)
+        upgrade(database.engine)
+        worker = ConsumerWorker(settings=settings, database=database, **kwargs)
+        worker.open()
+        opened.append((worker, database))
+        return worker
+
+    yield build
+    for worker, database in opened:
+        worker.close()
+        database.dispose()

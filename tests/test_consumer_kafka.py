@@ -48,25 +48,6 @@ def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int | None]:
         client.close(autocommit=False)
 
 
-@pytest.fixture
-def open_worker():
-    """Builds ConsumerWorkers opened in the test thread (driven by poll_once); closed afterwards."""
-    opened: list[tuple[ConsumerWorker, Database]] = []
-
-    def build(settings, **kwargs) -> ConsumerWorker:
-        database = Database(settings)
-        upgrade(database.engine)
-        worker = ConsumerWorker(settings=settings, database=database, **kwargs)
-        worker.open()
-        opened.append((worker, database))
-        return worker
-
-    yield build
-    for worker, database in opened:
-        worker.close()
-        database.dispose()
-
-
 def _drain(worker: ConsumerWorker, expected: int, timeout: float = 30) -> float:
     """poll_once until `expected` messages were processed; returns seconds from the first message."""
     deadline, first = time.monotonic() + timeout, None

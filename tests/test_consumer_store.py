@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 from sqlalchemy import func, select
@@ -46,3 +47,41 @@ def test_replays_add_no_rows_not_even_handler_rows(database_url, migrated) -> No
     with database.read_session() as session:
         targets = sorted(session.scalars(select(AuditEntry.target)))
     assert targets == ["a", "b", "c"]  # one handler row per event, whatever the deliveries
+
+
+def test_bulk_path_writes_what_the_orm_reads_back(database_url, migrated) -> None:
+    from datetime import UTC, datetime
+
+    database = migrated(database_url)
+    data = {"big": 10**30, "f": 0.1, "text": "é\u2028\x00", "nested": [{"a": None}, [], {}], "t": True}
+    value = json.dumps({"id": "rt", "type": "order.created", "occurred_at": "0001-01-01T00:00:00.000001Z",
+                        "data": data}).encode()
+    record = SimpleNamespace(value=value, key=b"k-1", timestamp=1_800_000_000_000)
+    received = datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    item = Prepared(decode(record), MessageMeta("events", 2, 2**40, "k-1", received), b"k-1", value)
+    plain = _prepared("nodata", 1)
+    store_batch(database, prepared=[item, plain], dead=[], registry=HandlerRegistry(), max_attempts=1,
+                value_cap=100)
+    with database.read_session() as session:
+        row = session.get(Event, "rt")
+        empty = session.get(Event, "nodata")
+        newer = session.scalar(select(func.count()).select_from(Event).where(Event.received_at > received))
+    assert row.occurred_at == datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=UTC)
+    assert (row.received_at, row.data, row.key, row.partition, row.offset) == (received, data, "k-1", 2, 2**40)
+    assert empty.data == {"n": 1}
+    assert newer == 1  # timestamps compare in SQL as the ORM's own do (the other row is received now)
+
+
+def test_sqlite_batches_commit_with_synchronous_full(tmp_path, migrated) -> None:
+    database = migrated(f"sqlite:///{tmp_path / 'sync.db'}")
+    registry = HandlerRegistry()
+    seen = []
+
+    @registry.register("order.created")
+    def probe(batch, event, meta) -> None:
+        seen.append(batch.session.connection().exec_driver_sql("PRAGMA synchronous").scalar())
+
+    store_batch(database, prepared=[_prepared("s", 0)], dead=[], registry=registry, max_attempts=1, value_cap=100)
+    assert seen == [2]  # FULL: an event whose offset is committed survives power loss
+    with database.engine.connect() as connection:  # the pooled connection went back as it came
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1

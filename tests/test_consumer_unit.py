@@ -11,8 +11,9 @@ import pytest
 
 from consumers.events import BadMessage, decode, decode_key
 from consumers.handlers import BatchWriter, HandlerRegistry, MessageMeta, store_event
-from consumers.supervisor import ConsumerSupervisor, backoff_delay
+from consumers.supervisor import ConsumerSupervisor
 from metrics import Metrics
+from support.backoff import backoff_ceiling, backoff_delay
 
 Record = namedtuple("Record", "value timestamp key", defaults=(1_700_000_000_000, None))
 
@@ -134,6 +135,76 @@ def test_backoff_is_full_jitter_growing_and_capped() -> None:
     assert abs(means[7] - 15) < 2.5  # capped at 30: the mean of uniform(0, 30)
 
 
+def test_backoff_is_bounded_for_any_attempt_number() -> None:
+
+
+    rng = random.Random(3)
+    for attempt in (1_023, 1_024, 1_025, 10_000, 10**9):
+        # Settings are floats: 2.0 ** 1024 raised OverflowError in the supervisor and the worker.
+        assert 0 <= backoff_delay(attempt, base=1.0, factor=2.0, cap=30.0, rng=rng) <= 30
+        assert backoff_ceiling(attempt, base=1.0, factor=2.0, cap=30.0) == 30
+    assert backoff_ceiling(3, base=1, factor=2, cap=30) == 8
+    assert backoff_ceiling(10**6, base=0.5, factor=1.0, cap=30) == 0.5
+
+
+def test_check_chain_survives_any_number_of_wakes() -> None:
+    from consumers.checkchain import CheckChain
+
+    chain, now = CheckChain(0.01), 100.0
+    assert chain.next_after(now, now + 1) == now + 1  # the running chain
+    for _ in range(50):
+        chain.woken(now + 0.5)  # 50 enables: 50 extra pending checks
+    answers = []
+    for _ in range(51):  # every pending check fires once, in due order
+        chain.fired(now + 0.5)
+        answers.append(chain.next_after(now + 0.5, now + 1.5))
+    assert answers.count(None) == 50 and answers[-1] == now + 1.5  # one chain left
+
+
+@pytest.mark.parametrize("value,kind,fragment", [
+    (b'{"id": "d", "type": "t", "data": ' + b"[" * 3000 + b"]" * 3000 + b"}", "json", "nested deeper"),
+    (b'{"id": "d", "type": "t", "data": ' + b"[" * 65 + b"]" * 65 + b"}", "json", "nested deeper"),
+    (b'{"id": "y", "type": "t", "occurred_at": "0001-01-01T00:00:00+01:00"}', "schema", "occurred_at"),
+    (b'{"id": "y", "type": "t", "occurred_at": "9999-12-31T23:30:00-01:00"}', "schema", "occurred_at"),
+    (b'{"id": "n\\u0000", "type": "t"}', "schema", "id: Value error, must not contain NUL"),
+    (b'{"id": "n", "type": "t", "notify": {"channel": "log", "recipient": "\\u0000"}}', "schema",
+     "notify.recipient"),
+    (b'{"id": "\\ud800", "type": "t"}', "json", "unpaired UTF-16 surrogate in id"),
+    (b'{"id": "s", "type": "t", "data": {"\\udc00": 1}}', "json", "unpaired UTF-16 surrogate"),
+    (b'{"id": "b", "type": "t", "data": {"n": 1e400}}', "json", "out of range"),
+    (b'{"id": "b", "type": "t", "data": {"n": ' + b"9" * 5000 + b"}}", "json", "invalid JSON"),
+])
+def test_hostile_values_raise_bad_message_only(value: bytes, kind: str, fragment: str) -> None:
+    with pytest.raises(BadMessage) as caught:
+        decode(Record(value))
+    assert (caught.value.kind, fragment in caught.value.reason) == (kind, True), caught.value.reason
+
+
+def test_far_future_kafka_timestamp_is_a_reason_not_a_crash() -> None:
+    with pytest.raises(BadMessage) as caught:
+        decode(Record(b'{"id": "f", "type": "t"}', 10**16))
+    assert caught.value.kind == "schema" and "Kafka timestamp" in caught.value.reason
+    stated = decode(Record(b'{"id": "f", "type": "t", "occurred_at": "2025-01-01T00:00:00Z"}', 10**16))
+    assert stated.occurred_at == datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def test_nul_in_data_and_nesting_within_the_limit_are_accepted() -> None:
+    event = decode(Record(b'{"id": "n", "type": "t", "data": {"k": "a\\u0000b", "deep": '
+                          + b"[" * 60 + b"]" * 60 + b"}}"))
+    assert event.data["k"] == "a\x00b"
+    assert decode_key(b"a\x00b") is None  # the key column is text
+
+
+def test_dead_letter_reason_is_storable_text() -> None:
+    from consumers.deadletter import DeadRow, dead_letter_rows
+
+    row = dead_letter_rows([DeadRow("t", 0, 1, b"k" * 10_000, b"v" * 100, "store", "bad \x00 \ud800 " + "x" * 5000)],
+                           value_cap=10)[0]
+    assert "\x00" not in row["error"] and len(row["error"]) <= 2000
+    row["error"].encode("utf-8")  # no unpaired surrogate left
+    assert (len(row["key"]), row["value"], row["value_truncated"]) == (4096, b"v" * 10, True)
+
+
 class FakeWorker:
     """Stands in for ConsumerWorker: alive until `die()`."""
 
@@ -151,6 +222,9 @@ class FakeWorker:
 
     def is_alive(self) -> bool:
         return self.alive
+
+    def running_handler(self):
+        return None
 
     def die(self, error: str) -> None:
         self.alive, self.fatal_error = False, error
@@ -249,3 +323,23 @@ def test_readiness_grace_and_disable(make_settings) -> None:
     assert status["messages_processed"] == 1  # the dead worker's counters are kept
     supervisor.set_enabled(True, actor="admin")
     assert workers[-1].alive and supervisor.states.changes[-1][1]["enabled"] is True
+
+
+def test_database_errors_are_classified_wrapped_or_raw() -> None:
+    import sqlite3
+
+    import psycopg
+    from psycopg import errors as pg
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+    from consumers.store import is_message_error, is_transient_db_error
+
+    transient = [psycopg.OperationalError("server closed the connection"), pg.QueryCanceled("lock timeout"),
+                 sqlite3.OperationalError("database is locked"), OperationalError("x", {}, Exception("locked"))]
+    message = [pg.DataError("invalid byte sequence"), pg.UniqueViolation("dup"), sqlite3.IntegrityError("NOT NULL"),
+               IntegrityError("x", {}, Exception("dup")), ValueError("Exceeds the limit (4300 digits)")]
+    system = [pg.UndefinedTable("no events"), pg.InFailedSqlTransaction("aborted"), sqlite3.ProgrammingError("x"),
+              ProgrammingError("x", {}, Exception("no such table"))]
+    assert all(is_transient_db_error(e) and not is_message_error(e) for e in transient)
+    assert all(is_message_error(e) and not is_transient_db_error(e) for e in message)
+    assert not any(is_message_error(e) or is_transient_db_error(e) for e in system)
