@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from logs import get_logger
-from storage.db import utcnow
+from support.clock import utcnow
 
 log = get_logger(__name__)
 

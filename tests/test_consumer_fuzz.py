@@ -160,7 +160,8 @@ def test_every_message_is_stored_or_dead_lettered_exactly_once(fuzz_worker, batc
 @given(batch=st.lists(st.tuples(values, keys, headers), min_size=20, max_size=40))
 def test_fuzzed_stream_through_the_broker_never_restarts_the_consumer(kafka, kafka_settings, live_app, batch) -> None:
     from kafka import KafkaProducer
-    from registry import TaskRegistry
+
+    from scheduling.registry import TaskRegistry
 
     topic = kafka.create_topic(partitions=1)
     app = live_app(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-from registry import TaskRegistry
 from sqlalchemy import func, select
 
 from consumers.handlers import handlers
+from scheduling.registry import TaskRegistry
 from storage.models import Event
 from tests.conftest import AUTH, wait_until
 
@@ -50,12 +50,12 @@ def test_hanging_handler_is_reported_stuck_and_restart_waits_for_its_thread(
         release.set()
     wait_until(lambda: app.client.get("/consumer").json()["state"] == "running", timeout=30)
     assert len(_consumer_threads()) == 1
-    with app.runtime.database.read_session() as session:
+    with app.application.database.read_session() as session:
         assert session.scalar(select(func.count()).select_from(Event).where(Event.id == "h1")) == 1
     kafka_producer.send(kafka_topic, [{"id": "after", "type": "order.created"}])
 
     def stored_after() -> bool:
-        with app.runtime.database.read_session() as session:
+        with app.application.database.read_session() as session:
             return session.scalar(select(func.count()).select_from(Event).where(Event.id == "after")) == 1
 
     wait_until(stored_after, timeout=30)
