@@ -62,6 +62,10 @@ class Supervised(Protocol):
     def stop(self, timeout: float) -> None: ...
 
 
+def _ignore(run: RunRecord) -> None:
+    """A launcher callback with nothing to do."""
+
+
 class ServiceScheduler:
     """Registry-driven scheduler with persisted state, run history and an overlap guard."""
 
@@ -83,8 +87,10 @@ class ServiceScheduler:
         self._versions: dict[str, int] = {}  # task → control version last applied here
         self._lead = DISPATCH_LEAD_SECONDS if coordinator is None else CLUSTER_DISPATCH_LEAD_SECONDS
         self._book = RunBook(self.metrics, self.recorder, clock, self.replica_id)
+        # A run's start is stored when it is planned; in a cluster, once this replica won its slot
+        # (a replica that lost it leaves no row).
         self._launcher = RunLauncher(self.executor, clock, self._context, self._finished, coordinator,
-                                     admitted=self._book.started)
+                                     admitted=self._book.started if coordinator is not None else _ignore)
         self._registry = registry
         self._tasks: dict[str, TrackedTask] = {}
         self._agenda = Agenda()
@@ -262,6 +268,8 @@ class ServiceScheduler:
         run = RunRecord(run_id or new_run_id(), task.name, trigger, scheduled_for, self.clock(),
                         replica=self.replica_id)
         task.running, task.overrunning = run, False
+        if self.coordinator is None:
+            self._book.started(run)
         if scheduled_for is not None:
             task.anchor = scheduled_for
         if task.spec.timeout_seconds and not task.spec.is_async:
