@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from logs import get_logger
 from metrics import Metrics
@@ -20,13 +20,15 @@ from scheduling.agenda import Agenda, DueItem
 from scheduling.bookkeeping import RunBook
 from scheduling.coordination import UNCLAIMED, Coordinator, grid_slot
 from scheduling.downtime import record_downtime
-from scheduling.errors import TaskBusy, UnknownTask
+from scheduling.errors import TaskBusy
 from scheduling.executor import Outcome, TaskExecutor
 from scheduling.launcher import RunLauncher, new_run_id
 from scheduling.recorder import RunRecorder
 from scheduling.registry import TaskContext, TaskRegistry
+from scheduling.supervision import Components, Supervised
 from scheduling.tracked import TrackedTask
 from scheduling.triggers import Trigger
+from scheduling.views import SchedulerViews
 from settings import Settings
 from storage.control import ControlState
 from storage.db import Database
@@ -46,27 +48,13 @@ DISPATCH_LEAD_SECONDS = 0.002
 # here, up to ~100 ms under load) during the hand-off: hand runs over earlier so that round trip
 # is hidden too. The price: a run still going this close to its task's next slot skips that slot.
 CLUSTER_DISPATCH_LEAD_SECONDS = 0.1
-MIN_CHECK_INTERVAL_SECONDS = 0.01  # a supervised component is never checked more often
-
-
-class Supervised(Protocol):
-    """A component the loop looks after (the Kafka consumer): started, checked, stopped."""
-
-    name: str
-
-    def start(self) -> None: ...
-
-    def check(self, now: float) -> float | None:
-        """Restarts what died; returns when to be checked next (epoch seconds)."""
-
-    def stop(self, timeout: float) -> None: ...
 
 
 def _ignore(run: RunRecord) -> None:
     """A launcher callback with nothing to do."""
 
 
-class ServiceScheduler:
+class ServiceScheduler(SchedulerViews):
     """Registry-driven scheduler with persisted state, run history and an overlap guard."""
 
     def __init__(self, settings: Settings, database: Database, registry: TaskRegistry, *,
@@ -99,7 +87,7 @@ class ServiceScheduler:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._components: dict[str, Supervised] = {}
+        self._components = Components()
         self.loop_error: str | None = None
         self.last_wake_at: float | None = None
         self.wake_deadline: float | None = None
@@ -132,8 +120,8 @@ class ServiceScheduler:
         for task in self._tasks.values():
             log.info("task_registered", task=task.name, schedule=task.trigger.describe(),
                      enabled=task.enabled, executor=task.spec.executor, next_run_at=iso(task.next_due))
-        for component in self._components.values():
-            self._agenda.push(now, SUPERVISE, component.name, 0, "")
+        for name in self._components.names():
+            self._agenda.push(now, SUPERVISE, name, 0, "")
         if run_loop:
             self._thread = threading.Thread(target=self._loop, name="scheduler-loop", daemon=True)
             self._thread.start()
@@ -172,8 +160,8 @@ class ServiceScheduler:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        for component in self._components.values():
-            component.stop(min(self.settings.kafka_stop_timeout_seconds, max(0.1, deadline - time.monotonic())))
+        self._components.stop_all(
+            lambda: min(self.settings.kafka_stop_timeout_seconds, max(0.1, deadline - time.monotonic())))
         unfinished = self._wait_for_runs(deadline)
         if unfinished:
             log.warning("shutdown_tasks_unfinished", tasks=unfinished, waited_seconds=timeout)
@@ -250,16 +238,9 @@ class ServiceScheduler:
                 self._book.unstarted(task, due, outcome, reason)
 
     def _check_component(self, name: str, now: float) -> None:
-        component = self._components.get(name)
-        if component is None:
-            return
-        try:
-            next_check = component.check(now)
-        except Exception as exc:  # a supervisor bug must not kill the loop
-            log.error("supervisor_check_failed", component=name, error=str(exc), exc_info=True)
-            next_check = now + 1.0
+        next_check = self._components.check(name, now)
         if next_check is not None:
-            self._agenda.push(max(next_check, now + MIN_CHECK_INTERVAL_SECONDS), SUPERVISE, name, 0, "")
+            self._agenda.push(next_check, SUPERVISE, name, 0, "")
 
     # ------------------------------------------------------------------ runs
     def _start_run(self, task: TrackedTask, trigger: str, scheduled_for: float | None,
@@ -334,12 +315,6 @@ class ServiceScheduler:
                 item.name in self._tasks and self._tasks[item.name].generation == item.generation))
 
     # ------------------------------------------------------------------ control
-    def _get(self, name: str) -> TrackedTask:
-        task = self._tasks.get(name)
-        if task is None:
-            raise UnknownTask(name)
-        return task
-
     def set_enabled(self, name: str, enabled: bool, *, actor: str = "admin") -> dict[str, Any]:
         """Enables or disables a task at once and persists it; idempotent. Returns its status."""
         with self._control_lock:
@@ -447,7 +422,7 @@ class ServiceScheduler:
 
     def supervise(self, component: Supervised) -> None:
         """Adds a component checked by the loop (call before start())."""
-        self._components[component.name] = component
+        self._components.add(component)
 
     def wake(self, at: float | None = None, component: str | None = None) -> None:
         """Asks the loop to check `component` at `at` (default now)."""
@@ -455,71 +430,6 @@ class ServiceScheduler:
             if component is not None:
                 self._agenda.push(self.clock() if at is None else at, SUPERVISE, component, 0, "")
         self._wake.set()
-
-    # ------------------------------------------------------------------ inspection
-    def require(self, name: str) -> None:
-        """Raises UnknownTask unless `name` is a registered task."""
-        if name not in self._tasks:
-            raise UnknownTask(name)
-
-    def names(self) -> list[str]:
-        """Registered task names, in registration order."""
-        return list(self._tasks)
-
-    def status(self, name: str) -> dict[str, Any]:
-        """The API view of one task; raises UnknownTask."""
-        with self._lock:
-            return self._get(name).status(self.clock())
-
-    def statuses(self) -> list[dict[str, Any]]:
-        """The API view of every task."""
-        now = self.clock()
-        with self._lock:
-            return [task.status(now) for task in self._tasks.values()]
-
-    def next_due(self, name: str) -> float | None:
-        """When `name` runs next (epoch seconds), None when disabled or unscheduled."""
-        with self._lock:
-            return self._get(name).next_due
-
-    def running_tasks(self) -> list[str]:
-        """Names of tasks with a run in progress."""
-        with self._lock:
-            return sorted(t.name for t in self._tasks.values() if t.running)
-
-    def agenda_size(self) -> int:
-        """Items queued in the agenda (superseded ones included until compacted)."""
-        with self._lock:
-            return len(self._agenda)
-
-    def stale_tasks(self) -> list[str]:
-        """Enabled tasks with no success within three periods."""
-        now = self.clock()
-        with self._lock:
-            return [t.name for t in self._tasks.values() if t.is_stale(now)]
-
-    def is_running(self, name: str) -> bool:
-        """True while a run of `name` is in progress."""
-        with self._lock:
-            return self._get(name).running is not None
-
-    def health(self) -> tuple[bool, str]:
-        """(alive, reason): the loop thread runs and has not overslept its own deadline."""
-        if self._thread is None or not self._thread.is_alive():
-            return False, self.loop_error or "scheduler loop thread is not running"
-        deadline = self.wake_deadline
-        if deadline is not None and self.clock() - deadline > self.settings.loop_stall_seconds:
-            return False, f"scheduler loop is {self.clock() - deadline:.1f} s late for its wake-up"
-        return True, "ok"
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Waits until no run is in progress and the history is stored (tests, shutdown)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.running_tasks():
-                return self.recorder.flush(max(0.0, deadline - time.monotonic()))
-            time.sleep(0.005)
-        return False
 
     def _refresh_metrics(self) -> None:
         alive, _ = self.health()
