@@ -15,7 +15,7 @@ from api.admin_route import AdminFirstRoute
 from api.deps import AdminDep, AppDep
 from api.responses import error_responses
 from application import Application
-from consumers.deadletters import recent_dead_letters
+from storage.dead_letters import recent_dead_letters
 from support.redact import scrub_errors
 
 if TYPE_CHECKING:  # importing it at run time would import kafka-python when Kafka is off

@@ -3,6 +3,12 @@
 - pipeline: `build_consumer(...)`, the wiring an Application calls when KAFKA_ENABLED
 - supervisor: keeps one worker thread alive, restarts it with backoff, enable/disable/status
 - worker: poll → decode → handle → store the batch → commit offsets
-- events / handlers / store / client / produce: the message contract, handlers, the idempotent
-  store, the kafka-python clients, and a producer CLI for tests and demos
+- events / payload: the message contract and hostile-input checks (depth, surrogates, ranges)
+- handlers / watchdog: per-type handlers and the stuck-handler watch
+- store / bulk / deadletter: the idempotent batch store (COPY on PostgreSQL, executemany on
+  SQLite), bisection of refused batches, dead-letter rows
+- client / confluent_client / rebalance: kafka-python (default) or confluent-kafka clients, and
+  the listener that commits stored offsets before partitions are revoked
+- checkchain / throughput: one supervisor check chain; events/s samples for the dashboard
+- produce: a producer CLI for tests and demos
 """

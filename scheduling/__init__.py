@@ -11,6 +11,10 @@
 - bookkeeping: what a finished run updates (counters, metrics, history, the task_run line)
 - recorder: the run-history writer thread (transient retries, refused records isolated, bounded)
 - downtime: calendar slots that passed while the service was down (`missed`, `catch_up`)
+- coordination: several replicas on one database (slot claims, running leases)
+- cluster_sync: heartbeats, shared control (LISTEN/NOTIFY or poll), lease reaping
+- supervision: components the loop looks after (the Kafka consumer)
+- views: the scheduler's read-only half (status, health, waits)
 - errors: UnknownTask, TaskBusy
 The ServiceScheduler itself (scheduler.py) composes them.
 """
