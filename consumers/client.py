@@ -131,8 +131,8 @@ def partition_lag(consumer: Any) -> dict[str, int | None]:
 
 def _lag_of(consumer: Any, tp: TopicPartition) -> int | None:
     try:
-        highwater = consumer.highwater(tp)
-        position = consumer.position(tp, timeout_ms=0)  # 0: never block on a network round trip
+        highwater: int | None = consumer.highwater(tp)
+        position: int | None = consumer.position(tp, timeout_ms=0)  # 0: never block on a network round trip
     except Exception:  # partition revoked between assignment() and here
         return None
     if highwater is None or position is None:

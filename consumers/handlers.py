@@ -44,8 +44,8 @@ class BatchWriter:
     """Rows one message wants written; kept only if its handler returns normally."""
 
     session: Any
-    events: list[dict] = field(default_factory=list)
-    notifications: list[dict] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
     rows: list[Any] = field(default_factory=list)
 
     def add_event(self, event: Event, meta: MessageMeta) -> None:

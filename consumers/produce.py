@@ -15,13 +15,14 @@ import random
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 BAD_KINDS = ("encoding", "json", "schema", "oversize")
 TYPES = ("order.created", "order.shipped", "payment.captured", "payment.refunded", "user.signed_up")
 MAX_COUNT = 10_000_000
 
 
-def sample_event(rng: random.Random, *, notify: bool) -> dict:
+def sample_event(rng: random.Random, *, notify: bool) -> dict[str, Any]:
     """A realistic event of a random type (~300 bytes as JSON)."""
     event_type = rng.choice(TYPES)
     event = {

@@ -130,7 +130,7 @@ def _write_dead(batch: _Batch, dead: list[DeadRow]) -> None:
     if not dead:
         return
     with _transaction(batch.database) as session:
-        _insert_ignore(session, DeadLetter.__table__, dead_letter_rows(dead, batch.value_cap),
+        _insert_ignore(session, _table(DeadLetter), dead_letter_rows(dead, batch.value_cap),
                        ["topic", "partition", "offset"], "id")
 
 
@@ -143,11 +143,11 @@ def _store_part(batch: _Batch, prepared: list[Prepared], dead: list[DeadRow]) ->
         result.events_stored = len(new_ids)
         result.duplicates = len(rows) - len(new_ids)
         notes = [n for n in _unique_by(notes, "event_id") if n["event_id"] in new_ids]
-        created = _insert_ignore(session, Notification.__table__, notes, ["event_id"], "event_id")
+        created = _insert_ignore(session, _table(Notification), notes, ["event_id"], "event_id")
         result.notifications_created = len(created)
         _add_handler_rows(session, buffers, new_ids)
         session.flush()  # handlers' ORM rows fail here, inside the part, not at commit
-        _insert_ignore(session, DeadLetter.__table__, dead_letter_rows(result.dead, batch.value_cap),
+        _insert_ignore(session, _table(DeadLetter), dead_letter_rows(result.dead, batch.value_cap),
                        ["topic", "partition", "offset"], "id")
     return result
 
@@ -212,7 +212,7 @@ def _transaction(database: Database) -> Iterator[Session]:
                     driver.execute(f"PRAGMA synchronous={int(level)}")
 
 
-def _run_handler(session, item: Prepared, registry: HandlerRegistry | HandlerWatch, max_attempts: int,
+def _run_handler(session: Session, item: Prepared, registry: HandlerRegistry | HandlerWatch, max_attempts: int,
                  result: StoreResult) -> BatchWriter | None:
     """The message's buffered rows, or None after dead-lettering it; DB errors propagate."""
     error = ""
@@ -234,12 +234,12 @@ def _run_handler(session, item: Prepared, registry: HandlerRegistry | HandlerWat
     return None
 
 
-def _add_handler_rows(session, buffers: list[BatchWriter], new_ids: set) -> None:
+def _add_handler_rows(session: Session, buffers: list[BatchWriter], new_ids: set[str]) -> None:
     """Adds handlers' own rows, except for replays: a message whose event was already stored
     (earlier delivery, or earlier in this batch) had its rows written with that first delivery."""
     if not any(buffer.rows for buffer in buffers):
         return  # the common case: the default handler buffers no rows of its own
-    claimed: set = set()
+    claimed: set[str] = set()
     for buffer in buffers:
         ids = {row["id"] for row in buffer.events}
         if ids and not (ids & new_ids) - claimed:
@@ -248,15 +248,23 @@ def _add_handler_rows(session, buffers: list[BatchWriter], new_ids: set) -> None
         session.add_all(buffer.rows)
 
 
-def _unique_by(rows: list[dict], key: str) -> list[dict]:
+def _unique_by(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     """First row per key value (replays inside one batch are duplicates too)."""
-    seen: dict[object, dict] = {}
+    seen: dict[object, dict[str, Any]] = {}
     for row in rows:
         seen.setdefault(row[key], row)
     return list(seen.values())
 
 
-def _insert_ignore(session, table: Table, rows: list[dict], conflict: list[str], returning: str) -> set:
+def _table(model: type[Any]) -> Table:
+    """The model's Table (mypy types `__table__` as a FromClause)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def _insert_ignore(session: Session, table: Table, rows: list[dict[str, Any]], conflict: list[str],
+                   returning: str) -> set[Any]:
     """INSERT ... ON CONFLICT DO NOTHING for all rows; returns the `returning` values of new rows.
 
     Executed as one executemany: SQLAlchemy compiles the statement once (cached) and batches the
@@ -265,7 +273,7 @@ def _insert_ignore(session, table: Table, rows: list[dict], conflict: list[str],
     """
     if not rows:
         return set()
-    dialect_insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = (dialect_insert(table).on_conflict_do_nothing(index_elements=conflict)
                  .returning(table.c[returning]))
     return set(session.scalars(statement, rows))

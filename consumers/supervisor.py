@@ -21,11 +21,10 @@ from collections.abc import Callable
 from typing import Any
 
 from consumers.checkchain import CheckChain
-from consumers.worker import ConsumerWorker
+from consumers.supervised import StateStore, Worker
 from logs import get_logger
 from metrics import Metrics
 from settings import Settings
-from storage.task_state import TaskStateStore
 from support.backoff import backoff_delay
 from support.clock import iso
 
@@ -45,8 +44,8 @@ class ConsumerSupervisor:
     name = "kafka-consumer"
     state_name = STATE_NAME
 
-    def __init__(self, *, settings: Settings, states: TaskStateStore, metrics: Metrics,
-                 worker_factory: Callable[[], ConsumerWorker], wake: Callable[[], None] = lambda: None,
+    def __init__(self, *, settings: Settings, states: StateStore, metrics: Metrics,
+                 worker_factory: Callable[[], Worker], wake: Callable[[], None] = lambda: None,
                  clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
         self.settings = settings
         self.states = states
@@ -57,8 +56,8 @@ class ConsumerSupervisor:
         self._rng = rng or random.Random()
         self._lock = threading.RLock()
         self._control = threading.Lock()
-        self._worker: ConsumerWorker | None = None
-        self._draining: ConsumerWorker | None = None  # stopped, but its thread has not ended yet
+        self._worker: Worker | None = None
+        self._draining: Worker | None = None  # stopped, but its thread has not ended yet
         self._chain = CheckChain(EARLY_SLACK_SECONDS)
         self._stuck_logged = False
         self._enabled = True
@@ -148,7 +147,7 @@ class ConsumerSupervisor:
                 return now + CHECK_SECONDS
             return self._schedule_restart(worker, now)
 
-    def _observe_alive(self, worker: ConsumerWorker, now: float) -> None:
+    def _observe_alive(self, worker: Worker, now: float) -> None:
         """Tracks running time; resets the backoff after a healthy stretch; reports a hung handler."""
         if self._is_stuck(worker):
             self._state = "stuck"
@@ -166,7 +165,7 @@ class ConsumerSupervisor:
                 self._state = "crash_looping"
         self.metrics.consumer_up.set(1 if self._state == "running" else 0)
 
-    def _schedule_restart(self, worker: ConsumerWorker, now: float) -> float:
+    def _schedule_restart(self, worker: Worker, now: float) -> float:
         """The worker died: records why, counts the restart and returns its due time."""
         self._worker = None
         self._absorb(worker)
@@ -192,7 +191,7 @@ class ConsumerSupervisor:
                     crash_looping=looping, restarts_in_window=len(self._recent))
         return self._restart_at
 
-    def _is_stuck(self, worker: ConsumerWorker) -> bool:
+    def _is_stuck(self, worker: Worker) -> bool:
         """True while a handler outlives KAFKA_HANDLER_TIMEOUT_SECONDS (logged once per hang)."""
         running = worker.running_handler()
         limit = self.settings.kafka_handler_timeout_seconds
@@ -215,7 +214,7 @@ class ConsumerSupervisor:
             self._recent.popleft()
         return len(self._recent) >= self.settings.consumer_crash_loop_restarts
 
-    def _absorb(self, worker: ConsumerWorker) -> None:
+    def _absorb(self, worker: Worker) -> None:
         """Folds a finished worker's counters into the totals (status counts across restarts)."""
         snap = worker.snapshot()
         with self._lock:
@@ -225,7 +224,7 @@ class ConsumerSupervisor:
                 self._last_error = snap["last_error"]
 
     # ------------------------------------------------------------------ control (request threads)
-    def set_enabled(self, enabled: bool, *, actor: str) -> dict:
+    def set_enabled(self, enabled: bool, *, actor: str) -> dict[str, Any]:
         """Enable starts the worker, disable stops it (blocking, bounded); both persisted. Returns status."""
         with self._control:
             if enabled != self._enabled:
@@ -267,7 +266,7 @@ class ConsumerSupervisor:
             self._state = "disabled"
             self.metrics.consumer_up.set(0)
 
-    def restart(self, *, actor: str) -> dict:
+    def restart(self, *, actor: str) -> dict[str, Any]:
         """Stops the worker (blocking, bounded) and starts a fresh one; audited. Returns status."""
         with self._control:
             self.states.change(STATE_NAME, actor=actor, action="restart")
@@ -311,17 +310,17 @@ class ConsumerSupervisor:
                                     "last_error": self._last_error, "backoff_until": iso(self._restart_at),
                                     **self._totals}
         snap = worker.snapshot() if worker is not None else None
-        live = snap is not None and worker.is_alive()
+        live = snap if snap is not None and worker is not None and worker.is_alive() else None
         for key in COUNTERS:
             body[key] += snap[key] if snap else 0
         body.update(
             last_error=(snap or {}).get("last_error") or body["last_error"],
-            assigned_partitions=snap["assigned_partitions"] if live else [],
+            assigned_partitions=live["assigned_partitions"] if live is not None else [],
             last_message_at=iso((snap or {}).get("last_message_at")),
-            seconds_since_last_poll=(round(now - snap["last_poll_at"], 3)
-                                     if live and snap["last_poll_at"] else None),
-            broker_reachable=snap["broker_connected"] if live else None,
-            lag=snap["lag"] if live else None)
+            seconds_since_last_poll=(round(now - live["last_poll_at"], 3)
+                                     if live is not None and live["last_poll_at"] else None),
+            broker_reachable=live["broker_connected"] if live is not None else None,
+            lag=live["lag"] if live is not None else None)
         return body
 
     def readiness(self) -> tuple[bool, str]:

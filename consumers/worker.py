@@ -112,7 +112,8 @@ class ConsumerWorker:
     def fatal_error(self) -> str | None:
         """Why the thread ended on its own, if it did."""
         with self._lock:
-            return self._stats["fatal_error"]
+            error: str | None = self._stats["fatal_error"]
+        return error
 
     def snapshot(self) -> dict[str, Any]:
         """A copy of the published counters and status (safe from any thread)."""
@@ -222,7 +223,7 @@ class ConsumerWorker:
                            max_attempts=self.settings.kafka_max_attempts,
                            value_cap=self.settings.kafka_dead_letter_value_cap_bytes)
 
-    def _decode(self, records: dict) -> tuple[list[Prepared], list[DeadRow]]:
+    def _decode(self, records: dict[TopicPartition, list[Any]]) -> tuple[list[Prepared], list[DeadRow]]:
         """Splits a poll result into decoded messages and dead letters (logged one line each)."""
         prepared: list[Prepared] = []
         dead: list[DeadRow] = []
@@ -246,7 +247,7 @@ class ConsumerWorker:
                 prepared.append(Prepared(event, meta, msg.key, msg.value))
         return prepared, dead
 
-    def _rewind(self, consumer: Any, records: dict, exc: Exception) -> PollOutcome:
+    def _rewind(self, consumer: Any, records: dict[TopicPartition, list[Any]], exc: Exception) -> PollOutcome:
         """Seeks every partition of the batch back to its first (unstored) offset; backs off."""
         for tp, messages in records.items():
             consumer.seek(tp, messages[0].offset)
@@ -311,7 +312,7 @@ class ConsumerWorker:
             publish_copies(self._producer, self.settings.kafka_dlq_topic or "", dead,
                            timeout=self._commit_timeout_ms() / 1000)
 
-    def _account(self, records: dict, result: StoreResult, seconds: float) -> None:
+    def _account(self, records: dict[TopicPartition, list[Any]], result: StoreResult, seconds: float) -> None:
         """Updates counters and metrics after a stored batch; requests a notifications run."""
         count = sum(len(m) for m in records.values())
         self._count(messages_processed=count, events_stored=result.events_stored,

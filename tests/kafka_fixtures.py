@@ -12,9 +12,10 @@ import importlib
 import json
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -111,7 +112,7 @@ class Producer:
         self.client = KafkaProducer(bootstrap_servers=[bootstrap], acks="all", linger_ms=5,
                                     max_request_size=4_000_000)
 
-    def send(self, topic: str, values: list[bytes | dict], *, key: bytes | None = None) -> None:
+    def send(self, topic: str, values: Sequence[bytes | dict[str, Any]], *, key: bytes | None = None) -> None:
         """Sends every value (dicts as JSON; the event id is the key unless given) and flushes."""
         for value in values:
             if isinstance(value, dict):

@@ -210,7 +210,7 @@ class FakeWorker:
 
     def __init__(self) -> None:
         self.alive = False
-        self.fatal_error = None
+        self.fatal_error: str | None = None
         self.stopped = False
 
     def start(self) -> None:
@@ -238,7 +238,7 @@ class FakeWorker:
 
 class FakeStates:
     def __init__(self) -> None:
-        self.changes = []
+        self.changes: list[tuple[str, object]] = []
 
     def load(self) -> dict:
         return {}

@@ -9,6 +9,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -55,7 +56,7 @@ class Stream:
     def _run(self) -> None:
         try:
             while not self._stop.wait(0.05):
-                batch = [
+                batch: list[dict[str, Any]] = [
                     {"id": f"k{len(self.produced) + i}", "type": "order.created", "data": {"n": i}} for i in range(10)
                 ]
                 self.producer.send(self.topic, batch)  # flushes: acknowledged before counted

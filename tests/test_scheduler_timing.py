@@ -239,8 +239,12 @@ def test_event_requests_for_a_disabled_task_are_dropped_and_counted(make_schedul
     release = threading.Event()
     release.set()
     calls: list[str] = []
-    registry = _registry(task=(lambda ctx: (calls.append(ctx.trigger), release.wait(10)),
-                               {"trigger": every(1).hours, "enabled": False}))
+
+    def task(ctx: TaskContext) -> None:
+        calls.append(ctx.trigger)
+        release.wait(10)
+
+    registry = _registry(task=(task, {"trigger": every(1).hours, "enabled": False}))
     scheduler = make_scheduler(registry)
     assert [scheduler.request_run("task") for _ in range(3)] == [False] * 3
     assert scheduler.wait_idle(5) and calls == []
@@ -258,8 +262,12 @@ def test_event_requests_for_a_disabled_task_are_dropped_and_counted(make_schedul
 def test_a_follow_up_run_requested_before_disable_is_dropped(make_scheduler) -> None:
     release = threading.Event()
     calls: list[str] = []
-    registry = _registry(task=(lambda ctx: (calls.append(ctx.trigger), release.wait(10)),
-                               {"trigger": every(1).hours}))
+
+    def task(ctx: TaskContext) -> None:
+        calls.append(ctx.trigger)
+        release.wait(10)
+
+    registry = _registry(task=(task, {"trigger": every(1).hours}))
     scheduler = make_scheduler(registry)  # the start-up run is going on (held by `release`)
     assert scheduler.request_run("task") is False  # coalesced: to follow the current run
     scheduler.set_enabled("task", False)
