@@ -44,10 +44,14 @@ class Application:
         self.database = Database(settings)
         self.registry = registry
         # Cluster hook: replicas (and uvicorn workers) on one database share one schedule.
-        self.coordinator = (Coordinator(self.database, ttl_seconds=settings.cluster_replica_ttl_seconds,
-                                        clock=time.time) if settings.cluster_enabled else None)
-        self.scheduler = ServiceScheduler(settings, self.database, registry, metrics=self.metrics,
-                                          coordinator=self.coordinator)
+        self.coordinator = (
+            Coordinator(self.database, ttl_seconds=settings.cluster_replica_ttl_seconds, clock=time.time)
+            if settings.cluster_enabled
+            else None
+        )
+        self.scheduler = ServiceScheduler(
+            settings, self.database, registry, metrics=self.metrics, coordinator=self.coordinator
+        )
         self.admin_token = load_admin_token(settings)
         self.consumer: ConsumerSupervisor | None = None
         self.throughput: ThroughputSampler | None = None  # events/s history for the dashboard
@@ -60,8 +64,9 @@ class Application:
             self.scheduler.supervise(self.throughput)
         self.cluster_sync: ClusterSync | None = None
         if self.coordinator is not None:
-            self.cluster_sync = ClusterSync(self.coordinator, self._apply_control, metrics=self.metrics,
-                                            partitions=self._partitions)
+            self.cluster_sync = ClusterSync(
+                self.coordinator, self._apply_control, metrics=self.metrics, partitions=self._partitions
+            )
         self.started = False
 
     def _apply_control(self, change: ControlState) -> None:
@@ -69,8 +74,9 @@ class Application:
         if self.consumer is not None and change.name == self.consumer.state_name:
             # Off the cluster-sync thread: stopping the consumer blocks up to KAFKA_STOP_TIMEOUT_SECONDS,
             # longer than a heartbeat may wait.
-            threading.Thread(target=self.consumer.apply_shared, args=(change.enabled,),
-                             name="consumer-control", daemon=True).start()
+            threading.Thread(
+                target=self.consumer.apply_shared, args=(change.enabled,), name="consumer-control", daemon=True
+            ).start()
         else:
             self.scheduler.apply_control(change)
 
@@ -93,8 +99,13 @@ class Application:
         if self.cluster_sync is not None:
             self.cluster_sync.start(seen)
         self.started = True
-        log.info("service_started", tasks=len(self.scheduler.names()), database=self.database.dialect,
-                 kafka=self.consumer is not None, scheduler_enabled=self.settings.scheduler_enabled)
+        log.info(
+            "service_started",
+            tasks=len(self.scheduler.names()),
+            database=self.database.dialect,
+            kafka=self.consumer is not None,
+            scheduler_enabled=self.settings.scheduler_enabled,
+        )
 
     def stop(self) -> list[str]:
         """Stops the scheduler within the shutdown grace; returns tasks that did not finish."""
@@ -135,8 +146,9 @@ def build_registry(settings: Settings, shared: TaskRegistry) -> TaskRegistry:
     wanted = builtin if settings.builtin_tasks == "all" else set(settings.builtin_task_names)
     unknown = sorted(wanted - builtin)
     if unknown:
-        raise StartupError(f"BUILTIN_TASKS names no built-in task {', '.join(unknown)} "
-                           f"(built-in tasks: {', '.join(sorted(builtin))})")
+        raise StartupError(
+            f"BUILTIN_TASKS names no built-in task {', '.join(unknown)} (built-in tasks: {', '.join(sorted(builtin))})"
+        )
     for module in settings.task_module_names:
         try:
             importlib.import_module(module)
@@ -154,8 +166,12 @@ def warn_unknown_task_settings(settings: Settings, registry: TaskRegistry) -> No
     known = {spec.name for spec in registry}
     for field, suffix in (("task_intervals", "INTERVAL_SECONDS"), ("task_enabled", "ENABLED")):
         for name in sorted(set(getattr(settings, field)) - known):
-            log.warning("task_setting_unknown_task", variable=f"TASK_{name.upper().replace('-', '__')}_{suffix}",
-                        task=name, known_tasks=sorted(known))
+            log.warning(
+                "task_setting_unknown_task",
+                variable=f"TASK_{name.upper().replace('-', '__')}_{suffix}",
+                task=name,
+                known_tasks=sorted(known),
+            )
 
 
 def warn_if_multiple_workers(settings: Settings) -> None:
@@ -165,6 +181,8 @@ def warn_if_multiple_workers(settings: Settings) -> None:
         return
     workers = os.environ.get("WEB_CONCURRENCY", "1")
     if multiprocessing.parent_process() is not None or (workers.isdigit() and int(workers) > 1):
-        log.warning("multiple_workers_detected",
-                    hint="CLUSTER_ENABLED is false: every worker process runs every task; run one worker "
-                         "(--workers 1) or enable clustering")
+        log.warning(
+            "multiple_workers_detected",
+            hint="CLUSTER_ENABLED is false: every worker process runs every task; run one worker "
+            "(--workers 1) or enable clustering",
+        )

@@ -32,11 +32,7 @@ class _StdoutHandler(logging.StreamHandler[TextIO]):
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     """Configures structlog and the root logger; safe to call more than once."""
-    renderer = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
-    )
+    renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
         processors=[
             *_SHARED_PROCESSORS,

@@ -18,35 +18,45 @@ class Metrics:
         self._refreshers: list[Callable[[], None]] = []
         r = self.registry
         self.task_runs = Counter("task_runs", "Task runs by task and outcome", ["task", "outcome"], registry=r)
-        self.task_run_duration = Histogram("task_run_duration_seconds", "Task run wall time", ["task"],
-                                           buckets=RUN_BUCKETS, registry=r)
+        self.task_run_duration = Histogram(
+            "task_run_duration_seconds", "Task run wall time", ["task"], buckets=RUN_BUCKETS, registry=r
+        )
         self.task_enabled = Gauge("task_enabled", "1 when the task is enabled", ["task"], registry=r)
-        self.task_last_success = Gauge("task_last_success_timestamp_seconds",
-                                       "Unix time of the last successful run", ["task"], registry=r)
-        self.run_requests_dropped = Counter("task_run_requests_dropped",
-                                            "Event-triggered run requests dropped: the task is disabled", ["task"],
-                                            registry=r)
-        self.loop_heartbeat_age = Gauge("scheduler_loop_heartbeat_age_seconds",
-                                        "Seconds since the scheduler loop last woke up", registry=r)
-        self.history_queue_depth = Gauge("run_history_queue_depth",
-                                         "Run-history records waiting to be stored (queued or being retried)",
-                                         registry=r)
-        self.history_dropped = Counter("run_history_dropped",
-                                       "Run-history records not stored, by reason (queue_full, refused, shutdown)",
-                                       ["reason"], registry=r)
+        self.task_last_success = Gauge(
+            "task_last_success_timestamp_seconds", "Unix time of the last successful run", ["task"], registry=r
+        )
+        self.run_requests_dropped = Counter(
+            "task_run_requests_dropped",
+            "Event-triggered run requests dropped: the task is disabled",
+            ["task"],
+            registry=r,
+        )
+        self.loop_heartbeat_age = Gauge(
+            "scheduler_loop_heartbeat_age_seconds", "Seconds since the scheduler loop last woke up", registry=r
+        )
+        self.history_queue_depth = Gauge(
+            "run_history_queue_depth", "Run-history records waiting to be stored (queued or being retried)", registry=r
+        )
+        self.history_dropped = Counter(
+            "run_history_dropped",
+            "Run-history records not stored, by reason (queue_full, refused, shutdown)",
+            ["reason"],
+            registry=r,
+        )
         self.loop_alive = Gauge("scheduler_loop_alive", "1 while the scheduler loop thread runs", registry=r)
         self.messages_consumed = Counter("consumer_messages", "Kafka messages consumed", registry=r)
         self.events_stored = Counter("consumer_events_stored", "Events stored (new rows)", registry=r)
         self.duplicates = Counter("consumer_duplicates_skipped", "Replayed events already stored", registry=r)
         self.dead_lettered = Counter("consumer_dead_lettered", "Messages dead-lettered", ["reason"], registry=r)
-        self.batch_seconds = Histogram("consumer_batch_seconds", "Time to decode, handle and store one batch",
-                                       buckets=BATCH_BUCKETS, registry=r)
+        self.batch_seconds = Histogram(
+            "consumer_batch_seconds", "Time to decode, handle and store one batch", buckets=BATCH_BUCKETS, registry=r
+        )
         self.consumer_restarts = Counter("consumer_restarts", "Consumer thread restarts", registry=r)
         self.consumer_up = Gauge("consumer_running", "1 while the consumer thread is running", registry=r)
-        self.consumer_crash_looping = Gauge("consumer_crash_looping", "1 while restarts exceed the limit",
-                                            registry=r)
-        self.consumer_lag = Gauge("consumer_lag", "Messages behind the end of the partition",
-                                  ["topic", "partition"], registry=r)
+        self.consumer_crash_looping = Gauge("consumer_crash_looping", "1 while restarts exceed the limit", registry=r)
+        self.consumer_lag = Gauge(
+            "consumer_lag", "Messages behind the end of the partition", ["topic", "partition"], registry=r
+        )
 
     def on_scrape(self, refresh: Callable[[], None]) -> None:
         """Registers a callback that refreshes computed gauges (heartbeat age, lag) before a scrape."""

@@ -57,9 +57,17 @@ def _ignore(run: RunRecord) -> None:
 class ServiceScheduler(SchedulerViews):
     """Registry-driven scheduler with persisted state, run history and an overlap guard."""
 
-    def __init__(self, settings: Settings, database: Database, registry: TaskRegistry, *,
-                 metrics: Metrics | None = None, clock: Callable[[], float] = time.time,
-                 extras: dict[str, Any] | None = None, coordinator: Coordinator | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        registry: TaskRegistry,
+        *,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+        extras: dict[str, Any] | None = None,
+        coordinator: Coordinator | None = None,
+    ) -> None:
         self.settings = settings
         self.database = database
         self.metrics = metrics or Metrics()
@@ -77,8 +85,14 @@ class ServiceScheduler(SchedulerViews):
         self._book = RunBook(self.metrics, self.recorder, clock, self.replica_id)
         # A run's start is stored when it is planned; in a cluster, once this replica won its slot
         # (a replica that lost it leaves no row).
-        self._launcher = RunLauncher(self.executor, clock, self._context, self._finished, coordinator,
-                                     admitted=self._book.started if coordinator is not None else _ignore)
+        self._launcher = RunLauncher(
+            self.executor,
+            clock,
+            self._context,
+            self._finished,
+            coordinator,
+            admitted=self._book.started if coordinator is not None else _ignore,
+        )
         self._registry = registry
         self._tasks: dict[str, TrackedTask] = {}
         self._agenda = Agenda()
@@ -118,8 +132,14 @@ class ServiceScheduler(SchedulerViews):
         self.states.create(first_seen)
         self.recorder.start()
         for task in self._tasks.values():
-            log.info("task_registered", task=task.name, schedule=task.trigger.describe(),
-                     enabled=task.enabled, executor=task.spec.executor, next_run_at=iso(task.next_due))
+            log.info(
+                "task_registered",
+                task=task.name,
+                schedule=task.trigger.describe(),
+                enabled=task.enabled,
+                executor=task.spec.executor,
+                next_run_at=iso(task.next_due),
+            )
         for name in self._components.names():
             self._agenda.push(now, SUPERVISE, name, 0, "")
         if run_loop:
@@ -161,7 +181,8 @@ class ServiceScheduler(SchedulerViews):
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._components.stop_all(
-            lambda: min(self.settings.kafka_stop_timeout_seconds, max(0.1, deadline - time.monotonic())))
+            lambda: min(self.settings.kafka_stop_timeout_seconds, max(0.1, deadline - time.monotonic()))
+        )
         unfinished = self._wait_for_runs(deadline)
         if unfinished:
             log.warning("shutdown_tasks_unfinished", tasks=unfinished, waited_seconds=timeout)
@@ -243,11 +264,13 @@ class ServiceScheduler(SchedulerViews):
             self._agenda.push(next_check, SUPERVISE, name, 0, "")
 
     # ------------------------------------------------------------------ runs
-    def _start_run(self, task: TrackedTask, trigger: str, scheduled_for: float | None,
-                   run_id: str | None = None) -> str:
+    def _start_run(
+        self, task: TrackedTask, trigger: str, scheduled_for: float | None, run_id: str | None = None
+    ) -> str:
         """Marks `task` running and launches a run (caller holds the lock)."""
-        run = RunRecord(run_id or new_run_id(), task.name, trigger, scheduled_for, self.clock(),
-                        replica=self.replica_id)
+        run = RunRecord(
+            run_id or new_run_id(), task.name, trigger, scheduled_for, self.clock(), replica=self.replica_id
+        )
         task.running, task.overrunning = run, False
         if self.coordinator is None:
             self._book.started(run)
@@ -274,14 +297,20 @@ class ServiceScheduler(SchedulerViews):
                 self._start_run(task, "event", None)
 
     def _context(self, task: TrackedTask, run: RunRecord) -> TaskContext:
-        return TaskContext(task.name, run.run_id, run.trigger, run.scheduled_for, self.settings, self.database,
-                           self.extras)
+        return TaskContext(
+            task.name, run.run_id, run.trigger, run.scheduled_for, self.settings, self.database, self.extras
+        )
 
     def _mark_overrun(self, task: TrackedTask, run_id: str) -> None:
         if task.running is not None and task.running.run_id == run_id:
             task.overrunning = True
-            log.warning("task_overrunning", task=task.name, run_id=run_id, timeout_seconds=task.spec.timeout_seconds,
-                        note="sync runs cannot be cancelled; later runs are skipped until it returns")
+            log.warning(
+                "task_overrunning",
+                task=task.name,
+                run_id=run_id,
+                timeout_seconds=task.spec.timeout_seconds,
+                note="sync runs cannot be cancelled; later runs are skipped until it returns",
+            )
 
     # ------------------------------------------------------------------ planning
     def _plan(self, task: TrackedTask, now: float, *, due_now: bool, label: str = "schedule") -> None:
@@ -311,8 +340,12 @@ class ServiceScheduler(SchedulerViews):
         self._agenda.push(task.next_due, RUN, task.name, task.generation, label)
         if len(self._agenda) > 4 * len(self._tasks) + 64:
             # Toggles and reschedules leave superseded runs behind; drop them in bulk.
-            self._agenda.compact(lambda item: item.kind != RUN or (
-                item.name in self._tasks and self._tasks[item.name].generation == item.generation))
+            self._agenda.compact(
+                lambda item: (
+                    item.kind != RUN
+                    or (item.name in self._tasks and self._tasks[item.name].generation == item.generation)
+                )
+            )
 
     # ------------------------------------------------------------------ control
     def set_enabled(self, name: str, enabled: bool, *, actor: str = "admin") -> dict[str, Any]:
@@ -320,8 +353,9 @@ class ServiceScheduler(SchedulerViews):
         with self._control_lock:
             task = self._get(name)
             if task.enabled != enabled:
-                version = self.states.change(name, actor=actor, action="enable" if enabled else "disable",
-                                             enabled=enabled)
+                version = self.states.change(
+                    name, actor=actor, action="enable" if enabled else "disable", enabled=enabled
+                )
                 self._apply(task, enabled, task.interval_override, version)
                 log.info("task_enabled" if enabled else "task_disabled", task=name, actor=actor)
             return self.status(name)
@@ -331,9 +365,13 @@ class ServiceScheduler(SchedulerViews):
         with self._control_lock:
             task = self._get(name)
             Trigger.interval(interval_seconds)  # validated before it is persisted
-            version = self.states.change(name, actor=actor, action="reschedule",
-                                         detail={"interval_seconds": interval_seconds},
-                                         interval_seconds=interval_seconds)
+            version = self.states.change(
+                name,
+                actor=actor,
+                action="reschedule",
+                detail={"interval_seconds": interval_seconds},
+                interval_seconds=interval_seconds,
+            )
             self._apply(task, task.enabled, interval_seconds, version)
             log.info("task_rescheduled", task=name, interval_seconds=interval_seconds, actor=actor)
             return self.status(name)
@@ -347,11 +385,18 @@ class ServiceScheduler(SchedulerViews):
             changed = task.enabled != state.enabled or task.interval_override != state.interval_seconds
             self._apply(task, state.enabled, state.interval_seconds, state.version, replan=changed)
             if changed:
-                log.info("task_control_applied", task=state.name, enabled=state.enabled,
-                         interval_seconds=state.interval_seconds, version=state.version, replica=self.replica_id)
+                log.info(
+                    "task_control_applied",
+                    task=state.name,
+                    enabled=state.enabled,
+                    interval_seconds=state.interval_seconds,
+                    version=state.version,
+                    replica=self.replica_id,
+                )
 
-    def _apply(self, task: TrackedTask, enabled: bool, interval_seconds: int | None, version: int, *,
-               replan: bool = True) -> None:
+    def _apply(
+        self, task: TrackedTask, enabled: bool, interval_seconds: int | None, version: int, *, replan: bool = True
+    ) -> None:
         """Sets a task's enabled flag and interval and re-plans it (caller holds the control lock)."""
         self._versions[task.name] = max(version, self._versions.get(task.name, 0))
         if not replan:

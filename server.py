@@ -45,8 +45,12 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
         finally:
             await run_in_threadpool(application.stop)
 
-    app = FastAPI(title="ServiceScheduler", version="1.0.0", lifespan=lifespan,
-                  description="Periodic tasks and a Kafka consumer inside one FastAPI service.")
+    app = FastAPI(
+        title="ServiceScheduler",
+        version="1.0.0",
+        lifespan=lifespan,
+        description="Periodic tasks and a Kafka consumer inside one FastAPI service.",
+    )
     app.state.application = application
     # Added innermost first: UnhandledErrors wraps everything, including the body limit.
     app.add_middleware(RequestBodyLimit, max_bytes=settings.max_request_bytes)
@@ -72,8 +76,10 @@ def _map_errors(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": describe_errors(exc.errors(), fallback="invalid request")},
-                            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+        return JSONResponse(
+            {"detail": describe_errors(exc.errors(), fallback="invalid request")},
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
 
     @app.exception_handler(UnknownTask)
     async def _unknown(_: Request, exc: UnknownTask) -> JSONResponse:

@@ -170,7 +170,7 @@ def _task_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
         upper = key.upper()
         if not upper.startswith(TASK_OVERRIDE_PREFIX):
             continue
-        body = upper[len(TASK_OVERRIDE_PREFIX):]
+        body = upper[len(TASK_OVERRIDE_PREFIX) :]
         for suffix, target in (("_INTERVAL_SECONDS", intervals), ("_ENABLED", enabled)):
             if body.endswith(suffix) and len(body) > len(suffix):
                 name = body[: -len(suffix)].lower().replace("__", "-")

@@ -21,8 +21,9 @@ from support.redact import scrub_errors
 if TYPE_CHECKING:  # importing it at run time would import kafka-python when Kafka is off
     from consumers.supervisor import ConsumerSupervisor
 
-router = APIRouter(prefix="/consumer", tags=["consumer"], route_class=AdminFirstRoute,
-                   responses=error_responses(500, 503))
+router = APIRouter(
+    prefix="/consumer", tags=["consumer"], route_class=AdminFirstRoute, responses=error_responses(500, 503)
+)
 
 DISABLED_DETAIL = "KAFKA_ENABLED is false: the Kafka consumer is not configured in this instance"
 

@@ -27,16 +27,20 @@ def token_matches(expected: str, presented: str) -> bool:
     return secrets.compare_digest(expected.encode(), presented.encode())
 
 
-def require_admin(application: AppDep,
-                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
+def require_admin(
+    application: AppDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> str:
     """Checks the bearer token in constant time; returns the actor name for the audit log."""
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED,
-                            "missing bearer token: send Authorization: Bearer <ADMIN_TOKEN>",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing bearer token: send Authorization: Bearer <ADMIN_TOKEN>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     if not token_matches(application.admin_token, credentials.credentials):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid bearer token",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "invalid bearer token", headers={"WWW-Authenticate": "Bearer"}
+        )
     return "admin"
 
 

@@ -49,16 +49,22 @@ def ready(application: AppDep) -> JSONResponse:
     """Readiness: database answers, scheduler runs, consumer (when enabled) consumes."""
     checks, reasons = application.readiness()
     checks = {name: public_error(check) if isinstance(check, str) else check for name, check in checks.items()}
-    body: dict[str, Any] = {"status": "ready" if not reasons else "not_ready", "checks": checks,
-            "stale_tasks": application.scheduler.stale_tasks()}
+    body: dict[str, Any] = {
+        "status": "ready" if not reasons else "not_ready",
+        "checks": checks,
+        "stale_tasks": application.scheduler.stale_tasks(),
+    }
     if reasons:
         body["detail"] = public_error("; ".join(reasons))
         return JSONResponse(body, status.HTTP_503_SERVICE_UNAVAILABLE)
     return JSONResponse(body)
 
 
-@router.get("/metrics", response_class=PlainTextResponse,
-            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 def metrics(application: AppDep) -> Response:
     """Prometheus text exposition."""
     application.metrics.refresh()
@@ -75,7 +81,8 @@ def reports_latest(application: AppDep) -> dict[str, Any]:
 
 
 @router.get("/audit", response_model=list[AuditView])
-def audit(application: AppDep, limit: Annotated[int, Query(ge=1, le=500)] = 50,
-          target: str | None = None) -> list[dict[str, Any]]:
+def audit(
+    application: AppDep, limit: Annotated[int, Query(ge=1, le=500)] = 50, target: str | None = None
+) -> list[dict[str, Any]]:
     """Changes made through the API, newest first."""
     return recent_audit(application.database, limit, target)

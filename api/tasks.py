@@ -19,8 +19,9 @@ from settings import MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS
 from storage.history import run_rows
 from support.redact import scrub_errors
 
-router = APIRouter(prefix="/tasks", tags=["tasks"], route_class=AdminFirstRoute,
-                   responses=error_responses(422, 500, 503))
+router = APIRouter(
+    prefix="/tasks", tags=["tasks"], route_class=AdminFirstRoute, responses=error_responses(422, 500, 503)
+)
 
 # Every stored outcome (storage.records.OUTCOMES), plus `running` for runs in progress.
 Outcome = Literal["success", "error", "timeout", "skipped", "missed", "interrupted", "running"]
@@ -30,8 +31,9 @@ class TaskPatch(BaseModel):
     """Fields an operator may change at application."""
 
     model_config = ConfigDict(extra="forbid")
-    interval_seconds: int = Field(ge=MIN_INTERVAL_SECONDS, le=MAX_INTERVAL_SECONDS,
-                                  description="New interval, 1 s to 7 days")
+    interval_seconds: int = Field(
+        ge=MIN_INTERVAL_SECONDS, le=MAX_INTERVAL_SECONDS, description="New interval, 1 s to 7 days"
+    )
 
 
 class RunAccepted(BaseModel):
@@ -77,10 +79,13 @@ def patch_task(name: str, body: TaskPatch, application: AppDep, actor: AdminDep)
 
 
 @router.get("/{name}/runs", response_model=list[RunView], responses=error_responses(404))
-def task_runs(name: str, application: AppDep,
-              limit: Annotated[int, Query(ge=1, le=500)] = 50,
-              outcome: Outcome | None = None,
-              offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> list[dict[str, Any]]:
+def task_runs(
+    name: str,
+    application: AppDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    outcome: Outcome | None = None,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[dict[str, Any]]:
     """Run history, newest first; `offset` skips that many (paging)."""
     application.scheduler.require(name)
     return scrub_errors(run_rows(application.database, name, limit, outcome, offset))

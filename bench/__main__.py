@@ -135,8 +135,12 @@ def _run_kafka(number: int, quick: bool, broker: Broker) -> tuple[dict, dict]:
 
 def _failed(number: int, exc: BaseException) -> dict:
     text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    return {"id": number, "title": f"benchmark {number}", "method": f"Failed: `{text[:300]}`",
-            "goals": [{**goals.goal(f"benchmark {number}", "runs", "failed", False), "status": "ERROR"}]}
+    return {
+        "id": number,
+        "title": f"benchmark {number}",
+        "method": f"Failed: `{text[:300]}`",
+        "goals": [{**goals.goal(f"benchmark {number}", "runs", "failed", False), "status": "ERROR"}],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,11 +166,17 @@ def main(argv: list[str] | None = None) -> int:
         broker.stop()
         if "bench.pipeline_product" in sys.modules:
             sys.modules["bench.pipeline_product"].shutdown()  # the PostgreSQL cluster, if started
-    meta = {"quick": args.quick, "selected": args.selected, "date": time.strftime("%Y-%m-%d %H:%M"),
-            "wall_s": time.monotonic() - started}
+    meta = {
+        "quick": args.quick,
+        "selected": args.selected,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "wall_s": time.monotonic() - started,
+    }
     json_path, doc = report.write_all(results, sections, meta)
-    print(f"[bench] wrote {json_path.relative_to(ROOT)} and {doc.relative_to(ROOT)} "
-          f"in {meta['wall_s']:.0f} s", file=sys.stderr)
+    print(
+        f"[bench] wrote {json_path.relative_to(ROOT)} and {doc.relative_to(ROOT)} in {meta['wall_s']:.0f} s",
+        file=sys.stderr,
+    )
     for section in sections:
         for row in section["goals"]:
             print(f"  {section['id']}. {row['metric']}: {row['result']} (goal {row['goal']}) {row['status']}")

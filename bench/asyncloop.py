@@ -54,5 +54,7 @@ def measure(quick: bool, iterations: int | None = None) -> dict:
                 samples[name].append((time.perf_counter() - started) / per_round)
     finally:
         loop.close()
-    return {"iterations": per_round * ROUNDS,
-            "variants": {name: summarize(values, 1e6, 2) for name, values in samples.items()}}
+    return {
+        "iterations": per_round * ROUNDS,
+        "variants": {name: summarize(values, 1e6, 2) for name, values in samples.items()},
+    }

@@ -25,9 +25,16 @@ def bench_settings(tmp: Path, **overrides: object):
     from settings import load_settings
 
     values: dict[str, object] = dict(
-        database_url=f"sqlite:///{tmp / 'bench.db'}", admin_token=ADMIN_TOKEN,
-        admin_token_file=tmp / "admin_token", log_level="WARNING", log_format="json",
-        kafka_enabled=False, worker_threads=8, shutdown_grace_seconds=5, builtin_tasks="")
+        database_url=f"sqlite:///{tmp / 'bench.db'}",
+        admin_token=ADMIN_TOKEN,
+        admin_token_file=tmp / "admin_token",
+        log_level="WARNING",
+        log_format="json",
+        kafka_enabled=False,
+        worker_threads=8,
+        shutdown_grace_seconds=5,
+        builtin_tasks="",
+    )
     values.update(overrides)
     return load_settings({}, **values)
 
@@ -101,9 +108,13 @@ def machine_info() -> dict:
     model = ""
     try:
         with open("/proc/cpuinfo") as handle:
-            model = next((line.split(":", 1)[1].strip() for line in handle
-                          if line.startswith("model name")), "")
+            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
     except OSError:
         pass
-    return {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version(),
-            "platform": platform.platform(), "host": platform.node()}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "host": platform.node(),
+    }

@@ -28,15 +28,39 @@ class Service:
 
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-svc-"))
         self.port = free_port()
-        env = dict(os.environ, PYTHONPATH=str(ROOT), LOG_LEVEL="WARNING", ADMIN_TOKEN=ADMIN_TOKEN,
-                   ADMIN_TOKEN_FILE=str(self.tmp / "token"), DATABASE_URL=f"sqlite:///{self.tmp / 'svc.db'}",
-                   KAFKA_ENABLED="true" if bootstrap else "false", KAFKA_TOPICS=topic,
-                   KAFKA_BOOTSTRAP_SERVERS=bootstrap or "", **(extra_env or {}))
+        env = dict(
+            os.environ,
+            PYTHONPATH=str(ROOT),
+            LOG_LEVEL="WARNING",
+            ADMIN_TOKEN=ADMIN_TOKEN,
+            ADMIN_TOKEN_FILE=str(self.tmp / "token"),
+            DATABASE_URL=f"sqlite:///{self.tmp / 'svc.db'}",
+            KAFKA_ENABLED="true" if bootstrap else "false",
+            KAFKA_TOPICS=topic,
+            KAFKA_BOOTSTRAP_SERVERS=bootstrap or "",
+            **(extra_env or {}),
+        )
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "server:app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--log-level", "warning", "--no-access-log"], cwd=self.tmp, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=die_with_parent())
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "server:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=self.tmp,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=die_with_parent(),
+        )
         self.ready_seconds: float | None = None
         self.last_status: int | None = None
         self.stop_seconds: float | None = None  # set by stop_in_background once the stop returns
@@ -82,8 +106,11 @@ def _startup(bootstrap: str | None, label: str, idle_s: float, stoppers: list) -
         seconds = service.wait_ready()
         time.sleep(idle_s)  # idle
         probe = service.probe()
-        note = "" if seconds is not None else f"no 200 from /ready within {READY_TIMEOUT_S:.0f} s " \
-                                              f"(last status {service.last_status})"
+        note = (
+            ""
+            if seconds is not None
+            else f"no 200 from /ready within {READY_TIMEOUT_S:.0f} s (last status {service.last_status})"
+        )
         entry = {"seconds": None if seconds is None else round(seconds, 3), **probe, "note": note}
         stoppers.append((entry, service, stop_in_background(service)))
         return entry
@@ -96,6 +123,7 @@ def stop_in_background(service: Service) -> threading.Thread:
     """Graceful stop (SIGTERM, bounded) in a thread, timed into `service.stop_seconds`: a stop
     waits mostly on timeouts (consumer leaving its group, bootstrap bound), so the next
     measurement need not wait for it."""
+
     def run() -> None:
         started = time.monotonic()
         service.stop()

@@ -7,12 +7,19 @@ from bench.stats import ratio
 IMPLS = ("product", "apscheduler", "seed")
 
 
-def goal(metric: str, target: str, result: str, ok: bool | None, baseline: str = "",
-         ratio_value: float | None = None) -> dict:
+def goal(
+    metric: str, target: str, result: str, ok: bool | None, baseline: str = "", ratio_value: float | None = None
+) -> dict:
     """One summary row; ok None means informational (no goal)."""
     status = "info" if ok is None else ("PASS" if ok else "MISS")
-    return {"metric": metric, "goal": target, "result": result, "baseline": baseline,
-            "ratio": ratio_value, "status": status}
+    return {
+        "metric": metric,
+        "goal": target,
+        "result": result,
+        "baseline": baseline,
+        "ratio": ratio_value,
+        "status": status,
+    }
 
 
 def _lat(entry: dict, key: str = "p99") -> float | None:
@@ -28,8 +35,17 @@ def timing_section(data: dict) -> dict:
             if not isinstance(entry, dict) or "lateness_ms" not in entry:
                 continue
             lat = entry["lateness_ms"]
-            rows.append([impl, task, f"{entry['runs']}/{entry['slots']}", lat["p50"], lat["p99"],
-                         lat["max"], entry.get("drift_ms")])
+            rows.append(
+                [
+                    impl,
+                    task,
+                    f"{entry['runs']}/{entry['slots']}",
+                    lat["p50"],
+                    lat["p99"],
+                    lat["max"],
+                    entry.get("drift_ms"),
+                ]
+            )
             if task == "p1-body0":
                 series[impl] = entry.get("lateness_samples_ms", [])
     product = timing.get("product", {})
@@ -37,35 +53,68 @@ def timing_section(data: dict) -> dict:
     drifts = [abs(e.get("drift_ms") or 0) for e in product.values() if isinstance(e, dict)]
     seed_drift = timing.get("seed", {}).get("p1-body100", {}).get("drift_ms")
     goals = [
-        goal("1 s task start lateness p50", "≤ 0.2 ms", f"{_lat(main, 'p50')} ms",
-             (_lat(main, "p50") or 1e9) <= 0.2, f"APScheduler {_lat(aps, 'p50')} ms",
-             ratio(_lat(main, "p50"), _lat(aps, "p50"))),
-        goal("1 s task start lateness p99", "≤ 0.5 ms", f"{_lat(main)} ms", (_lat(main) or 1e9) <= 0.5,
-             f"APScheduler {_lat(aps)} ms", ratio(_lat(main), _lat(aps))),
-        goal("drift after N runs (worst task, 0/100 ms body)", "< 1 ms", f"{max(drifts or [0]):.3f} ms",
-             bool(drifts) and max(drifts) < 1, f"seed 100 ms body: {seed_drift} ms"),
+        goal(
+            "1 s task start lateness p50",
+            "≤ 0.2 ms",
+            f"{_lat(main, 'p50')} ms",
+            (_lat(main, "p50") or 1e9) <= 0.2,
+            f"APScheduler {_lat(aps, 'p50')} ms",
+            ratio(_lat(main, "p50"), _lat(aps, "p50")),
+        ),
+        goal(
+            "1 s task start lateness p99",
+            "≤ 0.5 ms",
+            f"{_lat(main)} ms",
+            (_lat(main) or 1e9) <= 0.5,
+            f"APScheduler {_lat(aps)} ms",
+            ratio(_lat(main), _lat(aps)),
+        ),
+        goal(
+            "drift after N runs (worst task, 0/100 ms body)",
+            "< 1 ms",
+            f"{max(drifts or [0]):.3f} ms",
+            bool(drifts) and max(drifts) < 1,
+            f"seed 100 ms body: {seed_drift} ms",
+        ),
     ]
-    return {"id": 1, "title": "Start lateness and drift", "goals": goals,
-            "method": ("Tasks every 1 s and every 2 s with a 0 ms and a 100 ms (sleep) body, all four in one "
-                       f"scheduler per implementation, each in its own process for {data['durations_s']['timing']} s. "
-                       "A full run measures the product ALONE (earlier reports ran the three side by side, "
-                       "so wake-ups of the "
-                       "other schedulers could land on the product's and distort its p99); then runs APScheduler with "
-                       "the seed loop beside it (the seed wakes once per 5 s for a few µs). "
-                       f"This run: {data.get('arrangement', {}).get('timing', 'side by side')} (--quick runs the "
-                       "three side by side to fit its 2 min budget; its p99 is not comparable). "
-                       "Lateness = body start − the "
-                       "due time the scheduler itself planned (product: `TaskContext.scheduled_for`; "
-                       "APScheduler: its grid; seed: `job.next_run`). Drift = start of run N − (first due + "
-                       "(N−1)·period). Runs/slots counts grid slots in the window."),
-            "tables": [{"columns": ["scheduler", "task", "runs/slots", "p50 ms", "p99 ms", "max ms",
-                                    "drift ms"], "rows": rows}],
-            "plots": [{"kind": "cdf", "file": "timing_lateness.png", "series": series, "logx": True,
-                       "title": "Start lateness of the 1 s / 0 ms task", "xlabel": "lateness (ms, log)"}],
-            "notes": ["A 100 ms period cannot be declared: triggers are `schedule` jobs whose smallest unit "
-                      "is 1 s (triggers.MIN_INTERVAL_SECONDS = 1), so 1 s and 2 s periods were measured.",
-                      "The seed loop sleeps 5 s between `run_pending()` passes, so a 1 s task runs at most "
-                      "every 5 s: most slots are lost and lateness reaches seconds, by design."]}
+    return {
+        "id": 1,
+        "title": "Start lateness and drift",
+        "goals": goals,
+        "method": (
+            "Tasks every 1 s and every 2 s with a 0 ms and a 100 ms (sleep) body, all four in one "
+            f"scheduler per implementation, each in its own process for {data['durations_s']['timing']} s. "
+            "A full run measures the product ALONE (earlier reports ran the three side by side, "
+            "so wake-ups of the "
+            "other schedulers could land on the product's and distort its p99); then runs APScheduler with "
+            "the seed loop beside it (the seed wakes once per 5 s for a few µs). "
+            f"This run: {data.get('arrangement', {}).get('timing', 'side by side')} (--quick runs the "
+            "three side by side to fit its 2 min budget; its p99 is not comparable). "
+            "Lateness = body start − the "
+            "due time the scheduler itself planned (product: `TaskContext.scheduled_for`; "
+            "APScheduler: its grid; seed: `job.next_run`). Drift = start of run N − (first due + "
+            "(N−1)·period). Runs/slots counts grid slots in the window."
+        ),
+        "tables": [
+            {"columns": ["scheduler", "task", "runs/slots", "p50 ms", "p99 ms", "max ms", "drift ms"], "rows": rows}
+        ],
+        "plots": [
+            {
+                "kind": "cdf",
+                "file": "timing_lateness.png",
+                "series": series,
+                "logx": True,
+                "title": "Start lateness of the 1 s / 0 ms task",
+                "xlabel": "lateness (ms, log)",
+            }
+        ],
+        "notes": [
+            "A 100 ms period cannot be declared: triggers are `schedule` jobs whose smallest unit "
+            "is 1 s (triggers.MIN_INTERVAL_SECONDS = 1), so 1 s and 2 s periods were measured.",
+            "The seed loop sleeps 5 s between `run_pending()` passes, so a 1 s task runs at most "
+            "every 5 s: most slots are lost and lateness reaches seconds, by design.",
+        ],
+    }
 
 
 def hol_section(data: dict) -> dict:
@@ -79,8 +128,17 @@ def hol_section(data: dict) -> dict:
             if "lateness_ms" not in b:
                 rows.append([variant, impl, "error", "", "", "", ""])
                 continue
-            rows.append([variant, impl, _lat(b, "p50"), _lat(b), f"{b['runs']}/{b['slots']}", b.get("lost_pct"),
-                         (a.get("period_s") or {}).get("mean")])
+            rows.append(
+                [
+                    variant,
+                    impl,
+                    _lat(b, "p50"),
+                    _lat(b),
+                    f"{b['runs']}/{b['slots']}",
+                    b.get("lost_pct"),
+                    (a.get("period_s") or {}).get("mean"),
+                ]
+            )
             bars[f"{impl}\n{variant[4:]}"] = _lat(b)
     p_io, p_cpu = data["hol_io"].get("product", {}), data["hol_cpu"].get("product", {})
     timing_p99 = _lat(data["timing"].get("product", {}).get("p1-body0", {}))
@@ -89,27 +147,57 @@ def hol_section(data: dict) -> dict:
     lost = sum((p.get("b", {}).get("lost") or 0) for p in (p_io, p_cpu))
     seed = data["hol_io"].get("seed", {}).get("b", {})
     goals = [
-        goal("B lateness p99 beside I/O-bound A", "unchanged from (1) (≤ 0.5 ms)",
-             f"{_lat(p_io.get('b', {}))} ms (in 1: {timing_p99} ms)", (_lat(p_io.get("b", {})) or 1e9) <= 0.5,
-             f"seed {_lat(seed)} ms"),
-        goal("B lateness p99 beside CPU-bound A (thread)", "≤ 20 ms", f"{_lat(p_cpu.get('b', {}))} ms",
-             (_lat(p_cpu.get("b", {})) or 1e9) <= 20,
-             f"APScheduler {_lat(data['hol_cpu'].get('apscheduler', {}).get('b', {}))} ms"),
-        goal("A's actual period", "exactly 4 s", f"worst deviation {worst_period * 1000:.2f} ms"
-             if worst_period is not None else "–", worst_period is not None and worst_period < 0.005),
+        goal(
+            "B lateness p99 beside I/O-bound A",
+            "unchanged from (1) (≤ 0.5 ms)",
+            f"{_lat(p_io.get('b', {}))} ms (in 1: {timing_p99} ms)",
+            (_lat(p_io.get("b", {})) or 1e9) <= 0.5,
+            f"seed {_lat(seed)} ms",
+        ),
+        goal(
+            "B lateness p99 beside CPU-bound A (thread)",
+            "≤ 20 ms",
+            f"{_lat(p_cpu.get('b', {}))} ms",
+            (_lat(p_cpu.get("b", {})) or 1e9) <= 20,
+            f"APScheduler {_lat(data['hol_cpu'].get('apscheduler', {}).get('b', {}))} ms",
+        ),
+        goal(
+            "A's actual period",
+            "exactly 4 s",
+            f"worst deviation {worst_period * 1000:.2f} ms" if worst_period is not None else "–",
+            worst_period is not None and worst_period < 0.005,
+        ),
         goal("lost B runs", "0", str(lost), lost == 0, f"seed {seed.get('lost_pct')} % lost"),
     ]
-    return {"id": 2, "title": "Head-of-line blocking", "goals": goals,
-            "method": ("Task A (3 s body every 4 s: `time.sleep(3)` or 3 s of pure-Python CPU) beside task B "
-                       "(every 1 s, empty). I/O variant: the product alone, then APScheduler and the seed "
-                       "side by side (as in 1); CPU variant: one after another (three CPU burners on 2 cores would "
-                       "distort). Seed: A and B share the "
-                       "loop thread, as in the seed. 'A period' is the mean start-to-start time."),
-            "tables": [{"columns": ["variant", "scheduler", "B p50 ms", "B p99 ms", "B runs/slots",
-                                    "B lost %", "A period s"], "rows": rows}],
-            "plots": [{"kind": "bar", "file": "hol_b_p99.png", "series": bars, "logy": True,
-                       "title": "B start lateness p99 beside A (ms, log)", "ylabel": "ms"}],
-            "notes": ["'Within 5 ms of 4 s' is the PASS criterion for 'exactly 4 s' (timer and GIL jitter)."]}
+    return {
+        "id": 2,
+        "title": "Head-of-line blocking",
+        "goals": goals,
+        "method": (
+            "Task A (3 s body every 4 s: `time.sleep(3)` or 3 s of pure-Python CPU) beside task B "
+            "(every 1 s, empty). I/O variant: the product alone, then APScheduler and the seed "
+            "side by side (as in 1); CPU variant: one after another (three CPU burners on 2 cores would "
+            "distort). Seed: A and B share the "
+            "loop thread, as in the seed. 'A period' is the mean start-to-start time."
+        ),
+        "tables": [
+            {
+                "columns": ["variant", "scheduler", "B p50 ms", "B p99 ms", "B runs/slots", "B lost %", "A period s"],
+                "rows": rows,
+            }
+        ],
+        "plots": [
+            {
+                "kind": "bar",
+                "file": "hol_b_p99.png",
+                "series": bars,
+                "logy": True,
+                "title": "B start lateness p99 beside A (ms, log)",
+                "ylabel": "ms",
+            }
+        ],
+        "notes": ["'Within 5 ms of 4 s' is the PASS criterion for 'exactly 4 s' (timer and GIL jitter)."],
+    }
 
 
 def scale_section(data: dict) -> dict:
@@ -120,11 +208,30 @@ def scale_section(data: dict) -> dict:
             rows.append([size, "error", "", "", "", "", "", "", ""])
             continue
         p, s, t = entry["product"], entry["seed"], entry.get("tick", {})
-        tick_rows.append([int(size), t.get("fixed_us"), t.get("one_due_us"), t.get("five_due_us"),
-                          t.get("first_due_run_us"), t.get("extra_due_run_us"), s["us_per_wakeup"],
-                          ratio(t.get("fixed_us"), s["us_per_wakeup"])])
-        rows.append([int(size), p["us_per_wakeup"], p["lateness_ms"]["p99"], p["idle_cpu_pct"], p["idle_wakeups"],
-                     p["rss_delta_mib"], s["rss_delta_mib"], p["startup_s"]])
+        tick_rows.append(
+            [
+                int(size),
+                t.get("fixed_us"),
+                t.get("one_due_us"),
+                t.get("five_due_us"),
+                t.get("first_due_run_us"),
+                t.get("extra_due_run_us"),
+                s["us_per_wakeup"],
+                ratio(t.get("fixed_us"), s["us_per_wakeup"]),
+            ]
+        )
+        rows.append(
+            [
+                int(size),
+                p["us_per_wakeup"],
+                p["lateness_ms"]["p99"],
+                p["idle_cpu_pct"],
+                p["idle_wakeups"],
+                p["rss_delta_mib"],
+                s["rss_delta_mib"],
+                p["startup_s"],
+            ]
+        )
         fixed_line.append((int(size), t.get("fixed_us")))
         one_line.append((int(size), t.get("one_due_us")))
         seed_line.append((int(size), s["us_per_wakeup"]))
@@ -132,46 +239,104 @@ def scale_section(data: dict) -> dict:
     p, s, t = big.get("product", {}), big.get("seed", {}), big.get("tick", {})
     idle_ok = all(e.get("product", {}).get("idle_wakeups", 1) == 0 for e in data["sizes"].values())
     goals = [
-        goal("CPU per wake-up (fixed cost of tick()), 10,000 tasks", "≤ 50 µs", f"{t.get('fixed_us')} µs",
-             (t.get("fixed_us") or 1e9) <= 50, f"seed run_pending+idle_seconds {s.get('us_per_wakeup')} µs",
-             ratio(t.get("fixed_us"), s.get("us_per_wakeup"))),
-        goal("CPU per due run started by a wake-up, 10,000 tasks", "(report)",
-             f"first {t.get('first_due_run_us')} µs, each further {t.get('extra_due_run_us')} µs", None),
-        goal("lateness p99 of due tasks, 10,000 tasks", "≤ 1 ms", f"{(p.get('lateness_ms') or {}).get('p99')} ms",
-             ((p.get("lateness_ms") or {}).get("p99") or 1e9) <= 1),
-        goal("wake-ups while nothing is due", "0", ", ".join(
-            f"{k}: {e.get('product', {}).get('idle_wakeups')}" for k, e in data["sizes"].items()), idle_ok,
-             "seed: one pass every 5 s"),
+        goal(
+            "CPU per wake-up (fixed cost of tick()), 10,000 tasks",
+            "≤ 50 µs",
+            f"{t.get('fixed_us')} µs",
+            (t.get("fixed_us") or 1e9) <= 50,
+            f"seed run_pending+idle_seconds {s.get('us_per_wakeup')} µs",
+            ratio(t.get("fixed_us"), s.get("us_per_wakeup")),
+        ),
+        goal(
+            "CPU per due run started by a wake-up, 10,000 tasks",
+            "(report)",
+            f"first {t.get('first_due_run_us')} µs, each further {t.get('extra_due_run_us')} µs",
+            None,
+        ),
+        goal(
+            "lateness p99 of due tasks, 10,000 tasks",
+            "≤ 1 ms",
+            f"{(p.get('lateness_ms') or {}).get('p99')} ms",
+            ((p.get("lateness_ms") or {}).get("p99") or 1e9) <= 1,
+        ),
+        goal(
+            "wake-ups while nothing is due",
+            "0",
+            ", ".join(f"{k}: {e.get('product', {}).get('idle_wakeups')}" for k, e in data["sizes"].items()),
+            idle_ok,
+            "seed: one pass every 5 s",
+        ),
     ]
     w = data["windows_s"]
-    return {"id": 3, "title": "Scale: 10 to 10,000 tasks", "goals": goals,
-            "method": (f"Per size a fresh process; N registered tasks, all hourly and already run (persisted anchor "
-                       f"= now) except the due ones. **tick() cost**: `scheduler.tick(now)` called directly "
-                       f"{data.get('ticks')} times per case from the bench thread, no loop thread, with a fake clock "
-                       "advanced 1 s per call, 0, 1 or 5 tasks (every 1 s, empty body) due per tick; CPU = thread CPU "
-                       "clock around the call only (the dispatched runs finish before the next call, untimed); p50. "
-                       "Fixed cost = a wake-up with nothing to dispatch (lock, heap, next deadline); first due run = "
-                       "1-due − 0-due; each further run = (5-due − 1-due) / 4. **Real time**: the running loop with 5 "
-                       f"tasks due every 1 s for {w['active']} s (loop-thread CPU per wake-up, lateness of the 1 s "
-                       f"tasks), then {w['idle']} s with only hourly tasks (process CPU %, wake-ups). Seed: "
-                       "`run_pending()` + `idle_seconds` on a `schedule.Scheduler` with the same jobs, timed "
-                       "directly (nothing due)."),
-            "tables": [{"title": "tick() cost, fake clock (µs of CPU, p50)",
-                        "columns": ["tasks", "0 due (fixed)", "1 due", "5 due", "first due run", "each further run",
-                                    "seed µs/pass", "fixed / seed"], "rows": tick_rows},
-                       {"title": "Real-time loop",
-                        "columns": ["tasks", "loop CPU µs/wake-up (5 due)", "due p99 ms", "idle CPU %",
-                                    "idle wake-ups", "product RSS Δ MiB", "seed RSS Δ MiB", "start-up s"],
-                        "rows": rows}],
-            "plots": [{"kind": "line", "file": "scale_wakeup.png", "xlabel": "registered tasks",
-                       "ylabel": "µs", "title": "CPU per wake-up: tick() (fake clock) vs seed pass",
-                       "series": {"product tick, nothing due": fixed_line, "product tick, 1 due run": one_line,
-                                  "seed run_pending + idle_seconds": seed_line}}],
-            "notes": ["The fixed cost is flat in the number of tasks (a heap: only due entries are touched); the "
-                      "seed's pass is linear (it scans every job).",
-                      "Most of a due run's cost is the first one of a tick: the thread-pool hand-off "
-                      "(`SimpleQueue.put` waking a worker thread that then competes for the GIL) plus the run "
-                      "record; further runs in the same tick cost far less.",
-                      "The real-time 'loop CPU per wake-up' includes 5 run starts per wake-up and the loop's own "
-                      "wait; it is kept for comparison with earlier reports.",
-                      "Seed idle CPU is computed: (run_pending + idle_seconds) / 5 s."]}
+    return {
+        "id": 3,
+        "title": "Scale: 10 to 10,000 tasks",
+        "goals": goals,
+        "method": (
+            f"Per size a fresh process; N registered tasks, all hourly and already run (persisted anchor "
+            f"= now) except the due ones. **tick() cost**: `scheduler.tick(now)` called directly "
+            f"{data.get('ticks')} times per case from the bench thread, no loop thread, with a fake clock "
+            "advanced 1 s per call, 0, 1 or 5 tasks (every 1 s, empty body) due per tick; CPU = thread CPU "
+            "clock around the call only (the dispatched runs finish before the next call, untimed); p50. "
+            "Fixed cost = a wake-up with nothing to dispatch (lock, heap, next deadline); first due run = "
+            "1-due − 0-due; each further run = (5-due − 1-due) / 4. **Real time**: the running loop with 5 "
+            f"tasks due every 1 s for {w['active']} s (loop-thread CPU per wake-up, lateness of the 1 s "
+            f"tasks), then {w['idle']} s with only hourly tasks (process CPU %, wake-ups). Seed: "
+            "`run_pending()` + `idle_seconds` on a `schedule.Scheduler` with the same jobs, timed "
+            "directly (nothing due)."
+        ),
+        "tables": [
+            {
+                "title": "tick() cost, fake clock (µs of CPU, p50)",
+                "columns": [
+                    "tasks",
+                    "0 due (fixed)",
+                    "1 due",
+                    "5 due",
+                    "first due run",
+                    "each further run",
+                    "seed µs/pass",
+                    "fixed / seed",
+                ],
+                "rows": tick_rows,
+            },
+            {
+                "title": "Real-time loop",
+                "columns": [
+                    "tasks",
+                    "loop CPU µs/wake-up (5 due)",
+                    "due p99 ms",
+                    "idle CPU %",
+                    "idle wake-ups",
+                    "product RSS Δ MiB",
+                    "seed RSS Δ MiB",
+                    "start-up s",
+                ],
+                "rows": rows,
+            },
+        ],
+        "plots": [
+            {
+                "kind": "line",
+                "file": "scale_wakeup.png",
+                "xlabel": "registered tasks",
+                "ylabel": "µs",
+                "title": "CPU per wake-up: tick() (fake clock) vs seed pass",
+                "series": {
+                    "product tick, nothing due": fixed_line,
+                    "product tick, 1 due run": one_line,
+                    "seed run_pending + idle_seconds": seed_line,
+                },
+            }
+        ],
+        "notes": [
+            "The fixed cost is flat in the number of tasks (a heap: only due entries are touched); the "
+            "seed's pass is linear (it scans every job).",
+            "Most of a due run's cost is the first one of a tick: the thread-pool hand-off "
+            "(`SimpleQueue.put` waking a worker thread that then competes for the GIL) plus the run "
+            "record; further runs in the same tick cost far less.",
+            "The real-time 'loop CPU per wake-up' includes 5 run starts per wake-up and the loop's own "
+            "wait; it is kept for comparison with earlier reports.",
+            "Seed idle CPU is computed: (run_pending + idle_seconds) / 5 s.",
+        ],
+    }

@@ -34,6 +34,7 @@ def _registry(enable_tasks: int, starts: dict, cond: threading.Condition):
             with cond:
                 starts[name].append(time.monotonic())
                 cond.notify_all()
+
         return body
 
     registry = TaskRegistry()
@@ -43,8 +44,7 @@ def _registry(enable_tasks: int, starts: dict, cond: threading.Condition):
     for i in range(enable_tasks):
         registry.register(f"en-{i}", recorder(f"en-{i}"), trigger=every(3600).seconds, enabled=False)
     registry.register("cpu-thread", lambda: cpu_burn(2.0), trigger=every(3600).seconds, enabled=False)
-    registry.register("cpu-process", cpu_burn_2s, trigger=every(3600).seconds, enabled=False,
-                      executor="process")
+    registry.register("cpu-process", cpu_burn_2s, trigger=every(3600).seconds, enabled=False, executor="process")
     return registry
 
 
@@ -102,9 +102,14 @@ class AppProcess:
 
         self.port = free_port()
         env = dict(os.environ, LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.http", str(self.port), str(enable_tasks)],
-                                     cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     preexec_fn=die_with_parent())
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.http", str(self.port), str(enable_tasks)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=die_with_parent(),
+        )
 
     def __enter__(self):
         import httpx
@@ -152,15 +157,20 @@ def measure_reaction(quick: bool) -> dict:
     with AppProcess(enable_tasks=n) as client:
         time.sleep(0.5)
         for i in range(n):  # interleaved: one run, one enable
-            for samples, path, name in ((run_s, "/tasks/manual/run", "manual"),
-                                        (enable_s, f"/tasks/en-{i}/enable", f"en-{i}")):
+            for samples, path, name in (
+                (run_s, "/tasks/manual/run", "manual"),
+                (enable_s, f"/tasks/en-{i}/enable", f"en-{i}"),
+            ):
                 value = _reaction(client, path, name)
                 if value is not None:
                     samples.append(value)
                 time.sleep(0.005)
-    return {"samples": n, "run": summarize(run_s, 1000), "enable": summarize(enable_s, 1000),
-            "raw_ms": {"run": [round(v * 1000, 3) for v in run_s],
-                       "enable": [round(v * 1000, 3) for v in enable_s]}}
+    return {
+        "samples": n,
+        "run": summarize(run_s, 1000),
+        "enable": summarize(enable_s, 1000),
+        "raw_ms": {"run": [round(v * 1000, 3) for v in run_s], "enable": [round(v * 1000, 3) for v in enable_s]},
+    }
 
 
 def measure_web(quick: bool) -> dict:
@@ -181,8 +191,11 @@ def measure_web(quick: bool) -> dict:
                     client.get("/tasks").raise_for_status()
                     values.append(time.perf_counter() - started)
         client.post("/_bench/load/idle")
-    return {"samples_per_mode": n, **{mode: summarize(v, 1000) for mode, v in samples.items()},
-            "raw_ms": {mode: [round(x * 1000, 3) for x in v] for mode, v in samples.items()}}
+    return {
+        "samples_per_mode": n,
+        **{mode: summarize(v, 1000) for mode, v in samples.items()},
+        "raw_ms": {mode: [round(x * 1000, 3) for x in v] for mode, v in samples.items()},
+    }
 
 
 if __name__ == "__main__":

@@ -30,14 +30,22 @@ def make_event(i: int, malformed: bool = False) -> bytes:
         from consumers.produce import bad_message
 
         return bad_message(BAD_KINDS[i % len(BAD_KINDS)], random.Random(i), max_bytes=1_048_576)
-    body = {"id": f"bench-{uuid.uuid4().hex}", "type": "order.created", "occurred_at": "2026-01-01T00:00:00Z",
-            "data": {"order": i, "customer": f"c-{i % 977}", "amount": i % 1000 + 0.5, "source": "bench",
-                     "note": "x" * 110}}
+    body = {
+        "id": f"bench-{uuid.uuid4().hex}",
+        "type": "order.created",
+        "occurred_at": "2026-01-01T00:00:00Z",
+        "data": {
+            "order": i,
+            "customer": f"c-{i % 977}",
+            "amount": i % 1000 + 0.5,
+            "source": "bench",
+            "note": "x" * 110,
+        },
+    }
     return json.dumps(body).encode()
 
 
-def produce(bootstrap: str, topic: str, count: int, malformed_every: int = 0,
-            factory=make_event) -> float:
+def produce(bootstrap: str, topic: str, count: int, malformed_every: int = 0, factory=make_event) -> float:
     """Produces `count` events round-robin over the partitions; returns the seconds it took."""
     from confluent_kafka import Producer
 
@@ -83,10 +91,12 @@ def profile_findings(profiles: dict) -> list[str]:
     lines = []
     for name, prof in profiles.items():
         parents = ("poll_once (total)", "store_batch (one transaction)")
-        parts = sorted(((row[2], row[0].strip()) for row in prof["cumulative"]
-                        if row[0].strip() not in parents), reverse=True)
-        lines.append(f"Top three costs ({name}): " + "; ".join(f"{label} {pct} %" for pct, label in parts[:3])
-                     + " of poll_once.")
+        parts = sorted(
+            ((row[2], row[0].strip()) for row in prof["cumulative"] if row[0].strip() not in parents), reverse=True
+        )
+        lines.append(
+            f"Top three costs ({name}): " + "; ".join(f"{label} {pct} %" for pct, label in parts[:3]) + " of poll_once."
+        )
     return lines
 
 
@@ -115,8 +125,15 @@ def measure_throughput(quick: bool, bootstrap: str) -> dict:
 
             set_quick(quick)
             more = (lambda n, topic=topic: produce(bootstrap, topic, n)) if label == "clean" else None
-            entries.update(product_rates(bootstrap, topic, count, produce_more=more,
-                                         base_rate=entries["raw kafka-python"].get("events_per_s")))
+            entries.update(
+                product_rates(
+                    bootstrap,
+                    topic,
+                    count,
+                    produce_more=more,
+                    base_rate=entries["raw kafka-python"].get("events_per_s"),
+                )
+            )
             for name, entry in entries.items():
                 if entry.get("profile"):
                     out["profiles"][f"{name}, {label}"] = entry.pop("profile")
@@ -126,19 +143,19 @@ def measure_throughput(quick: bool, bootstrap: str) -> dict:
         out["topics"][label] = entries
         out["notes"].append(f"{label}: {count} events produced in {produce_s:.2f} s (confluent-kafka, linger 5 ms).")
     out["analysis"] = profile_findings(out["profiles"])
-    out["method"] = (f"{count} pre-produced ~300 B JSON events (product format) on 3 partitions of a Tansu broker "
-                     "(in-memory storage) on 127.0.0.1, clean and with 1 % malformed (invalid JSON / UTF-8 / "
-                     "schema in turn). Raw loops read by partition assignment, no group, no commit, `json.loads` "
-                     "only; rate = events / (last record − first record). The product's `ConsumerWorker` (fresh "
-                     "group, batches of up to 2000 (KAFKA_BATCH_SIZE): validate, store idempotently in one "
-                     "transaction, commit offsets) is "
-                     "driven in-process with `poll_once()`; its rate = events after the first batch / (end of last "
-                     "batch − end of first batch), so the consumer-group join (~3 s on Tansu with the 6 s session "
-                     "timeout; --quick uses 2 s, ~1 s) is excluded. All consumers read the same topics in this run, "
-                     "one after another.")
+    out["method"] = (
+        f"{count} pre-produced ~300 B JSON events (product format) on 3 partitions of a Tansu broker "
+        "(in-memory storage) on 127.0.0.1, clean and with 1 % malformed (invalid JSON / UTF-8 / "
+        "schema in turn). Raw loops read by partition assignment, no group, no commit, `json.loads` "
+        "only; rate = events / (last record − first record). The product's `ConsumerWorker` (fresh "
+        "group, batches of up to 2000 (KAFKA_BATCH_SIZE): validate, store idempotently in one "
+        "transaction, commit offsets) is "
+        "driven in-process with `poll_once()`; its rate = events after the first batch / (end of last "
+        "batch − end of first batch), so the consumer-group join (~3 s on Tansu with the 6 s session "
+        "timeout; --quick uses 2 s, ~1 s) is excluded. All consumers read the same topics in this run, "
+        "one after another."
+    )
     return out
-
-
 
 
 _BROKER_ADMIN: dict = {}

@@ -42,6 +42,8 @@ def set_quick(quick: bool) -> None:
 
 def _group_timing() -> tuple[int, int]:
     return GROUP_TIMING["quick" if _MODE["quick"] else "full"]
+
+
 PROFILE_EVENTS = 10_000  # five batches of 2000
 E2E = {"full": (100, 60.0), "quick": (100, 10.0)}  # events/s, seconds
 
@@ -62,8 +64,10 @@ def postgres_server() -> tuple[str | None, str | None]:
         from tests.infra.postgres import PostgresCluster, postgres_available
 
         if not postgres_available():
-            _PG["error"] = ("PostgreSQL rows skipped: no BENCH_DATABASE_URL and no PostgreSQL server "
-                            "binaries (initdb/pg_ctl) installed")
+            _PG["error"] = (
+                "PostgreSQL rows skipped: no BENCH_DATABASE_URL and no PostgreSQL server "
+                "binaries (initdb/pg_ctl) installed"
+            )
         else:
             import atexit
 
@@ -108,10 +112,18 @@ def consumer_settings(tmp: Path, database_url: str, bootstrap: str, topic: str, 
     """Service settings for the product's consumer on `topic` with a fresh group."""
     from bench.common import bench_settings
 
-    return bench_settings(tmp, database_url=database_url, kafka_enabled=True, kafka_bootstrap_servers=bootstrap,
-                          kafka_topics=topic, kafka_group_id=f"bench-{uuid.uuid4().hex[:8]}",
-                          kafka_session_timeout_ms=_group_timing()[0], kafka_heartbeat_interval_ms=_group_timing()[1],
-                          kafka_batch_size=BATCH, **extra)
+    return bench_settings(
+        tmp,
+        database_url=database_url,
+        kafka_enabled=True,
+        kafka_bootstrap_servers=bootstrap,
+        kafka_topics=topic,
+        kafka_group_id=f"bench-{uuid.uuid4().hex[:8]}",
+        kafka_session_timeout_ms=_group_timing()[0],
+        kafka_heartbeat_interval_ms=_group_timing()[1],
+        kafka_batch_size=BATCH,
+        **extra,
+    )
 
 
 # ------------------------------------------------------------------ benchmark 7
@@ -140,9 +152,18 @@ def _poll_until(worker, target: int, timeout: float, profiler: cProfile.Profile 
         dead += outcome.dead_lettered
         dup += outcome.duplicates
         uncommitted += not outcome.committed
-    return {"seen": seen, "stored": stored, "dead": dead, "duplicates": dup, "batches": batches,
-            "uncommitted_batches": uncommitted, "started": started, "first_at": first_at, "first_n": first_n,
-            "last_at": last_at}
+    return {
+        "seen": seen,
+        "stored": stored,
+        "dead": dead,
+        "duplicates": dup,
+        "batches": batches,
+        "uncommitted_batches": uncommitted,
+        "started": started,
+        "first_at": first_at,
+        "first_n": first_n,
+        "last_at": last_at,
+    }
 
 
 def _row_count(database) -> int:
@@ -162,8 +183,16 @@ def _rate(run: dict) -> tuple[float | None, float]:
     return (round((run["seen"] - run["first_n"]) / seconds) if seconds > 0 else None), seconds
 
 
-def run_product(backend: str, bootstrap: str, topic: str, count: int, *, profile_if=None,
-                produce_more=None, client: str = "kafka-python") -> dict:
+def run_product(
+    backend: str,
+    bootstrap: str,
+    topic: str,
+    count: int,
+    *,
+    profile_if=None,
+    produce_more=None,
+    client: str = "kafka-python",
+) -> dict:
     """One product run on `topic`. When `profile_if(rate)` is true, `produce_more(n)` adds n
     events to the topic and the SAME worker (no second group join) consumes them under cProfile."""
     from bench.common import open_database
@@ -190,15 +219,24 @@ def run_product(backend: str, bootstrap: str, topic: str, count: int, *, profile
                 worker.close()
         rows = _row_count(database)
         database.dispose()
-    entry: dict = {"events": run["seen"], "stored": run["stored"], "dead_lettered": run["dead"],
-                   "duplicates": run["duplicates"], "rows_in_db": rows, "batches": run["batches"],
-                   "uncommitted_batches": run["uncommitted_batches"], "events_per_s": rate}
+    entry: dict = {
+        "events": run["seen"],
+        "stored": run["stored"],
+        "dead_lettered": run["dead"],
+        "duplicates": run["duplicates"],
+        "rows_in_db": rows,
+        "batches": run["batches"],
+        "uncommitted_batches": run["uncommitted_batches"],
+        "events_per_s": rate,
+    }
     if run["first_at"] is None:
         return {**entry, "note": "no message consumed before the deadline"}
     join_s = run["first_at"] - run["started"]
-    entry.update(join_s=round(join_s, 2), seconds=round(seconds, 3),
-                 note=f"join + 1st batch ({join_s:.1f} s) excluded; stored {run['stored']}, "
-                      f"dead-lettered {run['dead']}")
+    entry.update(
+        join_s=round(join_s, 2),
+        seconds=round(seconds, 3),
+        note=f"join + 1st batch ({join_s:.1f} s) excluded; stored {run['stored']}, dead-lettered {run['dead']}",
+    )
     if profile is not None:
         entry["profile"] = profile
     return entry
@@ -225,16 +263,20 @@ def summarize_profile(profiler: cProfile.Profile, events: int) -> dict:
     """Cumulative time of the interesting functions and the top self-time functions, µs/event."""
     profiler.create_stats()  # what pstats.Stats(profiler) does; typeshed types the result only here
     stats = profiler.stats  # {(file, line, func): (cc, nc, tt, ct, callers)}
-    total = next((v[3] for k, v in stats.items() if k[0].endswith("consumers/worker.py")
-                  and k[2] == "poll_once"), None) or 1e-9
+    total = (
+        next((v[3] for k, v in stats.items() if k[0].endswith("consumers/worker.py") and k[2] == "poll_once"), None)
+        or 1e-9
+    )
     per_event = 1e6 / max(1, events)
     rows = []
     for suffix, func, label in _PROFILE_KEYS:
         ct = sum(v[3] for k, v in stats.items() if k[0].endswith(suffix) and k[2] == func)
         rows.append([label, round(ct * per_event, 1), round(100 * ct / total, 1)])
     top = sorted(stats.items(), key=lambda kv: kv[1][2], reverse=True)[:8]
-    self_rows = [[f"{_short(k[0])}:{k[1]}({k[2]})", v[1], round(v[2] * per_event, 1), round(100 * v[2] / total, 1)]
-                 for k, v in top]
+    self_rows = [
+        [f"{_short(k[0])}:{k[1]}({k[2]})", v[1], round(v[2] * per_event, 1), round(100 * v[2] / total, 1)]
+        for k, v in top
+    ]
     return {"events": events, "total_s": round(total, 3), "cumulative": rows, "self": self_rows}
 
 
@@ -245,14 +287,13 @@ def _short(path: str) -> str:
     if "site-packages/" in path:
         return path.split("site-packages/", 1)[1]
     if path.startswith(str(ROOT)):
-        return path[len(str(ROOT)) + 1:]
+        return path[len(str(ROOT)) + 1 :]
     if "/lib/python" in path:
         return "stdlib/" + path.split("/lib/python", 1)[1].split("/", 1)[-1]
     return os.path.basename(path)
 
 
-def product_rates(bootstrap: str, topic: str, count: int, *, base_rate: int | None,
-                  produce_more=None) -> dict:
+def product_rates(bootstrap: str, topic: str, count: int, *, base_rate: int | None, produce_more=None) -> dict:
     """Rows 'product → SQLite' and 'product → PostgreSQL' for `topic` (each run is then profiled
     when `produce_more` is given), and the same two with KAFKA_CLIENT=confluent-kafka."""
     out = {}
@@ -265,9 +306,15 @@ def product_rates(bootstrap: str, topic: str, count: int, *, base_rate: int | No
                     out[name] = {"events": None, "events_per_s": None, "note": reason}
                     continue
             profiled = client == "kafka-python"  # the table shows the next bottleneck of the default
-            out[name] = run_product(backend, bootstrap, topic, count, client=client,
-                                    produce_more=produce_more if profiled else None,
-                                    profile_if=(lambda rate: True) if profiled else None)
+            out[name] = run_product(
+                backend,
+                bootstrap,
+                topic,
+                count,
+                client=client,
+                produce_more=produce_more if profiled else None,
+                profile_if=(lambda rate: True) if profiled else None,
+            )
     return out
 
 
@@ -299,9 +346,16 @@ def measure_e2e(quick: bool, bootstrap: str) -> dict:
     total = int(rate * seconds)
     topic = create_topic("bench-e2e")
     receiver = WebhookReceiver().start()
-    service = Service(bootstrap, topic, extra_env={
-        "NOTIFY_WEBHOOK_URL": receiver.url, "KAFKA_GROUP_ID": f"bench-e2e-{uuid.uuid4().hex[:6]}",
-        "KAFKA_SESSION_TIMEOUT_MS": str(_group_timing()[0]), "KAFKA_HEARTBEAT_INTERVAL_MS": str(_group_timing()[1])})
+    service = Service(
+        bootstrap,
+        topic,
+        extra_env={
+            "NOTIFY_WEBHOOK_URL": receiver.url,
+            "KAFKA_GROUP_ID": f"bench-e2e-{uuid.uuid4().hex[:6]}",
+            "KAFKA_SESSION_TIMEOUT_MS": str(_group_timing()[0]),
+            "KAFKA_HEARTBEAT_INTERVAL_MS": str(_group_timing()[1]),
+        },
+    )
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all"})
     notes = []
     try:
@@ -310,9 +364,12 @@ def measure_e2e(quick: bool, bootstrap: str) -> dict:
             return {"skipped": f"the app did not become ready (last /ready status {service.last_status})"}
 
         def send(seq: int, partition: int) -> None:
-            event = {"id": f"e2e-{uuid.uuid4().hex}", "type": "order.created",
-                     "data": {"seq": seq, "produced_at": time.time(), "note": "x" * 100},
-                     "notify": {"channel": "webhook", "recipient": "ops@example.com"}}
+            event = {
+                "id": f"e2e-{uuid.uuid4().hex}",
+                "type": "order.created",
+                "data": {"seq": seq, "produced_at": time.time(), "note": "x" * 100},
+                "notify": {"channel": "webhook", "recipient": "ops@example.com"},
+            }
             import json
 
             producer.produce(topic, json.dumps(event).encode(), partition=partition)
@@ -327,8 +384,10 @@ def measure_e2e(quick: bool, bootstrap: str) -> dict:
         while len(receiver.received) < PARTITIONS and time.monotonic() < deadline:
             time.sleep(0.05)
         warm_s = time.monotonic() - warm_started
-        notes.append(f"Warm-up (not timed): {len(receiver.received)}/{PARTITIONS} notifications delivered "
-                     f"{warm_s:.1f} s after the first produce (consumer-group join ≈ session timeout/2 on Tansu).")
+        notes.append(
+            f"Warm-up (not timed): {len(receiver.received)}/{PARTITIONS} notifications delivered "
+            f"{warm_s:.1f} s after the first produce (consumer-group join ≈ session timeout/2 on Tansu)."
+        )
         started = time.monotonic()
         for seq in range(total):  # bounded: `total` events on a fixed schedule
             delay = started + seq / rate - time.monotonic()
@@ -355,27 +414,41 @@ def measure_e2e(quick: bool, bootstrap: str) -> dict:
     stages = _e2e_stages(stages_db, delivered_at)  # read while the service is stopping (SQLite allows it)
     _BACKGROUND.append(stopper)  # joined by shutdown(); the stop is mostly waiting on timeouts
     seed = seed_design_latency(len(latencies) or total)
-    notes += [f"{total} events produced at {rate}/s in {produce_s:.1f} s; {len(latencies)} delivered "
-              f"(missing: {total - len(latencies)}). Service RSS at the end {probe.get('rss_mib')} MiB, "
-              f"{probe.get('threads')} threads.",
-              "Seed row is COMPUTED, not measured: the seed's notification job ran `every(30).seconds` from a "
-              "loop polling every 5 s (runs land 35 s apart, see `seed_design_latency`); arrival uniform.",
-              "Produce and receive timestamps are `time.time()` on the same machine (one clock)."]
+    notes += [
+        f"{total} events produced at {rate}/s in {produce_s:.1f} s; {len(latencies)} delivered "
+        f"(missing: {total - len(latencies)}). Service RSS at the end {probe.get('rss_mib')} MiB, "
+        f"{probe.get('threads')} threads.",
+        "Seed row is COMPUTED, not measured: the seed's notification job ran `every(30).seconds` from a "
+        "loop polling every 5 s (runs land 35 s apart, see `seed_design_latency`); arrival uniform.",
+        "Produce and receive timestamps are `time.time()` on the same machine (one clock).",
+    ]
     if stages:
-        notes.append("Where the time goes (from the service's own database: `events.received_at` is set when "
-                     "the consumer decodes the batch): produce → consumer decoded p50/p99 "
-                     f"{stages['consume']['p50']}/{stages['consume']['p99']} ms; decoded → webhook received p50/p99 "
-                     f"{stages['deliver']['p50']}/{stages['deliver']['p99']} ms.")
-    return {"rate_per_s": rate, "seconds": seconds, "product": product, "stages_ms": stages, "seed_computed":
-            {k: v for k, v in seed.items() if k != "samples_ms"}, "notes": notes,
-            "method": ("The real app (`uvicorn server:app`, built-in tasks, SQLite) in a subprocess on 127.0.0.1, "
-                       "consuming a 3-partition topic; NOTIFY_WEBHOOK_URL points at a WebhookReceiver in the bench "
-                       f"process. {rate} events/s with `notify: webhook` for {seconds:.0f} s (confluent-kafka, "
-                       "linger 0, acks all), each carrying its produce time in `data`. Latency = receive time − "
-                       "produce time: broker, poll, validation and storage, the consumer's "
-                       "`request_run(\"notifications\")`, the task run, and the HTTP POST."),
-            "raw_ms": {"product (measured)": [round(x * 1000, 2) for x in latencies],
-                       "seed design (computed)": seed["samples_ms"]}}
+        notes.append(
+            "Where the time goes (from the service's own database: `events.received_at` is set when "
+            "the consumer decodes the batch): produce → consumer decoded p50/p99 "
+            f"{stages['consume']['p50']}/{stages['consume']['p99']} ms; decoded → webhook received p50/p99 "
+            f"{stages['deliver']['p50']}/{stages['deliver']['p99']} ms."
+        )
+    return {
+        "rate_per_s": rate,
+        "seconds": seconds,
+        "product": product,
+        "stages_ms": stages,
+        "seed_computed": {k: v for k, v in seed.items() if k != "samples_ms"},
+        "notes": notes,
+        "method": (
+            "The real app (`uvicorn server:app`, built-in tasks, SQLite) in a subprocess on 127.0.0.1, "
+            "consuming a 3-partition topic; NOTIFY_WEBHOOK_URL points at a WebhookReceiver in the bench "
+            f"process. {rate} events/s with `notify: webhook` for {seconds:.0f} s (confluent-kafka, "
+            "linger 0, acks all), each carrying its produce time in `data`. Latency = receive time − "
+            "produce time: broker, poll, validation and storage, the consumer's "
+            '`request_run("notifications")`, the task run, and the HTTP POST.'
+        ),
+        "raw_ms": {
+            "product (measured)": [round(x * 1000, 2) for x in latencies],
+            "seed design (computed)": seed["samples_ms"],
+        },
+    }
 
 
 def _stop_later(service, receiver):
@@ -435,9 +508,15 @@ def footprint_after_consume(quick: bool, bootstrap: str) -> dict:
         topic = create_topic("bench-fp")
         produce(bootstrap, topic, count)
         origin = "a freshly produced topic (7 did not run)"
-    service = Service(bootstrap, topic, extra_env={
-        "KAFKA_GROUP_ID": f"bench-fp-{uuid.uuid4().hex[:6]}",
-        "KAFKA_SESSION_TIMEOUT_MS": str(_group_timing()[0]), "KAFKA_HEARTBEAT_INTERVAL_MS": str(_group_timing()[1])})
+    service = Service(
+        bootstrap,
+        topic,
+        extra_env={
+            "KAFKA_GROUP_ID": f"bench-fp-{uuid.uuid4().hex[:6]}",
+            "KAFKA_SESSION_TIMEOUT_MS": str(_group_timing()[0]),
+            "KAFKA_HEARTBEAT_INTERVAL_MS": str(_group_timing()[1]),
+        },
+    )
     try:
         if service.wait_ready() is None:
             return {"note": f"not ready (last status {service.last_status})"}
@@ -452,7 +531,10 @@ def footprint_after_consume(quick: bool, bootstrap: str) -> dict:
         consume_s = time.monotonic() - started
         time.sleep(1.0)
         probe = service.probe()
-        return {"seconds": None, **probe,
-                "note": f"consumed {processed}/{count} events of {origin} in {consume_s:.1f} s (incl. group join)"}
+        return {
+            "seconds": None,
+            **probe,
+            "note": f"consumed {processed}/{count} events of {origin} in {consume_s:.1f} s (incl. group join)",
+        }
     finally:
         service.stop()

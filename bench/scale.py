@@ -53,16 +53,28 @@ def _build(size: int, due: int, tmp: Path, lateness: list[float], *, clock=None,
         with database.session() as session:
             # The Table itself (`__table__` is typed as a FromClause): a Core bulk insert, no ORM.
             table = TaskState.metadata.tables[TaskState.__tablename__]
-            session.execute(table.insert(), [
-                dict(name=n, enabled=True, interval_seconds=None, last_run_scheduled_for=now,
-                     last_success_at=now, updated_at=now) for n in idle])
+            session.execute(
+                table.insert(),
+                [
+                    dict(
+                        name=n,
+                        enabled=True,
+                        interval_seconds=None,
+                        last_run_scheduled_for=now,
+                        last_success_at=now,
+                        updated_at=now,
+                    )
+                    for n in idle
+                ],
+            )
     registry = TaskRegistry()
     hourly, every_second = Trigger.interval(3600), Trigger.interval(1)
     for name in idle:
         registry.register(name, _noop, trigger=hourly)
     for i in range(due):
-        registry.register(f"due-{i}", lambda ctx: lateness.append(time.time() - ctx.scheduled_for),
-                          trigger=every_second)
+        registry.register(
+            f"due-{i}", lambda ctx: lateness.append(time.time() - ctx.scheduled_for), trigger=every_second
+        )
     scheduler = ServiceScheduler(settings, database, registry, **({"clock": clock} if clock else {}))
     scheduler.start(run_loop=run_loop)
     return scheduler, database
@@ -77,8 +89,9 @@ def _tick_costs(size: int, due: int, ticks: int) -> dict:
     path (run record, metrics, thread-pool submit).
     """
     clock = [time.time()]
-    scheduler, database = _build(size, due, Path(tempfile.mkdtemp(prefix="bench-tick-")), [],
-                                 clock=lambda: clock[0], run_loop=False)
+    scheduler, database = _build(
+        size, due, Path(tempfile.mkdtemp(prefix="bench-tick-")), [], clock=lambda: clock[0], run_loop=False
+    )
     samples: list[float] = []
     started_runs = 0
     try:
@@ -102,8 +115,14 @@ def tick_costs(size: int, ticks: int) -> dict:
     (nothing to dispatch), the first due run of a tick and each further due run."""
     rows = {str(k): _tick_costs(size, k, ticks) for k in DUE_PER_TICK}
     c0, c1, c5 = (rows[str(k)]["us"]["p50"] for k in DUE_PER_TICK)
-    return {"by_due": rows, "fixed_us": c0, "first_due_run_us": round(c1 - c0, 2),
-            "extra_due_run_us": round((c5 - c1) / 4, 2), "one_due_us": c1, "five_due_us": c5}
+    return {
+        "by_due": rows,
+        "fixed_us": c0,
+        "first_due_run_us": round(c1 - c0, 2),
+        "extra_due_run_us": round((c5 - c1) / 4, 2),
+        "one_due_us": c1,
+        "five_due_us": c5,
+    }
 
 
 def _loop_cpu(scheduler) -> float:
@@ -125,10 +144,13 @@ def _active_phase(size: int, seconds: float) -> dict:
     scheduler.stop(timeout=5)
     database.dispose()
     wakeups = max(1, wake1 - wake0)
-    return {"startup_s": round(startup_s, 3), "wakeups": wake1 - wake0,
-            "us_per_wakeup": round((cpu1 - cpu0) / wakeups * 1e6, 2),
-            "lateness_ms": summarize(lateness, 1000),
-            "rss_delta_mib": round(after.get("rss_mib", 0) - before.get("rss_mib", 0), 1)}
+    return {
+        "startup_s": round(startup_s, 3),
+        "wakeups": wake1 - wake0,
+        "us_per_wakeup": round((cpu1 - cpu0) / wakeups * 1e6, 2),
+        "lateness_ms": summarize(lateness, 1000),
+        "rss_delta_mib": round(after.get("rss_mib", 0) - before.get("rss_mib", 0), 1),
+    }
 
 
 def _idle_phase(size: int, seconds: float) -> dict:
@@ -139,8 +161,11 @@ def _idle_phase(size: int, seconds: float) -> dict:
     cpu1, wake1, t1 = process_cpu_seconds(), scheduler.wakeups, time.perf_counter()
     scheduler.stop(timeout=5)
     database.dispose()
-    return {"idle_cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 3), "idle_wakeups": wake1 - wake0,
-            "idle_window_s": round(t1 - t0, 1)}
+    return {
+        "idle_cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 3),
+        "idle_wakeups": wake1 - wake0,
+        "idle_window_s": round(t1 - t0, 1),
+    }
 
 
 def _seed_costs(size: int) -> dict:
@@ -163,18 +188,25 @@ def _seed_costs(size: int) -> dict:
     for _ in range(repeats):
         _ = sched.idle_seconds
     idle_us = (time.perf_counter() - started) / repeats * 1e6
-    return {"run_pending_us": round(pending_us, 2), "idle_seconds_us": round(idle_us, 2),
-            "us_per_wakeup": round(pending_us + idle_us, 2),
-            "idle_cpu_pct_computed": round(100 * (pending_us + idle_us) / 1e6 / 5.0, 4),
-            "rss_delta_mib": round(after.get("rss_mib", 0) - before.get("rss_mib", 0), 1)}
+    return {
+        "run_pending_us": round(pending_us, 2),
+        "idle_seconds_us": round(idle_us, 2),
+        "us_per_wakeup": round(pending_us + idle_us, 2),
+        "idle_cpu_pct_computed": round(100 * (pending_us + idle_us) / 1e6 / 5.0, 4),
+        "rss_delta_mib": round(after.get("rss_mib", 0) - before.get("rss_mib", 0), 1),
+    }
 
 
 def worker(size: int, active_s: float, idle_s: float, ticks: int) -> dict:
     """All measurements for one size (run in a fresh process)."""
     ensure_path()
     seed = _seed_costs(size)
-    return {"size": size, "tick": tick_costs(size, ticks),
-            "product": {**_active_phase(size, active_s), **_idle_phase(size, idle_s)}, "seed": seed}
+    return {
+        "size": size,
+        "tick": tick_costs(size, ticks),
+        "product": {**_active_phase(size, active_s), **_idle_phase(size, idle_s)},
+        "seed": seed,
+    }
 
 
 def measure(quick: bool, sizes: tuple[int, ...] | None = None) -> dict:
@@ -185,10 +217,14 @@ def measure(quick: bool, sizes: tuple[int, ...] | None = None) -> dict:
     results = {}
     env = dict(os.environ, LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
     for size in sizes:
-        proc = subprocess.run([sys.executable, "-m", "bench.scale", str(size), str(active_s), str(idle_s),
-                               str(ticks)],
-                              cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=active_s + idle_s + 240)
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.scale", str(size), str(active_s), str(idle_s), str(ticks)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=active_s + idle_s + 240,
+        )
         if proc.returncode != 0:
             results[str(size)] = {"error": proc.stderr.strip()[-800:]}
             continue

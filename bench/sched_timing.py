@@ -28,25 +28,35 @@ from bench.stats import summarize
 
 IMPLS = ("product", "apscheduler", "seed")
 SCENARIOS: dict[str, list[tuple[str, int, str]]] = {
-    "timing": [("p1-body0", 1, "none"), ("p1-body100", 1, "sleep100"),
-               ("p2-body0", 2, "none"), ("p2-body100", 2, "sleep100")],
+    "timing": [
+        ("p1-body0", 1, "none"),
+        ("p1-body100", 1, "sleep100"),
+        ("p2-body0", 2, "none"),
+        ("p2-body100", 2, "sleep100"),
+    ],
     "hol_io": [("a", 4, "sleep3"), ("b", 1, "none")],
     "hol_cpu": [("a", 4, "cpu3"), ("b", 1, "none")],
 }
 DURATIONS: dict[str, dict[str, float]] = {
     "full": {"timing": 93, "hol_io": 49, "hol_cpu": 41},
-    "quick": {"timing": 4, "hol_io": 4.5, "hol_cpu": 4.5}}
+    "quick": {"timing": 4, "hol_io": 4.5, "hol_cpu": 4.5},
+}
 GROUPS: dict[str, list[tuple[str, ...]]] = {
     "alone": [("product",), ("apscheduler", "seed")],  # product never shares the machine
     "sequential": [("product",), ("apscheduler",), ("seed",)],
-    "side by side": [("product", "apscheduler", "seed")]}  # --quick only: fits the 2 min budget
+    "side by side": [("product", "apscheduler", "seed")],
+}  # --quick only: fits the 2 min budget
 Records = dict[str, list[tuple[float, float | None]]]
 
 
 def _body(kind: str):
     """The task body: nothing, a 100 ms sleep, a 3 s sleep or 3 s of pure-Python CPU."""
-    return {"none": lambda: None, "sleep100": lambda: time.sleep(0.1),
-            "sleep3": lambda: time.sleep(3.0), "cpu3": lambda: cpu_burn(3.0)}[kind]
+    return {
+        "none": lambda: None,
+        "sleep100": lambda: time.sleep(0.1),
+        "sleep3": lambda: time.sleep(3.0),
+        "cpu3": lambda: cpu_burn(3.0),
+    }[kind]
 
 
 def _run_product(tasks: list[tuple[str, int, str]], seconds: float, records: Records) -> float:
@@ -142,7 +152,9 @@ def analyze(records: list[list[float | None]], period: int, stop: float) -> dict
     slots = math.floor((stop - t0) / period) + 1
     periods = [b - a for a, b in zip(starts, starts[1:], strict=False)]
     return {
-        "runs": len(starts), "slots": slots, "lost": max(0, slots - len(starts)),
+        "runs": len(starts),
+        "slots": slots,
+        "lost": max(0, slots - len(starts)),
         "lost_pct": round(100 * max(0, slots - len(starts)) / slots, 1),
         "lateness_ms": summarize(lateness, 1000),
         "drift_ms": round((starts[-1] - (t0 + (len(starts) - 1) * period)) * 1000, 3),
@@ -153,8 +165,14 @@ def analyze(records: list[list[float | None]], period: int, stop: float) -> dict
 
 def _spawn(impl: str, scenario: str, seconds: float) -> subprocess.Popen:
     env = dict(os.environ, LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "bench.sched_timing", impl, scenario, str(seconds)],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.sched_timing", impl, scenario, str(seconds)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _collect(proc: subprocess.Popen, scenario: str, seconds: float) -> dict:
@@ -167,8 +185,7 @@ def _collect(proc: subprocess.Popen, scenario: str, seconds: float) -> dict:
         return {"error": err.strip()[-800:]}
     raw = json.loads(out.strip().splitlines()[-1])
     periods = {name: period for name, period, _ in SCENARIOS[scenario]}
-    return {name: analyze(raw["records"].get(name, []), period, raw["stop"])
-            for name, period in periods.items()}
+    return {name: analyze(raw["records"].get(name, []), period, raw["stop"]) for name, period in periods.items()}
 
 
 def run_scenario(scenario: str, seconds: float, arrangement: str) -> dict[str, dict]:

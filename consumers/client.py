@@ -29,8 +29,7 @@ def bootstrap_timeout_ms(settings: Settings) -> int:
 def _common(settings: Settings) -> dict[str, Any]:
     """Connection and security options shared by the consumer and the DLQ producer."""
     options: dict[str, Any] = {
-        "bootstrap_servers": [s.strip() for s in (settings.kafka_bootstrap_servers or "").split(",")
-                              if s.strip()],
+        "bootstrap_servers": [s.strip() for s in (settings.kafka_bootstrap_servers or "").split(",") if s.strip()],
         "request_timeout_ms": settings.kafka_request_timeout_ms,
         "bootstrap_timeout_ms": bootstrap_timeout_ms(settings),
         # Reconnect attempts during an outage: start fast, never wait longer than 2 s, so a
@@ -102,9 +101,13 @@ def build_consumer(settings: Settings, listener: ConsumerRebalanceListener | Non
 
 def build_producer(settings: Settings) -> KafkaProducer:
     """A KafkaProducer for the dead-letter topic (raw bytes in, error in headers)."""
-    return _closing_on_failure(KafkaProducer, acks="all", linger_ms=5,
-                               max_request_size=max(1_048_576, settings.kafka_max_message_bytes * 2),
-                               **_common(settings))
+    return _closing_on_failure(
+        KafkaProducer,
+        acks="all",
+        linger_ms=5,
+        max_request_size=max(1_048_576, settings.kafka_max_message_bytes * 2),
+        **_common(settings),
+    )
 
 
 def broker_connected(consumer: Any) -> bool:

@@ -28,7 +28,15 @@ from support.validation import describe_errors
 
 # Reasons double as the `reason` label of the dead-letter metric: keep the set small and fixed.
 OVERSIZE, ENCODING, JSON_INVALID, SCHEMA, EMPTY, HANDLER, DECODE, STORE = (
-    "oversize", "encoding", "json", "schema", "empty", "handler", "decode", "store")
+    "oversize",
+    "encoding",
+    "json",
+    "schema",
+    "empty",
+    "handler",
+    "decode",
+    "store",
+)
 KEY_MAX_CHARS = 256  # width of events.key
 # Nesting a producer can mean; far below the recursion limits of the JSON encoders the store uses.
 MAX_DEPTH = 64
@@ -149,8 +157,9 @@ def timestamp_of(message: Any) -> datetime:
         try:
             return datetime.fromtimestamp(millis / 1000, tz=UTC)
         except (OverflowError, ValueError, OSError):
-            raise BadMessage(SCHEMA, f"occurred_at: absent, and the Kafka timestamp {millis} ms "
-                                     "is out of the representable range") from None
+            raise BadMessage(
+                SCHEMA, f"occurred_at: absent, and the Kafka timestamp {millis} ms is out of the representable range"
+            ) from None
     return datetime.now(UTC)
 
 

@@ -50,19 +50,40 @@ class BatchWriter:
 
     def add_event(self, event: Event, meta: MessageMeta) -> None:
         """Buffers the `events` row (inserted idempotently on the event id)."""
-        self.events.append({
-            "id": event.id, "type": event.type, "occurred_at": event.occurred_at,
-            "received_at": meta.received_at, "data": event.data, "key": meta.key,
-            "topic": meta.topic, "partition": meta.partition, "offset": meta.offset})
+        self.events.append(
+            {
+                "id": event.id,
+                "type": event.type,
+                "occurred_at": event.occurred_at,
+                "received_at": meta.received_at,
+                "data": event.data,
+                "key": meta.key,
+                "topic": meta.topic,
+                "partition": meta.partition,
+                "offset": meta.offset,
+            }
+        )
 
     def add_notification(self, event: Event, meta: MessageMeta, *, channel: str, recipient: str) -> None:
         """Buffers a pending `notifications` row for the event (one per event id)."""
-        self.notifications.append({
-            "event_id": event.id, "channel": channel, "recipient": recipient,
-            "payload": {"event_id": event.id, "type": event.type, "data": event.data,
-                        "occurred_at": iso(event.occurred_at)},
-            "status": "pending", "attempts": 0, "next_attempt_at": meta.received_at,
-            "created_at": meta.received_at, "updated_at": meta.received_at})
+        self.notifications.append(
+            {
+                "event_id": event.id,
+                "channel": channel,
+                "recipient": recipient,
+                "payload": {
+                    "event_id": event.id,
+                    "type": event.type,
+                    "data": event.data,
+                    "occurred_at": iso(event.occurred_at),
+                },
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": meta.received_at,
+                "created_at": meta.received_at,
+                "updated_at": meta.received_at,
+            }
+        )
 
     def add(self, row: Any) -> None:
         """Buffers any ORM object. Written only with the first delivery of the event when the
@@ -86,11 +107,13 @@ class HandlerRegistry:
 
     def register(self, event_type: str, *, store_event: bool = True) -> Callable[[Handler], Handler]:
         """Decorator: `handler` handles `event_type` (after the default storing unless told not to)."""
+
         def decorate(handler: Handler) -> Handler:
             if event_type in self._handlers:
                 raise ValueError(f"a handler for {event_type!r} is already registered")
             self._handlers[event_type] = (handler, store_event)
             return handler
+
         return decorate
 
     def stores_only(self, event_type: str) -> bool:

@@ -13,8 +13,9 @@ from settings import Settings
 from storage.db import Database
 
 
-def build_consumer(settings: Settings, database: Database, metrics: Metrics,
-                   scheduler: ServiceScheduler) -> ConsumerSupervisor:
+def build_consumer(
+    settings: Settings, database: Database, metrics: Metrics, scheduler: ServiceScheduler
+) -> ConsumerSupervisor:
     """The ConsumerSupervisor, registered with `scheduler` (which starts, checks and stops it).
 
     Each worker asks the scheduler for a coalesced `notifications` run after a batch that created
@@ -22,14 +23,19 @@ def build_consumer(settings: Settings, database: Database, metrics: Metrics,
     """
 
     def build_worker() -> ConsumerWorker:
-        return ConsumerWorker(settings=settings, database=database, metrics=metrics,
-                              on_notifications=lambda: scheduler.request_run("notifications"))
+        return ConsumerWorker(
+            settings=settings,
+            database=database,
+            metrics=metrics,
+            on_notifications=lambda: scheduler.request_run("notifications"),
+        )
 
     supervisor = ConsumerSupervisor(
-        settings=settings, states=scheduler.states, metrics=metrics, worker_factory=build_worker,
-        wake=lambda: scheduler.wake(component=ConsumerSupervisor.name))
+        settings=settings,
+        states=scheduler.states,
+        metrics=metrics,
+        worker_factory=build_worker,
+        wake=lambda: scheduler.wake(component=ConsumerSupervisor.name),
+    )
     scheduler.supervise(supervisor)
     return supervisor
-
-
-

@@ -26,11 +26,17 @@ def sample_event(rng: random.Random, *, notify: bool) -> dict[str, Any]:
     """A realistic event of a random type (~300 bytes as JSON)."""
     event_type = rng.choice(TYPES)
     event = {
-        "id": f"evt-{uuid.uuid4().hex}", "type": event_type,
+        "id": f"evt-{uuid.uuid4().hex}",
+        "type": event_type,
         "occurred_at": datetime.now(UTC).isoformat(),
-        "data": {"customer_id": f"cus-{rng.randrange(10**6):06d}", "amount_cents": rng.randrange(100, 50_000),
-                 "currency": rng.choice(("EUR", "USD", "GBP")), "items": rng.randrange(1, 9),
-                 "channel": rng.choice(("web", "ios", "android")), "note": "sample event from consumers.produce"},
+        "data": {
+            "customer_id": f"cus-{rng.randrange(10**6):06d}",
+            "amount_cents": rng.randrange(100, 50_000),
+            "currency": rng.choice(("EUR", "USD", "GBP")),
+            "items": rng.randrange(1, 9),
+            "channel": rng.choice(("web", "ios", "android")),
+            "note": "sample event from consumers.produce",
+        },
     }
     if notify:
         event["notify"] = {"channel": "log", "recipient": f"ops+{event_type}@example.com"}
@@ -75,8 +81,12 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     rng = random.Random(args.seed)
-    producer = KafkaProducer(bootstrap_servers=args.bootstrap.split(","), acks="all", linger_ms=5,
-                             max_request_size=max(1_048_576, args.max_message_bytes * 2 + 1024))
+    producer = KafkaProducer(
+        bootstrap_servers=args.bootstrap.split(","),
+        acks="all",
+        linger_ms=5,
+        max_request_size=max(1_048_576, args.max_message_bytes * 2 + 1024),
+    )
     counts = {"good": 0, "notify": 0, **dict.fromkeys(BAD_KINDS, 0)}
     started = time.monotonic()
     for index in range(args.count):
@@ -97,8 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     producer.flush(timeout=60)
     producer.close(timeout=10)
     elapsed = time.monotonic() - started
-    print(f"sent {args.count} messages to {args.topic} via {args.bootstrap} in {elapsed:.2f} s "
-          f"({args.count / max(elapsed, 1e-9):.0f}/s): " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+    print(
+        f"sent {args.count} messages to {args.topic} via {args.bootstrap} in {elapsed:.2f} s "
+        f"({args.count / max(elapsed, 1e-9):.0f}/s): " + ", ".join(f"{k}={v}" for k, v in counts.items())
+    )
     return 0
 
 

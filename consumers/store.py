@@ -76,8 +76,15 @@ class _Batch:
     value_cap: int
 
 
-def store_batch(database: Database, *, prepared: list[Prepared], dead: list[DeadRow],
-                registry: HandlerRegistry | HandlerWatch, max_attempts: int, value_cap: int) -> StoreResult:
+def store_batch(
+    database: Database,
+    *,
+    prepared: list[Prepared],
+    dead: list[DeadRow],
+    registry: HandlerRegistry | HandlerWatch,
+    max_attempts: int,
+    value_cap: int,
+) -> StoreResult:
     """Runs handlers and writes the batch in one transaction; transient DB errors propagate.
 
     A handler failing `max_attempts` times turns its message into a dead letter (kind `handler`);
@@ -115,8 +122,14 @@ def _bisect(batch: _Batch, items: list[Prepared], into: StoreResult) -> None:
         item, error = items[0], _short(exc)
     m = item.meta
     into.dead.append(DeadRow(m.topic, m.partition, m.offset, item.raw_key, item.raw_value, STORE, error))
-    log.error("consumer_message_refused_by_database", topic=m.topic, partition=m.partition, offset=m.offset,
-              event_id=item.event.id[:128], error=error[:500])
+    log.error(
+        "consumer_message_refused_by_database",
+        topic=m.topic,
+        partition=m.partition,
+        offset=m.offset,
+        event_id=item.event.id[:128],
+        error=error[:500],
+    )
 
 
 def _short(exc: BaseException) -> str:
@@ -130,8 +143,9 @@ def _write_dead(batch: _Batch, dead: list[DeadRow]) -> None:
     if not dead:
         return
     with _transaction(batch.database) as session:
-        _insert_ignore(session, _table(DeadLetter), dead_letter_rows(dead, batch.value_cap),
-                       ["topic", "partition", "offset"], "id")
+        _insert_ignore(
+            session, _table(DeadLetter), dead_letter_rows(dead, batch.value_cap), ["topic", "partition", "offset"], "id"
+        )
 
 
 def _store_part(batch: _Batch, prepared: list[Prepared], dead: list[DeadRow]) -> StoreResult:
@@ -147,13 +161,19 @@ def _store_part(batch: _Batch, prepared: list[Prepared], dead: list[DeadRow]) ->
         result.notifications_created = len(created)
         _add_handler_rows(session, buffers, new_ids)
         session.flush()  # handlers' ORM rows fail here, inside the part, not at commit
-        _insert_ignore(session, _table(DeadLetter), dead_letter_rows(result.dead, batch.value_cap),
-                       ["topic", "partition", "offset"], "id")
+        _insert_ignore(
+            session,
+            _table(DeadLetter),
+            dead_letter_rows(result.dead, batch.value_cap),
+            ["topic", "partition", "offset"],
+            "id",
+        )
     return result
 
 
-def _handle_all(session: Session, batch: _Batch, prepared: list[Prepared],
-                result: StoreResult) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]], list[BatchWriter]]:
+def _handle_all(
+    session: Session, batch: _Batch, prepared: list[Prepared], result: StoreResult
+) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]], list[BatchWriter]]:
     """Event rows (tuples, in message order), notification rows and the handlers' buffers.
 
     A plain event (no handler of its own, no notify) is the common case: its row is built right
@@ -166,8 +186,19 @@ def _handle_all(session: Session, batch: _Batch, prepared: list[Prepared],
     for item in prepared:
         event, m = item.event, item.meta
         if event.notify is None and registry.stores_only(event.type):
-            rows.append((event.id, event.type, event.occurred_at, m.received_at, event.data, m.key, m.topic,
-                         m.partition, m.offset))
+            rows.append(
+                (
+                    event.id,
+                    event.type,
+                    event.occurred_at,
+                    m.received_at,
+                    event.data,
+                    m.key,
+                    m.topic,
+                    m.partition,
+                    m.offset,
+                )
+            )
             continue
         buffer = _run_handler(session, item, registry, batch.max_attempts, result)
         if buffer is not None:
@@ -212,8 +243,9 @@ def _transaction(database: Database) -> Iterator[Session]:
                     driver.execute(f"PRAGMA synchronous={int(level)}")
 
 
-def _run_handler(session: Session, item: Prepared, registry: HandlerRegistry | HandlerWatch, max_attempts: int,
-                 result: StoreResult) -> BatchWriter | None:
+def _run_handler(
+    session: Session, item: Prepared, registry: HandlerRegistry | HandlerWatch, max_attempts: int, result: StoreResult
+) -> BatchWriter | None:
     """The message's buffered rows, or None after dead-lettering it; DB errors propagate."""
     error = ""
     for attempt in range(1, max_attempts + 1):
@@ -225,12 +257,29 @@ def _run_handler(session: Session, item: Prepared, registry: HandlerRegistry | H
             if is_db_error(exc):
                 raise  # transient: retried; else the transaction is spoiled: bisecting isolates it
             error = f"{type(exc).__name__}: {exc}"
-            log.warning("consumer_handler_failed", event_id=item.event.id, event_type=item.event.type,
-                        topic=item.meta.topic, partition=item.meta.partition, offset=item.meta.offset,
-                        attempt=attempt, max_attempts=max_attempts, error=error)
+            log.warning(
+                "consumer_handler_failed",
+                event_id=item.event.id,
+                event_type=item.event.type,
+                topic=item.meta.topic,
+                partition=item.meta.partition,
+                offset=item.meta.offset,
+                attempt=attempt,
+                max_attempts=max_attempts,
+                error=error,
+            )
     m = item.meta
-    result.dead.append(DeadRow(m.topic, m.partition, m.offset, item.raw_key, item.raw_value, HANDLER,
-                               f"handler failed {max_attempts} times: {error}"))
+    result.dead.append(
+        DeadRow(
+            m.topic,
+            m.partition,
+            m.offset,
+            item.raw_key,
+            item.raw_value,
+            HANDLER,
+            f"handler failed {max_attempts} times: {error}",
+        )
+    )
     return None
 
 
@@ -263,8 +312,9 @@ def _table(model: type[Any]) -> Table:
     return table
 
 
-def _insert_ignore(session: Session, table: Table, rows: list[dict[str, Any]], conflict: list[str],
-                   returning: str) -> set[Any]:
+def _insert_ignore(
+    session: Session, table: Table, rows: list[dict[str, Any]], conflict: list[str], returning: str
+) -> set[Any]:
     """INSERT ... ON CONFLICT DO NOTHING for all rows; returns the `returning` values of new rows.
 
     Executed as one executemany: SQLAlchemy compiles the statement once (cached) and batches the
@@ -274,6 +324,5 @@ def _insert_ignore(session: Session, table: Table, rows: list[dict[str, Any]], c
     if not rows:
         return set()
     dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = (dialect_insert(table).on_conflict_do_nothing(index_elements=conflict)
-                 .returning(table.c[returning]))
+    statement = dialect_insert(table).on_conflict_do_nothing(index_elements=conflict).returning(table.c[returning])
     return set(session.scalars(statement, rows))

@@ -44,9 +44,17 @@ class ConsumerSupervisor:
     name = "kafka-consumer"
     state_name = STATE_NAME
 
-    def __init__(self, *, settings: Settings, states: StateStore, metrics: Metrics,
-                 worker_factory: Callable[[], Worker], wake: Callable[[], None] = lambda: None,
-                 clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        states: StateStore,
+        metrics: Metrics,
+        worker_factory: Callable[[], Worker],
+        wake: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
         self.settings = settings
         self.states = states
         self.metrics = metrics
@@ -177,9 +185,17 @@ class ConsumerSupervisor:
         self._recent.append(now)
         looping = self._crash_looping(now)
         s = self.settings
-        delay = s.consumer_backoff_cap_seconds if looping else backoff_delay(
-            self._attempt, base=s.consumer_backoff_base_seconds, factor=s.consumer_backoff_factor,
-            cap=s.consumer_backoff_cap_seconds, rng=self._rng)
+        delay = (
+            s.consumer_backoff_cap_seconds
+            if looping
+            else backoff_delay(
+                self._attempt,
+                base=s.consumer_backoff_base_seconds,
+                factor=s.consumer_backoff_factor,
+                cap=s.consumer_backoff_cap_seconds,
+                rng=self._rng,
+            )
+        )
         self._attempt += 1
         self._restarts += 1
         self._restart_at = now + max(delay, 2 * EARLY_SLACK_SECONDS)
@@ -187,8 +203,14 @@ class ConsumerSupervisor:
         self.metrics.consumer_restarts.inc()
         self.metrics.consumer_up.set(0)
         self.metrics.consumer_crash_looping.set(1 if looping else 0)
-        log.warning("consumer_restart", attempt=self._attempt, delay_seconds=round(delay, 3), cause=cause,
-                    crash_looping=looping, restarts_in_window=len(self._recent))
+        log.warning(
+            "consumer_restart",
+            attempt=self._attempt,
+            delay_seconds=round(delay, 3),
+            cause=cause,
+            crash_looping=looping,
+            restarts_in_window=len(self._recent),
+        )
         return self._restart_at
 
     def _is_stuck(self, worker: Worker) -> bool:
@@ -199,13 +221,21 @@ class ConsumerSupervisor:
             self._stuck_logged = False
             return False
         seconds = time.monotonic() - running.since
-        self._last_error = (f"handler for event {running.event_id[:128]!r} ({running.event_type[:128]}) at "
-                            f"{running.position} running for {seconds:.0f} s (limit {limit:g} s)")
+        self._last_error = (
+            f"handler for event {running.event_id[:128]!r} ({running.event_type[:128]}) at "
+            f"{running.position} running for {seconds:.0f} s (limit {limit:g} s)"
+        )
         if not self._stuck_logged:
             self._stuck_logged = True
-            log.error("consumer_handler_stuck", event_id=running.event_id[:128], event_type=running.event_type[:128],
-                      position=running.position, seconds=round(seconds, 1), limit_seconds=limit,
-                      hint="the thread cannot be interrupted; fix the handler, then restart the process")
+            log.error(
+                "consumer_handler_stuck",
+                event_id=running.event_id[:128],
+                event_type=running.event_type[:128],
+                position=running.position,
+                seconds=round(seconds, 1),
+                limit_seconds=limit,
+                hint="the thread cannot be interrupted; fix the handler, then restart the process",
+            )
         return True
 
     def _crash_looping(self, now: float) -> bool:
@@ -228,8 +258,7 @@ class ConsumerSupervisor:
         """Enable starts the worker, disable stops it (blocking, bounded); both persisted. Returns status."""
         with self._control:
             if enabled != self._enabled:
-                self.states.change(STATE_NAME, actor=actor, action="enable" if enabled else "disable",
-                                   enabled=enabled)
+                self.states.change(STATE_NAME, actor=actor, action="enable" if enabled else "disable", enabled=enabled)
             if enabled:
                 self._enable()
             else:
@@ -274,8 +303,12 @@ class ConsumerSupervisor:
             with self._lock:
                 if self._draining is not None:
                     self._state = "stuck" if self._is_stuck(self._draining) else "stopping"
-                    log.warning("consumer_restart_deferred", actor=actor, reason=self._last_error,
-                                hint="the old consumer thread is still running; a new one starts when it ends")
+                    log.warning(
+                        "consumer_restart_deferred",
+                        actor=actor,
+                        reason=self._last_error,
+                        hint="the old consumer thread is still running; a new one starts when it ends",
+                    )
                 elif self._enabled and not self._stopping:
                     self._attempt, self._recent = 0, deque()
                     self._start_worker(self._clock())
@@ -306,9 +339,14 @@ class ConsumerSupervisor:
         now = self._clock()
         with self._lock:
             worker, state = self._worker, self._state
-            body: dict[str, Any] = {"enabled": self._enabled, "state": state, "restarts": self._restarts,
-                                    "last_error": self._last_error, "backoff_until": iso(self._restart_at),
-                                    **self._totals}
+            body: dict[str, Any] = {
+                "enabled": self._enabled,
+                "state": state,
+                "restarts": self._restarts,
+                "last_error": self._last_error,
+                "backoff_until": iso(self._restart_at),
+                **self._totals,
+            }
         snap = worker.snapshot() if worker is not None else None
         live = snap if snap is not None and worker is not None and worker.is_alive() else None
         for key in COUNTERS:
@@ -317,10 +355,12 @@ class ConsumerSupervisor:
             last_error=(snap or {}).get("last_error") or body["last_error"],
             assigned_partitions=live["assigned_partitions"] if live is not None else [],
             last_message_at=iso((snap or {}).get("last_message_at")),
-            seconds_since_last_poll=(round(now - live["last_poll_at"], 3)
-                                     if live is not None and live["last_poll_at"] else None),
+            seconds_since_last_poll=(
+                round(now - live["last_poll_at"], 3) if live is not None and live["last_poll_at"] else None
+            ),
             broker_reachable=live["broker_connected"] if live is not None else None,
-            lag=live["lag"] if live is not None else None)
+            lag=live["lag"] if live is not None else None,
+        )
         return body
 
     def readiness(self) -> tuple[bool, str]:
@@ -351,4 +391,3 @@ class ConsumerSupervisor:
             if lag is not None:
                 topic, _, partition = name.rpartition(":")
                 self.metrics.consumer_lag.labels(topic, partition).set(lag)
-

@@ -53,9 +53,15 @@ class PollOutcome:
 class ConsumerWorker:
     """Consumes, validates, stores and commits on its own thread; `poll_once()` for tests."""
 
-    def __init__(self, *, settings: Settings, database: Database, metrics: Metrics | None = None,
-                 registry: HandlerRegistry = handlers,
-                 on_notifications: Callable[[], object] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        database: Database,
+        metrics: Metrics | None = None,
+        registry: HandlerRegistry = handlers,
+        on_notifications: Callable[[], object] | None = None,
+    ) -> None:
         self.settings = settings
         self.database = database
         self.metrics = metrics or Metrics()
@@ -71,10 +77,21 @@ class ConsumerWorker:
         self._db_failures = 0
         self._lag_at = 0.0
         self._stats: dict[str, Any] = {
-            "state": "new", "messages_processed": 0, "events_stored": 0, "duplicates_skipped": 0,
-            "dead_lettered": 0, "last_message_at": None, "last_poll_at": None, "assigned_partitions": [],
-            "lag": None, "last_error": None, "fatal_error": None, "broker_ok_at": None,
-            "broker_connected": None, "started_at": None}
+            "state": "new",
+            "messages_processed": 0,
+            "events_stored": 0,
+            "duplicates_skipped": 0,
+            "dead_lettered": 0,
+            "last_message_at": None,
+            "last_poll_at": None,
+            "assigned_partitions": [],
+            "lag": None,
+            "last_error": None,
+            "fatal_error": None,
+            "broker_ok_at": None,
+            "broker_connected": None,
+            "started_at": None,
+        }
 
     # ------------------------------------------------------------------ thread control
     def start(self) -> None:
@@ -95,8 +112,11 @@ class ConsumerWorker:
             return True
         thread.join(timeout)
         if thread.is_alive():
-            log.warning("consumer_stop_timeout", timeout_seconds=timeout,
-                        hint="thread still bootstrapping or blocked; it exits when that returns")
+            log.warning(
+                "consumer_stop_timeout",
+                timeout_seconds=timeout,
+                hint="thread still bootstrapping or blocked; it exits when that returns",
+            )
             return False
         return True
 
@@ -141,8 +161,14 @@ class ConsumerWorker:
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             self._publish(fatal_error=error, last_error=error)
-            log.error("consumer_fatal", error=error, bootstrap=self.settings.kafka_bootstrap_servers,
-                      topics=self.settings.topics, group_id=self.settings.kafka_group_id, exc_info=True)
+            log.error(
+                "consumer_fatal",
+                error=error,
+                bootstrap=self.settings.kafka_bootstrap_servers,
+                topics=self.settings.topics,
+                group_id=self.settings.kafka_group_id,
+                exc_info=True,
+            )
         finally:
             self.close()
             self._publish(state="failed" if self.fatal_error else "stopped", assigned_partitions=[], lag=None)
@@ -190,8 +216,9 @@ class ConsumerWorker:
         if consumer is None:
             raise RuntimeError("poll_once() before open()")
         self._commit_pending(consumer)
-        records = consumer.poll(timeout_ms=self.settings.kafka_poll_timeout_ms,
-                                max_records=self.settings.kafka_batch_size)
+        records = consumer.poll(
+            timeout_ms=self.settings.kafka_poll_timeout_ms, max_records=self.settings.kafka_batch_size
+        )
         self._observe(consumer)
         if not records:
             return PollOutcome()
@@ -209,8 +236,9 @@ class ConsumerWorker:
         self._account(records, result, time.perf_counter() - started)
         self._pending.update({tp: OffsetAndMetadata(msgs[-1].offset + 1, "", -1) for tp, msgs in records.items()})
         committed = self._commit_pending(consumer)
-        return PollOutcome(sum(len(m) for m in records.values()), result.events_stored, result.duplicates,
-                           len(result.dead), committed)
+        return PollOutcome(
+            sum(len(m) for m in records.values()), result.events_stored, result.duplicates, len(result.dead), committed
+        )
 
     def process(self, records: dict[TopicPartition, list[Any]]) -> StoreResult:
         """Decodes and stores one poll result ({TopicPartition: [records]}) without Kafka I/O.
@@ -219,9 +247,14 @@ class ConsumerWorker:
         about a message (transient, or the system's own) propagate.
         """
         prepared, dead = self._decode(records)
-        return store_batch(self.database, prepared=prepared, dead=dead, registry=self.watch,
-                           max_attempts=self.settings.kafka_max_attempts,
-                           value_cap=self.settings.kafka_dead_letter_value_cap_bytes)
+        return store_batch(
+            self.database,
+            prepared=prepared,
+            dead=dead,
+            registry=self.watch,
+            max_attempts=self.settings.kafka_max_attempts,
+            value_cap=self.settings.kafka_dead_letter_value_cap_bytes,
+        )
 
     def _decode(self, records: dict[TopicPartition, list[Any]]) -> tuple[list[Prepared], list[DeadRow]]:
         """Splits a poll result into decoded messages and dead letters (logged one line each)."""
@@ -234,14 +267,26 @@ class ConsumerWorker:
                     event = decode(msg, max_bytes=self.settings.kafka_max_message_bytes)
                 except BadMessage as exc:
                     dead.append(DeadRow(tp.topic, tp.partition, msg.offset, msg.key, msg.value, exc.kind, exc.reason))
-                    log.warning("consumer_bad_message", topic=tp.topic, partition=tp.partition,
-                                offset=msg.offset, kind=exc.kind, reason=exc.reason[:500])
+                    log.warning(
+                        "consumer_bad_message",
+                        topic=tp.topic,
+                        partition=tp.partition,
+                        offset=msg.offset,
+                        kind=exc.kind,
+                        reason=exc.reason[:500],
+                    )
                     continue
                 except Exception as exc:  # a decoder bug must cost this message, never the partition
                     error = f"{type(exc).__name__}: {exc}"
                     dead.append(DeadRow(tp.topic, tp.partition, msg.offset, msg.key, msg.value, DECODE, error))
-                    log.error("consumer_decode_failed", topic=tp.topic, partition=tp.partition,
-                              offset=msg.offset, error=error[:500], exc_info=True)
+                    log.error(
+                        "consumer_decode_failed",
+                        topic=tp.topic,
+                        partition=tp.partition,
+                        offset=msg.offset,
+                        error=error[:500],
+                        exc_info=True,
+                    )
                     continue
                 meta = MessageMeta(tp.topic, tp.partition, msg.offset, decode_key(msg.key), received_at)
                 prepared.append(Prepared(event, meta, msg.key, msg.value))
@@ -253,12 +298,21 @@ class ConsumerWorker:
             consumer.seek(tp, messages[0].offset)
         self._db_failures += 1
         s = self.settings
-        delay = backoff_ceiling(self._db_failures - 1, base=s.consumer_backoff_base_seconds,
-                                cap=s.consumer_backoff_cap_seconds, factor=s.consumer_backoff_factor)
+        delay = backoff_ceiling(
+            self._db_failures - 1,
+            base=s.consumer_backoff_base_seconds,
+            cap=s.consumer_backoff_cap_seconds,
+            factor=s.consumer_backoff_factor,
+        )
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
         self._publish(last_error=error, state="db_unavailable")
-        log.warning("consumer_db_unavailable", attempt=self._db_failures, retry_in_seconds=round(delay, 3),
-                    messages=sum(len(m) for m in records.values()), error=error)
+        log.warning(
+            "consumer_db_unavailable",
+            attempt=self._db_failures,
+            retry_in_seconds=round(delay, 3),
+            messages=sum(len(m) for m in records.values()),
+            error=error,
+        )
         return PollOutcome(messages=0, retry_in=delay)
 
     def _wait_paused(self, seconds: float) -> None:
@@ -309,14 +363,19 @@ class ConsumerWorker:
     def _publish_dead(self, dead: list[DeadRow]) -> None:
         """Copies dead letters to the DLQ topic when configured (best effort: the table has them)."""
         if self._producer is not None and dead:
-            publish_copies(self._producer, self.settings.kafka_dlq_topic or "", dead,
-                           timeout=self._commit_timeout_ms() / 1000)
+            publish_copies(
+                self._producer, self.settings.kafka_dlq_topic or "", dead, timeout=self._commit_timeout_ms() / 1000
+            )
 
     def _account(self, records: dict[TopicPartition, list[Any]], result: StoreResult, seconds: float) -> None:
         """Updates counters and metrics after a stored batch; requests a notifications run."""
         count = sum(len(m) for m in records.values())
-        self._count(messages_processed=count, events_stored=result.events_stored,
-                    duplicates_skipped=result.duplicates, dead_lettered=len(result.dead))
+        self._count(
+            messages_processed=count,
+            events_stored=result.events_stored,
+            duplicates_skipped=result.duplicates,
+            dead_lettered=len(result.dead),
+        )
         self._publish(last_message_at=time.time())
         m = self.metrics
         m.messages_consumed.inc(count)
@@ -335,9 +394,11 @@ class ConsumerWorker:
         """Publishes poll time, broker reachability, assignment and (at most every second) lag."""
         now = time.time()
         connected = kafka_client.broker_connected(consumer)
-        values: dict[str, Any] = {"last_poll_at": now, "broker_connected": connected,
-                                  "assigned_partitions": sorted(f"{tp.topic}:{tp.partition}"
-                                                                for tp in consumer.assignment())}
+        values: dict[str, Any] = {
+            "last_poll_at": now,
+            "broker_connected": connected,
+            "assigned_partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in consumer.assignment()),
+        }
         if connected:
             values["broker_ok_at"] = now
         if now - self._lag_at >= LAG_REFRESH_SECONDS:

@@ -49,7 +49,8 @@ def start_dev_broker(env: dict[str, str]) -> TansuBroker:
         raise BrokerError(
             f"127.0.0.1:{DEV_BROKER_PORT} is already in use; to use that broker run "
             f"`make run KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{DEV_BROKER_PORT}` "
-            "(or KAFKA_ENABLED=false to run without Kafka)")
+            "(or KAFKA_ENABLED=false to run without Kafka)"
+        )
     log_path = REPO_ROOT / "data" / "tansu.log"
     broker = TansuBroker(port=DEV_BROKER_PORT, log_path=log_path).start()
     log(f"Tansu broker on {broker.bootstrap} (log: {log_path.relative_to(REPO_ROOT)})")
@@ -65,8 +66,7 @@ def run_uvicorn(env: dict[str, str], host: str, port: str) -> int:
     log("starting " + " ".join(cmd[1:]))
     # Own process group: a terminal Ctrl-C then reaches uvicorn once (via us), not
     # twice, which uvicorn would take as "force exit".
-    child = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, process_group=0,
-                             preexec_fn=die_with_parent(signal.SIGTERM))
+    child = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, process_group=0, preexec_fn=die_with_parent(signal.SIGTERM))
 
     last: dict[int, float] = {}
 

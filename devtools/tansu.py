@@ -157,14 +157,22 @@ class TansuBroker:
         else:
             self._log = tempfile.TemporaryFile()  # noqa: SIM115 (kept only to explain failures; closed in stop())
         cmd = [
-            str(binary), "broker",
-            "--listener-url", f"tcp://{self.listener}",
-            "--advertised-listener-url", f"tcp://{self.bootstrap}",
-            "--storage-engine", "memory://tansu/",
+            str(binary),
+            "broker",
+            "--listener-url",
+            f"tcp://{self.listener}",
+            "--advertised-listener-url",
+            f"tcp://{self.bootstrap}",
+            "--storage-engine",
+            "memory://tansu/",
         ]
         self._proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-            process_group=0, preexec_fn=die_with_parent(signal.SIGKILL),
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+            preexec_fn=die_with_parent(signal.SIGKILL),
         )
         if not self._atexit_registered:
             atexit.register(self.stop)
@@ -204,8 +212,7 @@ class TansuBroker:
         """Run ``tansu topic ARGS --broker <listener>``; return the completed process."""
         cmd = [str(tansu_binary()), "topic", *args, "--broker", f"tcp://{self.listener}"]
         try:
-            return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                                  stdin=subprocess.DEVNULL)
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired as exc:
             raise BrokerError(f"{' '.join(args)}: timed out") from exc
 
@@ -269,8 +276,9 @@ class TcpProxy:
     ``max_connections`` at a time (extra ones are closed at once).
     """
 
-    def __init__(self, target_host: str, target_port: int, listen_port: int | None = None,
-                 max_connections: int = 64) -> None:
+    def __init__(
+        self, target_host: str, target_port: int, listen_port: int | None = None, max_connections: int = 64
+    ) -> None:
         self.target = (target_host, target_port)
         self.port = listen_port if listen_port is not None else free_port()
         self.max_connections = max_connections
@@ -303,7 +311,8 @@ class TcpProxy:
         self._listener = sock
         self._stopping.clear()
         self._accept_thread = threading.Thread(
-            target=self._accept_loop, args=(sock,), name=f"tcpproxy-{self.port}-accept", daemon=True)
+            target=self._accept_loop, args=(sock,), name=f"tcpproxy-{self.port}-accept", daemon=True
+        )
         self._accept_thread.start()
         return self
 
@@ -360,8 +369,12 @@ class TcpProxy:
         with self._lock:
             conn_id = self._next_id
             self._next_id += 1
-            thread = threading.Thread(target=self._pump, args=(conn_id, client, upstream),
-                                      name=f"tcpproxy-{self.port}-conn{conn_id}", daemon=True)
+            thread = threading.Thread(
+                target=self._pump,
+                args=(conn_id, client, upstream),
+                name=f"tcpproxy-{self.port}-conn{conn_id}",
+                daemon=True,
+            )
             self._conns[conn_id] = (client, upstream, thread)
         thread.start()
 

@@ -21,8 +21,9 @@ TIMED_OUTCOMES = ("success", "error", "timeout")  # outcomes of runs that actual
 class RunBook:
     """Accounts for finished and unstarted runs. Called under the scheduler's lock."""
 
-    def __init__(self, metrics: Metrics, recorder: RunRecorder, clock: Callable[[], float],
-                 replica: str | None = None) -> None:
+    def __init__(
+        self, metrics: Metrics, recorder: RunRecorder, clock: Callable[[], float], replica: str | None = None
+    ) -> None:
         self._metrics = metrics
         self._replica = replica
         self._recorder = recorder
@@ -38,8 +39,15 @@ class RunBook:
         """Counts and logs runs a dead process left in progress (already stored `interrupted`)."""
         for run in runs:
             self._metrics.task_runs.labels(run.task, "interrupted").inc()
-            log.warning("task_run", task=run.task, run_id=run.run_id, trigger=run.trigger, outcome=run.outcome,
-                        duration_ms=None, error=run.error)
+            log.warning(
+                "task_run",
+                task=run.task,
+                run_id=run.run_id,
+                trigger=run.trigger,
+                outcome=run.outcome,
+                duration_ms=None,
+                error=run.error,
+            )
 
     def interrupt_unfinished(self, tasks: Iterable[TrackedTask], grace: float) -> None:
         """Records runs still going after the shutdown grace, and queued runs the pool shutdown
@@ -48,8 +56,9 @@ class RunBook:
         for task in tasks:
             if task.running is not None:
                 run, task.running = task.running, None
-                self.finished(task, run, Outcome("interrupted",
-                                                 f"still running when the service stopped ({grace:g} s grace)"))
+                self.finished(
+                    task, run, Outcome("interrupted", f"still running when the service stopped ({grace:g} s grace)")
+                )
 
     def finished(self, task: TrackedTask, run: RunRecord, outcome: Outcome) -> None:
         """Closes `run` with `outcome`, counts it, queues it for storage and logs it."""
@@ -78,8 +87,15 @@ class RunBook:
 
     @staticmethod
     def _log(run: RunRecord, outcome: Outcome) -> None:
-        fields = dict(task=run.task, run_id=run.run_id, trigger=run.trigger, outcome=run.outcome,
-                      duration_ms=run.duration_ms, error=run.error, replica=run.replica)
+        fields = dict(
+            task=run.task,
+            run_id=run.run_id,
+            trigger=run.trigger,
+            outcome=run.outcome,
+            duration_ms=run.duration_ms,
+            error=run.error,
+            replica=run.replica,
+        )
         if outcome.outcome == "error":
             log.error("task_run", traceback=outcome.traceback, **fields)
         elif outcome.outcome in ("timeout", "missed", "skipped", "interrupted"):

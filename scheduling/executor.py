@@ -40,6 +40,7 @@ def _process_worker_init(parent_pid: int) -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):
         pass
+
     # PDEATHSIG fires when the *thread* that forked us exits, and not at all on some systems;
     # watching the parent pid covers every case.
     def watch_parent() -> None:
@@ -63,8 +64,7 @@ async def _with_deadline(coro: Any, timeout: float | None) -> tuple[bool, Any]:
         raise
 
 
-def run_in_fresh_loop(
-        func: Callable[..., Any], args: tuple[Any, ...], timeout: float | None) -> tuple[bool, Any]:
+def run_in_fresh_loop(func: Callable[..., Any], args: tuple[Any, ...], timeout: float | None) -> tuple[bool, Any]:
     """Runs `func(*args)` (a coroutine function) in a new event loop, fully torn down after.
 
     Returns (timed_out, result). Pending tasks are cancelled, async generators and the default

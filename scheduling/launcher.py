@@ -44,9 +44,15 @@ def new_run_id() -> str:
 class RunLauncher:
     """Executes runs on the executor's workers and reports each outcome to `finished`."""
 
-    def __init__(self, executor: TaskExecutor, clock: Callable[[], float], make_context: ContextFactory,
-                 finished: FinishedCallback, gate: Gate | None = None,
-                 admitted: Callable[[RunRecord], None] = lambda run: None) -> None:
+    def __init__(
+        self,
+        executor: TaskExecutor,
+        clock: Callable[[], float],
+        make_context: ContextFactory,
+        finished: FinishedCallback,
+        gate: Gate | None = None,
+        admitted: Callable[[RunRecord], None] = lambda run: None,
+    ) -> None:
         self._executor = executor
         self._gate = gate
         self._admitted = admitted  # the run is ours to run: its start is recorded from here
@@ -83,8 +89,9 @@ class RunLauncher:
         timeout = task.spec.timeout_seconds
         elapsed = self._clock() - run.started_at
         if outcome.outcome == "success" and timeout and elapsed > timeout:
-            outcome = Outcome("timeout", f"ran {elapsed:.3f} s, past its {timeout:g} s timeout "
-                                         "(sync runs cannot be cancelled)")
+            outcome = Outcome(
+                "timeout", f"ran {elapsed:.3f} s, past its {timeout:g} s timeout (sync runs cannot be cancelled)"
+            )
         return outcome
 
     def _wait_until(self, due: float) -> None:

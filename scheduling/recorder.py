@@ -66,8 +66,9 @@ def _describe(item: Record) -> dict[str, Any]:
 class RunRecorder:
     """Stores RunRecords (and AuditRecords) from a dedicated thread; retries while the database is down."""
 
-    def __init__(self, database: Database, metrics: Metrics | None = None, queue_limit: int = 10_000,
-                 retry_seconds: float = 1.0) -> None:
+    def __init__(
+        self, database: Database, metrics: Metrics | None = None, queue_limit: int = 10_000, retry_seconds: float = 1.0
+    ) -> None:
         self.database = database
         self._metrics = metrics or Metrics()
         self._limit = queue_limit
@@ -93,8 +94,12 @@ class RunRecorder:
                 return
             if self._overflowing:
                 self._overflowing = False
-                log.warning("run_history_queue_accepting", waiting=self._pending, limit=self._limit,
-                            dropped=self._dropped_while_full)
+                log.warning(
+                    "run_history_queue_accepting",
+                    waiting=self._pending,
+                    limit=self._limit,
+                    dropped=self._dropped_while_full,
+                )
             self._pending += 1
             self._metrics.history_queue_depth.set(self._pending)
         self._queue.put(item)
@@ -105,9 +110,13 @@ class RunRecorder:
         self._dropped_while_full += 1
         if not self._overflowing:
             self._overflowing, self._dropped_while_full = True, 1
-            log.error("run_history_queue_full", limit=self._limit, first_dropped=_describe(item),
-                      hint="the database has not accepted writes for a while; new records are dropped "
-                           "(run_history_dropped_total) until it does")
+            log.error(
+                "run_history_queue_full",
+                limit=self._limit,
+                first_dropped=_describe(item),
+                hint="the database has not accepted writes for a while; new records are dropped "
+                "(run_history_dropped_total) until it does",
+            )
 
     def flush(self, timeout: float) -> bool:
         """Writes what is queued now (no batching wait) and waits until it is stored;
@@ -160,8 +169,12 @@ class RunRecorder:
         try:
             refused = self._attempt(batch)
             if refused is not None:
-                log.warning("run_history_batch_refused", records=len(batch), error=_short(refused),
-                            action="storing the records one by one")
+                log.warning(
+                    "run_history_batch_refused",
+                    records=len(batch),
+                    error=_short(refused),
+                    action="storing the records one by one",
+                )
                 self._isolate(batch)
         except _Stopped as stopped:
             self._metrics.history_dropped.labels("shutdown").inc(stopped.remaining)
@@ -187,8 +200,13 @@ class RunRecorder:
                 if not is_transient_db_error(exc):
                     return exc
                 attempt += 1
-                log.error("run_history_write_failed", records=len(batch), attempt=attempt, error=_short(exc),
-                          action="retrying")
+                log.error(
+                    "run_history_write_failed",
+                    records=len(batch),
+                    attempt=attempt,
+                    error=_short(exc),
+                    action="retrying",
+                )
                 if self._stop.wait(backoff_ceiling(attempt, base=self._retry_seconds, cap=RETRY_CAP_SECONDS)):
                     raise _Stopped(len(batch)) from None
 
@@ -208,8 +226,12 @@ class RunRecorder:
         if cleaned != item:
             still_refused = self._attempt([cleaned])
             if still_refused is None:
-                log.warning("run_history_record_cleaned", error=_short(refused), **_describe(item),
-                            action="stored without NUL bytes and lone surrogates, cut to the column sizes")
+                log.warning(
+                    "run_history_record_cleaned",
+                    error=_short(refused),
+                    **_describe(item),
+                    action="stored without NUL bytes and lone surrogates, cut to the column sizes",
+                )
                 return
             refused = still_refused
         self._metrics.history_dropped.labels("refused").inc()

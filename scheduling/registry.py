@@ -82,10 +82,19 @@ class TaskSpec:
         return trigger.nominal_period_seconds
 
 
-def build_spec(name: str, func: Callable[..., Any], *, trigger: schedule.Job | Trigger,
-               description: str = "", timeout: float | None = None, enabled: bool = True,
-               run_at_start: bool = False, executor: Executor = "thread",
-               misfire_grace: float | None = None, catch_up: bool = False) -> TaskSpec:
+def build_spec(
+    name: str,
+    func: Callable[..., Any],
+    *,
+    trigger: schedule.Job | Trigger,
+    description: str = "",
+    timeout: float | None = None,
+    enabled: bool = True,
+    run_at_start: bool = False,
+    executor: Executor = "thread",
+    misfire_grace: float | None = None,
+    catch_up: bool = False,
+) -> TaskSpec:
     """Validates a declaration and returns its TaskSpec; raises TaskDefinitionError naming `name`."""
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise TaskDefinitionError(
@@ -104,8 +113,7 @@ def build_spec(name: str, func: Callable[..., Any], *, trigger: schedule.Job | T
     if executor not in ("thread", "process"):
         raise TaskDefinitionError(f"{name}: executor must be 'thread' or 'process', got {executor!r}")
     _check_catch_up(name, catch_up, parsed)
-    spec = TaskSpec(name, func, parsed, description, timeout, enabled, run_at_start, executor,
-                    misfire_grace, catch_up)
+    spec = TaskSpec(name, func, parsed, description, timeout, enabled, run_at_start, executor, misfire_grace, catch_up)
     _check_signature(spec)
     return spec
 
@@ -114,8 +122,10 @@ def _check_catch_up(name: str, catch_up: object, trigger: Trigger) -> None:
     if not isinstance(catch_up, bool):
         raise TaskDefinitionError(f"{name}: catch_up must be True or False, got {catch_up!r}")
     if catch_up and not trigger.is_calendar:
-        raise TaskDefinitionError(f"{name}: catch_up needs a calendar trigger (.at(...) or a weekday); "
-                                  "an overdue interval task runs at start-up anyway")
+        raise TaskDefinitionError(
+            f"{name}: catch_up needs a calendar trigger (.at(...) or a weekday); "
+            "an overdue interval task runs at start-up anyway"
+        )
 
 
 def _check_signature(spec: TaskSpec) -> None:
@@ -124,8 +134,11 @@ def _check_signature(spec: TaskSpec) -> None:
         parameters = inspect.signature(spec.func).parameters
     except (TypeError, ValueError):
         raise TaskDefinitionError(f"{spec.name}: cannot inspect the task function") from None
-    required = [p for p in parameters.values() if p.default is inspect.Parameter.empty
-                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [
+        p
+        for p in parameters.values()
+        if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
     if len(required) > 1:
         raise TaskDefinitionError(f"{spec.name}: task function takes at most one argument (TaskContext)")
     if spec.executor == "process":
@@ -134,9 +147,7 @@ def _check_signature(spec: TaskSpec) -> None:
         if required:
             raise TaskDefinitionError(f"{spec.name}: executor='process' functions take no arguments")
         if "<locals>" in spec.func.__qualname__ or "<lambda>" in spec.func.__qualname__:
-            raise TaskDefinitionError(
-                f"{spec.name}: executor='process' needs a module-level function (it is pickled)"
-            )
+            raise TaskDefinitionError(f"{spec.name}: executor='process' needs a module-level function (it is pickled)")
 
 
 class TaskRegistry:

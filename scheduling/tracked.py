@@ -80,9 +80,12 @@ class TrackedTask:
         counts["runs"] = sum(self.stats.get(o, 0) for o in ("success", "error", "timeout", "interrupted"))
         running = None
         if self.running is not None:
-            running = {"run_id": self.running.run_id, "trigger": self.running.trigger,
-                       "started_at": iso(self.running.started_at),
-                       "overrunning": self.overrunning}
+            running = {
+                "run_id": self.running.run_id,
+                "trigger": self.running.trigger,
+                "started_at": iso(self.running.started_at),
+                "overrunning": self.overrunning,
+            }
         return {
             "name": self.name,
             "description": self.spec.description,

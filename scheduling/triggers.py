@@ -135,8 +135,11 @@ class Trigger:
         wall_clock = self.job.unit in ("days", "weeks")
         slots: list[float] = []
         for back in range(1, 2 * limit + 2):  # bounded: each step back is one slot (or the future)
-            moment = (probe.next_run - back * step).timestamp() if wall_clock else \
-                probe.next_run.timestamp() - back * step.total_seconds()
+            moment = (
+                (probe.next_run - back * step).timestamp()
+                if wall_clock
+                else probe.next_run.timestamp() - back * step.total_seconds()
+            )
             if moment <= after or len(slots) >= limit:
                 break
             if moment <= before:

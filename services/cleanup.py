@@ -42,8 +42,11 @@ def _rules(settings: Settings) -> list[tuple[Any, Any, Any]]:
     audit_before = now - timedelta(days=settings.retention_audit_days)
     return [
         (TaskRun, TaskRun.run_id, TaskRun.started_at < runs_before),
-        (Notification, Notification.id,
-         Notification.status.in_(("sent", "dead")) & (Notification.updated_at < notes_before)),
+        (
+            Notification,
+            Notification.id,
+            Notification.status.in_(("sent", "dead")) & (Notification.updated_at < notes_before),
+        ),
         (Event, Event.id, Event.received_at < events_before),
         (DeadLetter, DeadLetter.id, DeadLetter.created_at < events_before),
         (Report, Report.id, Report.created_at < runs_before),
@@ -55,8 +58,7 @@ def _delete_batch(database: Database, model: Any, key: Any, condition: Any, limi
     """Deletes up to `limit` expired rows in one statement and transaction; returns how many."""
     doomed = select(key).where(condition).limit(limit).scalar_subquery()
     with database.session() as session:
-        result = session.execute(delete(model).where(key.in_(doomed)),
-                                 execution_options={"synchronize_session": False})
+        result = session.execute(delete(model).where(key.in_(doomed)), execution_options={"synchronize_session": False})
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -84,15 +86,22 @@ def purge(*, database: Database, settings: Settings) -> PurgeResult:
     return result
 
 
-@tasks.task("cleanup", trigger=every(5).minutes, timeout=TASK_TIMEOUT_SECONDS,
-            description="Deletes run history, notifications, events, reports and audit entries past their retention")
+@tasks.task(
+    "cleanup",
+    trigger=every(5).minutes,
+    timeout=TASK_TIMEOUT_SECONDS,
+    description="Deletes run history, notifications, events, reports and audit entries past their retention",
+)
 def cleanup(ctx: TaskContext) -> None:
     """Task entry: one retention pass; logs what it deleted (a warning when it ran out of time)."""
     result = purge(database=ctx.database, settings=ctx.settings)
-    log.info("cleanup_pass", run_id=ctx.run_id, seconds=result.seconds, complete=result.complete,
-             **result.deleted)
+    log.info("cleanup_pass", run_id=ctx.run_id, seconds=result.seconds, complete=result.complete, **result.deleted)
     if not result.complete:
-        log.warning("cleanup_budget_exhausted", run_id=ctx.run_id, seconds=result.seconds,
-                    budget_seconds=ctx.settings.retention_time_budget_seconds,
-                    hint="expired rows are left for the next run; raise RETENTION_BATCH_SIZE or "
-                         "RETENTION_TIME_BUDGET_SECONDS if this repeats")
+        log.warning(
+            "cleanup_budget_exhausted",
+            run_id=ctx.run_id,
+            seconds=result.seconds,
+            budget_seconds=ctx.settings.retention_time_budget_seconds,
+            hint="expired rows are left for the next run; raise RETENTION_BATCH_SIZE or "
+            "RETENTION_TIME_BUDGET_SECONDS if this repeats",
+        )

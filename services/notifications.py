@@ -65,21 +65,29 @@ def claim_due(database: Database, settings: Settings, *, now: datetime, limit: i
     (earlier deliveries never reported back) become `dead`. Returns (claimed rows, dead count)."""
     lease = timedelta(seconds=batch_seconds(limit, settings) + LEASE_MARGIN_SECONDS)
     with database.session() as session:
-        query = (select(Notification)
-                 .where(Notification.status.in_(("pending", "failed", "sending")),
-                        Notification.next_attempt_at <= now)
-                 .order_by(Notification.next_attempt_at, Notification.id)
-                 .limit(limit)
-                 .with_for_update(skip_locked=True))
+        query = (
+            select(Notification)
+            .where(Notification.status.in_(("pending", "failed", "sending")), Notification.next_attempt_at <= now)
+            .order_by(Notification.next_attempt_at, Notification.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
         claimed, dead = [], 0
         for row in session.scalars(query):
             row.updated_at = now
             if row.attempts >= settings.notify_max_attempts:
                 row.status = "dead"
-                row.last_error = (f"gave up after {row.attempts} attempts: the last delivery never reported "
-                                  "back (the process died during it?)")
-                log.error("notification_dead", notification_id=row.id, event_id=row.event_id,
-                          attempts=row.attempts, error=row.last_error)
+                row.last_error = (
+                    f"gave up after {row.attempts} attempts: the last delivery never reported "
+                    "back (the process died during it?)"
+                )
+                log.error(
+                    "notification_dead",
+                    notification_id=row.id,
+                    event_id=row.event_id,
+                    attempts=row.attempts,
+                    error=row.last_error,
+                )
                 dead += 1
                 continue
             row.attempts += 1
@@ -88,12 +96,19 @@ def claim_due(database: Database, settings: Settings, *, now: datetime, limit: i
         return claimed, dead
 
 
-async def _deliver(client: httpx.AsyncClient | None, row: Notification, settings: Settings,
-                   gate: asyncio.Semaphore) -> str | None:
+async def _deliver(
+    client: httpx.AsyncClient | None, row: Notification, settings: Settings, gate: asyncio.Semaphore
+) -> str | None:
     """Sends one notification; returns None on success or the error text."""
     if row.channel == "log":
-        log.info("notification_delivered", channel="log", notification_id=row.id,
-                 event_id=row.event_id, recipient=row.recipient, payload=row.payload)
+        log.info(
+            "notification_delivered",
+            channel="log",
+            notification_id=row.id,
+            event_id=row.event_id,
+            recipient=row.recipient,
+            payload=row.payload,
+        )
         return None
     if client is None or not settings.notify_webhook_url:
         return NO_URL
@@ -127,21 +142,38 @@ def record_results(database: Database, settings: Settings, results: dict[int, st
                 row.status, row.sent_at, row.last_error = "sent", now, None
             elif row.attempts >= settings.notify_max_attempts:
                 row.status, row.last_error = "dead", error
-                log.error("notification_dead", notification_id=row.id, event_id=row.event_id,
-                          attempts=row.attempts, error=error)
+                log.error(
+                    "notification_dead",
+                    notification_id=row.id,
+                    event_id=row.event_id,
+                    attempts=row.attempts,
+                    error=error,
+                )
             else:
-                delay = backoff_ceiling(row.attempts - 1, base=settings.notify_backoff_base_seconds,
-                                        cap=MAX_BACKOFF_SECONDS)
+                delay = backoff_ceiling(
+                    row.attempts - 1, base=settings.notify_backoff_base_seconds, cap=MAX_BACKOFF_SECONDS
+                )
                 row.status, row.last_error = "failed", error
                 row.next_attempt_at = now + timedelta(seconds=delay)
-                log.warning("notification_failed", notification_id=row.id, event_id=row.event_id,
-                            attempts=row.attempts, retry_in_seconds=delay, error=error)
+                log.warning(
+                    "notification_failed",
+                    notification_id=row.id,
+                    event_id=row.event_id,
+                    attempts=row.attempts,
+                    retry_in_seconds=delay,
+                    error=error,
+                )
             counts[row.status] += 1
     return counts
 
 
-async def _deliver_batch(client: httpx.AsyncClient | None, rows: list[Notification], database: Database,
-                         settings: Settings, gate: asyncio.Semaphore) -> dict[str, int]:
+async def _deliver_batch(
+    client: httpx.AsyncClient | None,
+    rows: list[Notification],
+    database: Database,
+    settings: Settings,
+    gate: asyncio.Semaphore,
+) -> dict[str, int]:
     """Delivers `rows` concurrently and records every result, even when the run is cancelled
     mid-batch: delivered rows become `sent`, unanswered ones `failed` (retried later)."""
     results: dict[int, str | None] = {}
@@ -157,8 +189,9 @@ async def _deliver_batch(client: httpx.AsyncClient | None, rows: list[Notificati
     return counts
 
 
-async def deliver_pending(*, database: Database, settings: Settings,
-                          budget_seconds: float = RUN_BUDGET_SECONDS) -> dict[str, int]:
+async def deliver_pending(
+    *, database: Database, settings: Settings, budget_seconds: float = RUN_BUDGET_SECONDS
+) -> dict[str, int]:
     """Delivers due notifications in batches until none are due or the budget is spent; returns
     totals by status."""
     totals = {"sent": 0, "failed": 0, "dead": 0}
@@ -188,12 +221,14 @@ async def deliver_pending(*, database: Database, settings: Settings,
     return totals
 
 
-@tasks.task("notifications", trigger=every(30).seconds, timeout=TASK_TIMEOUT_SECONDS,
-            description="Delivers pending notifications to the webhook (NOTIFY_WEBHOOK_URL) or the log")
+@tasks.task(
+    "notifications",
+    trigger=every(30).seconds,
+    timeout=TASK_TIMEOUT_SECONDS,
+    description="Delivers pending notifications to the webhook (NOTIFY_WEBHOOK_URL) or the log",
+)
 async def notifications(ctx: TaskContext) -> None:
     """Task entry: one delivery pass; logs a summary when anything was attempted."""
     totals = await deliver_pending(database=ctx.database, settings=ctx.settings)
     if any(totals.values()):
         log.info("notifications_pass", run_id=ctx.run_id, **totals)
-
-

@@ -32,17 +32,19 @@ def build_report(*, database: Database, window_end: datetime, window: timedelta)
         runs = session.execute(
             select(TaskRun.task, TaskRun.outcome, func.count())
             .where(TaskRun.started_at >= start, TaskRun.started_at < window_end)
-            .group_by(TaskRun.task, TaskRun.outcome))
+            .group_by(TaskRun.task, TaskRun.outcome)
+        )
         notes = session.execute(
             select(Notification.status, func.count())
             .where(Notification.updated_at >= start, Notification.updated_at < window_end)
-            .group_by(Notification.status))
+            .group_by(Notification.status)
+        )
         events = session.execute(
             select(Event.type, func.count())
             .where(Event.received_at >= start, Event.received_at < window_end)
-            .group_by(Event.type))
-        body = {"runs": _nested_counts(runs), "notifications": dict(notes.all()),
-                "events": dict(events.all())}
+            .group_by(Event.type)
+        )
+        body = {"runs": _nested_counts(runs), "notifications": dict(notes.all()), "events": dict(events.all())}
         report = Report(created_at=utcnow(), window_start=start, window_end=window_end, body=body)
         session.add(report)
     return report
@@ -54,13 +56,21 @@ def latest_report(database: Database) -> dict[str, Any] | None:
         row = session.scalars(select(Report).order_by(Report.created_at.desc(), Report.id.desc()).limit(1)).first()
         if row is None:
             return None
-        return {"id": row.id, "created_at": iso(row.created_at),
-                "window_start": iso(row.window_start), "window_end": iso(row.window_end),
-                **row.body}
+        return {
+            "id": row.id,
+            "created_at": iso(row.created_at),
+            "window_start": iso(row.window_start),
+            "window_end": iso(row.window_end),
+            **row.body,
+        }
 
 
-@tasks.task("report", trigger=every(15).minutes, timeout=300,
-            description="Aggregates runs, notifications and events of the last window into reports")
+@tasks.task(
+    "report",
+    trigger=every(15).minutes,
+    timeout=300,
+    description="Aggregates runs, notifications and events of the last window into reports",
+)
 def report(ctx: TaskContext) -> None:
     """Task entry: one report over the configured window."""
     window = timedelta(minutes=ctx.settings.report_window_minutes)

@@ -34,12 +34,14 @@ def load_admin_token(settings: Settings) -> str:
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
-        raise SettingsError(f"ADMIN_TOKEN_FILE {path} appeared while the token was being generated; "
-                            "start again") from None
+        raise SettingsError(
+            f"ADMIN_TOKEN_FILE {path} appeared while the token was being generated; start again"
+        ) from None
     with os.fdopen(descriptor, "w") as handle:
         handle.write(token + "\n")
-    log.warning("admin_token_generated", path=str(path.resolve()),
-                hint="ADMIN_TOKEN was not set; read the token from this file")
+    log.warning(
+        "admin_token_generated", path=str(path.resolve()), hint="ADMIN_TOKEN was not set; read the token from this file"
+    )
     return token
 
 
@@ -52,17 +54,20 @@ def _read_token_file(path: Path) -> str | None:
         return None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise SettingsError(f"ADMIN_TOKEN_FILE {path} is a symlink; point ADMIN_TOKEN_FILE at the file "
-                                "itself") from None
+            raise SettingsError(
+                f"ADMIN_TOKEN_FILE {path} is a symlink; point ADMIN_TOKEN_FILE at the file itself"
+            ) from None
         raise SettingsError(f"ADMIN_TOKEN_FILE {path} cannot be read: {exc.strerror}") from None
     with os.fdopen(descriptor) as handle:
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode):
             raise SettingsError(f"ADMIN_TOKEN_FILE {path} is not a regular file")
         if info.st_mode & 0o077:
-            raise SettingsError(f"ADMIN_TOKEN_FILE {path} is readable by group or others "
-                                f"(mode {stat.S_IMODE(info.st_mode):04o}); run chmod 600 on it, or delete it "
-                                "to have a new token generated")
+            raise SettingsError(
+                f"ADMIN_TOKEN_FILE {path} is readable by group or others "
+                f"(mode {stat.S_IMODE(info.st_mode):04o}); run chmod 600 on it, or delete it "
+                "to have a new token generated"
+            )
         token = handle.read().strip()
     if not token:
         path.unlink()

@@ -15,8 +15,9 @@ from support.clock import iso
 
 def add_audit(session: Session, record: AuditRecord) -> None:
     """Adds `record` to the audit log in `session`'s transaction."""
-    session.add(AuditEntry(at=record.at, actor=record.actor, action=record.action, target=record.target,
-                           detail=record.detail))
+    session.add(
+        AuditEntry(at=record.at, actor=record.actor, action=record.action, target=record.target, detail=record.detail)
+    )
 
 
 def recent_audit(database: Database, limit: int, target: str | None = None) -> list[dict[str, Any]]:
@@ -25,5 +26,7 @@ def recent_audit(database: Database, limit: int, target: str | None = None) -> l
     if target is not None:
         query = query.where(AuditEntry.target == target)
     with database.read_session() as session:
-        return [{"at": iso(row.at), "actor": row.actor, "action": row.action, "target": row.target,
-                 "detail": row.detail} for row in session.scalars(query)]
+        return [
+            {"at": iso(row.at), "actor": row.actor, "action": row.action, "target": row.target, "detail": row.detail}
+            for row in session.scalars(query)
+        ]

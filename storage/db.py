@@ -66,7 +66,7 @@ class Database:
             self.engine = _sqlite_engine(url, settings.sqlite_busy_timeout_ms)
         else:
             if url.startswith("postgresql://"):
-                url = "postgresql+psycopg://" + url[len("postgresql://"):]
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
             self.engine = create_engine(
                 url,
                 pool_size=settings.database_pool_size,
@@ -76,7 +76,8 @@ class Database:
             )
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
         self.read_session_factory = sessionmaker(
-            self.engine.execution_options(sqlite_read_only=True), expire_on_commit=False)
+            self.engine.execution_options(sqlite_read_only=True), expire_on_commit=False
+        )
 
     @property
     def dialect(self) -> str:

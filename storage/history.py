@@ -64,12 +64,20 @@ def record_from_row(row: TaskRun) -> RunRecord:
     """The RunRecord a stored row describes."""
     started = to_epoch(row.started_at)
     assert started is not None
-    return RunRecord(row.run_id, row.task, row.trigger, to_epoch(row.scheduled_for), started,
-                     to_epoch(row.finished_at), row.outcome, row.error, row.replica)
+    return RunRecord(
+        row.run_id,
+        row.task,
+        row.trigger,
+        to_epoch(row.scheduled_for),
+        started,
+        to_epoch(row.finished_at),
+        row.outcome,
+        row.error,
+        row.replica,
+    )
 
 
-def run_rows(database: Database, task: str, limit: int, outcome: str | None,
-             offset: int = 0) -> list[dict[str, Any]]:
+def run_rows(database: Database, task: str, limit: int, outcome: str | None, offset: int = 0) -> list[dict[str, Any]]:
     """A task's history, newest first, as API dicts (`offset` newest ones skipped)."""
     query = select(TaskRun).where(TaskRun.task == task)
     if outcome is not None:
@@ -90,8 +98,8 @@ def outcome_counts(session: Session) -> dict[str, Counter[str]]:
 
 def last_runs(session: Session) -> dict[str, RunRecord]:
     """{task: its most recently started run}."""
-    latest = (select(TaskRun.task, func.max(TaskRun.started_at).label("started"))
-              .group_by(TaskRun.task).subquery())
-    rows = session.scalars(select(TaskRun).join(
-        latest, (TaskRun.task == latest.c.task) & (TaskRun.started_at == latest.c.started)))
+    latest = select(TaskRun.task, func.max(TaskRun.started_at).label("started")).group_by(TaskRun.task).subquery()
+    rows = session.scalars(
+        select(TaskRun).join(latest, (TaskRun.task == latest.c.task) & (TaskRun.started_at == latest.c.started))
+    )
     return {row.task: record_from_row(row) for row in rows}

@@ -78,8 +78,12 @@ class TaskRun(Base):
         Index("ix_task_runs_task_started", "task", "started_at"),
         Index("ix_task_runs_finished", "finished_at"),
         # Start-up finds runs a dead process left in progress (storage/recovery.py) through this.
-        Index("ix_task_runs_running", "outcome", postgresql_where=text("outcome = 'running'"),
-              sqlite_where=text("outcome = 'running'")),
+        Index(
+            "ix_task_runs_running",
+            "outcome",
+            postgresql_where=text("outcome = 'running'"),
+            sqlite_where=text("outcome = 'running'"),
+        ),
     )
 
     run_id: Mapped[str] = mapped_column(String(36), primary_key=True)

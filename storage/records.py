@@ -14,8 +14,14 @@ from support.clock import iso, utcnow
 # Final outcomes. `interrupted`: the run was in progress when its process died or stopped.
 OUTCOMES = ("success", "error", "timeout", "skipped", "missed", "interrupted")
 # Outcome → the name of its counter in a task's `stats`.
-STAT_NAMES = {"success": "successes", "error": "failures", "timeout": "timeouts",
-              "skipped": "skipped", "missed": "missed", "interrupted": "interrupted"}
+STAT_NAMES = {
+    "success": "successes",
+    "error": "failures",
+    "timeout": "timeouts",
+    "skipped": "skipped",
+    "missed": "missed",
+    "interrupted": "interrupted",
+}
 # The stored outcome of a run that has started and not ended yet (not a final outcome).
 RUNNING = "running"
 

@@ -40,9 +40,15 @@ class TaskStateStore:
     def load(self) -> dict[str, SavedTaskState]:
         """Every known task's saved state, with run counts by outcome and its last run."""
         with self.database.read_session() as session:
-            states = {row.name: SavedTaskState(row.enabled, row.interval_seconds,
-                                               to_epoch(row.last_run_scheduled_for), to_epoch(row.last_success_at))
-                      for row in session.scalars(select(TaskState))}
+            states = {
+                row.name: SavedTaskState(
+                    row.enabled,
+                    row.interval_seconds,
+                    to_epoch(row.last_run_scheduled_for),
+                    to_epoch(row.last_success_at),
+                )
+                for row in session.scalars(select(TaskState))
+            }
             for task, counts in outcome_counts(session).items():
                 if task in states:
                     states[task].stats.update(counts)
@@ -59,9 +65,12 @@ class TaskStateStore:
         with self.database.session() as session:
             for name, (enabled, interval) in states.items():
                 # Replicas starting together may both see the row missing: the first insert wins.
-                insert_ignoring_conflicts(session, TaskState, {"name": name, "enabled": enabled,
-                                                               "interval_seconds": interval, "updated_at": now,
-                                                               "version": 0}, ["name"])
+                insert_ignoring_conflicts(
+                    session,
+                    TaskState,
+                    {"name": name, "enabled": enabled, "interval_seconds": interval, "updated_at": now, "version": 0},
+                    ["name"],
+                )
 
     def seed(self, initial: dict[str, tuple[bool, int | None, float | None]], now: float) -> None:
         """Cluster: creates missing rows ({name: (enabled, interval, grid period)}) and gives
@@ -69,11 +78,13 @@ class TaskStateStore:
         first replica's start-up slot is every replica's (storage/control.py)."""
         anchors = {name: float(int(now)) - period for name, (_, _, period) in initial.items() if period}
         with self.database.session() as session:
-            seed_states(session, {name: (enabled, interval) for name, (enabled, interval, _) in initial.items()},
-                        anchors)
+            seed_states(
+                session, {name: (enabled, interval) for name, (enabled, interval, _) in initial.items()}, anchors
+            )
 
-    def change(self, name: str, *, actor: str, action: str, detail: dict[str, Any] | None = None,
-               **values: object) -> int:
+    def change(
+        self, name: str, *, actor: str, action: str, detail: dict[str, Any] | None = None, **values: object
+    ) -> int:
         """Updates columns of a task's state and records the change in the audit log, atomically.
         Returns the change's control version (other replicas apply it: storage/control.py)."""
         with self.database.session() as session:

@@ -22,7 +22,8 @@ def backoff_ceiling(attempt: int, *, base: float, cap: float, factor: float = 2.
     return min(cap, base * factor**attempt)
 
 
-def backoff_delay(attempt: int, *, base: float, cap: float, factor: float = 2.0,
-                  rng: random.Random | None = None) -> float:
+def backoff_delay(
+    attempt: int, *, base: float, cap: float, factor: float = 2.0, rng: random.Random | None = None
+) -> float:
     """Full jitter: uniform(0, ceiling) seconds, so retrying clients spread out instead of colliding."""
     return (rng or random).uniform(0, backoff_ceiling(attempt, base=base, cap=cap, factor=factor))

@@ -13,10 +13,15 @@ def dotted(location: Location) -> str:
     return ".".join(str(part) for part in location) or "value"
 
 
-def describe_errors(errors: Sequence[Any], name: Callable[[Location], str] = dotted, fallback: str = "invalid input",
-                    extra: Callable[[Any], str] | None = None) -> str:
+def describe_errors(
+    errors: Sequence[Any],
+    name: Callable[[Location], str] = dotted,
+    fallback: str = "invalid input",
+    extra: Callable[[Any], str] | None = None,
+) -> str:
     """`field: message; other: message`: one clause per pydantic error, fields named by `name(loc)`,
     each followed by `extra(error)` when given."""
-    parts = [f"{name(tuple(error.get('loc', ())))}: {error.get('msg')}{extra(error) if extra else ''}"
-             for error in errors]
+    parts = [
+        f"{name(tuple(error.get('loc', ())))}: {error.get('msg')}{extra(error) if extra else ''}" for error in errors
+    ]
     return "; ".join(parts) or fallback

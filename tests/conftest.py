@@ -144,8 +144,9 @@ class LiveApp:
         self.application = self.app.state.application
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_config=None,
-                                lifespan="on", access_log=False)
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on", access_log=False
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="live-app", daemon=True)
         self.client = httpx.Client(base_url=self.base_url, timeout=10)
@@ -225,8 +226,9 @@ def make_scheduler(make_settings: Callable[..., Settings]):
 
     built: list[tuple[ServiceScheduler, Database]] = []
 
-    def build(registry: TaskRegistry, *, clock: Callable[[], float] | None = None,
-              run_loop: bool = False, **overrides: object) -> ServiceScheduler:
+    def build(
+        registry: TaskRegistry, *, clock: Callable[[], float] | None = None, run_loop: bool = False, **overrides: object
+    ) -> ServiceScheduler:
         settings = make_settings(**overrides)
         database = Database(settings)
         upgrade(database.engine)

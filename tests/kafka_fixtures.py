@@ -93,10 +93,18 @@ def kafka_settings(make_settings, kafka: KafkaTestBroker, kafka_topic: str, kafk
 
     def build(**overrides: object):
         values: dict[str, object] = dict(
-            kafka_enabled=True, kafka_bootstrap_servers=kafka.bootstrap, kafka_topics=kafka_topic,
-            kafka_group_id=kafka_group, kafka_session_timeout_ms=6000, kafka_heartbeat_interval_ms=1000,
-            kafka_poll_timeout_ms=100, kafka_stop_timeout_seconds=5, kafka_request_timeout_ms=5000,
-            consumer_backoff_base_seconds=0.2, consumer_backoff_cap_seconds=1.0)
+            kafka_enabled=True,
+            kafka_bootstrap_servers=kafka.bootstrap,
+            kafka_topics=kafka_topic,
+            kafka_group_id=kafka_group,
+            kafka_session_timeout_ms=6000,
+            kafka_heartbeat_interval_ms=1000,
+            kafka_poll_timeout_ms=100,
+            kafka_stop_timeout_seconds=5,
+            kafka_request_timeout_ms=5000,
+            consumer_backoff_base_seconds=0.2,
+            consumer_backoff_cap_seconds=1.0,
+        )
         values.update(overrides)
         return make_settings(**values)
 
@@ -109,8 +117,7 @@ class Producer:
     def __init__(self, bootstrap: str) -> None:
         from kafka import KafkaProducer
 
-        self.client = KafkaProducer(bootstrap_servers=[bootstrap], acks="all", linger_ms=5,
-                                    max_request_size=4_000_000)
+        self.client = KafkaProducer(bootstrap_servers=[bootstrap], acks="all", linger_ms=5, max_request_size=4_000_000)
 
     def send(self, topic: str, values: Sequence[bytes | dict[str, Any]], *, key: bytes | None = None) -> None:
         """Sends every value (dicts as JSON; the event id is the key unless given) and flushes."""

@@ -14,10 +14,15 @@ from storage.models import TaskState
 from support.clock import utcnow
 from tests.conftest import AUTH, wait_until
 
-MUTATING = [("post", "/tasks/{name}/enable", None), ("post", "/tasks/{name}/disable", None),
-            ("post", "/tasks/{name}/run", None), ("patch", "/tasks/{name}", {"interval_seconds": 60}),
-            ("post", "/consumer/enable", None), ("post", "/consumer/disable", None),
-            ("post", "/consumer/restart", None)]
+MUTATING = [
+    ("post", "/tasks/{name}/enable", None),
+    ("post", "/tasks/{name}/disable", None),
+    ("post", "/tasks/{name}/run", None),
+    ("patch", "/tasks/{name}", {"interval_seconds": 60}),
+    ("post", "/consumer/enable", None),
+    ("post", "/consumer/disable", None),
+    ("post", "/consumer/restart", None),
+]
 
 
 class Counter:
@@ -56,8 +61,13 @@ def test_unknown_task_and_invalid_input_get_clear_4xx(live_app, make_settings) -
     app = live_app(make_settings(), _registry(Counter()))
     assert app.client.get("/tasks/nope").json() == {"detail": "unknown task 'nope'"}
     assert app.client.post("/tasks/nope/run", headers=AUTH).status_code == 404
-    for bad in ({"interval_seconds": 0}, {"interval_seconds": 7 * 86400 + 1},
-                {"interval_seconds": "soon"}, {"interval": 5}, {}):
+    for bad in (
+        {"interval_seconds": 0},
+        {"interval_seconds": 7 * 86400 + 1},
+        {"interval_seconds": "soon"},
+        {"interval": 5},
+        {},
+    ):
         response = app.client.patch("/tasks/job", json=bad, headers=AUTH)
         assert response.status_code == 422, bad
         assert "interval" in response.json()["detail"]
@@ -181,7 +191,8 @@ def test_ready_and_metrics_report_the_service(live_app, make_settings) -> None:
 
 
 def test_generated_admin_token_is_written_owner_only_and_never_logged(
-        live_app, make_settings, tmp_path, capsys) -> None:
+    live_app, make_settings, tmp_path, capsys
+) -> None:
     token_file = tmp_path / "secret" / "token"
     app = live_app(make_settings(admin_token=None, admin_token_file=token_file), _registry(Counter()))
     token = token_file.read_text().strip()

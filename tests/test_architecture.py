@@ -66,7 +66,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
                 state[path.pop()] = 2
                 iterators.pop()
             elif state.get(target) == 1:
-                return path[path.index(target):] + [target]
+                return path[path.index(target) :] + [target]
             elif not state.get(target):
                 state[target] = 1
                 path.append(target)
@@ -103,7 +103,7 @@ def test_root_holds_only_the_entry_modules() -> None:
 
 def test_readme_settings_table_lists_every_setting() -> None:
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Settings"):]
+    section = readme[readme.index("## Settings") :]
     documented = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", section, flags=re.M))
     fields = {name.upper() for name in Settings.model_fields} - {"TASK_INTERVALS", "TASK_ENABLED"}
     missing = sorted(fields - documented)

@@ -39,12 +39,23 @@ def test_throughput_section_with_profile_and_no_machine_paths() -> None:
     assert _short("/x/y/site-packages/sqlalchemy/sql/compiler.py") == "sqlalchemy/sql/compiler.py"
     assert _short("/opt/py/lib/python3.11/json/decoder.py") == "stdlib/json/decoder.py"
     compile_row = ["  SQL compilation (once per new batch size, then cached)", 600.0, 60.0]
-    profile = {"events": 100, "total_s": 0.1, "cumulative": [["poll_once (total)", 1000.0, 100.0], compile_row],
-               "self": [["sqlalchemy/sql/coercions.py:1(expect)", 10, 5.0, 0.5]]}
-    data = {"topics": {"clean": {"raw kafka-python": {"events": 10, "events_per_s": 100},
-                                 "product → SQLite": {"events": 10, "events_per_s": 50}}},
-            "profiles": {"product → SQLite, clean": profile}, "notes": [],
-            "analysis": profile_findings({"product → SQLite, clean": profile})}
+    profile = {
+        "events": 100,
+        "total_s": 0.1,
+        "cumulative": [["poll_once (total)", 1000.0, 100.0], compile_row],
+        "self": [["sqlalchemy/sql/coercions.py:1(expect)", 10, 5.0, 0.5]],
+    }
+    data = {
+        "topics": {
+            "clean": {
+                "raw kafka-python": {"events": 10, "events_per_s": 100},
+                "product → SQLite": {"events": 10, "events_per_s": 50},
+            }
+        },
+        "profiles": {"product → SQLite, clean": profile},
+        "notes": [],
+        "analysis": profile_findings({"product → SQLite, clean": profile}),
+    }
     section = goals_more.throughput_section(data)
     assert section["goals"][0]["status"] == "MISS" and section["goals"][0]["ratio"] == 0.5
     assert section["goals"][1]["status"] == "NOT RUN"
@@ -55,9 +66,13 @@ def test_throughput_section_with_profile_and_no_machine_paths() -> None:
 def test_retention_section_compares_with_the_fixed_budget_pass() -> None:
     from bench import retention
 
-    data = {"backlog_events": 10, "variants": {
-        "product": {"rows_per_s": {"p50": 50_000, "min": 40_000}, "sustainable_events_per_s": 15_000},
-        "fixed budget (before)": {"rows_per_s": {"p50": 30_000, "min": 20_000}, "sustainable_events_per_s": 333}}}
+    data = {
+        "backlog_events": 10,
+        "variants": {
+            "product": {"rows_per_s": {"p50": 50_000, "min": 40_000}, "sustainable_events_per_s": 15_000},
+            "fixed budget (before)": {"rows_per_s": {"p50": 30_000, "min": 20_000}, "sustainable_events_per_s": 333},
+        },
+    }
     section = retention.section(data)
     assert section["id"] == 11 and section["goals"][0]["status"] == "PASS"
     assert section["goals"][0]["ratio"] == round(15_000 / 333, 2)

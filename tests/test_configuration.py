@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_task_overrides_are_read_from_dot_env_and_the_environment_wins(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / ".env").write_text("TASK_CLEANUP_INTERVAL_SECONDS=120\nTASK_REPORT__DAILY_ENABLED=false\n"
-                                   "TASK_NOTIFICATIONS_INTERVAL_SECONDS=30\n")
+    (tmp_path / ".env").write_text(
+        "TASK_CLEANUP_INTERVAL_SECONDS=120\nTASK_REPORT__DAILY_ENABLED=false\nTASK_NOTIFICATIONS_INTERVAL_SECONDS=30\n"
+    )
     monkeypatch.setenv("TASK_NOTIFICATIONS_INTERVAL_SECONDS", "45")
     settings = load_settings()
     assert settings.task_intervals == {"cleanup": 120, "notifications": 45}
@@ -87,23 +88,36 @@ def _package(root: Path) -> None:
     package = root / "mypkg"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "tasks.py").write_text(textwrap.dedent("""
+    (package / "tasks.py").write_text(
+        textwrap.dedent("""
         from scheduling import TaskContext, every, tasks
 
         @tasks.task("hello", trigger=every(1).hours, description="from mypkg")
         def hello(ctx: TaskContext) -> None:
             print("hello from", ctx.task)
-    """))
+    """)
+    )
 
 
 def _serve(tmp_path: Path, **env: str) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
-    environ = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}", "KAFKA_ENABLED": "false",
-               "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}", "ADMIN_TOKEN": ADMIN_TOKEN,
-               "LOG_LEVEL": "WARNING", **env}
-    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "server:app", "--host", "127.0.0.1", "--port",
-                                str(port)], cwd=tmp_path, env=environ, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    environ = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}",
+        "KAFKA_ENABLED": "false",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        "LOG_LEVEL": "WARNING",
+        **env,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "server:app", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=tmp_path,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     return process, f"http://127.0.0.1:{port}"
 
 
@@ -112,6 +126,7 @@ def test_task_modules_serve_tasks_from_a_package_outside_the_repo(tmp_path) -> N
     _package(tmp_path)
     process, url = _serve(tmp_path, TASK_MODULES="mypkg.tasks", BUILTIN_TASKS="report")
     try:
+
         def served() -> list[str] | None:
             try:
                 return [task["name"] for task in httpx.get(f"{url}/tasks", timeout=2).json()]
@@ -121,8 +136,12 @@ def test_task_modules_serve_tasks_from_a_package_outside_the_repo(tmp_path) -> N
 
         names = wait_until(served, timeout=30)
         assert names == ["report", "hello"]
-        task = wait_until(lambda: httpx.get(f"{url}/tasks/hello", timeout=5).json()["last_run"] and
-                          httpx.get(f"{url}/tasks/hello", timeout=5).json())
+        task = wait_until(
+            lambda: (
+                httpx.get(f"{url}/tasks/hello", timeout=5).json()["last_run"]
+                and httpx.get(f"{url}/tasks/hello", timeout=5).json()
+            )
+        )
         assert task["description"] == "from mypkg"
         assert task["last_run"]["trigger"] == "startup" and task["last_run"]["outcome"] == "success"
     finally:
@@ -139,5 +158,7 @@ def test_a_misspelled_task_module_stops_start_up_with_one_line(tmp_path) -> None
     assert process.returncode != 0 and time.monotonic() - started < 60
     assert "Traceback" not in stderr
     lines = [line for line in stderr.splitlines() if "mypkg.taks" in line]
-    assert lines == ["configuration error: TASK_MODULES: cannot import 'mypkg.taks': ModuleNotFoundError: "
-                     "No module named 'mypkg.taks'"], stderr
+    assert lines == [
+        "configuration error: TASK_MODULES: cannot import 'mypkg.taks': ModuleNotFoundError: "
+        "No module named 'mypkg.taks'"
+    ], stderr

@@ -26,8 +26,7 @@ pytestmark = pytest.mark.kafka
 
 def _events(n: int, prefix: str = "e", **extra) -> list[dict]:
     types = ("order.created", "payment.captured", "user.signed_up")
-    return [{"id": f"{prefix}{i}", "type": types[i % 3], "data": {"i": i, "pad": "x" * 200}, **extra}
-            for i in range(n)]
+    return [{"id": f"{prefix}{i}", "type": types[i % 3], "data": {"i": i, "pad": "x" * 200}, **extra} for i in range(n)]
 
 
 def _count(database: Database, model) -> int:
@@ -59,8 +58,9 @@ def _drain(worker: ConsumerWorker, expected: int, timeout: float = 30) -> float:
     return time.monotonic() - (first or time.monotonic())
 
 
-def test_thousand_events_stored_exactly_once_and_committed(kafka, kafka_topic, kafka_group, kafka_settings,
-                                                           kafka_producer, open_worker, database_url) -> None:
+def test_thousand_events_stored_exactly_once_and_committed(
+    kafka, kafka_topic, kafka_group, kafka_settings, kafka_producer, open_worker, database_url
+) -> None:
     settings = kafka_settings(database_url=database_url)
     events = _events(1000)
     kafka_producer.send(kafka_topic, events + events[:50])  # 50 replays of the same ids
@@ -75,13 +75,16 @@ def test_thousand_events_stored_exactly_once_and_committed(kafka, kafka_topic, k
     print(f"\n{worker.database.dialect}: 1050 messages in {seconds:.3f} s = {1050 / max(seconds, 1e-6):.0f}/s")
 
 
-def test_malformed_messages_are_dead_lettered_without_blocking(kafka, kafka_topic, kafka_group, kafka_settings,
-                                                               kafka_producer, open_worker, database_url) -> None:
+def test_malformed_messages_are_dead_lettered_without_blocking(
+    kafka, kafka_topic, kafka_group, kafka_settings, kafka_producer, open_worker, database_url
+) -> None:
     settings = kafka_settings(database_url=database_url, kafka_max_message_bytes=2048)
     good = _events(180)
     kinds = ["encoding", "json", "schema", "oversize", "empty"]
-    bad = [b"" if kind == "empty" else bad_message(kind, __import__("random").Random(i), max_bytes=2048)
-           for i, kind in enumerate(kinds * 4)]
+    bad = [
+        b"" if kind == "empty" else bad_message(kind, __import__("random").Random(i), max_bytes=2048)
+        for i, kind in enumerate(kinds * 4)
+    ]
     mixed = [m for pair in zip(good[:20], bad, strict=False) for m in pair] + good[20:]
     kafka_producer.send(kafka_topic, mixed, key=b"same-partition")  # bad ones interleaved in ONE partition
     worker = open_worker(settings)
@@ -95,8 +98,9 @@ def test_malformed_messages_are_dead_lettered_without_blocking(kafka, kafka_topi
     assert sum(o or 0 for o in _committed(kafka.bootstrap, kafka_group, kafka_topic).values()) == 200
 
 
-def test_failing_handler_is_dead_lettered_after_attempts_and_others_flow(kafka_topic, kafka_settings,
-                                                                        kafka_producer, open_worker) -> None:
+def test_failing_handler_is_dead_lettered_after_attempts_and_others_flow(
+    kafka_topic, kafka_settings, kafka_producer, open_worker
+) -> None:
     registry = HandlerRegistry()
     calls = []
 
@@ -115,8 +119,9 @@ def test_failing_handler_is_dead_lettered_after_attempts_and_others_flow(kafka_t
     assert len(calls) == 30  # 10 messages x 3 attempts
 
 
-def test_database_locked_mid_stream_loses_nothing(kafka, kafka_topic, kafka_group, kafka_settings,
-                                                  kafka_producer, tmp_path) -> None:
+def test_database_locked_mid_stream_loses_nothing(
+    kafka, kafka_topic, kafka_group, kafka_settings, kafka_producer, tmp_path
+) -> None:
     path = tmp_path / "locked.db"
     settings = kafka_settings(database_url=f"sqlite:///{path}", sqlite_busy_timeout_ms=100)
     database = Database(settings)
@@ -148,8 +153,9 @@ def _consumer_threads() -> list[threading.Thread]:
 
 
 @pytest.mark.timeout(120)
-def test_disable_enable_and_crash_mid_stream_no_loss_no_duplicates(live_app, kafka_topic, kafka_settings,
-                                                                   kafka_producer, monkeypatch) -> None:
+def test_disable_enable_and_crash_mid_stream_no_loss_no_duplicates(
+    live_app, kafka_topic, kafka_settings, kafka_producer, monkeypatch
+) -> None:
     crash = threading.Event()
     original = ConsumerWorker.poll_once
 
@@ -187,11 +193,16 @@ def test_disable_enable_and_crash_mid_stream_no_loss_no_duplicates(live_app, kaf
 
 
 @pytest.mark.timeout(120)
-def test_broker_down_at_startup_then_recovers_by_itself(live_app, kafka, kafka_topic, kafka_settings,
-                                                        kafka_producer) -> None:
+def test_broker_down_at_startup_then_recovers_by_itself(
+    live_app, kafka, kafka_topic, kafka_settings, kafka_producer
+) -> None:
     kafka_producer.send(kafka_topic, _events(200))  # the backlog
-    settings = kafka_settings(kafka_stop_timeout_seconds=1, consumer_backoff_base_seconds=0.2,
-                              consumer_backoff_cap_seconds=1.0, consumer_ready_grace_seconds=0.5)
+    settings = kafka_settings(
+        kafka_stop_timeout_seconds=1,
+        consumer_backoff_base_seconds=0.2,
+        consumer_backoff_cap_seconds=1.0,
+        consumer_ready_grace_seconds=0.5,
+    )
     with kafka.outage():
         started = time.monotonic()
         app = live_app(settings, TaskRegistry())
@@ -210,15 +221,25 @@ def test_broker_down_at_startup_then_recovers_by_itself(live_app, kafka, kafka_t
 
 @pytest.mark.realtime
 @pytest.mark.parametrize("channel", ["log", "webhook"])
-def test_notify_event_is_delivered_within_a_second(live_app, kafka_topic, kafka_settings, kafka_producer,
-                                                   channel) -> None:
+def test_notify_event_is_delivered_within_a_second(
+    live_app, kafka_topic, kafka_settings, kafka_producer, channel
+) -> None:
     with WebhookReceiver(status=204) as receiver:
         url = receiver.url if channel == "webhook" else None
         app = live_app(kafka_settings(notify_webhook_url=url))
         wait_until(lambda: app.client.get("/consumer").json()["assigned_partitions"], timeout=20)
         sent = time.time()
-        kafka_producer.send(kafka_topic, [{"id": "n1", "type": "order.created", "data": {"total": 5},
-                                           "notify": {"channel": channel, "recipient": "ops@example.com"}}])
+        kafka_producer.send(
+            kafka_topic,
+            [
+                {
+                    "id": "n1",
+                    "type": "order.created",
+                    "data": {"total": 5},
+                    "notify": {"channel": channel, "recipient": "ops@example.com"},
+                }
+            ],
+        )
 
         def delivered() -> bool:
             with app.application.database.read_session() as session:
@@ -237,8 +258,24 @@ def test_producer_cli_and_dead_letter_topic(kafka, kafka_topic, kafka_settings, 
     from consumers import produce
 
     dlq = kafka.create_topic(partitions=1)
-    code = produce.main(["--count", "60", "--bad-ratio", "0.2", "--notify-ratio", "0.5", "--seed", "7",
-                         "--topic", kafka_topic, "--bootstrap", kafka.bootstrap, "--max-message-bytes", "2048"])
+    code = produce.main(
+        [
+            "--count",
+            "60",
+            "--bad-ratio",
+            "0.2",
+            "--notify-ratio",
+            "0.5",
+            "--seed",
+            "7",
+            "--topic",
+            kafka_topic,
+            "--bootstrap",
+            kafka.bootstrap,
+            "--max-message-bytes",
+            "2048",
+        ]
+    )
     assert code == 0
     summary = capsys.readouterr().out
     counts = dict(part.split("=") for part in summary.split(": ", 1)[1].split(", "))
@@ -249,8 +286,12 @@ def test_producer_cli_and_dead_letter_topic(kafka, kafka_topic, kafka_settings, 
     assert _count(worker.database, Event) == int(counts["good"])
     assert _count(worker.database, DeadLetter) == bad
     assert _count(worker.database, Notification) == int(counts["notify"])
-    reader = KafkaConsumer(bootstrap_servers=[kafka.bootstrap], enable_auto_commit=False,
-                           auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    reader = KafkaConsumer(
+        bootstrap_servers=[kafka.bootstrap],
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
     try:
         reader.assign([TopicPartition(dlq, 0)])
         copies = [message for _, message in zip(range(bad), reader, strict=False)]

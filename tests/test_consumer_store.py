@@ -54,14 +54,14 @@ def test_bulk_path_writes_what_the_orm_reads_back(database_url, migrated) -> Non
 
     database = migrated(database_url)
     data = {"big": 10**30, "f": 0.1, "text": "é\u2028\x00", "nested": [{"a": None}, [], {}], "t": True}
-    value = json.dumps({"id": "rt", "type": "order.created", "occurred_at": "0001-01-01T00:00:00.000001Z",
-                        "data": data}).encode()
+    value = json.dumps(
+        {"id": "rt", "type": "order.created", "occurred_at": "0001-01-01T00:00:00.000001Z", "data": data}
+    ).encode()
     record = SimpleNamespace(value=value, key=b"k-1", timestamp=1_800_000_000_000)
     received = datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
     item = Prepared(decode(record), MessageMeta("events", 2, 2**40, "k-1", received), b"k-1", value)
     plain = _prepared("nodata", 1)
-    store_batch(database, prepared=[item, plain], dead=[], registry=HandlerRegistry(), max_attempts=1,
-                value_cap=100)
+    store_batch(database, prepared=[item, plain], dead=[], registry=HandlerRegistry(), max_attempts=1, value_cap=100)
     with database.read_session() as session:
         row = session.get(Event, "rt")
         empty = session.get(Event, "nodata")

@@ -34,20 +34,26 @@ def test_explicit_occurred_at_is_normalised_to_utc() -> None:
     assert event.occurred_at == datetime(2025, 1, 1, 12, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("value,kind,fragment", [
-    (b"", "empty", "no value"),
-    (b"\xff\xfe{}", "encoding", "not UTF-8"),
-    (b'{"id": "x", "type": ', "json", "invalid JSON"),
-    (b'{"id": "x", "type": "t", "data": {"v": NaN}}', "json", "NaN"),
-    (b"[1, 2]", "schema", "JSON object"),
-    (json.dumps({"id": "", "type": 3}).encode(), "schema", "id"),
-    (json.dumps({"type": "t"}).encode(), "schema", "id: Field required"),
-    (json.dumps({"id": "x" * 129, "type": "t"}).encode(), "schema", "id"),
-    (json.dumps({"id": "x", "type": "t", "notify": {"channel": "sms", "recipient": "a"}}).encode(),
-     "schema", "notify.channel"),
-    (json.dumps({"id": "x", "type": "t", "occurred_at": "yesterday"}).encode(), "schema", "occurred_at"),
-    (json.dumps({"id": "x", "type": "t", "data": [1]}).encode(), "schema", "data"),
-])
+@pytest.mark.parametrize(
+    "value,kind,fragment",
+    [
+        (b"", "empty", "no value"),
+        (b"\xff\xfe{}", "encoding", "not UTF-8"),
+        (b'{"id": "x", "type": ', "json", "invalid JSON"),
+        (b'{"id": "x", "type": "t", "data": {"v": NaN}}', "json", "NaN"),
+        (b"[1, 2]", "schema", "JSON object"),
+        (json.dumps({"id": "", "type": 3}).encode(), "schema", "id"),
+        (json.dumps({"type": "t"}).encode(), "schema", "id: Field required"),
+        (json.dumps({"id": "x" * 129, "type": "t"}).encode(), "schema", "id"),
+        (
+            json.dumps({"id": "x", "type": "t", "notify": {"channel": "sms", "recipient": "a"}}).encode(),
+            "schema",
+            "notify.channel",
+        ),
+        (json.dumps({"id": "x", "type": "t", "occurred_at": "yesterday"}).encode(), "schema", "occurred_at"),
+        (json.dumps({"id": "x", "type": "t", "data": [1]}).encode(), "schema", "data"),
+    ],
+)
 def test_every_bad_kind_raises_a_typed_reason(value: bytes, kind: str, fragment: str) -> None:
     with pytest.raises(BadMessage) as caught:
         decode(Record(value))
@@ -83,8 +89,7 @@ def _meta() -> MessageMeta:
 def test_default_handler_stores_event_and_notification() -> None:
     registry = HandlerRegistry()
     batch = BatchWriter(session=None)
-    event = decode(_msg({"id": "e1", "type": "x", "data": {"a": 1},
-                         "notify": {"channel": "log", "recipient": "ops"}}))
+    event = decode(_msg({"id": "e1", "type": "x", "data": {"a": 1}, "notify": {"channel": "log", "recipient": "ops"}}))
     registry.handle(batch, event, _meta())
     assert [row["id"] for row in batch.events] == ["e1"]
     assert batch.notifications[0]["event_id"] == "e1"
@@ -126,7 +131,7 @@ def test_backoff_is_full_jitter_growing_and_capped() -> None:
     rng = random.Random(7)
     samples = {a: [backoff_delay(a, base=1, factor=2, cap=30, rng=rng) for _ in range(400)] for a in range(8)}
     for attempt, values in samples.items():
-        ceiling = min(30, 2 ** attempt)
+        ceiling = min(30, 2**attempt)
         assert all(0 <= v <= ceiling for v in values)
         assert max(values) > 0.8 * ceiling  # spread over the whole range, not fixed
         assert min(values) < 0.2 * ceiling
@@ -136,7 +141,6 @@ def test_backoff_is_full_jitter_growing_and_capped() -> None:
 
 
 def test_backoff_is_bounded_for_any_attempt_number() -> None:
-
 
     rng = random.Random(3)
     for attempt in (1_023, 1_024, 1_025, 10_000, 10**9):
@@ -161,19 +165,25 @@ def test_check_chain_survives_any_number_of_wakes() -> None:
     assert answers.count(None) == 50 and answers[-1] == now + 1.5  # one chain left
 
 
-@pytest.mark.parametrize("value,kind,fragment", [
-    (b'{"id": "d", "type": "t", "data": ' + b"[" * 3000 + b"]" * 3000 + b"}", "json", "nested deeper"),
-    (b'{"id": "d", "type": "t", "data": ' + b"[" * 65 + b"]" * 65 + b"}", "json", "nested deeper"),
-    (b'{"id": "y", "type": "t", "occurred_at": "0001-01-01T00:00:00+01:00"}', "schema", "occurred_at"),
-    (b'{"id": "y", "type": "t", "occurred_at": "9999-12-31T23:30:00-01:00"}', "schema", "occurred_at"),
-    (b'{"id": "n\\u0000", "type": "t"}', "schema", "id: Value error, must not contain NUL"),
-    (b'{"id": "n", "type": "t", "notify": {"channel": "log", "recipient": "\\u0000"}}', "schema",
-     "notify.recipient"),
-    (b'{"id": "\\ud800", "type": "t"}', "json", "unpaired UTF-16 surrogate in id"),
-    (b'{"id": "s", "type": "t", "data": {"\\udc00": 1}}', "json", "unpaired UTF-16 surrogate"),
-    (b'{"id": "b", "type": "t", "data": {"n": 1e400}}', "json", "out of range"),
-    (b'{"id": "b", "type": "t", "data": {"n": ' + b"9" * 5000 + b"}}", "json", "invalid JSON"),
-])
+@pytest.mark.parametrize(
+    "value,kind,fragment",
+    [
+        (b'{"id": "d", "type": "t", "data": ' + b"[" * 3000 + b"]" * 3000 + b"}", "json", "nested deeper"),
+        (b'{"id": "d", "type": "t", "data": ' + b"[" * 65 + b"]" * 65 + b"}", "json", "nested deeper"),
+        (b'{"id": "y", "type": "t", "occurred_at": "0001-01-01T00:00:00+01:00"}', "schema", "occurred_at"),
+        (b'{"id": "y", "type": "t", "occurred_at": "9999-12-31T23:30:00-01:00"}', "schema", "occurred_at"),
+        (b'{"id": "n\\u0000", "type": "t"}', "schema", "id: Value error, must not contain NUL"),
+        (
+            b'{"id": "n", "type": "t", "notify": {"channel": "log", "recipient": "\\u0000"}}',
+            "schema",
+            "notify.recipient",
+        ),
+        (b'{"id": "\\ud800", "type": "t"}', "json", "unpaired UTF-16 surrogate in id"),
+        (b'{"id": "s", "type": "t", "data": {"\\udc00": 1}}', "json", "unpaired UTF-16 surrogate"),
+        (b'{"id": "b", "type": "t", "data": {"n": 1e400}}', "json", "out of range"),
+        (b'{"id": "b", "type": "t", "data": {"n": ' + b"9" * 5000 + b"}}", "json", "invalid JSON"),
+    ],
+)
 def test_hostile_values_raise_bad_message_only(value: bytes, kind: str, fragment: str) -> None:
     with pytest.raises(BadMessage) as caught:
         decode(Record(value))
@@ -189,8 +199,9 @@ def test_far_future_kafka_timestamp_is_a_reason_not_a_crash() -> None:
 
 
 def test_nul_in_data_and_nesting_within_the_limit_are_accepted() -> None:
-    event = decode(Record(b'{"id": "n", "type": "t", "data": {"k": "a\\u0000b", "deep": '
-                          + b"[" * 60 + b"]" * 60 + b"}}"))
+    event = decode(
+        Record(b'{"id": "n", "type": "t", "data": {"k": "a\\u0000b", "deep": ' + b"[" * 60 + b"]" * 60 + b"}}")
+    )
     assert event.data["k"] == "a\x00b"
     assert decode_key(b"a\x00b") is None  # the key column is text
 
@@ -198,8 +209,9 @@ def test_nul_in_data_and_nesting_within_the_limit_are_accepted() -> None:
 def test_dead_letter_reason_is_storable_text() -> None:
     from consumers.deadletter import DeadRow, dead_letter_rows
 
-    row = dead_letter_rows([DeadRow("t", 0, 1, b"k" * 10_000, b"v" * 100, "store", "bad \x00 \ud800 " + "x" * 5000)],
-                           value_cap=10)[0]
+    row = dead_letter_rows(
+        [DeadRow("t", 0, 1, b"k" * 10_000, b"v" * 100, "store", "bad \x00 \ud800 " + "x" * 5000)], value_cap=10
+    )[0]
     assert "\x00" not in row["error"] and len(row["error"]) <= 2000
     row["error"].encode("utf-8")  # no unpaired surrogate left
     assert (len(row["key"]), row["value"], row["value_truncated"]) == (4096, b"v" * 10, True)
@@ -230,10 +242,20 @@ class FakeWorker:
         self.alive, self.fatal_error = False, error
 
     def snapshot(self) -> dict:
-        return {"state": "running" if self.alive else "failed", "messages_processed": 1, "events_stored": 1,
-                "duplicates_skipped": 0, "dead_lettered": 0, "last_message_at": None, "last_poll_at": None,
-                "assigned_partitions": [], "lag": None, "last_error": self.fatal_error,
-                "broker_ok_at": None, "broker_connected": True}
+        return {
+            "state": "running" if self.alive else "failed",
+            "messages_processed": 1,
+            "events_stored": 1,
+            "duplicates_skipped": 0,
+            "dead_lettered": 0,
+            "last_message_at": None,
+            "last_poll_at": None,
+            "assigned_partitions": [],
+            "lag": None,
+            "last_error": self.fatal_error,
+            "broker_ok_at": None,
+            "broker_connected": True,
+        }
 
 
 class FakeStates:
@@ -251,10 +273,16 @@ class FakeStates:
 
 
 def _supervisor(make_settings, **overrides):
-    settings = make_settings(consumer_backoff_base_seconds=1, consumer_backoff_factor=2,
-                             consumer_backoff_cap_seconds=8, consumer_backoff_reset_seconds=60,
-                             consumer_crash_loop_restarts=5, consumer_crash_loop_window_seconds=300,
-                             consumer_ready_grace_seconds=10, **overrides)
+    settings = make_settings(
+        consumer_backoff_base_seconds=1,
+        consumer_backoff_factor=2,
+        consumer_backoff_cap_seconds=8,
+        consumer_backoff_reset_seconds=60,
+        consumer_crash_loop_restarts=5,
+        consumer_crash_loop_window_seconds=300,
+        consumer_ready_grace_seconds=10,
+        **overrides,
+    )
     workers: list[FakeWorker] = []
 
     def factory() -> FakeWorker:
@@ -262,8 +290,14 @@ def _supervisor(make_settings, **overrides):
         return workers[-1]
 
     clock = [1000.0]
-    supervisor = ConsumerSupervisor(settings=settings, states=FakeStates(), metrics=Metrics(),
-                                    worker_factory=factory, clock=lambda: clock[0], rng=random.Random(1))
+    supervisor = ConsumerSupervisor(
+        settings=settings,
+        states=FakeStates(),
+        metrics=Metrics(),
+        worker_factory=factory,
+        clock=lambda: clock[0],
+        rng=random.Random(1),
+    )
     supervisor.load_state()
     return supervisor, workers, clock
 
@@ -280,7 +314,7 @@ def test_supervisor_restarts_with_growing_jittered_delays_then_crash_loops(make_
         assert supervisor.check(clock[0]) == due  # nothing happens before the restart time
         clock[0] = due
         supervisor.check(clock[0])  # restarts
-    assert all(0 <= d <= min(8, 2 ** i) for i, d in enumerate(delays[:4]))
+    assert all(0 <= d <= min(8, 2**i) for i, d in enumerate(delays[:4]))
     assert delays[4] == delays[5] == 8  # crash looping: retries at the cap
     status = supervisor.status()
     assert status["state"] == "crash_looping" and status["restarts"] == 6
@@ -334,12 +368,25 @@ def test_database_errors_are_classified_wrapped_or_raw() -> None:
 
     from consumers.store import is_message_error, is_transient_db_error
 
-    transient = [psycopg.OperationalError("server closed the connection"), pg.QueryCanceled("lock timeout"),
-                 sqlite3.OperationalError("database is locked"), OperationalError("x", {}, Exception("locked"))]
-    message = [pg.DataError("invalid byte sequence"), pg.UniqueViolation("dup"), sqlite3.IntegrityError("NOT NULL"),
-               IntegrityError("x", {}, Exception("dup")), ValueError("Exceeds the limit (4300 digits)")]
-    system = [pg.UndefinedTable("no events"), pg.InFailedSqlTransaction("aborted"), sqlite3.ProgrammingError("x"),
-              ProgrammingError("x", {}, Exception("no such table"))]
+    transient = [
+        psycopg.OperationalError("server closed the connection"),
+        pg.QueryCanceled("lock timeout"),
+        sqlite3.OperationalError("database is locked"),
+        OperationalError("x", {}, Exception("locked")),
+    ]
+    message = [
+        pg.DataError("invalid byte sequence"),
+        pg.UniqueViolation("dup"),
+        sqlite3.IntegrityError("NOT NULL"),
+        IntegrityError("x", {}, Exception("dup")),
+        ValueError("Exceeds the limit (4300 digits)"),
+    ]
+    system = [
+        pg.UndefinedTable("no events"),
+        pg.InFailedSqlTransaction("aborted"),
+        sqlite3.ProgrammingError("x"),
+        ProgrammingError("x", {}, Exception("no such table")),
+    ]
     assert all(is_transient_db_error(e) and not is_message_error(e) for e in transient)
     assert all(is_message_error(e) and not is_transient_db_error(e) for e in message)
     assert not any(is_message_error(e) or is_transient_db_error(e) for e in system)

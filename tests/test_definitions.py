@@ -16,13 +16,16 @@ async def _async_task() -> None:
     return None
 
 
-@pytest.mark.parametrize("name,options,message", [
-    ("Bad Name", {"trigger": every(5).seconds}, "task name must match"),
-    ("job", {"trigger": "every 5 seconds"}, "job: invalid trigger"),
-    ("job", {"trigger": every(5).seconds, "timeout": 0}, "job: timeout must be positive"),
-    ("job", {"trigger": every(5).seconds, "executor": "gpu"}, "job: executor must be"),
-    ("job", {"trigger": every(5)}, "job: invalid trigger: Invalid unit"),
-])
+@pytest.mark.parametrize(
+    "name,options,message",
+    [
+        ("Bad Name", {"trigger": every(5).seconds}, "task name must match"),
+        ("job", {"trigger": "every 5 seconds"}, "job: invalid trigger"),
+        ("job", {"trigger": every(5).seconds, "timeout": 0}, "job: timeout must be positive"),
+        ("job", {"trigger": every(5).seconds, "executor": "gpu"}, "job: executor must be"),
+        ("job", {"trigger": every(5)}, "job: invalid trigger: Invalid unit"),
+    ],
+)
 def test_invalid_declarations_name_the_task(name, options, message) -> None:
     with pytest.raises(TaskDefinitionError, match=message):
         TaskRegistry().register(name, lambda: None, **options)
@@ -106,14 +109,25 @@ def test_migrations_apply_on_an_empty_database_and_are_idempotent(database_url, 
     upgrade(database.engine)
     tables = set(inspect(database.engine).get_table_names())
     database.dispose()
-    assert {"task_state", "task_runs", "audit_log", "notifications", "reports", "events",
-            "dead_letters", "alembic_version"} <= tables
+    assert {
+        "task_state",
+        "task_runs",
+        "audit_log",
+        "notifications",
+        "reports",
+        "events",
+        "dead_letters",
+        "alembic_version",
+    } <= tables
 
 
-@pytest.mark.parametrize("options,message", [
-    ({"trigger": every(5).seconds, "catch_up": True}, "job: catch_up needs a calendar trigger"),
-    ({"trigger": every().day.at("03:00"), "catch_up": "yes"}, "job: catch_up must be True or False"),
-])
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"trigger": every(5).seconds, "catch_up": True}, "job: catch_up needs a calendar trigger"),
+        ({"trigger": every().day.at("03:00"), "catch_up": "yes"}, "job: catch_up must be True or False"),
+    ],
+)
 def test_catch_up_is_validated(options, message) -> None:
     with pytest.raises(TaskDefinitionError, match=message):
         TaskRegistry().register("job", lambda: None, **options)

@@ -150,7 +150,7 @@ def test_a_slow_task_does_not_delay_another(make_scheduler) -> None:
 
     # "slow" holds a worker for 2.5 s and overlaps itself, yet "fast" starts on its grid.
     for run in runs:
-        late = (datetime.fromisoformat(run["started_at"]) - datetime.fromisoformat(run["scheduled_for"]))
+        late = datetime.fromisoformat(run["started_at"]) - datetime.fromisoformat(run["scheduled_for"])
         assert 0 <= late.total_seconds() < 0.05, run
     wait_until(lambda: scheduler.status("slow")["stats"]["skipped"] >= 1, timeout=3)
     fast = scheduler.status("fast")["stats"]

@@ -29,10 +29,12 @@ def test_tick_dispatches_only_what_is_due(make_scheduler) -> None:
         def body(ctx) -> None:
             with lock:
                 runs.append((name, round(ctx.scheduled_for - t0, 6)))
+
         return body
 
-    registry = _registry(fast=(make("fast"), {"trigger": every(10).seconds}),
-                         slow=(make("slow"), {"trigger": every(25).seconds}))
+    registry = _registry(
+        fast=(make("fast"), {"trigger": every(10).seconds}), slow=(make("slow"), {"trigger": every(25).seconds})
+    )
     scheduler = make_scheduler(registry, clock=clock)
     assert scheduler.wait_idle(5)
     assert sorted(runs) == [("fast", 0.0), ("slow", 0.0)]  # never ran before: due at start-up
@@ -122,8 +124,9 @@ def test_exception_is_isolated_recorded_and_the_task_keeps_its_schedule(make_sch
     def boom() -> None:
         raise ValueError("bad input 42")
 
-    registry = _registry(boom=(boom, {"trigger": every(5).seconds}),
-                         other=(lambda: other.append(1), {"trigger": every(5).seconds}))
+    registry = _registry(
+        boom=(boom, {"trigger": every(5).seconds}), other=(lambda: other.append(1), {"trigger": every(5).seconds})
+    )
     scheduler = make_scheduler(registry, clock=clock)
     assert scheduler.wait_idle(5)
     scheduler.tick(clock.advance(5))
@@ -135,6 +138,7 @@ def test_exception_is_isolated_recorded_and_the_task_keeps_its_schedule(make_sch
     assert len(other) == 2
     history = scheduler.database
     from storage.history import run_rows
+
     rows = run_rows(history, "boom", 10, "error")
     assert len(rows) == 2 and rows[0]["error"] == "ValueError: bad input 42"
 

@@ -17,9 +17,17 @@ from tests.infra.webhook import WebhookReceiver
 
 def _notification(event_id: str, channel: str = "webhook", **values) -> Notification:
     now = utcnow()
-    fields = dict(event_id=event_id, channel=channel, recipient="ops@example.com",
-                  payload={"type": "order.created"}, status="pending", attempts=0,
-                  next_attempt_at=now, created_at=now, updated_at=now)
+    fields = dict(
+        event_id=event_id,
+        channel=channel,
+        recipient="ops@example.com",
+        payload={"type": "order.created"},
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+    )
     fields.update(values)
     return Notification(**fields)
 
@@ -48,8 +56,12 @@ def test_failed_delivery_backs_off_then_goes_dead(database_url, make_settings, m
     with database.session() as session:
         session.add(_notification("e1"))
     with WebhookReceiver(status=500) as receiver:
-        settings = make_settings(database_url=database_url, notify_webhook_url=receiver.url,
-                                 notify_max_attempts=2, notify_backoff_base_seconds=60)
+        settings = make_settings(
+            database_url=database_url,
+            notify_webhook_url=receiver.url,
+            notify_max_attempts=2,
+            notify_backoff_base_seconds=60,
+        )
         first = asyncio.run(deliver_pending(database=database, settings=settings))
         assert first == {"sent": 0, "failed": 1, "dead": 0}
         with database.read_session() as session:
@@ -73,8 +85,7 @@ def test_unreachable_webhook_is_a_failure_not_a_crash(database_url, make_setting
     receiver = WebhookReceiver().start()
     url = receiver.url
     receiver.stop()  # nothing listens there any more
-    settings = make_settings(database_url=database_url, notify_webhook_url=url,
-                             notify_webhook_timeout_seconds=1)
+    settings = make_settings(database_url=database_url, notify_webhook_url=url, notify_webhook_timeout_seconds=1)
     assert asyncio.run(deliver_pending(database=database, settings=settings))["failed"] == 1
 
 
@@ -85,8 +96,16 @@ def test_cleanup_deletes_only_expired_rows_in_batches(database_url, make_setting
     with database.session() as session:
         for index in range(20):
             stamp = old if index < 15 else new
-            session.add(TaskRun(run_id=f"r{index}", task="t", trigger="schedule", started_at=stamp,
-                                finished_at=stamp, outcome="success"))
+            session.add(
+                TaskRun(
+                    run_id=f"r{index}",
+                    task="t",
+                    trigger="schedule",
+                    started_at=stamp,
+                    finished_at=stamp,
+                    outcome="success",
+                )
+            )
         session.add(_notification("old-sent", status="sent", updated_at=utcnow() - timedelta(days=30)))
         session.add(_notification("old-pending", updated_at=utcnow() - timedelta(days=30)))
     deleted = purge(database=database, settings=settings).deleted
@@ -101,12 +120,25 @@ def test_report_aggregates_the_window(database_url, migrated) -> None:
     now = utcnow()
     with database.session() as session:
         for index, outcome in enumerate(["success", "success", "error"]):
-            session.add(TaskRun(run_id=f"r{index}", task="cleanup", trigger="schedule",
-                                started_at=now - timedelta(minutes=1), outcome=outcome))
-        session.add(TaskRun(run_id="old", task="cleanup", trigger="schedule",
-                            started_at=now - timedelta(hours=2), outcome="success"))
-        session.add(Event(id="e1", type="order.created", occurred_at=now, received_at=now,
-                          topic="events", partition=0, offset=1))
+            session.add(
+                TaskRun(
+                    run_id=f"r{index}",
+                    task="cleanup",
+                    trigger="schedule",
+                    started_at=now - timedelta(minutes=1),
+                    outcome=outcome,
+                )
+            )
+        session.add(
+            TaskRun(
+                run_id="old", task="cleanup", trigger="schedule", started_at=now - timedelta(hours=2), outcome="success"
+            )
+        )
+        session.add(
+            Event(
+                id="e1", type="order.created", occurred_at=now, received_at=now, topic="events", partition=0, offset=1
+            )
+        )
         session.add(_notification("e1", status="sent"))
     assert latest_report(database) is None
     build_report(database=database, window_end=now + timedelta(seconds=1), window=timedelta(minutes=15))

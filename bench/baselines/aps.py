@@ -15,9 +15,9 @@ def new_scheduler() -> BackgroundScheduler:
     return BackgroundScheduler(timezone=UTC)
 
 
-def add_interval(scheduler: BackgroundScheduler, seconds: float, func: Callable[[], Any],
-                 start_at: float, name: str) -> None:
+def add_interval(
+    scheduler: BackgroundScheduler, seconds: float, func: Callable[[], Any], start_at: float, name: str
+) -> None:
     """Runs `func` every `seconds` on the grid start_at + k*seconds (epoch seconds)."""
     start = datetime.fromtimestamp(start_at, UTC)
-    scheduler.add_job(func, IntervalTrigger(seconds=seconds, start_date=start, timezone=UTC),
-                      id=name, name=name)
+    scheduler.add_job(func, IntervalTrigger(seconds=seconds, start_date=start, timezone=UTC), id=name, name=name)

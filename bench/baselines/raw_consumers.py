@@ -22,8 +22,9 @@ def kafka_python_loop(bootstrap: str, topic: str, partitions: int, expected: int
     """Consumes `expected` records with kafka-python; returns count and first-to-last seconds."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             auto_offset_reset="earliest", group_id=None)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", group_id=None
+    )
     parts = [TopicPartition(topic, p) for p in range(partitions)]
     consumer.assign(parts)
     consumer.seek_to_beginning(*parts)
@@ -48,8 +49,14 @@ def confluent_loop(bootstrap: str, topic: str, partitions: int, expected: int, t
     """Consumes `expected` records with confluent-kafka; returns count and first-to-last seconds."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-raw-confluent",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "bench-raw-confluent",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     count, first, last = 0, None, None
     deadline = time.monotonic() + timeout

@@ -83,7 +83,10 @@ class PostgresCluster:
         """Run ``pg-cluster.sh ACTION DIR``; return its stdout. Raises RuntimeError on failure."""
         res = subprocess.run(
             ["bash", str(PG_CLUSTER_SCRIPT), action, str(self.directory)],
-            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
         )
         if res.returncode != 0:
             raise RuntimeError(f"pg-cluster.sh {action} failed ({res.returncode}): {res.stderr.strip()}")

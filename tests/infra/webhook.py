@@ -18,9 +18,13 @@ class WebhookReceiver:
     read is quick, the whole answer slow); `on_request(body)` is called before answering (e.g. to
     kill the sender)."""
 
-    def __init__(self, status: int = 200, delays: dict[str, float] | None = None,
-                 on_request: Callable[[dict], None] | None = None,
-                 trickle: dict[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        status: int = 200,
+        delays: dict[str, float] | None = None,
+        on_request: Callable[[dict], None] | None = None,
+        trickle: dict[str, float] | None = None,
+    ) -> None:
         self.status = status
         self.delays = delays or {}
         self.trickle = trickle or {}
@@ -66,8 +70,7 @@ class WebhookReceiver:
             daemon_threads = True
 
         self._server = Server((_HOST, 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-receiver",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-receiver", daemon=True)
 
     @property
     def url(self) -> str:
