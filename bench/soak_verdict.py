@@ -1,0 +1,128 @@
+"""PASS/MISS of a soak run, computed only from its samples and its final accounting (pure logic).
+
+- RSS growth: (RSS of the last sample − RSS of the first sample at or after the warm-up) / the
+  latter, < 10 %. The first minute is excluded: imports, pools and caches fill it.
+- Threads and descriptors flat: the last sample exceeds the same post-warm-up baseline by at most
+  a small tolerance (a run's thread or a broker connection caught mid-reconnect at sampling time),
+  so one leaked thread or descriptor per minute fails a 10-minute run.
+- Events lost: produced (acknowledged by the broker) − stored − dead-lettered = 0, and every
+  produced id is in the events table.
+- Runs unrecorded: runs the tasks counted themselves with no row in task_runs = 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+RSS_GROWTH_LIMIT = 0.10
+THREADS_TOLERANCE = 2
+FDS_TOLERANCE = 4
+WARMUP_SECONDS = 60.0
+
+Sample = dict[str, Any]
+
+
+def baseline_index(samples: Sequence[Sample], warmup_s: float) -> int | None:
+    """Index of the first sample taken at or after `warmup_s` with the process readable."""
+    for index, sample in enumerate(samples):
+        if sample["t_s"] >= warmup_s and sample.get("rss_mib") is not None:
+            return index
+    return None
+
+
+def _last_readable(samples: Sequence[Sample]) -> Sample | None:
+    return next((s for s in reversed(samples) if s.get("rss_mib") is not None), None)
+
+
+def _row(name: str, criterion: str, start: object, end: object, measured: str, ok: bool | None) -> dict[str, Any]:
+    status = "NOT MEASURED" if ok is None else ("PASS" if ok else "MISS")
+    return {"name": name, "criterion": criterion, "start": start, "end": end, "measured": measured, "status": status}
+
+
+def resource_rows(samples: Sequence[Sample], warmup_s: float = WARMUP_SECONDS) -> list[dict[str, Any]]:
+    """The RSS, threads and descriptors criteria."""
+    index = baseline_index(samples, warmup_s)
+    last = _last_readable(samples)
+    if index is None or last is None or last is samples[index]:
+        why = f"no two samples after the {warmup_s:.0f} s warm-up"
+        return [
+            _row(n, c, None, None, why, None)
+            for n, c in (
+                ("RSS growth", f"< {RSS_GROWTH_LIMIT:.0%} after the warm-up"),
+                ("threads", f"flat (end ≤ baseline + {THREADS_TOLERANCE})"),
+                ("open fds", f"flat (end ≤ baseline + {FDS_TOLERANCE})"),
+            )
+        ]
+    base = samples[index]
+    growth = (last["rss_mib"] - base["rss_mib"]) / base["rss_mib"]
+    rows = [
+        _row(
+            "RSS growth",
+            f"< {RSS_GROWTH_LIMIT:.0%} after the warm-up",
+            base["rss_mib"],
+            last["rss_mib"],
+            f"{growth:+.1%}",
+            growth < RSS_GROWTH_LIMIT,
+        )
+    ]
+    for key, label, tolerance in (("threads", "threads", THREADS_TOLERANCE), ("fds", "open fds", FDS_TOLERANCE)):
+        start, end = base.get(key), last.get(key)
+        if start is None or end is None:
+            rows.append(_row(label, f"flat (end ≤ baseline + {tolerance})", start, end, "not read", None))
+            continue
+        rows.append(
+            _row(
+                label,
+                f"flat (end ≤ baseline + {tolerance})",
+                start,
+                end,
+                f"{end - start:+d} (range {_range(samples[index:], key)})",
+                end - start <= tolerance,
+            )
+        )
+    return rows
+
+
+def _range(samples: Sequence[Sample], key: str) -> str:
+    values = [s[key] for s in samples if s.get(key) is not None]
+    return f"{min(values)}–{max(values)}" if values else "–"
+
+
+def accounting_rows(accounting: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events-lost and runs-unrecorded criteria from the final counts."""
+    produced, stored, dead = accounting["produced"], accounting["stored"], accounting["dead_lettered"]
+    lost = produced - stored - dead
+    missing = accounting.get("missing_ids", 0)
+    events_ok = lost == 0 and missing == 0 and produced > 0
+    events = _row(
+        "events lost",
+        "0 (produced − stored − dead-lettered)",
+        produced,
+        stored + dead,
+        f"{lost} ({produced} − {stored} − {dead}); ids missing: {missing}",
+        events_ok,
+    )
+    counted, unrecorded = accounting["runs_counted"], accounting["runs_unrecorded"]
+    runs = _row(
+        "runs unrecorded",
+        "0 (runs the tasks counted without a task_runs row)",
+        counted,
+        counted - unrecorded,
+        f"{unrecorded} of {counted}",
+        unrecorded == 0 and counted > 0,
+    )
+    return [events, runs]
+
+
+def verdict(
+    samples: Sequence[Sample], accounting: dict[str, Any] | None, warmup_s: float = WARMUP_SECONDS
+) -> dict[str, Any]:
+    """All criteria, and PASS only when every one passed (a run cut short is a MISS)."""
+    rows = resource_rows(samples, warmup_s)
+    if accounting is None:
+        rows.append(_row("events lost / runs unrecorded", "0", None, None, "run did not finish", False))
+    else:
+        rows.extend(accounting_rows(accounting))
+    overall = "PASS" if rows and all(r["status"] == "PASS" for r in rows) else "MISS"
+    return {"overall": overall, "criteria": rows}
