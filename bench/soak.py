@@ -29,6 +29,7 @@ import httpx  # noqa: E402
 
 from bench import soak_report  # noqa: E402
 from bench.soak_accounting import count_rows, final_accounting, history_vs_stats  # noqa: E402
+from bench.soak_database import PostgresTarget, SqliteTarget, open_target, stop_postgres  # noqa: E402
 from bench.soak_load import PacedProducer  # noqa: E402
 from bench.soak_probe import sample_process  # noqa: E402
 from bench.soak_service import PARTITIONS, SoakService, start_broker  # noqa: E402
@@ -36,6 +37,7 @@ from bench.soak_tasks import TASK_COUNT, task_names  # noqa: E402
 from bench.soak_verdict import verdict  # noqa: E402
 
 DRAIN_TIMEOUT_S = 120.0
+Target = SqliteTarget | PostgresTarget
 
 
 class SoakError(RuntimeError):
@@ -52,6 +54,7 @@ class SoakConfig:
     quick: bool = False
     tasks: int = TASK_COUNT
     partitions: int = PARTITIONS
+    database: str = "SQLite"  # or "PostgreSQL"
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[SoakConfig, Path]:
@@ -62,19 +65,35 @@ def parse_args(argv: list[str] | None = None) -> tuple[SoakConfig, Path]:
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 30 s at 100 events/s, samples every 2 s, 10 s warm-up"
     )
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="PostgreSQL instead of SQLite (BENCH_DATABASE_URL's server, else a throw-away cluster)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT, help="where docs/ and bench/results/ are written")
     args = parser.parse_args(argv)
+    database = "PostgreSQL" if args.postgres else "SQLite"
     if args.quick:
-        return SoakConfig(seconds=30, rate=100, interval_s=2, warmup_s=10, bad_every=100, quick=True), args.out
+        quick = SoakConfig(
+            seconds=30, rate=100, interval_s=2, warmup_s=10, bad_every=100, quick=True, database=database
+        )
+        return quick, args.out
     if not 0.2 <= args.minutes <= 240 or not 1 <= args.rate <= 20_000 or not 0.5 <= args.interval <= 60:
         parser.error("--minutes 0.2..240, --rate 1..20000, --interval 0.5..60")
     warmup = min(60.0, args.minutes * 60 / 4)
-    return SoakConfig(seconds=args.minutes * 60, rate=args.rate, interval_s=args.interval, warmup_s=warmup), args.out
+    config = SoakConfig(
+        seconds=args.minutes * 60, rate=args.rate, interval_s=args.interval, warmup_s=warmup, database=database
+    )
+    return config, args.out
 
 
-def take_sample(t_s: float, service: SoakService, client: httpx.Client, producer: PacedProducer) -> dict[str, Any]:
+def take_sample(
+    t_s: float, service: SoakService, target: Target, client: httpx.Client, producer: PacedProducer
+) -> dict[str, Any]:
     """/proc first (the harness's own requests must not be in flight), then the consumer and the DB."""
-    sample: dict[str, Any] = {"t_s": round(t_s, 2), **sample_process(service.pid, service.database).as_dict()}
+    sample: dict[str, Any] = {"t_s": round(t_s, 2), **sample_process(service.pid, target.file).as_dict()}
+    if target.file is None:
+        sample["db_connections"] = target.server_connections()
     consumer: dict[str, Any] = {}
     with contextlib.suppress(httpx.HTTPError, ValueError):
         consumer = client.get("/consumer").json()
@@ -84,14 +103,19 @@ def take_sample(t_s: float, service: SoakService, client: httpx.Client, producer
         dead_lettered=consumer.get("dead_lettered"),
         consumer_state=consumer.get("state"),
         lag=sum(lag.values()) if lag else None,
-        runs_recorded=count_rows(service.database, "task_runs"),
+        runs_recorded=count_rows(target.connect, "task_runs"),
         produced=producer.acked,
     )
     return sample
 
 
 def sample_during_load(
-    config: SoakConfig, service: SoakService, client: httpx.Client, producer: PacedProducer, started: float
+    config: SoakConfig,
+    service: SoakService,
+    target: Target,
+    client: httpx.Client,
+    producer: PacedProducer,
+    started: float,
 ) -> list[dict[str, Any]]:
     """One sample every interval from the start of the load (`started`) to its end (bounded by the count)."""
     samples = []
@@ -104,7 +128,7 @@ def sample_during_load(
                 f"the server exited with code {service.proc.poll() if service.proc else None} "
                 f"after {time.monotonic() - started:.0f} s"
             )
-        samples.append(take_sample(time.monotonic() - started, service, client, producer))
+        samples.append(take_sample(time.monotonic() - started, service, target, client, producer))
         print(_progress(samples[-1]), file=sys.stderr, flush=True)
     return samples
 
@@ -135,54 +159,64 @@ def run(config: SoakConfig) -> dict[str, Any]:
     """Runs the soak; returns the result (samples, accounting, verdict). Raises SoakError."""
     workdir = Path(tempfile.mkdtemp(prefix="soak-"))
     topic = f"soak-{uuid.uuid4().hex[:6]}"
-    broker = start_broker(topic)
-    service = SoakService(workdir, broker.bootstrap, topic).start()
-    producer = PacedProducer(broker.bootstrap, topic, config.rate, config.seconds, bad_every=config.bad_every)
     result: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "config": asdict(config),
         "samples": [],
         "notes": [],
     }
-    try:
-        with httpx.Client(base_url=service.base_url, timeout=10) as client:
-            if not service.wait_ready(client):
-                raise SoakError("the server was not ready (or had no partitions) in time:\n" + _tail(service))
-            started = time.monotonic()
-            producer.start()
-            result["samples"] = sample_during_load(config, service, client, producer, started)
-            if not producer.join(timeout=90):
-                result["notes"].append("the producer did not finish within 90 s of the load's end")
-            result["load"] = producer.counts()
-            drained = wait_drained(client, producer.acked)
-            result["drain_s"] = drained
-            if drained is None:
-                result["notes"].append(f"the consumer had not caught up {DRAIN_TIMEOUT_S:.0f} s after the load")
-            result["samples"].append(
-                {**take_sample(time.monotonic() - started, service, client, producer), "phase": "drained"}
-            )
-            tasks = client.get("/tasks").json()
-            restarts = client.get("/consumer").json().get("restarts")
-    except BaseException:
-        producer.stop()
-        service.stop()
-        broker.stop()
-        raise
-    service.stop()
-    broker.stop()
-    result["server"] = {
-        "stop_s": service.stop_seconds,
-        "exit_code": service.exit_code,
-        "consumer_restarts": restarts,
-        **_log_fields(service),
-    }
-    result["accounting"] = final_accounting(
-        service.database, service.runs_file, producer.acked_ids, producer.acked_bad, task_names()
-    )
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+        try:
+            target = open_target(config.database == "PostgreSQL", workdir)
+        except RuntimeError as exc:
+            raise SoakError(str(exc)) from None
+        if isinstance(target, PostgresTarget):
+            cleanup.callback(stop_postgres)
+        cleanup.callback(target.drop)
+        broker = start_broker(topic)
+        cleanup.callback(broker.stop)
+        service = SoakService(workdir, broker.bootstrap, topic, target.url).start()
+        cleanup.callback(service.stop)
+        producer = PacedProducer(broker.bootstrap, topic, config.rate, config.seconds, bad_every=config.bad_every)
+        cleanup.callback(producer.stop)
+        tasks = drive(config, service, target, producer, result)
+        service.stop()  # SIGTERM: the recorder flushes, the consumer commits; then count
+        result["server"] = {
+            "stop_s": service.stop_seconds,
+            "exit_code": service.exit_code,
+            "consumer_restarts": result.pop("consumer_restarts"),
+            **_log_fields(service),
+        }
+        result["accounting"] = final_accounting(
+            target.connect, service.runs_file, producer.acked_ids, producer.acked_bad, task_names()
+        )
     result["history_vs_stats"] = history_vs_stats(result["accounting"]["runs_per_task"], tasks)
     result["verdict"] = verdict(result["samples"], result["accounting"], config.warmup_s)
-    shutil.rmtree(workdir, ignore_errors=True)
     return result
+
+
+def drive(
+    config: SoakConfig, service: SoakService, target: Target, producer: PacedProducer, result: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Load and sample, then wait for the consumer to catch up; returns GET /tasks before the stop."""
+    with httpx.Client(base_url=service.base_url, timeout=10) as client:
+        if not service.wait_ready(client):
+            raise SoakError("the server was not ready (or had no partitions) in time:\n" + _tail(service))
+        started = time.monotonic()
+        producer.start()
+        result["samples"] = sample_during_load(config, service, target, client, producer, started)
+        if not producer.join(timeout=90):
+            result["notes"].append("the producer did not finish within 90 s of the load's end")
+        result["load"] = producer.counts()
+        result["drain_s"] = drained = wait_drained(client, producer.acked)
+        if drained is None:
+            result["notes"].append(f"the consumer had not caught up {DRAIN_TIMEOUT_S:.0f} s after the load")
+        last = take_sample(time.monotonic() - started, service, target, client, producer)
+        result["samples"].append({**last, "phase": "drained"})
+        result["consumer_restarts"] = client.get("/consumer").json().get("restarts")
+        tasks: list[dict[str, Any]] = client.get("/tasks").json()
+        return tasks
 
 
 def _log_fields(service: SoakService) -> dict[str, Any]:

@@ -1,30 +1,28 @@
 """The soak's bookkeeping against the server's database: what was stored and what was recorded.
 
-Read with the standard library's sqlite3 (the harness never imports the app's models, so it
-measures the database as any other reader would). During the run, counts are read in short
-read-only transactions (WAL: they never block the server's writer); at the end, after the server
-stopped, the full sets are compared with what the producer and the tasks counted.
+Read through a plain DB-API connection (`connect`, from bench.soak_database: the harness never
+imports the app's models, so it measures the database as any other reader would). During the run,
+counts are read in short transactions; at the end, after the server stopped, the full sets are
+compared, by id, with what the producer and the tasks counted.
 """
 
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-
-def _connect(database: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
+Connect = Callable[[], Any]
 
 
-def count_rows(database: Path, table: str) -> int | None:
+def count_rows(connect: Connect, table: str) -> int | None:
     """Rows in `table` now, or None when the database cannot be read (yet)."""
     try:
-        with contextlib.closing(_connect(database)) as conn:
+        with contextlib.closing(connect()) as conn:
             return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608 (fixed names)
-    except sqlite3.Error:
+    except Exception:  # noqa: BLE001 (sqlite3.Error, psycopg.Error: a sample without the figure)
         return None
 
 
@@ -38,10 +36,10 @@ def read_counted_runs(runs_file: Path) -> list[tuple[str, str]]:
 
 
 def final_accounting(
-    database: Path, runs_file: Path, acked_ids: set[str], acked_bad: int, soak_tasks: list[str]
+    connect: Connect, runs_file: Path, acked_ids: set[str], acked_bad: int, soak_tasks: list[str]
 ) -> dict[str, Any]:
     """Events produced vs stored vs dead-lettered, and runs counted vs recorded, by id."""
-    with contextlib.closing(_connect(database)) as conn:
+    with contextlib.closing(connect()) as conn:
         stored_ids = {row[0] for row in conn.execute("SELECT id FROM events")}
         dead = int(conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0])
         runs = conn.execute("SELECT run_id, task, outcome, scheduled_for FROM task_runs").fetchall()

@@ -80,7 +80,7 @@ def _run_lines(result: dict[str, Any]) -> list[str]:
         if acc
         else "- Final accounting not done (run cut short).",
         f"- Start → end (first and last sample): RSS {first.get('rss_mib')} → {last.get('rss_mib')} MiB, threads "
-        f"{first.get('threads')} → {last.get('threads')}, fds {first.get('fds')} → {last.get('fds')}, SQLite "
+        f"{first.get('threads')} → {last.get('threads')}, fds {first.get('fds')} → {last.get('fds')}, database "
         f"connections {first.get('db_connections')} → {last.get('db_connections')}.",
     ]
     if acc:
@@ -104,6 +104,18 @@ def _run_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _database_phrase(cfg: dict[str, Any]) -> str:
+    if cfg.get("database") == "PostgreSQL":
+        return "PostgreSQL (a database created for the run)"
+    return "SQLite in a temp directory"
+
+
+def _connections_phrase(cfg: dict[str, Any]) -> str:
+    if cfg.get("database") == "PostgreSQL":
+        return "sessions on its database in `pg_stat_activity`"
+    return "descriptors on the SQLite file"
+
+
 def render(result: dict[str, Any], plot_rel: str | None, json_rel: str) -> str:
     """The markdown of docs/reliability.md."""
     cfg, verdict = result["config"], result["verdict"]
@@ -121,12 +133,12 @@ def render(result: dict[str, Any], plot_rel: str | None, json_rel: str) -> str:
         f"Python {info['python']}. Raw samples: `{json_rel}`.",
         "",
         f"**Method.** A Tansu broker and the real server (`python -m uvicorn server:app`, one process) on "
-        f"127.0.0.1, SQLite in a temp directory, the built-in tasks plus {cfg['tasks']} tasks every 1 s "
+        f"127.0.0.1, {_database_phrase(cfg)}, the built-in tasks plus {cfg['tasks']} tasks every 1 s "
         f"(`bench/soak_tasks.py`, loaded with TASK_MODULES; every 4th is `async def`; each counts its own runs "
         f"in a file). A kafka-python producer sends {cfg['rate']:.0f} events/s for {cfg['seconds'] / 60:.1f} "
         f"min to a {cfg['partitions']}-partition topic (1 in {cfg['bad_every']} malformed). Every "
         f"{cfg['interval_s']:.0f} s the harness reads the server's RSS, threads and open descriptors from "
-        f"/proc/<pid>/, its SQLite connections (descriptors on the database file), the consumer's "
+        f"/proc/<pid>/, its database connections ({_connections_phrase(cfg)}), the consumer's "
         f"`events_stored` (GET /consumer) and the rows in `task_runs`. After the load it waits for the "
         f"consumer to catch up, stops the server with SIGTERM and compares, by id, what was produced with "
         f"`events` + `dead_letters`, and the runs the tasks counted with `task_runs`. The baseline of the "

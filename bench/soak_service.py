@@ -1,6 +1,6 @@
 """The soak's system under test: a Tansu broker and the real server (`python -m uvicorn server:app`)
-as subprocesses on 127.0.0.1, with SQLite in a temp directory and the soak tasks imported through
-TASK_MODULES. Its log (JSON lines) goes to a file in the same directory."""
+as subprocesses on 127.0.0.1, on the database of bench.soak_database, with the soak tasks imported
+through TASK_MODULES. Its log (JSON lines) goes to a file in the soak's temp directory."""
 
 from __future__ import annotations
 
@@ -28,11 +28,10 @@ PARTITIONS = 3
 class SoakService:
     """One server process; `start()` spawns it, `wait_ready()` polls /ready, `stop()` sends SIGTERM."""
 
-    def __init__(self, workdir: Path, bootstrap: str, topic: str) -> None:
+    def __init__(self, workdir: Path, bootstrap: str, topic: str, database_url: str) -> None:
         from devtools.tansu import free_port
 
         self.workdir = workdir
-        self.database = workdir / "soak.db"
         self.runs_file = workdir / "soak-runs.log"
         self.log_path = workdir / "server.log"
         self.port = free_port()
@@ -44,7 +43,7 @@ class SoakService:
             LOG_FORMAT="json",
             ADMIN_TOKEN=ADMIN_TOKEN,
             ADMIN_TOKEN_FILE=str(workdir / "admin_token"),
-            DATABASE_URL=f"sqlite:///{self.database}",
+            DATABASE_URL=database_url,
             KAFKA_ENABLED="true",
             KAFKA_BOOTSTRAP_SERVERS=bootstrap,
             KAFKA_TOPICS=topic,
@@ -55,6 +54,20 @@ class SoakService:
             TASK_MODULES=TASK_MODULE,
             SOAK_RUNS_FILE=str(self.runs_file),
         )
+        # The app as users serve it; a diagnostic run may swap in another launcher of `server:app`.
+        self.command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "server:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
         self.proc: subprocess.Popen[bytes] | None = None
         self.exit_code: int | None = None
         self.stop_seconds: float | None = None
@@ -69,19 +82,7 @@ class SoakService:
 
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "server:app",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--log-level",
-                    "warning",
-                    "--no-access-log",
-                ],
+                self.command,
                 cwd=self.workdir,
                 env=self.env,
                 stdin=subprocess.DEVNULL,

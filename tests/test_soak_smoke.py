@@ -148,7 +148,7 @@ def test_accounting_compares_by_id(tmp_path: Path, make_settings) -> None:
         )
     runs_file = tmp_path / "runs.log"
     runs_file.write_text("soak-00 r1\nsoak-00 r2\nsoak-01 r9\n")
-    acc = final_accounting(path, runs_file, {"e1", "e2", "e3"}, 1, ["soak-00", "soak-01"])
+    acc = final_accounting(lambda: sqlite3.connect(path), runs_file, {"e1", "e2", "e3"}, 1, ["soak-00", "soak-01"])
     assert (acc["produced"], acc["stored"], acc["dead_lettered"], acc["missing_ids"]) == (4, 2, 1, 1)
     assert (acc["runs_counted"], acc["runs_unrecorded"], acc["unrecorded_sample"]) == (3, 1, ["r9"])
     assert acc["soak_run_outcomes"] == {"success": 2} and acc["slots_run_twice"] == 0
