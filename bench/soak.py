@@ -34,7 +34,7 @@ from bench.soak_load import PacedProducer  # noqa: E402
 from bench.soak_probe import sample_process  # noqa: E402
 from bench.soak_service import PARTITIONS, SoakService, start_broker  # noqa: E402
 from bench.soak_tasks import TASK_COUNT, task_names  # noqa: E402
-from bench.soak_verdict import verdict  # noqa: E402
+from bench.soak_verdict import memory_growth, verdict  # noqa: E402
 
 DRAIN_TIMEOUT_S = 120.0
 Target = SqliteTarget | PostgresTarget
@@ -94,9 +94,14 @@ def take_sample(
     sample: dict[str, Any] = {"t_s": round(t_s, 2), **sample_process(service.pid, target.file).as_dict()}
     if target.file is None:
         sample["db_connections"] = target.server_connections()
+    sample.update(target.sizes())
     consumer: dict[str, Any] = {}
-    with contextlib.suppress(httpx.HTTPError, ValueError):
+    asked = time.perf_counter()
+    try:
         consumer = client.get("/consumer").json()
+    except (httpx.HTTPError, ValueError) as exc:
+        sample["api_error"] = f"GET /consumer: {type(exc).__name__}"
+    sample["api_ms"] = round((time.perf_counter() - asked) * 1000, 1)
     lag = consumer.get("lag") or {}
     sample.update(
         events_stored=consumer.get("events_stored"),
@@ -135,8 +140,9 @@ def sample_during_load(
 
 def _progress(sample: dict[str, Any]) -> str:
     return (
-        f"soak t={sample['t_s']:6.0f}s rss={sample['rss_mib']} MiB threads={sample['threads']} "
-        f"fds={sample['fds']} db={sample['db_connections']} produced={sample['produced']} "
+        f"soak t={sample['t_s']:6.0f}s rss={sample['rss_mib']} MiB (anon {sample['rss_anon_mib']}) "
+        f"db={sample.get('db_mib')} MiB threads={sample['threads']} "
+        f"fds={sample['fds']} conns={sample['db_connections']} produced={sample['produced']} "
         f"stored={sample['events_stored']} runs={sample['runs_recorded']}"
     )
 
@@ -193,6 +199,7 @@ def run(config: SoakConfig) -> dict[str, Any]:
         )
     result["history_vs_stats"] = history_vs_stats(result["accounting"]["runs_per_task"], tasks)
     result["verdict"] = verdict(result["samples"], result["accounting"], config.warmup_s)
+    result["memory_growth"] = memory_growth(result["samples"], config.warmup_s)
     return result
 
 

@@ -32,6 +32,11 @@ class SqliteTarget:
     def server_connections(self) -> int | None:
         return None  # read from /proc by the probe
 
+    def sizes(self) -> dict[str, float | None]:
+        """Size of the database file and of its write-ahead log, MiB."""
+        assert self.file is not None
+        return {"db_mib": _file_mib(self.file), "wal_mib": _file_mib(Path(f"{self.file}-wal"))}
+
     def drop(self) -> None:
         """Nothing to do: the file goes with the temp directory."""
 
@@ -69,10 +74,29 @@ class PostgresTarget:
         finally:
             conn.close()
 
+    def sizes(self) -> dict[str, float | None]:
+        """pg_database_size of this database, MiB."""
+        try:
+            conn = self.connect()
+        except Exception:  # noqa: BLE001 (a sample without the figure, not a failed soak)
+            return {"db_mib": None}
+        try:
+            row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+            return {"db_mib": round(int(row[0]) / 2**20, 2)}
+        finally:
+            conn.close()
+
     def drop(self) -> None:
         from tests.infra.postgres import drop_database
 
         drop_database(self._server, self._name)
+
+
+def _file_mib(path: Path) -> float | None:
+    try:
+        return round(path.stat().st_size / 2**20, 2)
+    except OSError:
+        return None
 
 
 def open_target(postgres: bool, workdir: Path) -> SqliteTarget | PostgresTarget:

@@ -1,7 +1,9 @@
 """What the soak samples of the server process, read from /proc/<pid>/ (Linux).
 
-RSS and threads come from `status`; open descriptors are the entries of `fd/`; SQLite connections
-are the descriptors open on the database file itself (each connection holds exactly one; the
+RSS and threads come from `status`, with RSS split into anonymous memory (the heaps: Python's and
+every C library's), file-backed pages and shared memory (e.g. SQLite's mapped `-shm` index), so a
+growth can be told apart; open descriptors are the entries of `fd/`; SQLite connections are the
+descriptors open on the database file itself (each connection holds exactly one; the
 `-wal`/`-shm` files are counted apart).
 """
 
@@ -17,6 +19,9 @@ class ProcessSample:
     """One reading of the server process; None where /proc could not be read (process gone)."""
 
     rss_mib: float | None
+    rss_anon_mib: float | None
+    rss_file_mib: float | None
+    rss_shmem_mib: float | None
     threads: int | None
     fds: int | None
     db_connections: int | None
@@ -26,20 +31,28 @@ class ProcessSample:
         return asdict(self)
 
 
-def read_status(pid: int) -> tuple[float | None, int | None]:
-    """(RSS in MiB, thread count) of `pid` from /proc/<pid>/status."""
-    rss: float | None = None
-    threads: int | None = None
+STATUS_FIELDS = {
+    "VmRSS:": "rss_mib",
+    "RssAnon:": "rss_anon_mib",
+    "RssFile:": "rss_file_mib",
+    "RssShmem:": "rss_shmem_mib",
+}
+
+
+def read_status(pid: int) -> dict[str, float | int | None]:
+    """RSS (MiB: total, anonymous, file-backed, shared) and thread count of `pid` from /proc/<pid>/status."""
+    values: dict[str, float | int | None] = dict.fromkeys([*STATUS_FIELDS.values(), "threads"])
     try:
         with open(f"/proc/{pid}/status") as handle:
             for line in handle:
-                if line.startswith("VmRSS:"):
-                    rss = round(int(line.split()[1]) / 1024, 2)
-                elif line.startswith("Threads:"):
-                    threads = int(line.split()[1])
+                key = line.split(maxsplit=1)[0] if line.strip() else ""
+                if key in STATUS_FIELDS:
+                    values[STATUS_FIELDS[key]] = round(int(line.split()[1]) / 1024, 2)
+                elif key == "Threads:":
+                    values["threads"] = int(line.split()[1])
     except OSError:
-        return None, None
-    return rss, threads
+        pass
+    return values
 
 
 def fd_targets(pid: int) -> list[str] | None:
@@ -69,9 +82,14 @@ def count_database_handles(targets: list[str], database: Path | None) -> tuple[i
 
 def sample_process(pid: int, database: Path | None) -> ProcessSample:
     """Reads RSS, threads, descriptors and SQLite handles of `pid` now."""
-    rss, threads = read_status(pid)
+    status = read_status(pid)
+    rss = {key: status[key] for key in STATUS_FIELDS.values()}
+    threads = status["threads"]
+    threads = None if threads is None else int(threads)
     targets = fd_targets(pid)
-    if targets is None:
-        return ProcessSample(rss, threads, None, None, None)
-    connections, side = count_database_handles(targets, database)
-    return ProcessSample(rss, threads, len(targets), connections if database else None, side if database else None)
+    fds = connections = side = None
+    if targets is not None:
+        fds = len(targets)
+        if database is not None:
+            connections, side = count_database_handles(targets, database)
+    return ProcessSample(**rss, threads=threads, fds=fds, db_connections=connections, db_side_files=side)

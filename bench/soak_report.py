@@ -32,7 +32,7 @@ def plot(samples: list[dict[str, Any]], warmup_s: float, path: Path) -> Path | N
 
     minutes = [s["t_s"] / 60 for s in samples]
     panels = (
-        ("RSS (MiB)", ("rss_mib",)),
+        ("memory (MiB)", ("rss_mib", "rss_anon_mib", "rss_file_mib", "db_mib")),
         ("threads", ("threads",)),
         ("descriptors", ("fds", "db_connections")),
         ("rows", ("events_stored", "runs_recorded")),
@@ -47,7 +47,7 @@ def plot(samples: list[dict[str, Any]], warmup_s: float, path: Path) -> Path | N
             ax.grid(alpha=0.3)
             if len(keys) > 1:
                 ax.legend(fontsize=8)
-            if title != "rows":
+            if title != "rows":  # absolute scale: a flat line must look flat
                 ax.set_ylim(bottom=0)
         for ax in axes[1]:
             ax.set_xlabel("minutes since the load started (dashed: end of warm-up)")
@@ -89,6 +89,7 @@ def _run_lines(result: dict[str, Any]) -> list[str]:
             f"{acc['runs_unrecorded']} without a `task_runs` row; outcomes of the soak tasks' rows "
             f"{acc['soak_run_outcomes']}; slots run twice: {acc['slots_run_twice']}."
         )
+    lines += _memory_and_api_lines(result)
     short = [r for r in result.get("history_vs_stats") or [] if r["short"]]
     lines.append(
         f"- Runs the scheduler counted (GET /tasks just before SIGTERM) with no row after the stop: "
@@ -97,11 +98,38 @@ def _run_lines(result: dict[str, Any]) -> list[str]:
     server = result.get("server") or {}
     lines.append(
         f"- Consumer restarts: {server.get('consumer_restarts')}; server stop (SIGTERM) took "
-        f"{server.get('stop_s')} s, exit code {server.get('exit_code')}; server log lines by level "
+        f"{server.get('stop_s')} s, {_exit(server.get('exit_code'))}; server log lines by level "
         f"{server.get('log_levels')}."
     )
     lines += [f"  - `{event}`: {count}" for event, count in server.get("log_top") or []]
     return lines
+
+
+def _memory_and_api_lines(result: dict[str, Any]) -> list[str]:
+    lines = []
+    growth = result.get("memory_growth")
+    if growth:
+        lines.append(
+            f"- Memory after the warm-up: RSS {growth['rss_mib']:+} MiB (anonymous {growth['rss_anon_mib']:+}, "
+            f"file-backed {growth['rss_file_mib']:+}, shared {growth['rss_shmem_mib']:+}); RSS grew "
+            f"{growth['first_third_mib_per_min']} MiB/min in the first third of that period and "
+            f"{growth['last_third_mib_per_min']} MiB/min in the last third."
+        )
+    timed = [s["api_ms"] for s in result["samples"] if s.get("api_ms") is not None and not s.get("api_error")]
+    errors = [s["api_error"] for s in result["samples"] if s.get("api_error")]
+    if timed:
+        kinds = f": {', '.join(sorted(set(errors)))}" if errors else ""
+        lines.append(
+            f"- GET /consumer during the soak: median {sorted(timed)[len(timed) // 2]} ms, max {max(timed)} ms; "
+            f"failed {len(errors)} of {len(result['samples'])} times{kinds}."
+        )
+    return lines
+
+
+def _exit(code: int | None) -> str:
+    if code == -15:
+        return "it exited on the SIGTERM it was sent (uvicorn re-raises it after a clean shutdown)"
+    return f"exit code {code}"
 
 
 def _database_phrase(cfg: dict[str, Any]) -> str:

@@ -115,6 +115,34 @@ def accounting_rows(accounting: dict[str, Any]) -> list[dict[str, Any]]:
     return [events, runs]
 
 
+def memory_growth(samples: Sequence[Sample], warmup_s: float = WARMUP_SECONDS) -> dict[str, Any] | None:
+    """Where RSS grew after the warm-up (MiB: total, anonymous, file-backed, shared) and how fast at
+    the start and at the end of that period (MiB/min), to tell a plateau from a steady leak."""
+    index = baseline_index(samples, warmup_s)
+    readable = [s for s in samples[index or 0 :] if s.get("rss_mib") is not None]
+    if index is None or len(readable) < 3:
+        return None
+    first, last = readable[0], readable[-1]
+    growth = {key: _delta(first, last, key) for key in ("rss_mib", "rss_anon_mib", "rss_file_mib", "rss_shmem_mib")}
+    third = max(1, len(readable) // 3)
+    return {
+        **growth,
+        "first_third_mib_per_min": _rate(readable[: third + 1]),
+        "last_third_mib_per_min": _rate(readable[-third - 1 :]),
+    }
+
+
+def _delta(first: Sample, last: Sample, key: str) -> float | None:
+    if first.get(key) is None or last.get(key) is None:
+        return None
+    return round(float(last[key]) - float(first[key]), 1)
+
+
+def _rate(samples: Sequence[Sample]) -> float | None:
+    minutes = (samples[-1]["t_s"] - samples[0]["t_s"]) / 60
+    return round((samples[-1]["rss_mib"] - samples[0]["rss_mib"]) / minutes, 1) if minutes > 0 else None
+
+
 def verdict(
     samples: Sequence[Sample], accounting: dict[str, Any] | None, warmup_s: float = WARMUP_SECONDS
 ) -> dict[str, Any]:

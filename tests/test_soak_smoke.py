@@ -17,7 +17,7 @@ import pytest
 from bench.soak_accounting import final_accounting, history_vs_stats
 from bench.soak_faults import FAULTS
 from bench.soak_probe import sample_process
-from bench.soak_verdict import verdict
+from bench.soak_verdict import memory_growth, verdict
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -98,10 +98,25 @@ def test_a_run_too_short_or_cut_short_is_never_a_pass() -> None:
     assert cut["overall"] == "MISS"
 
 
+def test_memory_growth_tells_a_plateau_from_a_steady_leak() -> None:
+    plateau = _samples([50, 90, 100, 110, 114, 115, 115, 115, 115])
+    leak = _samples([50, 90, 100, 105, 110, 115, 120, 125, 130])
+    for samples in (plateau, leak):
+        for sample in samples:
+            sample.update(rss_anon_mib=sample["rss_mib"] - 20, rss_file_mib=20.0, rss_shmem_mib=0.0)
+    flat, steady = memory_growth(plateau), memory_growth(leak)
+    assert flat is not None and steady is not None
+    assert (flat["rss_mib"], flat["rss_anon_mib"], flat["rss_file_mib"]) == (15.0, 15.0, 0.0)
+    assert flat["first_third_mib_per_min"] == 14.0 and flat["last_third_mib_per_min"] == 0.0
+    assert steady["first_third_mib_per_min"] == steady["last_third_mib_per_min"] == 10.0
+    assert memory_growth(_samples([100, 100])) is None
+
+
 def test_probe_counts_this_process_sqlite_connections(tmp_path: Path) -> None:
     database = tmp_path / "probe.db"
     before = sample_process(_pid(), database)
     assert before.db_connections == 0 and before.rss_mib and before.threads and before.fds
+    assert before.rss_anon_mib and before.rss_file_mib and before.rss_anon_mib < before.rss_mib
     connections = [sqlite3.connect(database) for _ in range(3)]
     try:
         for conn in connections:
