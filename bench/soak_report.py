@@ -11,6 +11,18 @@ from bench.report import _table, versions
 from bench.soak_faults import fault_rows
 
 PLOT_NAME = "soak.png"
+LABELS = {
+    "rss_mib": "RSS",
+    "rss_anon_mib": "RSS anonymous",
+    "rss_file_mib": "RSS file-backed",
+    "db_mib": "database size",
+    "fds": "open fds",
+    "db_connections": "database connections",
+    "produced": "events produced (acked)",
+    "events_stored": "events stored",
+    "runs_recorded": "runs recorded",
+    "threads": "threads",
+}
 JSON_NAME = "soak.json"
 
 
@@ -24,7 +36,8 @@ def write_json(result: dict[str, Any], results_dir: Path) -> Path:
 
 
 def plot(samples: list[dict[str, Any]], warmup_s: float, path: Path) -> Path | None:
-    """Four panels over time: RSS; threads; fds and SQLite connections; events stored and runs recorded."""
+    """Four panels over time: memory (RSS and its parts, database size); threads; fds and database
+    connections; events stored and runs recorded."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -32,16 +45,16 @@ def plot(samples: list[dict[str, Any]], warmup_s: float, path: Path) -> Path | N
 
     minutes = [s["t_s"] / 60 for s in samples]
     panels = (
-        ("memory (MiB)", ("rss_mib", "rss_anon_mib", "rss_file_mib", "db_mib")),
+        ("MiB", ("rss_mib", "rss_anon_mib", "rss_file_mib", "db_mib")),
         ("threads", ("threads",)),
         ("descriptors", ("fds", "db_connections")),
-        ("rows", ("events_stored", "runs_recorded")),
+        ("rows", ("produced", "events_stored", "runs_recorded")),
     )
     fig, axes = plt.subplots(2, 2, figsize=(10, 6), dpi=100, sharex=True)
     try:
         for ax, (title, keys) in zip(axes.flat, panels, strict=True):
             for key in keys:
-                ax.plot(minutes, [s.get(key) for s in samples], marker=".", label=key)
+                ax.plot(minutes, [s.get(key) for s in samples], marker=".", label=LABELS[key])
             ax.axvline(warmup_s / 60, color="grey", linestyle="--", linewidth=0.8)
             ax.set_title(title, fontsize=10)
             ax.grid(alpha=0.3)
