@@ -33,7 +33,7 @@ from bench.soak_database import PostgresTarget, SqliteTarget, open_target, stop_
 from bench.soak_load import PacedProducer  # noqa: E402
 from bench.soak_probe import sample_process  # noqa: E402
 from bench.soak_service import PARTITIONS, SoakService, start_broker  # noqa: E402
-from bench.soak_tasks import TASK_COUNT, task_names  # noqa: E402
+from bench.soak_task_plan import TASK_COUNT, task_names  # noqa: E402
 from bench.soak_verdict import memory_growth, verdict  # noqa: E402
 
 DRAIN_TIMEOUT_S = 120.0

@@ -15,11 +15,9 @@ from typing import Any
 
 from sqlalchemy import text
 
+from bench.soak_task_plan import is_async, task_names
 from scheduling import TaskContext, every, tasks
 
-TASK_COUNT = 20
-ASYNC_EVERY = 4
-NAME_PREFIX = "soak-"
 RUNS_FILE_VARIABLE = "SOAK_RUNS_FILE"
 
 # One descriptor for the server's lifetime (not one per run, which would blur the fd samples).
@@ -30,7 +28,9 @@ _RUNS_FD: int | None = None
 def _runs_fd() -> int:
     global _RUNS_FD
     if _RUNS_FD is None:
-        path = os.environ.get(RUNS_FILE_VARIABLE) or "soak-runs.log"
+        path = os.environ.get(RUNS_FILE_VARIABLE)
+        if not path:  # each run then fails with this reason in its history row
+            raise RuntimeError(f"{RUNS_FILE_VARIABLE} is not set: these tasks are for `python -m bench.soak`")
         _RUNS_FD = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     return _RUNS_FD
 
@@ -55,16 +55,6 @@ def _async_body() -> Callable[[TaskContext], Any]:
         count_run(ctx)
 
     return body
-
-
-def task_names() -> list[str]:
-    """The names of the soak tasks, in declaration order."""
-    return [f"{NAME_PREFIX}{index:02d}" for index in range(TASK_COUNT)]
-
-
-def is_async(index: int) -> bool:
-    """Whether soak task number `index` is an `async def` task."""
-    return index % ASYNC_EVERY == ASYNC_EVERY - 1
 
 
 for _index, _name in enumerate(task_names()):

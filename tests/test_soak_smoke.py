@@ -184,6 +184,14 @@ def test_accounting_compares_by_id(tmp_path: Path, make_settings) -> None:
     ]
 
 
+def test_the_harness_declares_no_task_in_the_shared_registry() -> None:
+    from bench import soak  # noqa: F401 (imported for its side effects, of which there must be none)
+    from scheduling import tasks
+
+    # Apps built without a registry serve every task in `tasks`: the soak's belong to its server only.
+    assert [spec.name for spec in tasks if spec.name.startswith("soak-")] == []
+
+
 def _test_names() -> set[str]:
     names = set()
     for path in TESTS_DIR.glob("test_*.py"):
