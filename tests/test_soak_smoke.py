@@ -44,7 +44,7 @@ GOOD = {
 
 
 def _status(result: dict, name: str) -> str:
-    return next(row["status"] for row in result["criteria"] if row["name"] == name)
+    return str(next(row["status"] for row in result["criteria"] if row["name"] == name))
 
 
 def test_flat_run_passes_and_warm_up_growth_is_not_counted() -> None:
