@@ -11,6 +11,11 @@ from bench.report import _table, versions
 from bench.soak_faults import fault_rows
 
 PLOT_NAME = "soak.png"
+# Text between these markers is written by people (what a MISS was traced to) and kept when the
+# page is regenerated; everything else on the page is generated.
+ANALYSIS_START = "<!-- analysis: hand-written, kept when `make soak` regenerates this page -->"
+ANALYSIS_END = "<!-- end of analysis -->"
+DEFAULT_ANALYSIS = "_No analysis written for this run yet._"
 LABELS = {
     "rss_mib": "RSS",
     "rss_anon_mib": "RSS anonymous",
@@ -157,7 +162,7 @@ def _connections_phrase(cfg: dict[str, Any]) -> str:
     return "descriptors on the SQLite file"
 
 
-def render(result: dict[str, Any], plot_rel: str | None, json_rel: str) -> str:
+def render(result: dict[str, Any], plot_rel: str | None, json_rel: str, analysis: str = "") -> str:
     """The markdown of docs/reliability.md."""
     cfg, verdict = result["config"], result["verdict"]
     info = machine_info()
@@ -194,6 +199,7 @@ def render(result: dict[str, Any], plot_rel: str | None, json_rel: str) -> str:
         lines += [f"![soak: RSS, threads, descriptors and rows over time]({plot_rel})", ""]
     for note in result.get("notes", []):
         lines.append(f"- {note}")
+    lines += ["", ANALYSIS_START, analysis.strip("\n") or DEFAULT_ANALYSIS, ANALYSIS_END]
     lines += [
         "",
         "## Faults the test suite injects",
@@ -206,11 +212,25 @@ def render(result: dict[str, Any], plot_rel: str | None, json_rel: str) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def kept_analysis(doc: Path) -> str:
+    """The hand-written text between the analysis markers of an existing `doc` ("" if none)."""
+    try:
+        text = doc.read_text()
+    except OSError:
+        return ""
+    start, end = text.find(ANALYSIS_START), text.find(ANALYSIS_END)
+    if start < 0 or end < start:
+        return ""
+    kept = text[start + len(ANALYSIS_START) : end].strip("\n")
+    return "" if kept == DEFAULT_ANALYSIS else kept
+
+
 def write_doc(result: dict[str, Any], doc: Path, plot_path: Path | None, json_path: Path, root: Path) -> Path:
-    """Writes `doc`, linking the plot and the JSON relative to the repository."""
+    """Writes `doc`, linking the plot and the JSON relative to the repository; a hand-written
+    analysis between the markers of the previous version is kept."""
     plot_rel = None if plot_path is None else _relative(plot_path, doc.parent)
     doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(render(result, plot_rel, _relative(json_path, root)))
+    doc.write_text(render(result, plot_rel, _relative(json_path, root), kept_analysis(doc)))
     return doc
 
 

@@ -9,6 +9,7 @@ import json
 import sqlite3
 import tempfile
 from contextlib import closing
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -182,6 +183,28 @@ def test_accounting_compares_by_id(tmp_path: Path, make_settings) -> None:
     assert history_vs_stats(acc["runs_per_task"], stats) == [
         {"task": "soak-00", "scheduler_counted": 3, "rows": 2, "short": 1}
     ]
+
+
+def test_the_page_is_regenerated_but_a_hand_written_analysis_is_kept(tmp_path: Path) -> None:
+    from bench import soak
+    from bench.soak_report import ANALYSIS_END, ANALYSIS_START, DEFAULT_ANALYSIS, write_doc
+
+    samples = _samples([100.0] * 5)
+    result = {
+        "date": "today",
+        "config": asdict(soak.SoakConfig()),
+        "samples": samples,
+        "verdict": verdict(samples, GOOD),
+        "accounting": None,
+    }
+    doc, json_path = tmp_path / "docs" / "reliability.md", tmp_path / "bench" / "results" / "soak.json"
+    first = write_doc(result, doc, None, json_path, tmp_path).read_text()
+    assert "## Soak: PASS" in first and DEFAULT_ANALYSIS in first and "`bench/results/soak.json`" in first
+    doc.write_text(first.replace(DEFAULT_ANALYSIS, "Traced to X; fixed in Y."))
+    result["verdict"] = verdict(samples, {**GOOD, "stored": 1})
+    second = write_doc(result, doc, None, json_path, tmp_path).read_text()
+    assert "## Soak: MISS" in second and DEFAULT_ANALYSIS not in second
+    assert f"{ANALYSIS_START}\nTraced to X; fixed in Y.\n{ANALYSIS_END}" in second
 
 
 def test_the_harness_declares_no_task_in_the_shared_registry() -> None:
