@@ -98,7 +98,9 @@ def take_sample(
     consumer: dict[str, Any] = {}
     asked = time.perf_counter()
     try:
-        consumer = client.get("/consumer").json()
+        # A fresh connection per sample: uvicorn closes idle keep-alive connections after 5 s, the
+        # sampling interval, so reusing one races the server's close (ReadError, not a server fault).
+        consumer = client.get("/consumer", headers={"Connection": "close"}).json()
     except (httpx.HTTPError, ValueError) as exc:
         sample["api_error"] = f"GET /consumer: {type(exc).__name__}"
     sample["api_ms"] = round((time.perf_counter() - asked) * 1000, 1)
