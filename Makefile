@@ -9,12 +9,13 @@ PORT   := 8000
 COUNT  ?= 100
 PYTEST_ARGS  ?=
 PRODUCE_ARGS ?=
+SOAK_ARGS    ?=
 
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP     := $(VENV)/.dev-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv dev-venv run test lint format bench bench-quick produce migrate clean
+.PHONY: help venv dev-venv run test lint format bench bench-quick soak produce migrate clean
 
 help: ## List the targets
 	@echo "ServiceScheduler make targets:"
@@ -60,6 +61,9 @@ bench: $(DEV_STAMP) ## Run the benchmarks
 
 bench-quick: $(DEV_STAMP) ## Run a short benchmark
 	$(PY) -m bench --quick
+
+soak: $(DEV_STAMP) ## 10-minute soak of the real service (SOAK_ARGS=--quick); writes docs/reliability.md
+	$(PY) -m bench.soak $(SOAK_ARGS)
 
 produce: $(RUNTIME_STAMP) ## Produce COUNT test events to Kafka (PRODUCE_ARGS=...)
 	$(PY) -m consumers.produce --count $(COUNT) $(PRODUCE_ARGS)

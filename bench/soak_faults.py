@@ -1,0 +1,219 @@
+"""The faults the test suite injects and what each proves: rendered into docs/reliability.md.
+
+Edit this list when a test that injects a fault is added, renamed or removed:
+tests/test_soak_smoke.py checks that every test named here exists in tests/.
+Rows whose `tests` is empty are placeholders for work still on other branches.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Fault(NamedTuple):
+    fault: str
+    how: str
+    tests: tuple[str, ...]  # "file.py::test_name"
+    proves: str
+
+
+PLACEHOLDER = "added by the reliability work"
+
+FAULTS: tuple[Fault, ...] = (
+    Fault(
+        "Kafka broker unreachable at start-up, then back",
+        "the broker advertises a TCP proxy's port; `kafka.outage()` closes the proxy and every live "
+        "connection, then listens again (broker state intact)",
+        ("test_consumer_kafka.py::test_broker_down_at_startup_then_recovers_by_itself",),
+        "start-up is not blocked (< 5 s) and /health stays 200; the consumer restarts with backoff and "
+        "shows `KafkaTimeoutError`; /ready is 503 naming the consumer; once reachable, the 200-event "
+        "backlog is stored and /ready turns 200 with no operator action",
+    ),
+    Fault(
+        "SQLite database locked mid-stream",
+        "another connection holds `BEGIN EXCLUSIVE` while 100 events arrive (busy timeout 100 ms)",
+        ("test_consumer_kafka.py::test_database_locked_mid_stream_loses_nothing",),
+        "a transient store failure is retried, not dead-lettered: no offset is committed while locked, "
+        "`last_error` says `locked`, and after the unlock all 200 events are stored, 0 dead letters",
+    ),
+    Fault(
+        "Malformed messages in the stream",
+        "invalid UTF-8, invalid JSON, schema violations, oversize and empty values interleaved with "
+        "good events in ONE partition",
+        (
+            "test_consumer_kafka.py::test_malformed_messages_are_dead_lettered_without_blocking",
+            "test_consumer_unit.py::test_every_bad_kind_raises_a_typed_reason",
+            "test_consumer_unit.py::test_oversize_is_checked_before_parsing",
+        ),
+        "each bad message is dead-lettered once with its kind and a reason; the 180 good ones behind "
+        "them are stored; all 200 offsets are committed (the partition never stalls); size is checked "
+        "before parsing",
+    ),
+    Fault(
+        "Dead letters to a Kafka topic",
+        "the producer CLI sends 20 % malformed messages with KAFKA_DLQ_TOPIC set",
+        ("test_consumer_kafka.py::test_producer_cli_and_dead_letter_topic",),
+        "every malformed message is in the dead-letter table AND copied to the DLQ topic with "
+        "`source_topic` and `error` headers; good events and their notifications are all stored",
+    ),
+    Fault(
+        "A handler raising for one event type",
+        "a registered handler for `payment.captured` raises `ValueError` every time",
+        ("test_consumer_kafka.py::test_failing_handler_is_dead_lettered_after_attempts_and_others_flow",),
+        "the message is tried KAFKA_MAX_ATTEMPTS (3) times, then dead-lettered with the exception text; "
+        "events of other types keep flowing",
+    ),
+    Fault(
+        "Consumer thread crash, and disable/enable, mid-stream",
+        "`poll_once` raises `RuntimeError` once; the consumer is disabled and enabled over HTTP while "
+        "events are produced",
+        ("test_consumer_kafka.py::test_disable_enable_and_crash_mid_stream_no_loss_no_duplicates",),
+        "the supervisor restarts the consumer (restarts = 1, reason shown); disable stops it within 5 s "
+        "and nothing is consumed while disabled; 900 of 900 events stored, 0 duplicates, one thread",
+    ),
+    Fault(
+        "Replayed messages",
+        "50 messages re-sent with ids already stored; an id twice in one batch; a batch replayed",
+        (
+            "test_consumer_kafka.py::test_thousand_events_stored_exactly_once_and_committed",
+            "test_consumer_store.py::test_replays_add_no_rows_not_even_handler_rows",
+        ),
+        "storage is idempotent on the event id, handler and notification rows included (1000 rows for 1050 "
+        "messages; one handler row per event whatever the deliveries)",
+    ),
+    Fault(
+        "Consumer dying over and over",
+        "a fake worker dies on every start (clock driven)",
+        (
+            "test_consumer_unit.py::test_supervisor_restarts_with_growing_jittered_delays_then_crash_loops",
+            "test_consumer_unit.py::test_supervisor_resets_backoff_after_healthy_running",
+            "test_consumer_unit.py::test_readiness_grace_and_disable",
+        ),
+        "restarts follow full-jitter exponential backoff up to the cap, the state becomes `crash_looping` "
+        "(metric and reason kept), backoff resets after healthy running, /ready fails after the grace",
+    ),
+    Fault(
+        "Scheduler loop thread dies",
+        "the loop's `tick` raises `RuntimeError` in the live app",
+        ("test_api.py::test_health_turns_503_when_the_loop_thread_dies",),
+        "no silent death: /health and /ready answer 503 with the reason",
+    ),
+    Fault(
+        "A task raises",
+        "a task body raises `ValueError` on every run beside a healthy task",
+        ("test_scheduler_timing.py::test_exception_is_isolated_recorded_and_the_task_keeps_its_schedule",),
+        "the error is recorded in history and stats with its text, the task keeps its schedule, the "
+        "other task is unaffected",
+    ),
+    Fault(
+        "A task hangs past its timeout",
+        "an async task sleeps 30 s with timeout 0.2 s; a sync task blocks past timeout 0.1 s",
+        (
+            "test_execution.py::test_async_task_is_cancelled_at_its_timeout",
+            "test_execution.py::test_sync_run_past_its_timeout_is_reported_overrunning_and_blocks_later_runs",
+            "test_execution.py::test_own_timeout_error_inside_a_task_is_an_error_not_a_timeout",
+        ),
+        "async runs are cancelled and recorded `timeout`; a sync run is reported overrunning and its "
+        "next slots are skipped, never stacked; a task's own TimeoutError is an error",
+    ),
+    Fault(
+        "Process frozen past a slot; overlapping and slow runs",
+        "a fake clock jumps 35 s past a slot; a run still in progress when the next slot comes; a 2.5 s "
+        "task beside a 1 s one",
+        (
+            "test_scheduler_timing.py::test_late_slot_is_recorded_missed_and_next_run_is_the_next_grid_point",
+            "test_scheduler_timing.py::test_overlapping_run_is_skipped_and_counted",
+            "test_execution.py::test_a_slow_task_does_not_delay_another",
+        ),
+        "a late slot is recorded `missed` with no burst of catch-up runs; an overlapping slot is "
+        "`skipped` and counted; a slow task never delays another (< 50 ms late)",
+    ),
+    Fault(
+        "Shutdown with runs in progress",
+        "stop() while a 0.3 s run and a never-ending run are in progress (grace 1 s); stop of a process-pool task",
+        (
+            "test_execution.py::test_stop_waits_for_a_running_task_and_reports_one_that_overruns",
+            "test_execution.py::test_process_executor_runs_cpu_work_and_leaves_no_child_after_stop",
+        ),
+        "stop waits for the short run, reports the overrunning one by name within the grace, and "
+        "leaves no child process behind",
+    ),
+    Fault(
+        "Async tasks leaving pending work",
+        "200 async runs, each leaving a pending `asyncio.sleep(10)` task behind",
+        ("test_execution.py::test_async_runs_use_a_fresh_loop_each_and_leak_no_descriptors",),
+        "each run gets a fresh loop, closed after it: ≤ 2 descriptors more after 200 runs",
+    ),
+    Fault(
+        "Webhook failing or unreachable",
+        "a receiver answering HTTP 500; a URL nothing listens on (timeout 1 s)",
+        (
+            "test_services.py::test_failed_delivery_backs_off_then_goes_dead",
+            "test_services.py::test_unreachable_webhook_is_a_failure_not_a_crash",
+        ),
+        "a failed delivery backs off, is not retried before it is due, and goes `dead` after "
+        "NOTIFY_MAX_ATTEMPTS; an unreachable receiver is a counted failure, not a crashed task",
+    ),
+    Fault(
+        "Requests without or with a wrong token; bad input",
+        "every mutating route without a token and with a wrong one; unknown task names, out-of-range "
+        "and mistyped PATCH bodies",
+        (
+            "test_api.py::test_mutating_routes_need_the_admin_token",
+            "test_api.py::test_unknown_task_and_invalid_input_get_clear_4xx",
+        ),
+        "401 with `WWW-Authenticate: Bearer`, 404/409/422 with a JSON `detail` sentence",
+    ),
+    Fault(
+        "Service restarted",
+        "the live app is stopped and started again on the same database after disable, PATCH, and "
+        "while a run is overdue",
+        (
+            "test_api.py::test_disable_stops_runs_at_once_and_survives_restart",
+            "test_api.py::test_patch_reschedules_at_once_and_survives_restart",
+            "test_api.py::test_restart_keeps_the_cadence_or_runs_at_once_when_overdue",
+        ),
+        "operator changes survive restarts; the cadence is kept, an overdue task runs at once",
+    ),
+    Fault(
+        "Bad configuration and secrets",
+        "invalid setting values, an unknown database scheme, a password beside a bad value, invalid "
+        "task declarations; a generated admin token",
+        (
+            "test_definitions.py::test_bad_settings_name_the_variable",
+            "test_definitions.py::test_secrets_are_not_echoed_in_setting_errors",
+            "test_definitions.py::test_invalid_declarations_name_the_task",
+            "test_api.py::test_generated_admin_token_is_written_owner_only_and_never_logged",
+        ),
+        "start-up fails with a message naming the variable or task; secrets are never echoed or logged; "
+        "a generated token file is 0600",
+    ),
+    Fault(
+        f"Hostile Kafka messages ({PLACEHOLDER})",
+        "PLACEHOLDER — hypothesis: arbitrary bytes and JSON, deep nesting, extreme dates and numbers, NUL "
+        "and lone surrogates, oversize keys/values/headers, on SQLite and PostgreSQL",
+        (),
+        "PLACEHOLDER — to be filled by the lead from the reliability branch",
+    ),
+    Fault(
+        f"kill -9 loop ({PLACEHOLDER})",
+        "PLACEHOLDER — SIGKILL at a random moment while consuming and running tasks, then restart, ≥ 5 cycles",
+        (),
+        "PLACEHOLDER — to be filled by the lead from the reliability branch",
+    ),
+    Fault(
+        f"Fuzzed HTTP: schemathesis ({PLACEHOLDER})",
+        "PLACEHOLDER — schema-driven requests from the OpenAPI, with and without the token",
+        (),
+        "PLACEHOLDER — to be filled by the lead from the reliability branch",
+    ),
+)
+
+
+def fault_rows() -> list[list[object]]:
+    """[fault, how it is injected, tests, what it proves] for the markdown table."""
+    rows: list[list[object]] = []
+    for fault in FAULTS:
+        tests = "<br>".join(f"`{name}`" for name in fault.tests) or "(placeholder)"
+        rows.append([fault.fault, fault.how, tests, fault.proves])
+    return rows
