@@ -278,3 +278,26 @@ def test_a_follow_up_run_requested_before_disable_is_dropped(make_scheduler) -> 
     release.set()
     assert scheduler.wait_idle(5) and calls == ["startup"]
     assert scheduler.status("task")["run_requests_dropped"] == 1
+
+
+def test_a_scheduled_run_handed_over_early_does_not_start_once_disabled(make_scheduler) -> None:
+    calls: list[str] = []
+    release = threading.Event()
+
+    def job(ctx: TaskContext) -> None:
+        calls.append(ctx.trigger)
+
+    registry = TaskRegistry()
+    registry.register("blocker", lambda: release.wait(10), trigger=every(1).hours)
+    registry.register("job", job, trigger=every(10).seconds, enabled=False)
+    clock = FakeClock()
+    # One worker, held by "blocker": "job" waits after its hand-off, as a run handed over early does.
+    scheduler = make_scheduler(registry, clock=clock, worker_threads=1)
+    scheduler.set_enabled("job", True)  # never ran: due at once
+    scheduler.tick()
+    scheduler.set_enabled("job", False)
+    release.set()
+    assert scheduler.wait_idle(5)
+    assert calls == []
+    last = scheduler.status("job")["last_run"]
+    assert last["outcome"] == "skipped" and "disabled before this run started" in last["error"]
