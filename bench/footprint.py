@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -16,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.common import ADMIN_TOKEN, ROOT, proc_status
+from devtools.serve import uvicorn_command
 
 READY_TIMEOUT_S = 40.0
 
@@ -42,19 +42,7 @@ class Service:
         )
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "server:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
+            uvicorn_command(self.port, "--log-level", "warning", "--no-access-log"),
             cwd=self.tmp,
             env=env,
             stdout=subprocess.DEVNULL,

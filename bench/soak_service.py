@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -18,6 +17,7 @@ from typing import Any
 import httpx
 
 from bench.common import ADMIN_TOKEN, ROOT
+from devtools.serve import uvicorn_command
 
 TASK_MODULE = "bench.soak_tasks"
 READY_TIMEOUT_S = 60.0
@@ -55,19 +55,7 @@ class SoakService:
             SOAK_RUNS_FILE=str(self.runs_file),
         )
         # The app as users serve it; a diagnostic run may swap in another launcher of `server:app`.
-        self.command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "server:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ]
+        self.command = uvicorn_command(self.port, "--log-level", "warning", "--no-access-log")
         self.proc: subprocess.Popen[bytes] | None = None
         self.exit_code: int | None = None
         self.stop_seconds: float | None = None

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from devtools.serve import uvicorn_command
 from devtools.tansu import BrokerError, TansuBroker, die_with_parent, port_in_use
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +63,7 @@ def start_dev_broker(env: dict[str, str]) -> TansuBroker:
 
 def run_uvicorn(env: dict[str, str], host: str, port: str) -> int:
     """Run uvicorn as a child, forwarding SIGINT/SIGTERM to it; return its exit code."""
-    cmd = [sys.executable, "-m", "uvicorn", "server:app", "--host", host, "--port", port]
+    cmd = uvicorn_command(port, host=host)
     log("starting " + " ".join(cmd[1:]))
     # Own process group: a terminal Ctrl-C then reaches uvicorn once (via us), not
     # twice, which uvicorn would take as "force exit".

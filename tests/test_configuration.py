@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ import httpx
 import pytest
 
 from application import StartupError, build_registry
+from devtools.serve import uvicorn_command
 from devtools.tansu import free_port
 from scheduling import TaskRegistry, every, tasks
 from settings import SettingsError, load_settings
@@ -111,7 +111,7 @@ def _serve(tmp_path: Path, **env: str) -> tuple[subprocess.Popen[str], str]:
         **env,
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "server:app", "--host", "127.0.0.1", "--port", str(port)],
+        uvicorn_command(port),
         cwd=tmp_path,
         env=environ,
         stdout=subprocess.PIPE,

@@ -15,7 +15,6 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from devtools.serve import uvicorn_command
 from devtools.tansu import free_port
 from storage.records import OUTCOMES
 from tests.conftest import ADMIN_TOKEN, AUTH
@@ -41,17 +41,7 @@ class Server:
         # cwd is the test's own directory: a developer's .env in the checkout must not apply.
         with open(log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "server:app",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--no-access-log",
-                ],
+                uvicorn_command(self.port, "--no-access-log"),
                 cwd=workdir,
                 env=env,
                 stdout=log,

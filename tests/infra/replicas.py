@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from datetime import datetime
@@ -15,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from devtools.serve import uvicorn_command
 from devtools.tansu import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +59,7 @@ class ServerProcess:
             "SHUTDOWN_GRACE_SECONDS": "5",
             **env,
         }
-        command = [sys.executable, "-m", "uvicorn", "server:app", "--host", "127.0.0.1", "--port", str(self.port)]
+        command = uvicorn_command(self.port)
         if workers > 1:
             command += ["--workers", str(workers)]
         with self.log_path.open("w") as log:
