@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, status
 
 from api.deps import AppDep
-from storage.cluster import describe
 
 router = APIRouter(tags=["cluster"])
 
@@ -21,5 +19,4 @@ def cluster(application: AppDep) -> dict[str, Any]:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, "CLUSTER_ENABLED is false: this process does not coordinate with other replicas"
         )
-    with application.database.read_session() as session:
-        return describe(session, coordinator.replica_id, coordinator.ttl_seconds, time.time())
+    return coordinator.describe()

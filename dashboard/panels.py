@@ -1,7 +1,7 @@
 """The home page is a list of panels, each refreshed on its own; a new panel is one entry here.
 
 A panel names its template (in templates/panels/) and the function that builds its context from
-the application. The Replicas panel (cluster view) is to be added here once that view exists.
+the application.
 """
 
 from __future__ import annotations
@@ -29,5 +29,6 @@ PANELS: dict[str, Panel] = {
     for panel in (
         Panel("tasks", "Tasks", "panels/tasks.html", lambda application: {"tasks": views.task_rows(application)}),
         Panel("consumer", "Kafka consumer", "panels/consumer.html", views.consumer_panel),
+        Panel("replicas", "Replicas", "panels/replicas.html", views.replicas_panel),
     )
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from api import cluster as cluster_api
 from api import consumer as consumer_api
 from api import system as system_api
 from api import tasks as tasks_api
@@ -64,6 +65,13 @@ def consumer_panel(application: Application) -> dict[str, Any]:
         "latest_rate": points[-1]["events_per_second"] if points else None,
         "dead_letters": consumer_api.dead_letters(application, limit=DEAD_LETTERS),
     }
+
+
+def replicas_panel(application: Application) -> dict[str, Any]:
+    """GET /cluster (None when CLUSTER_ENABLED is false: this process works alone)."""
+    if application.coordinator is None:
+        return {"cluster": None}
+    return {"cluster": cluster_api.cluster(application)}
 
 
 def task_page(application: Application, name: str, outcome: tasks_api.Outcome | None, page: int) -> dict[str, Any]:

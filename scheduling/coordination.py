@@ -23,7 +23,7 @@ from logs import get_logger
 from scheduling.errors import CoordinationUnavailable, TaskBusy
 from scheduling.executor import Outcome
 from storage.claims import Lease, claim_slot, interrupt, release_lease, request_rerun, try_lease
-from storage.cluster import replicas
+from storage.cluster import describe, replicas
 from storage.control import current_version
 from storage.db import Database
 from storage.records import RunRecord
@@ -83,6 +83,11 @@ class Coordinator:
             seen = [r for r in replicas(session) if r.last_seen_at >= horizon and r.id != self.replica_id]
         here = socket.gethostname()
         return frozenset(r.id for r in seen if r.host != here or _process_exists(r.pid))
+
+    def describe(self) -> dict[str, object]:
+        """The GET /cluster view: every known replica, alive or not, with its runs and partitions."""
+        with self.database.read_session() as session:
+            return describe(session, self.replica_id, self.ttl_seconds, self._clock())
 
     def control_version(self) -> int:
         """The cluster's current control version (storage/control.py)."""

@@ -105,3 +105,17 @@ def test_charts_and_formats() -> None:
         "in 2 h 1 min",
     )
     assert (duration(None), duration(12.34), duration(3200), duration(300_000)) == ("–", "12.3 ms", "3.20 s", "5.0 min")
+
+
+def test_replicas_panel_shows_the_cluster_view(live_app, make_settings, database_url) -> None:
+    app = live_app(make_settings(database_url=database_url), _registry())
+    cluster = app.client.get("/cluster").json()
+    fragment = app.client.get("/ui/panels/replicas").text
+    assert cluster["self"] in fragment and "(this page's server)" in fragment
+    assert [r["alive"] for r in cluster["replicas"]] == [True] and ">alive<" in fragment
+
+
+def test_replicas_panel_says_when_clustering_is_off(live_app, make_settings) -> None:
+    app = live_app(make_settings(cluster_enabled=False), _registry())
+    assert app.client.get("/cluster").status_code == 404
+    assert "Clustering is off" in app.client.get("/ui/panels/replicas").text

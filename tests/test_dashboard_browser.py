@@ -98,6 +98,8 @@ def test_toggle_from_the_keyboard_and_the_api_agrees(live_app, make_settings, pa
     expect(page.locator("#msg-enabled-quick")).to_have_text("Enabled")
     expect(switch).to_have_attribute("aria-checked", "true")
     assert app.client.get("/tasks/quick").json()["enabled"] is True
+    replica = app.client.get("/cluster").json()["self"]
+    expect(page.locator("#panel-replicas")).to_contain_text(replica)
     page.screenshot(path=artifact("dashboard-toggle.png"))
 
 
