@@ -2,7 +2,6 @@
 
 Edit this list when a test that injects a fault is added, renamed or removed:
 tests/test_soak_smoke.py checks that every test named here exists in tests/.
-Rows whose `tests` is empty are placeholders for work still on other branches.
 """
 
 from __future__ import annotations
@@ -16,8 +15,6 @@ class Fault(NamedTuple):
     tests: tuple[str, ...]  # "file.py::test_name"
     proves: str
 
-
-PLACEHOLDER = "added by the reliability work"
 
 FAULTS: tuple[Fault, ...] = (
     Fault(
@@ -189,23 +186,62 @@ FAULTS: tuple[Fault, ...] = (
         "a generated token file is 0600",
     ),
     Fault(
-        f"Hostile Kafka messages ({PLACEHOLDER})",
-        "PLACEHOLDER — hypothesis: arbitrary bytes and JSON, deep nesting, extreme dates and numbers, NUL "
-        "and lone surrogates, oversize keys/values/headers, on SQLite and PostgreSQL",
-        (),
-        "PLACEHOLDER — to be filled by the lead from the reliability branch",
+        "Hostile Kafka messages (poison)",
+        "hypothesis: arbitrary bytes and JSON (nesting past 64, dates out of range after UTC conversion, "
+        "1e400, 4,300-digit integers, NUL, lone surrogates, oversize keys/values/headers) through the "
+        "worker's decode → store path, and named poison messages before valid events in one partition",
+        (
+            "test_consumer_fuzz.py::test_every_message_is_stored_or_dead_lettered_exactly_once",
+            "test_consumer_fuzz.py::test_fuzzed_stream_through_the_broker_never_restarts_the_consumer",
+            "test_consumer_poison.py::test_each_poison_message_costs_one_dead_letter_and_blocks_nothing",
+            "test_consumer_poison.py::test_live_consumer_survives_poison_without_a_restart",
+        ),
+        "every message is stored or dead-lettered exactly once on SQLite and PostgreSQL; the consumer never "
+        "restarts; the valid events behind a poison message are stored",
     ),
     Fault(
-        f"kill -9 loop ({PLACEHOLDER})",
-        "PLACEHOLDER — SIGKILL at a random moment while consuming and running tasks, then restart, ≥ 5 cycles",
-        (),
-        "PLACEHOLDER — to be filled by the lead from the reliability branch",
+        "A value the database refuses (DataError, IntegrityError)",
+        "a batch containing one message whose values the database rejects",
+        ("test_consumer_poison.py::test_store_failure_is_isolated_by_bisecting_and_the_culprit_goes_to_the_dlq",),
+        "the batch is bisected: the rest is stored, the culprit dead-lettered (`store: ...`) with storable "
+        "bytes and copied to the DLQ topic",
     ),
     Fault(
-        f"Fuzzed HTTP: schemathesis ({PLACEHOLDER})",
-        "PLACEHOLDER — schema-driven requests from the OpenAPI, with and without the token",
-        (),
-        "PLACEHOLDER — to be filled by the lead from the reliability branch",
+        "kill -9 of the server, at a random moment",
+        "the real `uvicorn server:app` is SIGKILLed 6 times while running tasks (5 more with a Kafka "
+        "stream flowing), restarted each time, then stopped with SIGTERM",
+        (
+            "test_kill9.py::test_kill9_loop_loses_no_run",
+            "test_kill9.py::test_kill9_loop_with_a_stream_stores_every_event_exactly_once",
+        ),
+        "every run that started ≥ 200 ms before a kill has a row with a final outcome (`interrupted` for "
+        "the ones killed mid-run); every produced event is stored exactly once",
+    ),
+    Fault(
+        "kill -9 of one replica of three",
+        "three server processes on one PostgreSQL (and one Kafka group); one is SIGKILLed mid-run / mid-stream",
+        (
+            "test_cluster.py::test_three_replicas_share_one_schedule_toggles_and_failover",
+            "test_cluster_kafka.py::test_kill_9_mid_stream_loses_and_duplicates_no_event",
+        ),
+        "its run is recorded `interrupted` within the TTL, no slot is lost or run twice, its partitions "
+        "move, 0 events lost or stored twice",
+    ),
+    Fault(
+        "A process-pool worker killed (OOM)",
+        'SIGKILL of the pool\'s worker process during an `executor="process"` run',
+        ("test_process_pool.py::test_a_killed_process_worker_is_recorded_and_the_pool_rebuilt",),
+        "that run is recorded `error` (worker process died), the pool is rebuilt, later runs succeed",
+    ),
+    Fault(
+        "Fuzzed HTTP: schemathesis",
+        "schema-driven requests from the published OpenAPI (30 examples per operation, random seed), with "
+        "and without the token, and on /consumer with a real consumer",
+        (
+            "test_schemathesis.py::test_fuzzed_requests_get_no_5xx_and_match_the_schema",
+            "test_schemathesis.py::test_fuzzed_consumer_routes_with_kafka_get_no_5xx",
+        ),
+        "no 5xx; every status code, content type, header and body as the schema declares",
     ),
 )
 
