@@ -259,7 +259,7 @@ def test_short_soak_of_the_real_service_reports_what_it_measured(tmp_path: Path)
 
     text = doc.read_text()
     assert f"## Soak: {result['verdict']['overall']}" in text and "## Faults the test suite injects" in text
-    assert "added by the reliability work" in text and "(img/soak.png)" in text
+    assert "kill -9 of the server, at a random moment" in text and "(img/soak.png)" in text
     assert (tmp_path / "docs" / "img" / "soak.png").stat().st_size > 10_000
     saved = json.loads((tmp_path / "bench" / "results" / "soak.json").read_text())
     assert saved["verdict"] == result["verdict"] and len(saved["samples"]) == len(samples)
