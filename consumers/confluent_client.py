@@ -89,18 +89,23 @@ class ConfluentConsumer:
 
     def poll(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Record]]:
         """Up to `max_records` messages by partition (offset order), waiting up to `timeout_ms`."""
-        out: dict[TopicPartition, list[Record]] = {}
+        # Grouped by a plain (topic, partition) tuple: a TopicPartition per message was 40 % of
+        # this loop, which runs once per consumed message.
+        groups: dict[tuple[Any, Any], list[Record]] = {}  # (topic, partition): never None for a message
         for message in self._consumer.consume(num_messages=max_records, timeout=timeout_ms / 1000):
             error = message.error()
             if error is not None:
                 if error.code() != self._ck.KafkaError._PARTITION_EOF:
                     log.warning("consumer_fetch_error", client="confluent-kafka", error=str(error)[:300])
                 continue
-            tp = TopicPartition(message.topic(), message.partition())
-            out.setdefault(tp, []).append(
+            where: tuple[Any, Any] = (message.topic(), message.partition())
+            bucket = groups.get(where)
+            if bucket is None:
+                bucket = groups[where] = []
+            bucket.append(
                 Record(
-                    tp.topic,
-                    tp.partition,
+                    where[0],
+                    where[1],
                     message.offset() or 0,
                     message.timestamp()[1],
                     message.key(),
@@ -108,7 +113,7 @@ class ConfluentConsumer:
                     message.headers() or [],
                 )
             )
-        return out
+        return {TopicPartition(topic, partition): records for (topic, partition), records in groups.items()}
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self._consumer.seek(self._tp(tp, offset))

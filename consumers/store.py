@@ -28,6 +28,7 @@ from consumers.deadletter import DeadRow, dead_letter_rows
 from consumers.events import HANDLER, STORE, Event
 from consumers.handlers import BatchWriter, HandlerRegistry, MessageMeta
 from consumers.watchdog import HandlerWatch
+from consumers.wire import PlainEvent
 from logs import get_logger
 from storage.db import Database
 from storage.db_errors import is_db_error, is_message_error, is_transient_db_error
@@ -42,7 +43,7 @@ __all__ = ["DeadRow", "Prepared", "StoreResult", "is_message_error", "is_transie
 class Prepared:
     """A decoded message waiting for its handler."""
 
-    event: Event
+    event: Event | PlainEvent  # PlainEvent: validated on the fast path (consumers/wire.py)
     meta: MessageMeta
     raw_key: bytes | None
     raw_value: bytes | None
@@ -248,10 +249,11 @@ def _run_handler(
 ) -> BatchWriter | None:
     """The message's buffered rows, or None after dead-lettering it; DB errors propagate."""
     error = ""
+    event = item.event if isinstance(item.event, Event) else item.event.to_event()  # handlers get an Event
     for attempt in range(1, max_attempts + 1):
         buffer = BatchWriter(session)
         try:
-            registry.handle(buffer, item.event, item.meta)
+            registry.handle(buffer, event, item.meta)
             return buffer
         except Exception as exc:
             if is_db_error(exc):

@@ -21,11 +21,12 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from consumers import client as kafka_client
 from consumers.deadletter import publish_copies
-from consumers.events import DECODE, BadMessage, decode, decode_key
+from consumers.events import DECODE, BadMessage, decode_key
 from consumers.handlers import HandlerRegistry, MessageMeta, handlers
 from consumers.rebalance import CommitOnRevoke
 from consumers.store import DeadRow, Prepared, StoreResult, is_transient_db_error, store_batch
 from consumers.watchdog import HandlerWatch, RunningHandler
+from consumers.wire import decode_event
 from logs import get_logger
 from metrics import Metrics
 from settings import Settings
@@ -261,10 +262,11 @@ class ConsumerWorker:
         prepared: list[Prepared] = []
         dead: list[DeadRow] = []
         received_at = utcnow()
+        max_bytes = self.settings.kafka_max_message_bytes
         for tp, messages in records.items():
             for msg in messages:
                 try:
-                    event = decode(msg, max_bytes=self.settings.kafka_max_message_bytes)
+                    event = decode_event(msg, max_bytes=max_bytes)
                 except BadMessage as exc:
                     dead.append(DeadRow(tp.topic, tp.partition, msg.offset, msg.key, msg.value, exc.kind, exc.reason))
                     log.warning(

@@ -49,16 +49,26 @@ def test_throughput_section_with_profile_and_no_machine_paths() -> None:
         "topics": {
             "clean": {
                 "raw kafka-python": {"events": 10, "events_per_s": 100},
-                "product → SQLite": {"events": 10, "events_per_s": 50},
-            }
+                "product → SQLite": {"events": 10, "events_per_s": 40},
+                "storage alone → SQLite": {"events": 10, "events_per_s": 90},
+                "product (confluent-kafka) → SQLite": {"events": 10, "events_per_s": 60_000},
+            },
+            "1 % malformed": {"product → SQLite": {"events": 10, "events_per_s": 37}},
         },
         "profiles": {"product → SQLite, clean": profile},
         "notes": [],
         "analysis": profile_findings({"product → SQLite, clean": profile}),
     }
     section = goals_more.throughput_section(data)
-    assert section["goals"][0]["status"] == "MISS" and section["goals"][0]["ratio"] == 0.5
-    assert section["goals"][1]["status"] == "NOT RUN"
+    by_metric = {row["metric"]: row for row in section["goals"]}
+    sqlite = by_metric["product → SQLite events/s vs raw kafka-python"]
+    assert sqlite["status"] == "MISS" and sqlite["ratio"] == 0.4  # goal ≥ 0.5
+    assert by_metric["product → PostgreSQL events/s vs raw kafka-python"]["status"] == "NOT RUN"
+    confluent = by_metric["product (confluent-kafka) → SQLite events/s"]
+    assert confluent["status"] == "PASS" and "storage alone 90" in confluent["baseline"]
+    malformed = by_metric["product → SQLite, 1 % malformed vs clean"]
+    assert malformed["status"] == "PASS" and malformed["ratio"] == 0.93  # 37 / 40 ≥ 0.9
+    assert by_metric["product → PostgreSQL, 1 % malformed vs clean"]["status"] == "NOT RUN"
     markdown = render([{**section, "plots": []}], {"quick": True, "date": "today", "wall_s": 1.0}, "x.json")
     assert "SQL compilation" in markdown and "60.0 %" in markdown
 

@@ -131,3 +131,23 @@ def test_migrations_apply_on_an_empty_database_and_are_idempotent(database_url, 
 def test_catch_up_is_validated(options, message) -> None:
     with pytest.raises(TaskDefinitionError, match=message):
         TaskRegistry().register("job", lambda: None, **options)
+
+
+def test_migrated_indexes_are_the_models_indexes(database_url, make_settings) -> None:
+    """Migrations and models agree on every table's indexes (an index only one of them has is a
+    bug: a missing one costs queries, an extra one costs every insert)."""
+    from storage.models import Base
+
+    database = Database(make_settings(database_url=database_url))
+    upgrade(database.engine)
+    inspector = inspect(database.engine)
+    migrated = {
+        (table, index["name"])
+        for table in Base.metadata.tables
+        for index in inspector.get_indexes(table)
+        if not index.get("duplicates_constraint")  # PostgreSQL lists a unique constraint's index too
+    }
+    database.dispose()
+    declared = {(table.name, index.name) for table in Base.metadata.tables.values() for index in table.indexes}
+    assert migrated == declared
+    assert ("events", "ix_events_type") not in migrated
