@@ -20,7 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
+
+import msgspec
 
 from consumers.events import Event
 from support.clock import iso
@@ -28,9 +30,9 @@ from support.clock import iso
 Handler = Callable[["BatchWriter", Event, "MessageMeta"], None]
 
 
-class MessageMeta(NamedTuple):
-    """Where a message came from (a NamedTuple: built once per message on the hot path, where a
-    frozen dataclass cost 3x as much)."""
+class MessageMeta(msgspec.Struct, frozen=True):
+    """Where a message came from (a frozen msgspec Struct: built once per message on the hot
+    path, in C; a frozen dataclass cost 4x as much)."""
 
     topic: str
     partition: int

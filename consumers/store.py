@@ -18,6 +18,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -39,9 +40,8 @@ log = get_logger(__name__)
 __all__ = ["DeadRow", "Prepared", "StoreResult", "is_message_error", "is_transient_db_error", "store_batch"]
 
 
-@dataclass(slots=True)
-class Prepared:
-    """A decoded message waiting for its handler."""
+class Prepared(msgspec.Struct):
+    """A decoded message waiting for its handler (a Struct: built in C, once per message)."""
 
     event: Event | PlainEvent  # PlainEvent: validated on the fast path (consumers/wire.py)
     meta: MessageMeta

@@ -16,7 +16,7 @@ costs ~1.5 µs, on the consumer's hottest loop.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 
@@ -35,9 +35,9 @@ class _Wire(msgspec.Struct):
     notify: Any = None
 
 
-class PlainEvent(NamedTuple):
-    """An event without `notify`, validated on the fast path: the fields of `Event` (a NamedTuple:
-    a frozen dataclass cost 3x as much to build)."""
+class PlainEvent(msgspec.Struct, frozen=True):
+    """An event without `notify`, validated on the fast path: the fields of `Event` (a frozen
+    Struct: built in C; a frozen dataclass cost 4x as much)."""
 
     id: str
     type: str
@@ -63,7 +63,10 @@ def decode_plain(message: Any, value: bytes) -> PlainEvent | None:
         wire = _DECODER.decode(value)
     except (msgspec.DecodeError, RecursionError):
         return None
-    if wire.notify is not None or not (_plain_text(wire.id) and _plain_text(wire.type)):
+    ident, kind = wire.id, wire.type  # 1-128 characters, no NUL (inlined: this runs per event)
+    if wire.notify is not None or not (0 < len(ident) <= ID_MAX_CHARS and 0 < len(kind) <= ID_MAX_CHARS):
+        return None
+    if "\x00" in ident or "\x00" in kind:
         return None
     text = wire.occurred_at
     if text is None:
@@ -76,15 +79,12 @@ def decode_plain(message: Any, value: bytes) -> PlainEvent | None:
     return PlainEvent(wire.id, wire.type, occurred_at, wire.data)
 
 
-def _plain_text(value: str) -> bool:
-    return 0 < len(value) <= ID_MAX_CHARS and "\x00" not in value
-
-
 def _rfc3339(text: str) -> datetime | None:
     """`text` as UTC when it is RFC 3339 with at most 6 fractional digits; else None."""
-    _, dot, fraction = text.partition(".")
-    if dot and len(fraction) - len(fraction.lstrip("0123456789")) > 6:
-        return None
+    if "." in text:
+        fraction = text.partition(".")[2]
+        if len(fraction) - len(fraction.lstrip("0123456789")) > 6:
+            return None
     try:
         value = msgspec.convert(text, datetime)
     except msgspec.ValidationError:
