@@ -2,7 +2,9 @@
 
 - pipeline: `build_consumer(...)`, the wiring an Application calls when KAFKA_ENABLED
 - supervisor: keeps one worker thread alive, restarts it with backoff, enable/disable/status
-- worker: poll → decode → handle → store the batch → commit offsets
+- worker: poll → decode → handle → store the batch → commit offsets; status: what it publishes
+- intake / wire: a poll result to decoded messages and dead letters; the msgspec fast path for
+  plain events (pydantic `Event` stays the contract and words every refusal)
 - events / payload: the message contract and hostile-input checks (depth, surrogates, ranges)
 - handlers / watchdog: per-type handlers and the stuck-handler watch
 - store / bulk / deadletter: the idempotent batch store (COPY on PostgreSQL, executemany on

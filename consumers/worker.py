@@ -21,22 +21,19 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from consumers import client as kafka_client
 from consumers.deadletter import publish_copies
-from consumers.events import DECODE, BadMessage, decode_key
-from consumers.handlers import HandlerRegistry, MessageMeta, handlers
+from consumers.handlers import HandlerRegistry, handlers
+from consumers.intake import decode_batch
 from consumers.rebalance import CommitOnRevoke
+from consumers.status import ConsumerStatus
 from consumers.store import DeadRow, Prepared, StoreResult, is_transient_db_error, store_batch
 from consumers.watchdog import HandlerWatch, RunningHandler
-from consumers.wire import decode_event
 from logs import get_logger
 from metrics import Metrics
 from settings import Settings
 from storage.db import Database
 from support.backoff import backoff_ceiling
-from support.clock import utcnow
 
 log = get_logger(__name__)
-
-LAG_REFRESH_SECONDS = 1.0  # lag is computed at most this often (it walks every partition)
 
 
 @dataclass
@@ -69,30 +66,13 @@ class ConsumerWorker:
         self.registry = registry
         self.watch = HandlerWatch(registry)
         self.on_notifications = on_notifications
-        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._consumer: Any = None
         self._producer: Any = None
         self._pending: dict[TopicPartition, OffsetAndMetadata] = {}
         self._db_failures = 0
-        self._lag_at = 0.0
-        self._stats: dict[str, Any] = {
-            "state": "new",
-            "messages_processed": 0,
-            "events_stored": 0,
-            "duplicates_skipped": 0,
-            "dead_lettered": 0,
-            "last_message_at": None,
-            "last_poll_at": None,
-            "assigned_partitions": [],
-            "lag": None,
-            "last_error": None,
-            "fatal_error": None,
-            "broker_ok_at": None,
-            "broker_connected": None,
-            "started_at": None,
-        }
+        self.status = ConsumerStatus(self.metrics)
 
     # ------------------------------------------------------------------ thread control
     def start(self) -> None:
@@ -132,23 +112,15 @@ class ConsumerWorker:
     @property
     def fatal_error(self) -> str | None:
         """Why the thread ended on its own, if it did."""
-        with self._lock:
-            error: str | None = self._stats["fatal_error"]
+        error: str | None = self.status.get("fatal_error")
         return error
 
     def snapshot(self) -> dict[str, Any]:
         """A copy of the published counters and status (safe from any thread)."""
-        with self._lock:
-            return dict(self._stats)
+        return self.status.snapshot()
 
     def _publish(self, **values: Any) -> None:
-        with self._lock:
-            self._stats.update(values)
-
-    def _count(self, **deltas: int) -> None:
-        with self._lock:
-            for key, delta in deltas.items():
-                self._stats[key] += delta
+        self.status.publish(**values)
 
     def _run(self) -> None:
         """Thread body: open, poll until told to stop, close; a fatal error ends it, logged once."""
@@ -258,41 +230,8 @@ class ConsumerWorker:
         )
 
     def _decode(self, records: dict[TopicPartition, list[Any]]) -> tuple[list[Prepared], list[DeadRow]]:
-        """Splits a poll result into decoded messages and dead letters (logged one line each)."""
-        prepared: list[Prepared] = []
-        dead: list[DeadRow] = []
-        received_at = utcnow()
-        max_bytes = self.settings.kafka_max_message_bytes
-        for tp, messages in records.items():
-            for msg in messages:
-                try:
-                    event = decode_event(msg, max_bytes=max_bytes)
-                except BadMessage as exc:
-                    dead.append(DeadRow(tp.topic, tp.partition, msg.offset, msg.key, msg.value, exc.kind, exc.reason))
-                    log.warning(
-                        "consumer_bad_message",
-                        topic=tp.topic,
-                        partition=tp.partition,
-                        offset=msg.offset,
-                        kind=exc.kind,
-                        reason=exc.reason[:500],
-                    )
-                    continue
-                except Exception as exc:  # a decoder bug must cost this message, never the partition
-                    error = f"{type(exc).__name__}: {exc}"
-                    dead.append(DeadRow(tp.topic, tp.partition, msg.offset, msg.key, msg.value, DECODE, error))
-                    log.error(
-                        "consumer_decode_failed",
-                        topic=tp.topic,
-                        partition=tp.partition,
-                        offset=msg.offset,
-                        error=error[:500],
-                        exc_info=True,
-                    )
-                    continue
-                meta = MessageMeta(tp.topic, tp.partition, msg.offset, decode_key(msg.key), received_at)
-                prepared.append(Prepared(event, meta, msg.key, msg.value))
-        return prepared, dead
+        """Splits a poll result into decoded messages and dead letters (see decode_batch)."""
+        return decode_batch(records, max_bytes=self.settings.kafka_max_message_bytes)
 
     def _rewind(self, consumer: Any, records: dict[TopicPartition, list[Any]], exc: Exception) -> PollOutcome:
         """Seeks every partition of the batch back to its first (unstored) offset; backs off."""
@@ -370,22 +309,8 @@ class ConsumerWorker:
             )
 
     def _account(self, records: dict[TopicPartition, list[Any]], result: StoreResult, seconds: float) -> None:
-        """Updates counters and metrics after a stored batch; requests a notifications run."""
-        count = sum(len(m) for m in records.values())
-        self._count(
-            messages_processed=count,
-            events_stored=result.events_stored,
-            duplicates_skipped=result.duplicates,
-            dead_lettered=len(result.dead),
-        )
-        self._publish(last_message_at=time.time())
-        m = self.metrics
-        m.messages_consumed.inc(count)
-        m.events_stored.inc(result.events_stored)
-        m.duplicates.inc(result.duplicates)
-        for d in result.dead:
-            m.dead_lettered.labels(d.kind).inc()
-        m.batch_seconds.observe(seconds)
+        """Counts a stored batch (status and metrics); requests a notifications run."""
+        self.status.account(sum(len(m) for m in records.values()), result, seconds)
         if result.notifications_created and self.on_notifications is not None:
             try:
                 self.on_notifications()
@@ -393,20 +318,8 @@ class ConsumerWorker:
                 log.warning("consumer_notify_request_failed", error=f"{type(exc).__name__}: {exc}")
 
     def _observe(self, consumer: Any) -> None:
-        """Publishes poll time, broker reachability, assignment and (at most every second) lag."""
-        now = time.time()
-        connected = kafka_client.broker_connected(consumer)
-        values: dict[str, Any] = {
-            "last_poll_at": now,
-            "broker_connected": connected,
-            "assigned_partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in consumer.assignment()),
-        }
-        if connected:
-            values["broker_ok_at"] = now
-        if now - self._lag_at >= LAG_REFRESH_SECONDS:
-            self._lag_at = now
-            values["lag"] = kafka_client.partition_lag(consumer)
-        self._publish(**values)
+        """Publishes poll time, broker reachability, assignment and lag (see ConsumerStatus)."""
+        self.status.observe(consumer)
 
 
 def _describe(offsets: dict[TopicPartition, OffsetAndMetadata]) -> dict[str, int]:
