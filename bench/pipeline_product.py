@@ -266,7 +266,6 @@ def run_product(
         "dead_lettered": run["dead"],
         "duplicates": run["duplicates"],
         "rows_in_db": rows,
-        "batches": run.get("batches"),
         "events_per_s": rate,
     }
     if run["first_at"] is None:
@@ -293,7 +292,7 @@ _PROFILE_KEYS = (  # (file suffix, function, label)
     ("consumers/store.py", "_insert_ignore", "INSERT … ON CONFLICT (notifications, dead letters; Core)"),
     ("sqlalchemy/engine/base.py", "_commit_impl", "database commit"),
     ("consumers/worker.py", "_commit_pending", "Kafka offset commit (sync round trip)"),
-    ("consumers/worker.py", "_observe", "_observe (status, lag)"),
+    ("consumers/status.py", "observe", "status: poll time, assignment, lag"),
     ("consumers/worker.py", "_account", "_account (counters, metrics)"),
 )
 

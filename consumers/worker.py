@@ -192,7 +192,7 @@ class ConsumerWorker:
         records = consumer.poll(
             timeout_ms=self.settings.kafka_poll_timeout_ms, max_records=self.settings.kafka_batch_size
         )
-        self._observe(consumer)
+        self.status.observe(consumer)
         if not records:
             return PollOutcome()
         started = time.perf_counter()
@@ -266,7 +266,7 @@ class ConsumerWorker:
             for tp, messages in stray.items():  # a partition assigned by a rebalance meanwhile
                 consumer.seek(tp, messages[0].offset)
             consumer.pause(*consumer.assignment())
-            self._observe(consumer)
+            self.status.observe(consumer)
         consumer.resume(*consumer.paused())
         self._publish(state="running")
 
@@ -316,10 +316,6 @@ class ConsumerWorker:
                 self.on_notifications()
             except Exception as exc:  # delivery still happens on the task's own schedule
                 log.warning("consumer_notify_request_failed", error=f"{type(exc).__name__}: {exc}")
-
-    def _observe(self, consumer: Any) -> None:
-        """Publishes poll time, broker reachability, assignment and lag (see ConsumerStatus)."""
-        self.status.observe(consumer)
 
 
 def _describe(offsets: dict[TopicPartition, OffsetAndMetadata]) -> dict[str, int]:

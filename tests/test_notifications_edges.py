@@ -77,17 +77,25 @@ def test_a_run_cancelled_by_its_timeout_leaves_no_row_sending(database_url, make
     assert "interrupted" in (rows["slow"].last_error or "") and rows["slow"].attempts == 1
 
 
-def test_a_hanging_receiver_costs_one_row_its_timeout_not_the_batch(database_url, make_settings, migrated) -> None:
-    database = migrated(database_url)
+def _deliver_fast_and(
+    slow: str, receiver: WebhookReceiver, database, database_url, make_settings
+) -> tuple[dict, float]:
+    """Rows `fast` and `slow`, one delivery pass with a 1 s webhook timeout: (totals, seconds)."""
     with database.session() as session:
-        session.add_all([_notification("fast"), _notification("hang")])
-    with WebhookReceiver(delays={"hang": 30}) as receiver:
+        session.add_all([_notification("fast"), _notification(slow)])
+    with receiver:
         settings = make_settings(
             database_url=database_url, notify_webhook_url=receiver.url, notify_webhook_timeout_seconds=1
         )
         started = time.monotonic()
         totals = asyncio.run(deliver_pending(database=database, settings=settings))
-        elapsed = time.monotonic() - started
+        return totals, time.monotonic() - started
+
+
+def test_a_hanging_receiver_costs_one_row_its_timeout_not_the_batch(database_url, make_settings, migrated) -> None:
+    database = migrated(database_url)
+    receiver = WebhookReceiver(delays={"hang": 30})
+    totals, elapsed = _deliver_fast_and("hang", receiver, database, database_url, make_settings)
     assert totals == {"sent": 1, "failed": 1, "dead": 0} and elapsed < 10
     rows = _rows(database)
     assert rows["fast"].status == "sent" and rows["hang"].status == "failed"
@@ -97,15 +105,8 @@ def test_a_trickling_answer_is_cut_at_the_row_timeout(database_url, make_setting
     """Every read is within the client's 1 s timeout, but the answer takes 20 × 0.5 s: the row's
     own timeout (1 s + 1 s margin) ends it, the row fails and the pass ends in time."""
     database = migrated(database_url)
-    with database.session() as session:
-        session.add_all([_notification("fast"), _notification("trickle")])
-    with WebhookReceiver(trickle={"trickle": 0.5}) as receiver:
-        settings = make_settings(
-            database_url=database_url, notify_webhook_url=receiver.url, notify_webhook_timeout_seconds=1
-        )
-        started = time.monotonic()
-        totals = asyncio.run(deliver_pending(database=database, settings=settings))
-        elapsed = time.monotonic() - started
+    receiver = WebhookReceiver(trickle={"trickle": 0.5})
+    totals, elapsed = _deliver_fast_and("trickle", receiver, database, database_url, make_settings)
     assert totals == {"sent": 1, "failed": 1, "dead": 0} and elapsed < 6
     row = _rows(database)["trickle"]
     assert row.status == "failed" and "did not answer within 2 s" in (row.last_error or "")
