@@ -24,12 +24,13 @@ import httpx
 
 from devtools.serve import uvicorn_command
 from devtools.tansu import free_port
-from storage.records import OUTCOMES
+from storage.records import OUTCOMES, RUNNING
 from tests.conftest import ADMIN_TOKEN, AUTH
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PERSIST_MARGIN_SECONDS = 0.2  # a run's start is stored within ~100 ms (the recorder's batch window)
 STARTUP_TIMEOUT_SECONDS = 30.0
+MID_RUN_TIMEOUT_SECONDS = 20.0  # crash-long starts every second and runs 0.5-2 s
 
 
 class Server:
@@ -142,6 +143,21 @@ def _check(db_path: Path, witness_path: Path, ends: list[End], tally: Tally) -> 
     tally.interrupted |= {run_id for run_id in due if rows[run_id] == "interrupted"}
 
 
+def _wait_mid_run(db_path: Path, witness_path: Path) -> None:
+    """Waits until some run's row says running and the run began over the margin ago."""
+    deadline = time.monotonic() + MID_RUN_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        witnessed = _witnessed(witness_path)
+        settled = time.time() - 2 * PERSIST_MARGIN_SECONDS
+        if any(
+            outcome == RUNNING and witnessed.get(run_id, settled + 1) <= settled
+            for run_id, outcome in _rows(db_path).items()
+        ):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"no run was in flight within {MID_RUN_TIMEOUT_SECONDS} s: {_rows(db_path)}")
+
+
 def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """The server's whole environment: nothing inherited but PATH."""
     return {
@@ -173,10 +189,14 @@ def kill9_loop(tmp_path: Path, env: dict[str, str], cycles: int, settle: Hook, d
     ends: list[End] = []
     server = Server(env, tmp_path, log_path)
     try:
-        for _cycle in range(cycles):
+        for cycle in range(cycles):
             server.wait_ready()
             settle(server)
             tally.manual += server.trigger_now_and_then(time.monotonic() + rng.uniform(0.3, 2.5))
+            if cycle % 2:
+                # Every other kill waits for a run in flight, so every loop kills mid-run at least
+                # once however the random whiles fall on a slow machine.
+                _wait_mid_run(db_path, witness_path)
             ends.append(End(*server.kill9(), PERSIST_MARGIN_SECONDS))
             server = Server(env, tmp_path, log_path)
             server.wait_ready()
