@@ -31,8 +31,9 @@ class TaskPatch(BaseModel):
     """Fields an operator may change at application."""
 
     model_config = ConfigDict(extra="forbid")
+    # Strict: `true` or "60" would otherwise be coerced to an interval the schema does not allow.
     interval_seconds: int = Field(
-        ge=MIN_INTERVAL_SECONDS, le=MAX_INTERVAL_SECONDS, description="New interval, 1 s to 7 days"
+        ge=MIN_INTERVAL_SECONDS, le=MAX_INTERVAL_SECONDS, strict=True, description="New interval, 1 s to 7 days"
     )
 
 

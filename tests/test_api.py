@@ -65,6 +65,8 @@ def test_unknown_task_and_invalid_input_get_clear_4xx(live_app, make_settings) -
         {"interval_seconds": 0},
         {"interval_seconds": 7 * 86400 + 1},
         {"interval_seconds": "soon"},
+        {"interval_seconds": True},  # JSON booleans and numeric strings are not integers (schemathesis)
+        {"interval_seconds": "60"},
         {"interval": 5},
         {},
     ):
