@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     kafka_dlq_topic: str | None = None
     # Upper bound of one poll = one transaction = one offset commit (a batch is what one poll returns).
     kafka_batch_size: int = Field(default=2000, ge=1, le=100_000)
+    # Store batch N on a thread while batch N+1 is polled (consumers/storeahead.py). "auto": on
+    # for SQLite (measured faster), off for PostgreSQL (slower here, beside the server; see
+    # docs/benchmarks.md section 7).
+    kafka_store_ahead: Literal["auto", "on", "off"] = "auto"
     kafka_poll_timeout_ms: int = Field(default=500, ge=1, le=60_000)
     kafka_fetch_max_wait_ms: int = Field(default=100, ge=0, le=10_000)
     kafka_max_poll_interval_ms: int = Field(default=300_000, ge=1000)

@@ -5,8 +5,14 @@ row, RETURNING through insertmanyvalues): here each dialect gets its fastest ide
 
 - PostgreSQL: COPY the batch into a per-session temporary staging table, then ONE
   `INSERT … SELECT … ON CONFLICT (id) DO NOTHING RETURNING id`.
-- SQLite: ONE `SELECT id … WHERE id IN (…)` for the batch, then a prepared `INSERT` executemany
-  of the rest (the transaction holds SQLite's write lock: nobody inserts in between).
+- SQLite: ONE `SELECT id … WHERE id IN (json_each(?))` for the batch, then ONE multi-row
+  `INSERT` of the rest (the transaction holds SQLite's write lock: nobody inserts in between).
+  One statement per batch, not one step per row, because each step gives the GIL up and takes it
+  back: beside a busy consumer thread every re-take waits up to the 5 ms switch interval, so
+  `executemany` of 2000 rows could not overlap the next poll (consumers/storeahead.py); one
+  statement takes the GIL back once. Statements have a power-of-two number of rows, the last row
+  repeated to fill them (`ON CONFLICT (id) DO NOTHING` skips the copies): at most 12 distinct
+  statements stay in the driver's cache however batch sizes vary.
 
 Both run inside the caller's transaction (with the notifications, handler rows and dead letters
 of the batch). Rows must be unique by id. Values are written exactly as SQLAlchemy's types
@@ -15,6 +21,8 @@ would write them (UTC timestamps; SQLite's `YYYY-MM-DD HH:MM:SS.ffffff` text; JS
 
 from __future__ import annotations
 
+import functools
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,8 +30,9 @@ import msgspec
 
 COLUMNS = ("id", "type", "occurred_at", "received_at", "data", "key", "topic", "partition", "offset")
 _QUOTED = ", ".join(f'"{c}"' for c in COLUMNS)
-_SQLITE_INSERT = f"INSERT INTO events ({_QUOTED}) VALUES ({', '.join('?' * len(COLUMNS))})"
-_SQLITE_IN_CHUNK = 500  # bound variables per SELECT; old SQLite builds allow at most 999
+_SQLITE_ROW = f"({', '.join('?' * len(COLUMNS))})"
+_SQLITE_STORED = "SELECT id FROM events WHERE id IN (SELECT value FROM json_each(?))"
+_SQLITE_MAX_ROWS = 2048  # per INSERT: a whole default batch (KAFKA_BATCH_SIZE=2000) in one statement
 _STAGE = "consumer_events_stage"
 _PG_STAGE = (
     f"SET LOCAL client_min_messages TO warning; CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
@@ -72,20 +81,39 @@ def _sqlite(driver: Any, rows: list[tuple[Any, ...]]) -> set[str]:
     times = {value: sqlite_time(value) for value in {r[2] for r in rows} | {r[3] for r in rows}}
     cursor = driver.cursor()
     try:
-        ids = [r[0] for r in rows]
-        stored: set[str] = set()
-        for start in range(0, len(ids), _SQLITE_IN_CHUNK):
-            chunk = ids[start : start + _SQLITE_IN_CHUNK]
-            query = f"SELECT id FROM events WHERE id IN ({','.join('?' * len(chunk))})"
-            stored.update(row[0] for row in cursor.execute(query, chunk))
+        ids = _encode([r[0] for r in rows]).decode()
+        stored = {row[0] for row in cursor.execute(_SQLITE_STORED, (ids,))}
         new = [r for r in rows if r[0] not in stored] if stored else rows
-        cursor.executemany(
-            _SQLITE_INSERT,
-            [(r[0], r[1], times[r[2]], times[r[3]], _encode(r[4]).decode(), r[5], r[6], r[7], r[8]) for r in new],
-        )
+        values: list[Any] = []
+        extend = values.extend
+        for r in new:
+            extend((r[0], r[1], times[r[2]], times[r[3]], _encode(r[4]).decode(), r[5], r[6], r[7], r[8]))
+        width, most = len(COLUMNS), _rows_per_insert(driver)
+        for start in range(0, len(new), most):
+            size = min(most, len(new) - start)
+            padded = _padded(size, most)
+            chunk = values[start * width : (start + size) * width]
+            cursor.execute(_sqlite_insert(padded), chunk + chunk[-width:] * (padded - size))
     finally:
         cursor.close()
     return {r[0] for r in new}
+
+
+def _rows_per_insert(driver: Any) -> int:
+    """Rows per INSERT: _SQLITE_MAX_ROWS, fewer if this SQLite build binds fewer variables."""
+    limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    return int(min(_SQLITE_MAX_ROWS, 1 << ((limit // len(COLUMNS)).bit_length() - 1)))
+
+
+def _padded(size: int, most: int) -> int:
+    """The power of two at or above `size` (at most `most`, itself one)."""
+    return min(most, 1 << (size - 1).bit_length())
+
+
+@functools.cache
+def _sqlite_insert(rows: int) -> str:
+    """INSERT of `rows` rows (a power of two: few distinct statements) skipping repeated ids."""
+    return f"INSERT INTO events ({_QUOTED}) VALUES {', '.join([_SQLITE_ROW] * rows)} ON CONFLICT (id) DO NOTHING"
 
 
 def sqlite_time(value: datetime) -> str:

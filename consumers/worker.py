@@ -3,29 +3,33 @@
 The thread creates its OWN KafkaConsumer (kafka-python clients are not thread-safe) and is the
 only one touching it. Per batch: decode each message (bad ones become dead letters), run the
 handlers and store everything in one transaction, THEN commit the offsets, then ask for a
-notifications run. A transient database failure stores and commits nothing: the partitions are
+notifications run. With KAFKA_STORE_AHEAD the thread stores each batch on the `kafka-store`
+thread while it polls and decodes the next one (consumers/storeahead.py); `poll_once()` does all
+of one step inline. A transient database failure stores and commits nothing: the partitions are
 rewound to the first unstored offset and paused while the worker backs off, still polling so the
 group membership stays alive. Other threads read a published snapshot (`snapshot()`).
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kafka.errors import CommitFailedError, KafkaError
-from kafka.structs import OffsetAndMetadata, TopicPartition
+from kafka.structs import TopicPartition
 
 from consumers import client as kafka_client
 from consumers.deadletter import publish_copies
 from consumers.handlers import HandlerRegistry, handlers
 from consumers.intake import decode_batch
+from consumers.offsets import PendingOffsets
 from consumers.rebalance import CommitOnRevoke
 from consumers.status import ConsumerStatus
 from consumers.store import DeadRow, Prepared, StoreResult, is_transient_db_error, store_batch
+from consumers.storeahead import StoreAhead, Stored
 from consumers.watchdog import HandlerWatch, RunningHandler
 from logs import get_logger
 from metrics import Metrics
@@ -34,6 +38,10 @@ from storage.db import Database
 from support.backoff import backoff_ceiling
 
 log = get_logger(__name__)
+
+# While a batch is being stored, poll waits at most this long for the next one: under load the
+# fetch returns well before, and on a quiet topic the stored batch is committed this much later.
+STORE_AHEAD_POLL_MS = 20
 
 
 @dataclass
@@ -70,8 +78,11 @@ class ConsumerWorker:
         self._thread: threading.Thread | None = None
         self._consumer: Any = None
         self._producer: Any = None
-        self._pending: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._pending = PendingOffsets(self._commit_timeout_ms, lambda error: self._publish(last_error=error))
         self._db_failures = 0
+        self._ahead = StoreAhead(self._store)
+        self._failure: Exception | None = None  # of the batch in flight, met by a wait
+        self._unstored: list[dict[TopicPartition, list[Any]]] = []  # its records, to rewind
         self.status = ConsumerStatus(self.metrics)
 
     # ------------------------------------------------------------------ thread control
@@ -128,7 +139,7 @@ class ConsumerWorker:
             self.open()
             self._publish(state="running")
             while not self._stop.is_set():
-                outcome = self.poll_once()
+                outcome = self._step()
                 if outcome.retry_in > 0:
                     self._wait_paused(outcome.retry_in)
         except Exception as exc:
@@ -162,10 +173,13 @@ class ConsumerWorker:
         producer, self._producer = self._producer, None
         if consumer is not None:
             try:
+                self._finish_in_flight()  # a failure leaves its offsets uncommitted: replayed
                 self._commit_pending(consumer)
             except Exception as exc:  # stored rows are safe; the replay is deduplicated
                 log.warning("consumer_final_commit_failed", error=f"{type(exc).__name__}: {exc}")
             self._quietly(consumer.close, autocommit=False, timeout_ms=self._commit_timeout_ms())
+        self._ahead.close()
+        self._failure, self._unstored = None, []  # a restart polls again from the committed offsets
         if producer is not None:
             self._quietly(producer.close, timeout=2)
 
@@ -201,17 +215,75 @@ class ConsumerWorker:
         except Exception as exc:
             if not is_transient_db_error(exc):
                 raise
-            return self._rewind(consumer, records, exc)
-        self._db_failures = 0
-        self._publish_dead(result.dead)
-        # Counted (and notifications requested) as soon as the rows are stored: the commit
-        # below can take a broker round trip, and status must not lag behind the database.
-        self._account(records, result, time.perf_counter() - started)
-        self._pending.update({tp: OffsetAndMetadata(msgs[-1].offset + 1, "", -1) for tp, msgs in records.items()})
+            return self._rewind(consumer, [records], exc)
+        self._stored(records, result, time.perf_counter() - started)
         committed = self._commit_pending(consumer)
         return PollOutcome(
             sum(len(m) for m in records.values()), result.events_stored, result.duplicates, len(result.dead), committed
         )
+
+    @functools.cached_property
+    def stores_ahead(self) -> bool:
+        """KAFKA_STORE_AHEAD resolved: "auto" stores ahead on SQLite only (docs/benchmarks.md, 7)."""
+        ahead = self.settings.kafka_store_ahead
+        return ahead == "on" or (ahead == "auto" and self.database.engine.dialect.name == "sqlite")
+
+    def _step(self) -> PollOutcome:
+        """The thread's step: overlapped with storing (KAFKA_STORE_AHEAD), or poll_once()."""
+        return self._step_ahead() if self.stores_ahead else self.poll_once()
+
+    def _step_ahead(self) -> PollOutcome:
+        """Polls and decodes batch N+1 while batch N is stored, then commits N.
+
+        Counts describe the batch that finished storing in this step.
+        """
+        consumer = self._consumer
+        self._commit_pending(consumer)
+        timeout_ms = self.settings.kafka_poll_timeout_ms
+        if self._ahead.busy:  # a quiet topic must not hold a stored batch's commit back for long
+            timeout_ms = min(timeout_ms, STORE_AHEAD_POLL_MS)
+        records = consumer.poll(timeout_ms=timeout_ms, max_records=self.settings.kafka_batch_size)
+        self.status.observe(consumer)
+        decoded = self._decode(records) if records else None
+        done = self._finish_in_flight()
+        if self._failure is not None:
+            failure, unstored, self._failure, self._unstored = self._failure, self._unstored, None, []
+            if not is_transient_db_error(failure):
+                raise failure
+            return self._rewind(consumer, [*unstored, records], failure)  # both batches go back
+        if decoded is not None:
+            self._ahead.submit(records, *decoded)
+        committed = self._commit_pending(consumer)
+        if done is None or done.result is None:
+            return PollOutcome(committed=committed)
+        result = done.result
+        messages = sum(len(m) for m in done.records.values())
+        return PollOutcome(messages, result.events_stored, result.duplicates, len(result.dead), committed)
+
+    def _finish_in_flight(self) -> Stored | None:
+        """Waits for the batch on the store thread; if stored, counts it, offsets pending commit.
+
+        A failure is kept (`_failure`, its records in `_unstored`) for the step to act on, since
+        a rebalance's wait may meet it inside poll().
+        """
+        done = self._ahead.take()
+        if done is None:
+            return None
+        if done.result is not None:
+            self._stored(done.records, done.result, done.seconds)
+        else:
+            self._failure = done.error or RuntimeError("the store thread ended without a result")
+            self._unstored.append(done.records)
+        return done
+
+    def _stored(self, records: dict[TopicPartition, list[Any]], result: StoreResult, seconds: float) -> None:
+        """A batch is in the database: count it, copy its dead letters, its offsets to commit."""
+        self._db_failures = 0
+        self._publish_dead(result.dead)
+        # Counted (and notifications requested) as soon as the rows are stored: the commit
+        # can take a broker round trip, and status must not lag behind the database.
+        self._account(records, result, seconds)
+        self._pending.add(records)
 
     def process(self, records: dict[TopicPartition, list[Any]]) -> StoreResult:
         """Decodes and stores one poll result ({TopicPartition: [records]}) without Kafka I/O.
@@ -219,7 +291,10 @@ class ConsumerWorker:
         Every message ends up stored or dead-lettered; only database failures that are not
         about a message (transient, or the system's own) propagate.
         """
-        prepared, dead = self._decode(records)
+        return self._store(*self._decode(records))
+
+    def _store(self, prepared: list[Prepared], dead: list[DeadRow]) -> StoreResult:
+        """Runs the handlers and stores one decoded batch in one transaction."""
         return store_batch(
             self.database,
             prepared=prepared,
@@ -233,10 +308,16 @@ class ConsumerWorker:
         """Splits a poll result into decoded messages and dead letters (see decode_batch)."""
         return decode_batch(records, max_bytes=self.settings.kafka_max_message_bytes)
 
-    def _rewind(self, consumer: Any, records: dict[TopicPartition, list[Any]], exc: Exception) -> PollOutcome:
-        """Seeks every partition of the batch back to its first (unstored) offset; backs off."""
-        for tp, messages in records.items():
-            consumer.seek(tp, messages[0].offset)
+    def _rewind(self, consumer: Any, batches: list[dict[TopicPartition, list[Any]]], exc: Exception) -> PollOutcome:
+        """Seeks each partition of the unstored batches back to its first offset; backs off."""
+        first: dict[TopicPartition, int] = {}
+        for records in batches:
+            for tp, messages in records.items():
+                first[tp] = min(first.get(tp, messages[0].offset), messages[0].offset)
+        assigned = consumer.assignment()  # a rebalance meanwhile resets the others from commits
+        for tp, offset in first.items():
+            if tp in assigned:
+                consumer.seek(tp, offset)
         self._db_failures += 1
         s = self.settings
         delay = backoff_ceiling(
@@ -251,7 +332,7 @@ class ConsumerWorker:
             "consumer_db_unavailable",
             attempt=self._db_failures,
             retry_in_seconds=round(delay, 3),
-            messages=sum(len(m) for m in records.values()),
+            messages=sum(len(m) for records in batches for m in records.values()),
             error=error,
         )
         return PollOutcome(messages=0, retry_in=delay)
@@ -272,34 +353,12 @@ class ConsumerWorker:
 
     def _commit_pending(self, consumer: Any) -> bool:
         """Commits stored-but-uncommitted offsets; returns True when nothing is left pending."""
-        if not self._pending:
-            return True
-        offsets = dict(self._pending)
-        try:
-            consumer.commit(offsets, timeout_ms=self._commit_timeout_ms())
-        except CommitFailedError as exc:  # rebalanced away: the new owner replays, deduplicated
-            self._pending.clear()
-            log.warning("consumer_commit_failed", error=str(exc), offsets=_describe(offsets), retry=False)
-            return False
-        except KafkaError as exc:
-            self._publish(last_error=f"commit: {exc}")
-            log.warning("consumer_commit_failed", error=str(exc), offsets=_describe(offsets), retry=True)
-            return False
-        for tp, offset in offsets.items():
-            if self._pending.get(tp) == offset:
-                del self._pending[tp]
-        return True
+        return self._pending.commit(consumer)
 
     def _commit_revoked(self, revoked: set[TopicPartition]) -> None:
         """Rebalance listener: commits the stored offsets of partitions about to be revoked."""
-        consumer = self._consumer
-        offsets = {tp: meta for tp, meta in self._pending.items() if tp in revoked}
-        if consumer is None or not offsets:
-            return
-        consumer.commit(offsets, timeout_ms=self._commit_timeout_ms())
-        for tp in offsets:
-            self._pending.pop(tp, None)
-        log.info("consumer_revoked_offsets_committed", offsets=_describe(offsets))
+        self._finish_in_flight()  # the batch being stored may hold some of them
+        self._pending.commit_revoked(self._consumer, revoked)
 
     def _publish_dead(self, dead: list[DeadRow]) -> None:
         """Copies dead letters to the DLQ topic when configured (best effort: the table has them)."""
@@ -316,7 +375,3 @@ class ConsumerWorker:
                 self.on_notifications()
             except Exception as exc:  # delivery still happens on the task's own schedule
                 log.warning("consumer_notify_request_failed", error=f"{type(exc).__name__}: {exc}")
-
-
-def _describe(offsets: dict[TopicPartition, OffsetAndMetadata]) -> dict[str, int]:
-    return {f"{tp.topic}:{tp.partition}": meta.offset for tp, meta in offsets.items()}

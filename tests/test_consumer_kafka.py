@@ -131,6 +131,8 @@ def test_database_locked_mid_stream_loses_nothing(
     try:
         kafka_producer.send(kafka_topic, _events(100, "a"))
         wait_until(lambda: _count(database, Event) == 100, timeout=20)
+        # Offsets follow the rows (right after them, or after the next poll with store-ahead).
+        wait_until(lambda: sum(o or 0 for o in _committed(kafka.bootstrap, kafka_group, kafka_topic).values()) == 100)
         before = _committed(kafka.bootstrap, kafka_group, kafka_topic)
         lock = sqlite3.connect(path, isolation_level=None)
         lock.execute("BEGIN EXCLUSIVE")
@@ -148,6 +150,47 @@ def test_database_locked_mid_stream_loses_nothing(
         database.dispose()
 
 
+def test_store_ahead_rewinds_the_batch_in_flight_and_the_one_polled_after_it(
+    kafka, kafka_topic, kafka_group, kafka_settings, kafka_producer, tmp_path, monkeypatch
+) -> None:
+    path = tmp_path / "ahead.db"
+    settings = kafka_settings(database_url=f"sqlite:///{path}", sqlite_busy_timeout_ms=100, kafka_batch_size=50)
+    database = Database(settings)
+    upgrade(database.engine)
+    worker = ConsumerWorker(settings=settings, database=database)
+    assert worker.stores_ahead  # KAFKA_STORE_AHEAD=auto on SQLite
+    rewound: list[int] = []  # messages sent back per failure (the worker's own rewind, observed)
+    rewind = worker._rewind
+
+    def observed_rewind(consumer, batches, exc):
+        rewound.append(sum(len(m) for records in batches for m in records.values()))
+        return rewind(consumer, batches, exc)
+
+    monkeypatch.setattr(worker, "_rewind", observed_rewind)
+
+    def rewound_two_batches() -> bool:  # batch N failed in flight after N+1 was polled: over 50
+        return any(messages > settings.kafka_batch_size for messages in rewound)
+
+    worker.start()
+    try:
+        kafka_producer.send(kafka_topic, _events(50, "a"))
+        wait_until(lambda: _count(database, Event) == 50, timeout=20)
+        lock = sqlite3.connect(path, isolation_level=None)
+        lock.execute("BEGIN EXCLUSIVE")
+        kafka_producer.send(kafka_topic, _events(500, "b"))
+        wait_until(rewound_two_batches, timeout=20)
+        lock.rollback()
+        lock.close()
+        wait_until(lambda: _count(database, Event) == 550, timeout=30)
+        wait_until(lambda: sum(o or 0 for o in _committed(kafka.bootstrap, kafka_group, kafka_topic).values()) == 550)
+        snapshot = worker.snapshot()
+        assert (snapshot["events_stored"], snapshot["duplicates_skipped"], snapshot["dead_lettered"]) == (550, 0, 0)
+        assert _count(database, DeadLetter) == 0
+    finally:
+        assert worker.stop(5)
+        database.dispose()
+
+
 def _consumer_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "kafka-consumer"]
 
@@ -157,15 +200,15 @@ def test_disable_enable_and_crash_mid_stream_no_loss_no_duplicates(
     live_app, kafka_topic, kafka_settings, kafka_producer, monkeypatch
 ) -> None:
     crash = threading.Event()
-    original = ConsumerWorker.poll_once
+    original = ConsumerWorker._step
 
-    def crashing_poll_once(self):
+    def crashing_step(self):
         if crash.is_set():
             crash.clear()
             raise RuntimeError("forced crash")
         return original(self)
 
-    monkeypatch.setattr(ConsumerWorker, "poll_once", crashing_poll_once)
+    monkeypatch.setattr(ConsumerWorker, "_step", crashing_step)
     app = live_app(kafka_settings(), TaskRegistry())
     database = app.application.database
     kafka_producer.send(kafka_topic, _events(300, "a"))

@@ -3,11 +3,14 @@ rebalance takes partitions away, what was stored from them and not yet committed
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from typing import Any, NamedTuple
 
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from consumers.rebalance import CommitOnRevoke
+from consumers.store import StoreResult
+from consumers.storeahead import StoreAhead
 from consumers.worker import ConsumerWorker
 
 
@@ -26,17 +29,43 @@ def test_revoked_partitions_commit_their_stored_offsets_and_keep_the_others_pend
     consumer: Any = RecordingConsumer()
     worker._consumer = consumer
     moving, staying = TopicPartition("events", 0), TopicPartition("events", 1)
-    worker._pending = {moving: OffsetAndMetadata(42, "", -1), staying: OffsetAndMetadata(7, "", -1)}
+    worker._pending.offsets = {moving: OffsetAndMetadata(42, "", -1), staying: OffsetAndMetadata(7, "", -1)}
     assigned: list[list[str]] = []
     listener = CommitOnRevoke(worker._commit_revoked, assigned.append)
 
     listener.on_partitions_revoked({moving})
     assert consumer.commits == [{moving: OffsetAndMetadata(42, "", -1)}]
-    assert worker._pending == {staying: OffsetAndMetadata(7, "", -1)}
+    assert worker._pending.offsets == {staying: OffsetAndMetadata(7, "", -1)}
     listener.on_partitions_revoked({moving})  # nothing left to commit for it
     assert len(consumer.commits) == 1
     listener.on_partitions_assigned({staying, TopicPartition("events", 2)})
     assert assigned == [["events:1", "events:2"]]
+
+
+class Record(NamedTuple):
+    offset: int
+
+
+def test_a_revoke_waits_for_the_batch_being_stored_and_commits_it_too(make_settings) -> None:
+    gate = threading.Event()
+
+    def slow_store(prepared: list[Any], dead: list[Any]) -> StoreResult:
+        assert gate.wait(10), "the store was never released"
+        return StoreResult(events_stored=len(prepared))
+
+    worker = ConsumerWorker(settings=make_settings(), database=None)
+    consumer: Any = RecordingConsumer()
+    worker._consumer = consumer
+    worker._ahead = StoreAhead(slow_store)
+    moving = TopicPartition("events", 0)
+    worker._ahead.submit({moving: [Record(10), Record(11)]}, [], [])
+    threading.Timer(0.2, gate.set).start()  # the listener must wait for it, however long it takes
+
+    CommitOnRevoke(worker._commit_revoked, lambda _: None).on_partitions_revoked({moving})
+    assert gate.is_set()
+    assert consumer.commits == [{moving: OffsetAndMetadata(12, "", -1)}]
+    assert not worker._ahead.busy and not worker._pending.offsets
+    worker._ahead.close()
 
 
 def test_a_failing_revoke_commit_is_logged_not_raised_into_poll(make_settings, capsys) -> None:
