@@ -235,30 +235,30 @@ class ConsumerWorker:
     def _step_ahead(self) -> PollOutcome:
         """Polls and decodes batch N+1 while batch N is stored, then commits N.
 
-        Counts describe the batch that finished storing in this step.
+        Only a full batch is left storing (a backlog, where throughput counts); a partial one
+        means the consumer has caught up, so it is waited for at once and neither its
+        notifications nor its commit wait for the next poll. Counts describe the poll.
         """
         consumer = self._consumer
         self._commit_pending(consumer)
         timeout_ms = self.settings.kafka_poll_timeout_ms
-        if self._ahead.busy:  # a quiet topic must not hold a stored batch's commit back for long
+        if self._ahead.busy:  # the backlog may just have ended: do not hold batch N back long
             timeout_ms = min(timeout_ms, STORE_AHEAD_POLL_MS)
         records = consumer.poll(timeout_ms=timeout_ms, max_records=self.settings.kafka_batch_size)
         self.status.observe(consumer)
         decoded = self._decode(records) if records else None
-        done = self._finish_in_flight()
+        self._finish_in_flight()
+        messages = sum(len(m) for m in records.values())
+        if decoded is not None and self._failure is None:
+            self._ahead.submit(records, *decoded)
+            if messages < self.settings.kafka_batch_size:
+                self._finish_in_flight()
         if self._failure is not None:
             failure, unstored, self._failure, self._unstored = self._failure, self._unstored, None, []
             if not is_transient_db_error(failure):
                 raise failure
-            return self._rewind(consumer, [*unstored, records], failure)  # both batches go back
-        if decoded is not None:
-            self._ahead.submit(records, *decoded)
-        committed = self._commit_pending(consumer)
-        if done is None or done.result is None:
-            return PollOutcome(committed=committed)
-        result = done.result
-        messages = sum(len(m) for m in done.records.values())
-        return PollOutcome(messages, result.events_stored, result.duplicates, len(result.dead), committed)
+            return self._rewind(consumer, [*unstored, records], failure)  # what was polled goes back too
+        return PollOutcome(messages=messages, committed=self._commit_pending(consumer))
 
     def _finish_in_flight(self) -> Stored | None:
         """Waits for the batch on the store thread; if stored, counts it, offsets pending commit.
