@@ -5,14 +5,14 @@ row, RETURNING through insertmanyvalues): here each dialect gets its fastest ide
 
 - PostgreSQL: COPY the batch into a per-session temporary staging table, then ONE
   `INSERT … SELECT … ON CONFLICT (id) DO NOTHING RETURNING id`.
-- SQLite: ONE `SELECT id … WHERE id IN (json_each(?))` for the batch, then ONE multi-row
-  `INSERT` of the rest (the transaction holds SQLite's write lock: nobody inserts in between).
-  One statement per batch, not one step per row, because each step gives the GIL up and takes it
-  back: beside a busy consumer thread every re-take waits up to the 5 ms switch interval, so
-  `executemany` of 2000 rows could not overlap the next poll (consumers/storeahead.py); one
-  statement takes the GIL back once. Statements have a power-of-two number of rows, the last row
-  repeated to fill them (`ON CONFLICT (id) DO NOTHING` skips the copies): at most 12 distinct
-  statements stay in the driver's cache however batch sizes vary.
+- SQLite: ONE `SELECT id … WHERE id IN (json_each(?))` for the batch, then multi-row `INSERT`s
+  of the rest, up to 1,024 rows each (the transaction holds SQLite's write lock: nobody inserts
+  in between). A few statements per batch, not one step per row, because each step gives the GIL
+  up and takes it back: beside a busy consumer thread every re-take waits up to the 5 ms switch
+  interval, so `executemany` of 2000 rows could not overlap the next poll
+  (consumers/storeahead.py). Statements have a power-of-two number of rows, the last row
+  repeated to fill them (`ON CONFLICT (id) DO NOTHING` skips the copies): at most 11 distinct
+  statements stay in each connection's cache however batch sizes vary.
 
 Both run inside the caller's transaction (with the notifications, handler rows and dead letters
 of the batch). Rows must be unique by id. Values are written exactly as SQLAlchemy's types
@@ -32,7 +32,9 @@ COLUMNS = ("id", "type", "occurred_at", "received_at", "data", "key", "topic", "
 _QUOTED = ", ".join(f'"{c}"' for c in COLUMNS)
 _SQLITE_ROW = f"({', '.join('?' * len(COLUMNS))})"
 _SQLITE_STORED = "SELECT id FROM events WHERE id IN (SELECT value FROM json_each(?))"
-_SQLITE_MAX_ROWS = 2048  # per INSERT: a whole default batch (KAFKA_BATCH_SIZE=2000) in one statement
+# Rows per INSERT: a default batch (KAFKA_BATCH_SIZE=2000) in two statements. Each connection
+# caches the statements it ran, ~1.8 KiB per row of the largest: 3.5 MiB for all 11 sizes.
+_SQLITE_MAX_ROWS = 1024
 _STAGE = "consumer_events_stage"
 _PG_STAGE = (
     f"SET LOCAL client_min_messages TO warning; CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "

@@ -85,3 +85,22 @@ def test_sqlite_batches_commit_with_synchronous_full(tmp_path, migrated) -> None
     assert seen == [2]  # FULL: an event whose offset is committed survives power loss
     with database.engine.connect() as connection:  # the pooled connection went back as it came
         assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1
+
+
+def test_bulk_insert_of_any_size_returns_exactly_the_new_ids_through_few_statements(database_url, migrated) -> None:
+    from consumers import bulk
+
+    database = migrated(database_url)
+    now = utcnow()
+    known: list[str] = []  # ids stored so far
+    for size in (1, 3, 1023, 1024, 1025, 2049):  # SQLite pads each INSERT to a power of two rows
+        repeated = known[: size // 3]  # known ids are skipped, and never padded in
+        fresh = [f"s{len(known) + i}" for i in range(size - len(repeated))]
+        rows = [(i, "order.created", now, now, {"n": n}, None, "events", 0, n) for n, i in enumerate(repeated + fresh)]
+        with database.session() as session:
+            assert bulk.insert_new_events(session.connection(), rows) == set(fresh), size
+        known += fresh
+    with database.read_session() as session:
+        assert sorted(session.scalars(select(Event.id))) == sorted(known)
+    if database_url.startswith("sqlite"):  # one statement text per power of two: a bounded cache
+        assert bulk._sqlite_insert.cache_info().currsize <= 11
