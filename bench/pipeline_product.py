@@ -287,7 +287,7 @@ _PROFILE_KEYS = (  # (file suffix, function, label)
     ("consumers/worker.py", "_decode", "decode + validation (msgspec fast path)"),
     ("consumers/store.py", "store_batch", "store_batch (one transaction)"),
     ("consumers/store.py", "_run_handler", "handlers (build row dicts)"),
-    ("consumers/bulk.py", "insert_new_events", "bulk insert of new events (COPY / executemany)"),
+    ("consumers/bulk.py", "insert_new_events", "bulk insert of new events (COPY / multi-row INSERT)"),
     ("~", "<method 'encode' of 'msgspec.json.Encoder' objects>", "  JSON text of `data` (msgspec)"),
     ("consumers/store.py", "_insert_ignore", "INSERT … ON CONFLICT (notifications, dead letters; Core)"),
     ("sqlalchemy/engine/base.py", "_commit_impl", "database commit"),
