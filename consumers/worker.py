@@ -29,7 +29,7 @@ from consumers.offsets import PendingOffsets
 from consumers.rebalance import CommitOnRevoke
 from consumers.status import ConsumerStatus
 from consumers.store import DeadRow, Prepared, StoreResult, is_transient_db_error, store_batch
-from consumers.storeahead import StoreAhead, Stored
+from consumers.storeahead import StoreAhead
 from consumers.watchdog import HandlerWatch, RunningHandler
 from logs import get_logger
 from metrics import Metrics
@@ -260,7 +260,7 @@ class ConsumerWorker:
             return self._rewind(consumer, [*unstored, records], failure)  # what was polled goes back too
         return PollOutcome(messages=messages, committed=self._commit_pending(consumer))
 
-    def _finish_in_flight(self) -> Stored | None:
+    def _finish_in_flight(self) -> None:
         """Waits for the batch on the store thread; if stored, counts it, offsets pending commit.
 
         A failure is kept (`_failure`, its records in `_unstored`) for the step to act on, since
@@ -268,13 +268,12 @@ class ConsumerWorker:
         """
         done = self._ahead.take()
         if done is None:
-            return None
+            return
         if done.result is not None:
             self._stored(done.records, done.result, done.seconds)
         else:
             self._failure = done.error or RuntimeError("the store thread ended without a result")
             self._unstored.append(done.records)
-        return done
 
     def _stored(self, records: dict[TopicPartition, list[Any]], result: StoreResult, seconds: float) -> None:
         """A batch is in the database: count it, copy its dead letters, its offsets to commit."""

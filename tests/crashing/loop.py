@@ -147,12 +147,10 @@ def _wait_mid_run(db_path: Path, witness_path: Path) -> None:
     """Waits until some run's row says running and the run began over the margin ago."""
     deadline = time.monotonic() + MID_RUN_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
-        witnessed = _witnessed(witness_path)
+        witnessed = _witnessed(witness_path)  # a row whose run wrote no line yet does not count
         settled = time.time() - 2 * PERSIST_MARGIN_SECONDS
-        if any(
-            outcome == RUNNING and witnessed.get(run_id, settled + 1) <= settled
-            for run_id, outcome in _rows(db_path).items()
-        ):
+        running = [run_id for run_id, outcome in _rows(db_path).items() if outcome == RUNNING]
+        if any(run_id in witnessed and witnessed[run_id] <= settled for run_id in running):
             return
         time.sleep(0.02)
     raise AssertionError(f"no run was in flight within {MID_RUN_TIMEOUT_SECONDS} s: {_rows(db_path)}")
