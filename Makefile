@@ -66,10 +66,10 @@ soak: $(DEV_STAMP) ## 10-minute soak of the real service (SOAK_ARGS=--quick); wr
 	$(PY) -m bench.soak $(SOAK_ARGS)
 
 produce: $(RUNTIME_STAMP) ## Produce COUNT test events to Kafka (PRODUCE_ARGS=...)
-	$(PY) -m consumers.produce --count $(COUNT) $(PRODUCE_ARGS)
+	$(PY) -m devtools.produce --count $(COUNT) $(PRODUCE_ARGS)
 
 migrate: $(RUNTIME_STAMP) ## Apply the database migrations
-	$(PY) -m storage.migrate
+	$(PY) -m servicescheduler.storage.migrate
 
 clean: ## Remove .venv, data/ and caches
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -11,16 +11,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.body_limit import RequestBodyLimit
-from api.errors import UnhandledErrors
-from api.method_not_allowed import method_not_allowed
-from application import Application, StartupError, build_registry
-from logs import configure_logging, get_logger
-from scheduling.errors import CoordinationUnavailable, TaskBusy, UnknownTask
-from scheduling.registry import TaskRegistry
-from scheduling.registry import tasks as declared_tasks
-from settings import Settings, SettingsError, get_settings
-from support.validation import describe_errors
+from servicescheduler.api.body_limit import RequestBodyLimit
+from servicescheduler.api.errors import UnhandledErrors
+from servicescheduler.api.method_not_allowed import method_not_allowed
+from servicescheduler.logs import configure_logging, get_logger
+from servicescheduler.scheduling.errors import CoordinationUnavailable, TaskBusy, UnknownTask
+from servicescheduler.scheduling.registry import TaskRegistry
+from servicescheduler.scheduling.registry import tasks as declared_tasks
+from servicescheduler.service import Application, StartupError, build_registry
+from servicescheduler.settings import Settings, SettingsError, get_settings
+from servicescheduler.support.validation import describe_errors
 
 log = get_logger(__name__)
 
@@ -57,9 +57,9 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     app.add_middleware(UnhandledErrors)
     _map_errors(app)
 
-    from api import cluster, consumer, system, tasks
-    from dashboard import STATIC_DIR
-    from dashboard import routes as dashboard
+    from servicescheduler.api import cluster, consumer, system, tasks
+    from servicescheduler.dashboard import STATIC_DIR
+    from servicescheduler.dashboard import routes as dashboard
 
     app.include_router(system.router)
     app.include_router(tasks.router)

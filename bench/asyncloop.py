@@ -28,7 +28,7 @@ def _plain() -> None:
 
 def _variants() -> tuple[dict[str, Callable[[], object]], asyncio.AbstractEventLoop]:
     ensure_path()
-    from scheduling.executor import run_in_fresh_loop
+    from servicescheduler.scheduling.executor import run_in_fresh_loop
 
     loop = asyncio.new_event_loop()
     return {

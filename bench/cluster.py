@@ -50,9 +50,9 @@ def claim_cost(database_url: str, runs: int) -> dict[str, Any]:
     from sqlalchemy import text
 
     from bench.common import open_database
-    from scheduling.coordination import Coordinator
-    from scheduling.launcher import new_run_id
-    from storage.records import RunRecord
+    from servicescheduler.scheduling.coordination import Coordinator
+    from servicescheduler.scheduling.launcher import new_run_id
+    from servicescheduler.storage.records import RunRecord
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-claim-"))
     from bench.common import bench_settings

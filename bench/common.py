@@ -22,7 +22,7 @@ def ensure_path() -> None:
 def bench_settings(tmp: Path, **overrides: object):
     """Settings for a benchmark: SQLite under `tmp`, no Kafka, WARNING logs, known token."""
     ensure_path()
-    from settings import load_settings
+    from servicescheduler.settings import load_settings
 
     values: dict[str, object] = dict(
         database_url=f"sqlite:///{tmp / 'bench.db'}",
@@ -41,9 +41,9 @@ def bench_settings(tmp: Path, **overrides: object):
 
 def open_database(settings):
     """A migrated Database for `settings`."""
-    from logs import configure_logging
-    from storage.db import Database
-    from storage.migrate import upgrade
+    from servicescheduler.logs import configure_logging
+    from servicescheduler.storage.db import Database
+    from servicescheduler.storage.migrate import upgrade
 
     configure_logging("WARNING", "json")
     database = Database(settings)

@@ -32,9 +32,9 @@ class _Server:
         import uvicorn
 
         from devtools.tansu import free_port
-        from scheduling.registry import TaskRegistry
-        from scheduling.triggers import every
         from server import create_app
+        from servicescheduler.scheduling.registry import TaskRegistry
+        from servicescheduler.scheduling.triggers import every
 
         registry = TaskRegistry()
         for name, period in TASKS.items():

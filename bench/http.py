@@ -26,8 +26,8 @@ LOAD_TASKS = {"thread": "cpu-thread", "process": "cpu-process"}
 
 
 def _registry(enable_tasks: int, starts: dict, cond: threading.Condition):
-    from scheduling.registry import TaskRegistry
-    from scheduling.triggers import every
+    from servicescheduler.scheduling.registry import TaskRegistry
+    from servicescheduler.scheduling.triggers import every
 
     def recorder(name: str):
         def body() -> None:

@@ -27,7 +27,7 @@ def make_event(i: int, malformed: bool = False) -> bytes:
     if malformed:
         import random
 
-        from consumers.produce import bad_message
+        from devtools.produce import bad_message
 
         return bad_message(BAD_KINDS[i % len(BAD_KINDS)], random.Random(i), max_bytes=1_048_576)
     body = {
@@ -76,7 +76,7 @@ def raw_rates(bootstrap: str, topic: str, count: int) -> dict:
 def consumer_available() -> str | None:
     """None when the product's consumer (consumers/worker.py) can be imported, else why not."""
     try:
-        import consumers.worker  # noqa: F401
+        import servicescheduler.consumers.running.worker  # noqa: F401
     except Exception as exc:  # not written yet, or broken
         return f"the product's consumer is not available ({type(exc).__name__}: {exc})"
     import importlib.util

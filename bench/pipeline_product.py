@@ -169,7 +169,7 @@ def _poll_until(worker, target: int, timeout: float, profiler: cProfile.Profile 
 def _row_count(database) -> int:
     from sqlalchemy import func, select
 
-    from storage.models import Event as EventRow
+    from servicescheduler.storage.models import Event as EventRow
 
     with database.session() as session:
         return int(session.scalar(select(func.count()).select_from(EventRow.__table__)))
@@ -245,7 +245,7 @@ def run_product(
     """One product run on `topic`. When `profile_if(rate)` is true, `produce_more(n)` adds n
     events to the topic and the SAME worker (no second group join) consumes them under cProfile."""
     from bench.common import open_database
-    from consumers.worker import ConsumerWorker
+    from servicescheduler.consumers.running.worker import ConsumerWorker
 
     profile = None
     with _database_url(backend) as (url, tmp):

@@ -25,7 +25,7 @@ def _one(kind: str, backlog: int) -> dict:
     """Fills a fresh database with `backlog` expired events and runs; times one pass of `kind`."""
     ensure_path()
     from bench.baselines import fixed_budget_cleanup
-    from services.cleanup import _rules, purge
+    from servicescheduler.builtin.cleanup import _rules, purge
     from tests.test_cleanup_edges import _insert_expired
 
     with tempfile.TemporaryDirectory(prefix="bench-retention-") as tmp:

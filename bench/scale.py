@@ -38,12 +38,12 @@ def _noop() -> None:
 
 
 def _build(size: int, due: int, tmp: Path, lateness: list[float], *, clock=None, run_loop: bool = True):
-    """A started ServiceScheduler with `due` 1 s tasks and `size - due` hourly, already-run tasks."""
+    """A started Scheduler with `due` 1 s tasks and `size - due` hourly, already-run tasks."""
     from bench.common import bench_settings, open_database
-    from scheduler import ServiceScheduler
-    from scheduling.registry import TaskRegistry
-    from scheduling.triggers import Trigger
-    from storage.models import TaskState
+    from servicescheduler.scheduler import Scheduler
+    from servicescheduler.scheduling.registry import TaskRegistry
+    from servicescheduler.scheduling.triggers import Trigger
+    from servicescheduler.storage.models import TaskState
 
     settings = bench_settings(tmp)
     database = open_database(settings)
@@ -75,7 +75,7 @@ def _build(size: int, due: int, tmp: Path, lateness: list[float], *, clock=None,
         registry.register(
             f"due-{i}", lambda ctx: lateness.append(time.time() - ctx.scheduled_for), trigger=every_second
         )
-    scheduler = ServiceScheduler(settings, database, registry, **({"clock": clock} if clock else {}))
+    scheduler = Scheduler(settings, database, registry, **({"clock": clock} if clock else {}))
     scheduler.start(run_loop=run_loop)
     return scheduler, database
 

@@ -62,9 +62,9 @@ def _body(kind: str):
 def _run_product(tasks: list[tuple[str, int, str]], seconds: float, records: Records) -> float:
     ensure_path()
     from bench.common import bench_settings, open_database
-    from scheduler import ServiceScheduler
-    from scheduling.registry import TaskRegistry
-    from scheduling.triggers import every
+    from servicescheduler.scheduler import Scheduler
+    from servicescheduler.scheduling.registry import TaskRegistry
+    from servicescheduler.scheduling.triggers import every
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-timing-"))
     settings = bench_settings(tmp)
@@ -78,7 +78,7 @@ def _run_product(tasks: list[tuple[str, int, str]], seconds: float, records: Rec
             body()
 
         registry.register(name, run, trigger=every(period).seconds)
-    scheduler = ServiceScheduler(settings, database, registry)
+    scheduler = Scheduler(settings, database, registry)
     scheduler.start()
     time.sleep(seconds)
     stop = time.time()

@@ -69,7 +69,7 @@ class PacedProducer:
 
     def _message(self, index: int) -> tuple[bytes, bytes | None, str | None]:
         """(value, key, event id or None for a malformed message)."""
-        from consumers.produce import bad_message, sample_event
+        from devtools.produce import bad_message, sample_event
 
         if self.bad_every and index % self.bad_every == self.bad_every - 1:
             kind = BAD_KINDS[(index // self.bad_every) % len(BAD_KINDS)]

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import text
 
 from bench.soak_task_plan import is_async, task_names
-from scheduling import TaskContext, every, tasks
+from servicescheduler.scheduling import TaskContext, every, tasks
 
 RUNS_FILE_VARIABLE = "SOAK_RUNS_FILE"
 

@@ -24,8 +24,8 @@ def measure(backend: str, count: int) -> dict:
 
     from bench.common import open_database
     from bench.pipeline_product import _database_url, consumer_settings
-    from consumers.store import store_batch
-    from consumers.worker import ConsumerWorker
+    from servicescheduler.consumers.running.worker import ConsumerWorker
+    from servicescheduler.consumers.storing.store import store_batch
 
     with _database_url(backend) as (url, tmp):
         settings = consumer_settings(tmp, url, "127.0.0.1:9", "unused")

@@ -10,9 +10,9 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from storage.db import Database
-from storage.models import TaskRun, TaskState
-from support.clock import utcnow
+from servicescheduler.storage.db import Database
+from servicescheduler.storage.models import TaskRun, TaskState
+from servicescheduler.support.clock import utcnow
 
 # Mostly successes, some failures, a few timeouts and skips.
 OUTCOMES = ("success", "error", "timeout", "skipped", "missed")

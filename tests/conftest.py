@@ -15,10 +15,10 @@ import pytest
 import uvicorn
 
 from devtools.tansu import free_port
-from scheduling.registry import TaskRegistry
-from settings import Settings, load_settings
-from storage.db import Database
-from storage.migrate import upgrade
+from servicescheduler.scheduling.registry import TaskRegistry
+from servicescheduler.settings import Settings, load_settings
+from servicescheduler.storage.db import Database
+from servicescheduler.storage.migrate import upgrade
 
 pytest_plugins = ["tests.kafka_fixtures"]
 
@@ -169,7 +169,7 @@ class LiveApp:
 
     @property
     def scheduler(self):
-        """The running ServiceScheduler."""
+        """The running Scheduler."""
         return self.application.scheduler
 
 
@@ -222,17 +222,17 @@ def make_scheduler(make_settings: Callable[..., Settings]):
     `make_scheduler(registry, clock=None, run_loop=False, **settings)`. Without the loop, one
     tick() has already run (the start-up runs are dispatched, possibly still running).
     """
-    from scheduler import ServiceScheduler
+    from servicescheduler.scheduler import Scheduler
 
-    built: list[tuple[ServiceScheduler, Database]] = []
+    built: list[tuple[Scheduler, Database]] = []
 
     def build(
         registry: TaskRegistry, *, clock: Callable[[], float] | None = None, run_loop: bool = False, **overrides: object
-    ) -> ServiceScheduler:
+    ) -> Scheduler:
         settings = make_settings(**overrides)
         database = Database(settings)
         upgrade(database.engine)
-        scheduler = ServiceScheduler(settings, database, registry, clock=clock or time.time)
+        scheduler = Scheduler(settings, database, registry, clock=clock or time.time)
         scheduler.start(run_loop=run_loop)
         if not run_loop:
             scheduler.tick()  # dispatches the start-up runs, as the loop's first wake-up would

@@ -148,9 +148,9 @@ def kafka_producer(kafka: KafkaTestBroker) -> Iterator[Producer]:
 @pytest.fixture
 def open_worker():
     """Builds ConsumerWorkers opened in the test thread (driven by poll_once); closed afterwards."""
-    from consumers.worker import ConsumerWorker
-    from storage.db import Database
-    from storage.migrate import upgrade
+    from servicescheduler.consumers.running.worker import ConsumerWorker
+    from servicescheduler.storage.db import Database
+    from servicescheduler.storage.migrate import upgrade
 
     opened: list[tuple[ConsumerWorker, Database]] = []
 

@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from scheduling.registry import TaskRegistry
-from scheduling.triggers import every
-from storage.db import Database
-from storage.models import TaskState
-from support.clock import utcnow
+from servicescheduler.scheduling.registry import TaskRegistry
+from servicescheduler.scheduling.triggers import every
+from servicescheduler.storage.db import Database
+from servicescheduler.storage.models import TaskState
+from servicescheduler.support.clock import utcnow
 from tests.conftest import AUTH, wait_until
 
 MUTATING = [

@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, insert, select
 
-from services.cleanup import purge
-from storage.models import AuditEntry, Event, TaskRun
-from support.clock import utcnow
+from servicescheduler.builtin.cleanup import purge
+from servicescheduler.storage.models import AuditEntry, Event, TaskRun
+from servicescheduler.support.clock import utcnow
 
 INGEST_EVENTS_PER_SECOND = 1000
 CLEANUP_INTERVAL_SECONDS = 300  # the cleanup task's schedule (every 5 minutes)

@@ -11,7 +11,7 @@ import time
 import pytest
 from sqlalchemy import create_engine, text
 
-from consumers.produce import sample_event
+from devtools.produce import sample_event
 from tests.conftest import wait_until
 from tests.infra.replicas import ServerProcess, wait_ready
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from application import StartupError, build_registry
 from devtools.serve import uvicorn_command
 from devtools.tansu import free_port
-from scheduling import TaskRegistry, every, tasks
-from settings import SettingsError, load_settings
+from servicescheduler.scheduling import TaskRegistry, every, tasks
+from servicescheduler.service import StartupError, build_registry
+from servicescheduler.settings import SettingsError, load_settings
 from tests.conftest import ADMIN_TOKEN, AUTH, FakeClock, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,7 +90,7 @@ def _package(root: Path) -> None:
     (package / "__init__.py").write_text("")
     (package / "tasks.py").write_text(
         textwrap.dedent("""
-        from scheduling import TaskContext, every, tasks
+        from servicescheduler.scheduling import TaskContext, every, tasks
 
         @tasks.task("hello", trigger=every(1).hours, description="from mypkg")
         def hello(ctx: TaskContext) -> None:

@@ -19,8 +19,8 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import TopicPartition
 from sqlalchemy import select
 
-from consumers.worker import ConsumerWorker
-from storage.models import DeadLetter, Event
+from servicescheduler.consumers.running.worker import ConsumerWorker
+from servicescheduler.storage.models import DeadLetter, Event
 from tests.conftest import wait_until
 
 MAX_BYTES = 8192
@@ -161,7 +161,7 @@ def test_every_message_is_stored_or_dead_lettered_exactly_once(fuzz_worker, batc
 def test_fuzzed_stream_through_the_broker_never_restarts_the_consumer(kafka, kafka_settings, live_app, batch) -> None:
     from kafka import KafkaProducer
 
-    from scheduling.registry import TaskRegistry
+    from servicescheduler.scheduling.registry import TaskRegistry
 
     topic = kafka.create_topic(partitions=1)
     app = live_app(

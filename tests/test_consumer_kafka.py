@@ -11,13 +11,13 @@ from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 from sqlalchemy import func, select
 
-from consumers.handlers import HandlerRegistry
-from consumers.produce import bad_message
-from consumers.worker import ConsumerWorker
-from scheduling.registry import TaskRegistry
-from storage.db import Database
-from storage.migrate import upgrade
-from storage.models import DeadLetter, Event, Notification
+from devtools.produce import bad_message
+from servicescheduler.consumers.running.worker import ConsumerWorker
+from servicescheduler.consumers.storing.handlers import HandlerRegistry
+from servicescheduler.scheduling.registry import TaskRegistry
+from servicescheduler.storage.db import Database
+from servicescheduler.storage.migrate import upgrade
+from servicescheduler.storage.models import DeadLetter, Event, Notification
 from tests.conftest import AUTH, wait_until
 from tests.infra.webhook import WebhookReceiver
 
@@ -298,7 +298,7 @@ def test_notify_event_is_delivered_within_a_second(
 
 
 def test_producer_cli_and_dead_letter_topic(kafka, kafka_topic, kafka_settings, open_worker, capsys) -> None:
-    from consumers import produce
+    from devtools import produce
 
     dlq = kafka.create_topic(partitions=1)
     code = produce.main(

@@ -14,9 +14,9 @@ import pytest
 from kafka import KafkaProducer
 from sqlalchemy import select
 
-from consumers.handlers import HandlerRegistry
-from storage.models import AuditEntry, DeadLetter, Event
-from support.clock import utcnow
+from servicescheduler.consumers.storing.handlers import HandlerRegistry
+from servicescheduler.storage.models import AuditEntry, DeadLetter, Event
+from servicescheduler.support.clock import utcnow
 from tests.conftest import AUTH, wait_until
 from tests.test_consumer_kafka import _committed, _count, _drain
 
@@ -154,7 +154,7 @@ def test_store_failure_is_isolated_by_bisecting_and_the_culprit_goes_to_the_dlq(
 
 @pytest.mark.timeout(120)
 def test_live_consumer_survives_poison_without_a_restart(live_app, kafka, kafka_topic, kafka_settings) -> None:
-    from scheduling.registry import TaskRegistry
+    from servicescheduler.scheduling.registry import TaskRegistry
 
     app = live_app(kafka_settings(kafka_max_message_bytes=16_384), TaskRegistry())
     poison = [(value, options) for _, value, options in _poison()]
@@ -169,8 +169,8 @@ def test_live_consumer_survives_poison_without_a_restart(live_app, kafka, kafka_
 
 @pytest.mark.timeout(120)
 def test_enable_and_restart_are_idempotent_one_check_chain(live_app, kafka_settings, monkeypatch) -> None:
-    from consumers.supervisor import ConsumerSupervisor
-    from scheduling.registry import TaskRegistry
+    from servicescheduler.consumers.running.supervisor import ConsumerSupervisor
+    from servicescheduler.scheduling.registry import TaskRegistry
 
     calls: list[float] = []
     original = ConsumerSupervisor.check

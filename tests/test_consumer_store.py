@@ -7,11 +7,11 @@ from types import SimpleNamespace
 
 from sqlalchemy import func, select
 
-from consumers.events import decode
-from consumers.handlers import HandlerRegistry, MessageMeta
-from consumers.store import Prepared, store_batch
-from storage.models import AuditEntry, Event, Notification
-from support.clock import utcnow
+from servicescheduler.consumers.decoding.events import decode
+from servicescheduler.consumers.storing.handlers import HandlerRegistry, MessageMeta
+from servicescheduler.consumers.storing.store import Prepared, store_batch
+from servicescheduler.storage.models import AuditEntry, Event, Notification
+from servicescheduler.support.clock import utcnow
 
 
 def _prepared(event_id: str, offset: int, **extra) -> Prepared:
@@ -88,7 +88,7 @@ def test_sqlite_batches_commit_with_synchronous_full(tmp_path, migrated) -> None
 
 
 def test_bulk_insert_of_any_size_returns_exactly_the_new_ids_through_few_statements(database_url, migrated) -> None:
-    from consumers import bulk
+    from servicescheduler.storage import events as bulk
 
     database = migrated(database_url)
     now = utcnow()

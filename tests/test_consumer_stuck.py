@@ -7,9 +7,9 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from consumers.handlers import handlers
-from scheduling.registry import TaskRegistry
-from storage.models import Event
+from servicescheduler.consumers.storing.handlers import handlers
+from servicescheduler.scheduling.registry import TaskRegistry
+from servicescheduler.storage.models import Event
 from tests.conftest import AUTH, wait_until
 
 pytestmark = pytest.mark.kafka

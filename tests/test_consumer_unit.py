@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from consumers.events import BadMessage, decode, decode_key
-from consumers.handlers import BatchWriter, HandlerRegistry, MessageMeta, store_event
-from consumers.supervisor import ConsumerSupervisor
-from metrics import Metrics
-from support.backoff import backoff_ceiling, backoff_delay
+from servicescheduler.consumers.decoding.events import BadMessage, decode, decode_key
+from servicescheduler.consumers.running.supervisor import ConsumerSupervisor
+from servicescheduler.consumers.storing.handlers import BatchWriter, HandlerRegistry, MessageMeta, store_event
+from servicescheduler.metrics import Metrics
+from servicescheduler.support.backoff import backoff_ceiling, backoff_delay
 
 Record = namedtuple("Record", "value timestamp key", defaults=(1_700_000_000_000, None))
 
@@ -152,7 +152,7 @@ def test_backoff_is_bounded_for_any_attempt_number() -> None:
 
 
 def test_check_chain_survives_any_number_of_wakes() -> None:
-    from consumers.checkchain import CheckChain
+    from servicescheduler.consumers.running.checkchain import CheckChain
 
     chain, now = CheckChain(0.01), 100.0
     assert chain.next_after(now, now + 1) == now + 1  # the running chain
@@ -207,7 +207,7 @@ def test_nul_in_data_and_nesting_within_the_limit_are_accepted() -> None:
 
 
 def test_dead_letter_reason_is_storable_text() -> None:
-    from consumers.deadletter import DeadRow, dead_letter_rows
+    from servicescheduler.consumers.decoding.deadletter import DeadRow, dead_letter_rows
 
     row = dead_letter_rows(
         [DeadRow("t", 0, 1, b"k" * 10_000, b"v" * 100, "store", "bad \x00 \ud800 " + "x" * 5000)], value_cap=10
@@ -366,7 +366,7 @@ def test_database_errors_are_classified_wrapped_or_raw() -> None:
     from psycopg import errors as pg
     from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-    from consumers.store import is_message_error, is_transient_db_error
+    from servicescheduler.consumers.storing.store import is_message_error, is_transient_db_error
 
     transient = [
         psycopg.OperationalError("server closed the connection"),

@@ -15,8 +15,8 @@ from typing import Any, NamedTuple
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 
-from consumers.events import BadMessage, Event, decode
-from consumers.wire import PlainEvent, decode_event, decode_plain
+from servicescheduler.consumers.decoding.events import BadMessage, Event, decode
+from servicescheduler.consumers.decoding.wire import PlainEvent, decode_event, decode_plain
 from tests.test_consumer_fuzz import HOSTILE_NUMBERS, events
 
 STAMP_MS = 1_767_225_600_123  # 2026-01-01T00:00:00.123Z: fixed, so both paths fill the same time

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from scheduling.coordination import UNCLAIMED, Coordinator, grid_slot
-from scheduling.errors import TaskBusy
-from scheduling.launcher import new_run_id
-from storage.history import run_rows
-from storage.records import RunRecord
-from storage.task_state import TaskStateStore
+from servicescheduler.scheduling.coordination import UNCLAIMED, Coordinator, grid_slot
+from servicescheduler.scheduling.errors import TaskBusy
+from servicescheduler.scheduling.launcher import new_run_id
+from servicescheduler.storage.history import run_rows
+from servicescheduler.storage.records import RunRecord
+from servicescheduler.storage.task_state import TaskStateStore
 from tests.conftest import FakeClock
 
 TTL = 15.0
@@ -101,8 +101,8 @@ def test_every_replica_names_the_same_slot_for_an_overdue_task() -> None:
 
 @pytest.mark.slow
 def test_database_outage_refuses_manual_runs_with_503_and_never_runs_unclaimed(live_app, make_settings) -> None:
-    from scheduling.registry import TaskRegistry
-    from scheduling.triggers import every
+    from servicescheduler.scheduling.registry import TaskRegistry
+    from servicescheduler.scheduling.triggers import every
     from tests.conftest import AUTH, wait_until
     from tests.infra.postgres import PostgresCluster, postgres_available, start_postgres, stop_postgres
 
@@ -128,7 +128,7 @@ def test_database_outage_refuses_manual_runs_with_503_and_never_runs_unclaimed(l
 
 
 def test_the_heartbeat_keeps_a_long_run_leased_and_reaps_a_dead_replicas_run(replicas) -> None:
-    from scheduling.cluster_sync import ClusterSync
+    from servicescheduler.scheduling.cluster_sync import ClusterSync
 
     (a, b, _), clock = replicas
     sync_a, sync_b = (ClusterSync(c, lambda change: None, clock=clock) for c in (a, b))
@@ -146,8 +146,8 @@ def test_the_heartbeat_keeps_a_long_run_leased_and_reaps_a_dead_replicas_run(rep
 
 
 def test_get_cluster_and_metrics_show_this_replica_and_run_rows_name_it(live_app, make_settings) -> None:
-    from scheduling.registry import TaskRegistry
-    from scheduling.triggers import every
+    from servicescheduler.scheduling.registry import TaskRegistry
+    from servicescheduler.scheduling.triggers import every
     from tests.conftest import wait_until
 
     registry = TaskRegistry()
@@ -163,7 +163,7 @@ def test_get_cluster_and_metrics_show_this_replica_and_run_rows_name_it(live_app
 
 
 def test_get_cluster_is_404_when_clustering_is_off(live_app, make_settings) -> None:
-    from scheduling.registry import TaskRegistry
+    from servicescheduler.scheduling.registry import TaskRegistry
 
     app = live_app(make_settings(cluster_enabled=False), TaskRegistry())
     response = app.client.get("/cluster")

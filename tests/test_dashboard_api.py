@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from consumers.throughput import ThroughputSampler
-from dashboard.charts import duration_chart, rate_chart, success_rate
-from dashboard.format import countdown, duration
 from devtools.seed_history import seed_history
-from scheduling.registry import TaskRegistry
-from scheduling.triggers import every
-from storage.db import Database
-from storage.migrate import upgrade
-from storage.models import DeadLetter
-from support.clock import utcnow
+from servicescheduler.consumers.running.throughput import ThroughputSampler
+from servicescheduler.dashboard.charts import duration_chart, rate_chart, success_rate
+from servicescheduler.dashboard.format import countdown, duration
+from servicescheduler.scheduling.registry import TaskRegistry
+from servicescheduler.scheduling.triggers import every
+from servicescheduler.storage.db import Database
+from servicescheduler.storage.migrate import upgrade
+from servicescheduler.storage.models import DeadLetter
+from servicescheduler.support.clock import utcnow
 
 
 def _registry() -> TaskRegistry:

@@ -12,12 +12,12 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from devtools.seed_history import seed_history
-from scheduling.registry import TaskRegistry
-from scheduling.triggers import every
-from storage.db import Database
-from storage.migrate import upgrade
-from storage.models import DeadLetter
-from support.clock import utcnow
+from servicescheduler.scheduling.registry import TaskRegistry
+from servicescheduler.scheduling.triggers import every
+from servicescheduler.storage.db import Database
+from servicescheduler.storage.migrate import upgrade
+from servicescheduler.storage.models import DeadLetter
+from servicescheduler.support.clock import utcnow
 from tests.conftest import ADMIN_TOKEN, AUTH
 from tests.infra.browser import README_SCREENSHOT, artifact, chromium_browser
 
@@ -247,7 +247,9 @@ def test_screenshot_with_the_built_in_tasks_and_a_live_consumer(
     live_app, kafka_settings, kafka_producer, kafka_topic, browser, monkeypatch
 ) -> None:
     """The README's picture: built-in tasks with a seeded history, events flowing, dead letters."""
-    monkeypatch.setattr("consumers.throughput.SAMPLE_SECONDS", 1.0)  # a chart within the test's 12 s
+    monkeypatch.setattr(
+        "servicescheduler.consumers.running.throughput.SAMPLE_SECONDS", 1.0
+    )  # a chart within the test's 12 s
     settings = kafka_settings()
     _seed_built_in_history(settings)
     app = live_app(settings)  # the built-in registry (services/)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import inspect
 
-from scheduling.registry import TaskDefinitionError, TaskRegistry
-from scheduling.triggers import Trigger, every
-from settings import SettingsError, load_settings
-from storage.db import Database
-from storage.migrate import upgrade
+from servicescheduler.scheduling.registry import TaskDefinitionError, TaskRegistry
+from servicescheduler.scheduling.triggers import Trigger, every
+from servicescheduler.settings import SettingsError, load_settings
+from servicescheduler.storage.db import Database
+from servicescheduler.storage.migrate import upgrade
 
 
 async def _async_task() -> None:
@@ -136,7 +136,7 @@ def test_catch_up_is_validated(options, message) -> None:
 def test_migrated_indexes_are_the_models_indexes(database_url, make_settings) -> None:
     """Migrations and models agree on every table's indexes (an index only one of them has is a
     bug: a missing one costs queries, an extra one costs every insert)."""
-    from storage.models import Base
+    from servicescheduler.storage.models import Base
 
     database = Database(make_settings(database_url=database_url))
     upgrade(database.engine)

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from scheduling.executor import run_in_fresh_loop
-from scheduling.registry import TaskRegistry
-from scheduling.triggers import every
+from servicescheduler.scheduling.executor import run_in_fresh_loop
+from servicescheduler.scheduling.registry import TaskRegistry
+from servicescheduler.scheduling.triggers import every
 from tests.conftest import wait_until
 
 
@@ -136,7 +136,7 @@ def test_stop_waits_for_a_running_task_and_reports_one_that_overruns(make_schedu
 
 @pytest.mark.realtime
 def test_a_slow_task_does_not_delay_another(make_scheduler) -> None:
-    from storage.history import run_rows
+    from servicescheduler.storage.history import run_rows
 
     registry = TaskRegistry()
     registry.register("slow", lambda: time.sleep(2.5), trigger=every(1).seconds)

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from scheduling.registry import TaskContext, TaskRegistry
-from scheduling.triggers import every
-from settings import SettingsError, load_settings
+from servicescheduler.scheduling.registry import TaskContext, TaskRegistry
+from servicescheduler.scheduling.triggers import every
+from servicescheduler.settings import SettingsError, load_settings
 from tests.conftest import AUTH, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -220,7 +220,7 @@ def test_a_symlinked_token_file_is_refused(tmp_path) -> None:
 
 
 def test_the_token_file_is_created_exclusively_and_owner_only(make_settings, tmp_path) -> None:
-    from storage.admin_token import load_admin_token
+    from servicescheduler.storage.admin_token import load_admin_token
 
     token_file = tmp_path / "fresh" / "admin_token"
     token = load_admin_token(make_settings(admin_token=None, admin_token_file=token_file))
@@ -246,7 +246,7 @@ def test_the_docker_build_context_excludes_secrets_and_data() -> None:
 
 
 def test_public_error_drops_parameters_row_data_and_url_passwords() -> None:
-    from support.redact import public_error, scrub_errors
+    from servicescheduler.support.redact import public_error, scrub_errors
 
     text = (
         "IntegrityError: (psycopg.errors.UniqueViolation) duplicate key value violates unique constraint\n"

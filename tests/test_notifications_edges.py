@@ -14,11 +14,11 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from scheduling.registry import TaskRegistry
-from scheduling.triggers import every
-from services.notifications import deliver_pending, notifications
-from storage.models import Notification
-from support.clock import utcnow
+from servicescheduler.builtin.notifications import deliver_pending, notifications
+from servicescheduler.scheduling.registry import TaskRegistry
+from servicescheduler.scheduling.triggers import every
+from servicescheduler.storage.models import Notification
+from servicescheduler.support.clock import utcnow
 from tests.infra.webhook import WebhookReceiver
 from tests.test_services import _notification
 

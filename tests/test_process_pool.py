@@ -6,8 +6,8 @@ import os
 import signal
 import time
 
-from scheduling.registry import TaskRegistry
-from scheduling.triggers import every
+from servicescheduler.scheduling.registry import TaskRegistry
+from servicescheduler.scheduling.triggers import every
 from tests.conftest import wait_until
 
 

@@ -8,10 +8,10 @@ from typing import Any, NamedTuple
 
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from consumers.rebalance import CommitOnRevoke
-from consumers.store import StoreResult
-from consumers.storeahead import StoreAhead
-from consumers.worker import ConsumerWorker
+from servicescheduler.consumers.clients.rebalance import CommitOnRevoke
+from servicescheduler.consumers.running.worker import ConsumerWorker
+from servicescheduler.consumers.storing.store import StoreResult
+from servicescheduler.consumers.storing.storeahead import StoreAhead
 
 
 class RecordingConsumer:

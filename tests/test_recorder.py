@@ -8,12 +8,12 @@ import time
 
 from sqlalchemy import func, select
 
-from scheduling.launcher import new_run_id
-from scheduling.registry import TaskRegistry
-from scheduling.triggers import every
-from storage.history import run_rows
-from storage.models import TaskRun
-from storage.records import AuditRecord, RunRecord
+from servicescheduler.scheduling.launcher import new_run_id
+from servicescheduler.scheduling.registry import TaskRegistry
+from servicescheduler.scheduling.triggers import every
+from servicescheduler.storage.history import run_rows
+from servicescheduler.storage.models import TaskRun
+from servicescheduler.storage.records import AuditRecord, RunRecord
 from tests.conftest import wait_until
 
 POISON = "bad \x00 byte, lone \ud800 surrogate"

@@ -6,10 +6,10 @@ from __future__ import annotations
 import threading
 import time
 
-from scheduling.registry import TaskRegistry
-from scheduling.triggers import every
-from storage.history import run_rows, store_history
-from storage.records import RunRecord
+from servicescheduler.scheduling.registry import TaskRegistry
+from servicescheduler.scheduling.triggers import every
+from servicescheduler.storage.history import run_rows, store_history
+from servicescheduler.storage.records import RunRecord
 from tests.conftest import AUTH, wait_until
 
 

@@ -7,8 +7,8 @@ import threading
 import pytest
 from prometheus_client import generate_latest
 
-from scheduling.registry import TaskContext, TaskRegistry
-from scheduling.triggers import Trigger, every
+from servicescheduler.scheduling.registry import TaskContext, TaskRegistry
+from servicescheduler.scheduling.triggers import Trigger, every
 from tests.conftest import FakeClock
 
 
@@ -137,7 +137,7 @@ def test_exception_is_isolated_recorded_and_the_task_keeps_its_schedule(make_sch
     assert status["next_run_at"] is not None
     assert len(other) == 2
     history = scheduler.database
-    from storage.history import run_rows
+    from servicescheduler.storage.history import run_rows
 
     rows = run_rows(history, "boom", 10, "error")
     assert len(rows) == 2 and rows[0]["error"] == "ValueError: bad input 42"

@@ -7,11 +7,11 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from services.cleanup import purge
-from services.notifications import deliver_pending
-from services.report import build_report, latest_report
-from storage.models import Event, Notification, Report, TaskRun
-from support.clock import utcnow
+from servicescheduler.builtin.cleanup import purge
+from servicescheduler.builtin.notifications import deliver_pending
+from servicescheduler.builtin.report import build_report, latest_report
+from servicescheduler.storage.models import Event, Notification, Report, TaskRun
+from servicescheduler.support.clock import utcnow
 from tests.infra.webhook import WebhookReceiver
 
 

@@ -148,8 +148,8 @@ def _pid() -> int:
 
 
 def test_accounting_compares_by_id(tmp_path: Path, make_settings) -> None:
-    from storage.db import Database
-    from storage.migrate import upgrade
+    from servicescheduler.storage.db import Database
+    from servicescheduler.storage.migrate import upgrade
 
     path = tmp_path / "acc.db"
     database = Database(make_settings(database_url=f"sqlite:///{path}"))
@@ -209,7 +209,7 @@ def test_the_page_is_regenerated_but_a_hand_written_analysis_is_kept(tmp_path: P
 
 def test_the_harness_declares_no_task_in_the_shared_registry() -> None:
     from bench import soak  # noqa: F401 (imported for its side effects, of which there must be none)
-    from scheduling import tasks
+    from servicescheduler.scheduling import tasks
 
     # Apps built without a registry serve every task in `tasks`: the soak's belong to its server only.
     assert [spec.name for spec in tasks if spec.name.startswith("soak-")] == []

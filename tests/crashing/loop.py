@@ -24,7 +24,7 @@ import httpx
 
 from devtools.serve import uvicorn_command
 from devtools.tansu import free_port
-from storage.records import OUTCOMES, RUNNING
+from servicescheduler.storage.records import OUTCOMES, RUNNING
 from tests.conftest import ADMIN_TOKEN, AUTH
 
 ROOT = Path(__file__).resolve().parent.parent.parent

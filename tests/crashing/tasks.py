@@ -11,7 +11,7 @@ import os
 import random
 import time
 
-from scheduling import TaskContext, every, tasks
+from servicescheduler.scheduling import TaskContext, every, tasks
 
 
 def _witness(ctx: TaskContext) -> None:

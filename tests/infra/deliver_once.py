@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from services.notifications import deliver_pending
-from settings import load_settings
-from storage.db import Database
+from servicescheduler.builtin.notifications import deliver_pending
+from servicescheduler.settings import load_settings
+from servicescheduler.storage.db import Database
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 TASK_MODULE = textwrap.dedent("""
     import time
 
-    from scheduling import every, tasks
+    from servicescheduler.scheduling import every, tasks
 
     @tasks.task("tick", trigger=every(1).seconds, description="one run per second, cluster-wide")
     def tick() -> None:

@@ -1,0 +1,1 @@
+"""ServiceScheduler: periodic tasks and a durable Kafka consumer inside your FastAPI app."""

@@ -1,0 +1,59 @@
+"""decode_batch: one poll result split into decoded messages and dead letters.
+
+Every message ends up in exactly one of the two lists, whatever its bytes: a refused message
+becomes a dead letter with its reason (one log line each), and a bug in the decoder costs that
+message only, never the partition behind it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafka.structs import TopicPartition
+
+from servicescheduler.consumers.decoding.deadletter import DeadRow
+from servicescheduler.consumers.decoding.events import DECODE, BadMessage, decode_key
+from servicescheduler.consumers.decoding.wire import decode_event
+from servicescheduler.consumers.storing.handlers import MessageMeta
+from servicescheduler.consumers.storing.store import Prepared
+from servicescheduler.logs import get_logger
+from servicescheduler.support.clock import utcnow
+
+log = get_logger(__name__)
+
+
+def decode_batch(records: dict[TopicPartition, list[Any]], *, max_bytes: int) -> tuple[list[Prepared], list[DeadRow]]:
+    """Decoded messages (in partition and offset order) and the dead letters of `records`."""
+    prepared: list[Prepared] = []
+    dead: list[DeadRow] = []
+    received_at = utcnow()
+    for tp, messages in records.items():
+        for msg in messages:
+            try:
+                event = decode_event(msg, max_bytes=max_bytes)
+            except BadMessage as exc:
+                dead.append(DeadRow(tp.topic, tp.partition, msg.offset, msg.key, msg.value, exc.kind, exc.reason))
+                log.warning(
+                    "consumer_bad_message",
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    offset=msg.offset,
+                    kind=exc.kind,
+                    reason=exc.reason[:500],
+                )
+                continue
+            except Exception as exc:  # a decoder bug must cost this message, never the partition
+                error = f"{type(exc).__name__}: {exc}"
+                dead.append(DeadRow(tp.topic, tp.partition, msg.offset, msg.key, msg.value, DECODE, error))
+                log.error(
+                    "consumer_decode_failed",
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    offset=msg.offset,
+                    error=error[:500],
+                    exc_info=True,
+                )
+                continue
+            meta = MessageMeta(tp.topic, tp.partition, msg.offset, decode_key(msg.key), received_at)
+            prepared.append(Prepared(event, meta, msg.key, msg.value))
+    return prepared, dead

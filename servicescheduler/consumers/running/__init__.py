@@ -1,0 +1,2 @@
+"""Running: the consumer thread (worker), its supervisor with backoff, its published status and
+throughput, and the wiring (pipeline)."""

@@ -1,0 +1,60 @@
+"""Dashboard routes: `/`, the task page, and the HTML fragments the page polls every 2 s.
+
+Read-only like the GET API (no token); mutations are made by the page's script against the
+JSON API itself. Kept out of the OpenAPI schema: these answer HTML, not the API's JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from servicescheduler.api.deps import AppDep
+from servicescheduler.dashboard import TEMPLATE_DIR, views
+from servicescheduler.dashboard.format import FILTERS
+from servicescheduler.dashboard.panels import PANELS
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=TEMPLATE_DIR)  # autoescape is on: values are text, never HTML
+templates.env.filters.update(FILTERS)
+
+# "" is the filter form's "all outcomes".
+OutcomeFilter = Literal["", "success", "error", "timeout", "skipped", "missed"]
+PageNumber = Annotated[int, Query(ge=1, le=100_000)]
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, application: AppDep) -> HTMLResponse:
+    """Every panel, rendered at once (the page also works without its script)."""
+    panels = [(panel, panel.build(application)) for panel in PANELS.values()]
+    return templates.TemplateResponse(request, "index.html", {"panels": panels})
+
+
+@router.get("/ui/panels/{name}", response_class=HTMLResponse)
+def panel_fragment(name: str, request: Request, application: AppDep) -> HTMLResponse:
+    """One panel's content, for the page's live refresh."""
+    panel = PANELS.get(name)
+    if panel is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown panel {name!r}")
+    return templates.TemplateResponse(request, panel.template, {"panel": panel, "data": panel.build(application)})
+
+
+@router.get("/ui/tasks/{name}", response_class=HTMLResponse)
+def task_detail(
+    name: str, request: Request, application: AppDep, outcome: OutcomeFilter | None = None, page: PageNumber = 1
+) -> HTMLResponse:
+    """A task's run history (filter, paging), duration chart, errors and audit trail."""
+    context = views.task_page(application, name, outcome or None, page)
+    return templates.TemplateResponse(request, "task.html", context)
+
+
+@router.get("/ui/tasks/{name}/live", response_class=HTMLResponse)
+def task_live(
+    name: str, request: Request, application: AppDep, outcome: OutcomeFilter | None = None, page: PageNumber = 1
+) -> HTMLResponse:
+    """The live part of the task page, for the page's refresh."""
+    context = views.task_page(application, name, outcome or None, page)
+    return templates.TemplateResponse(request, "task_live.html", context)

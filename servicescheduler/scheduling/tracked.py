@@ -1,0 +1,107 @@
+"""TrackedTask: what the scheduler tracks in memory for one registered task, and its JSON status view."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from servicescheduler.scheduling.registry import TaskSpec
+from servicescheduler.scheduling.triggers import Trigger
+from servicescheduler.settings import Settings
+from servicescheduler.storage.records import STAT_NAMES, RunRecord
+from servicescheduler.storage.task_state import SavedTaskState
+from servicescheduler.support.clock import iso
+
+
+@dataclass
+class TrackedTask:
+    """Everything the scheduler tracks for one task. Guarded by the scheduler's lock."""
+
+    spec: TaskSpec
+    trigger: Trigger
+    enabled: bool
+    interval_override: int | None = None
+    next_due: float | None = None
+    generation: int = 0
+    running: RunRecord | None = None
+    overrunning: bool = False
+    rerun_requested: bool = False
+    run_requests_dropped: int = 0  # event-triggered requests refused while disabled
+    last_run: RunRecord | None = None
+    last_success_at: float | None = None
+    anchor: float | None = None  # scheduled_for of the last run that started: the grid origin
+    stats: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    def restore(cls, spec: TaskSpec, state: SavedTaskState | None, settings: Settings) -> TrackedTask:
+        """The tracked state of `spec`: persisted operator intent wins over settings, settings over code."""
+        enabled = settings.task_enabled.get(spec.name, spec.enabled)
+        override = settings.task_intervals.get(spec.name)
+        if state is not None:
+            enabled, override = state.enabled, state.interval_seconds
+        tracked = cls(spec, Trigger.interval(override) if override else spec.trigger, enabled, override)
+        if state is not None:
+            tracked.anchor, tracked.last_success_at = state.last_run_scheduled_for, state.last_success_at
+            tracked.stats.update(state.stats)
+            tracked.last_run = state.last_run
+        return tracked
+
+    def is_overdue(self, now: float) -> bool:
+        """True when the task never ran or its last run is at least one period old (interval
+        triggers only: calendar triggers keep their absolute times)."""
+        if self.trigger.is_calendar:
+            return False
+        return self.anchor is None or now - self.anchor >= self.trigger.nominal_period_seconds
+
+    @property
+    def name(self) -> str:
+        """The task's name."""
+        return self.spec.name
+
+    def grace_seconds(self) -> float:
+        """How late a run may start before it counts as missed."""
+        return self.spec.grace_seconds(self.trigger)
+
+    def is_stale(self, now: float) -> bool:
+        """Enabled, and no success within three periods (after it has had the chance)."""
+        if not self.enabled:
+            return False
+        limit = 3 * self.trigger.nominal_period_seconds
+        reference = self.last_success_at
+        if reference is None:
+            return self.stats.get("error", 0) + self.stats.get("timeout", 0) >= 3
+        return now - reference > limit
+
+    def status(self, now: float) -> dict[str, Any]:
+        """The task as the API shows it."""
+        job = self.trigger.job
+        counts = {label: self.stats.get(outcome, 0) for outcome, label in STAT_NAMES.items()}
+        counts["runs"] = sum(self.stats.get(o, 0) for o in ("success", "error", "timeout", "interrupted"))
+        running = None
+        if self.running is not None:
+            running = {
+                "run_id": self.running.run_id,
+                "trigger": self.running.trigger,
+                "started_at": iso(self.running.started_at),
+                "overrunning": self.overrunning,
+            }
+        return {
+            "name": self.name,
+            "description": self.spec.description,
+            "enabled": self.enabled,
+            "schedule": self.trigger.describe(),
+            "interval_seconds": self.trigger.interval_seconds,
+            "at": job.at_time.isoformat() if job.at_time is not None else None,
+            "interval_overridden": self.interval_override is not None,
+            "executor": self.spec.executor,
+            "timeout_seconds": self.spec.timeout_seconds,
+            "next_run_at": iso(self.next_due) if self.enabled else None,
+            "running": self.running is not None,
+            "current_run": running,
+            "last_run": self.last_run.as_dict() if self.last_run is not None else None,
+            "last_success_at": iso(self.last_success_at),
+            "stale": self.is_stale(now),
+            "stats": counts,
+            "run_requests_dropped": self.run_requests_dropped,
+        }

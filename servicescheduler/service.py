@@ -1,0 +1,190 @@
+"""Application: the service's wiring. Builds and owns everything one instance runs (database,
+scheduler, consumer) from one Settings object; `start()`/`stop()` are called by the lifespan."""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from servicescheduler.logs import get_logger
+from servicescheduler.metrics import Metrics
+from servicescheduler.scheduler import Scheduler
+from servicescheduler.scheduling.cluster_sync import ClusterSync
+from servicescheduler.scheduling.coordination import Coordinator
+from servicescheduler.scheduling.registry import TaskRegistry
+from servicescheduler.settings import Settings
+from servicescheduler.storage.admin_token import load_admin_token
+from servicescheduler.storage.control import ControlState
+from servicescheduler.storage.db import Database
+from servicescheduler.storage.migrate import upgrade
+
+if TYPE_CHECKING:
+    from servicescheduler.consumers.running.supervisor import ConsumerSupervisor
+    from servicescheduler.consumers.running.throughput import ThroughputSampler
+
+log = get_logger(__name__)
+
+BUILTIN_PACKAGE = "servicescheduler.builtin"
+
+
+class StartupError(RuntimeError):
+    """The service cannot start as configured; the message is one line naming the cause."""
+
+
+class Application:
+    """The service's parts, wired from one Settings object."""
+
+    def __init__(self, settings: Settings, registry: TaskRegistry) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.database = Database(settings)
+        self.registry = registry
+        # Cluster hook: replicas (and uvicorn workers) on one database share one schedule.
+        self.coordinator = (
+            Coordinator(self.database, ttl_seconds=settings.cluster_replica_ttl_seconds, clock=time.time)
+            if settings.cluster_enabled
+            else None
+        )
+        self.scheduler = Scheduler(
+            settings, self.database, registry, metrics=self.metrics, coordinator=self.coordinator
+        )
+        self.admin_token = load_admin_token(settings)
+        self.consumer: ConsumerSupervisor | None = None
+        self.throughput: ThroughputSampler | None = None  # events/s history for the dashboard
+        if settings.kafka_enabled:
+            from servicescheduler.consumers.running.pipeline import (
+                build_consumer,  # imports kafka-python: only when it is used
+            )
+            from servicescheduler.consumers.running.throughput import ThroughputSampler
+
+            self.consumer = build_consumer(settings, self.database, self.metrics, self.scheduler)
+            self.throughput = ThroughputSampler(self.consumer.status)
+            self.scheduler.supervise(self.throughput)
+        self.cluster_sync: ClusterSync | None = None
+        if self.coordinator is not None:
+            self.cluster_sync = ClusterSync(
+                self.coordinator, self._apply_control, metrics=self.metrics, partitions=self._partitions
+            )
+        self.started = False
+
+    def _apply_control(self, change: ControlState) -> None:
+        """Cluster hook: a change persisted by any replica, for a task or for the consumer."""
+        if self.consumer is not None and change.name == self.consumer.state_name:
+            # Off the cluster-sync thread: stopping the consumer blocks up to KAFKA_STOP_TIMEOUT_SECONDS,
+            # longer than a heartbeat may wait.
+            threading.Thread(
+                target=self.consumer.apply_shared, args=(change.enabled,), name="consumer-control", daemon=True
+            ).start()
+        else:
+            self.scheduler.apply_control(change)
+
+    def _partitions(self) -> list[str]:
+        """The Kafka partitions this replica consumes (published in the replicas table)."""
+        if self.consumer is None:
+            return []
+        return list(self.consumer.status().get("assigned_partitions") or [])
+
+    def start(self) -> None:
+        """Migrates the database, then starts the scheduler (and the consumer it supervises)."""
+        upgrade(self.database.engine)
+        warn_unknown_task_settings(self.settings, self.registry)
+        warn_if_multiple_workers(self.settings)
+        if self.consumer is not None:
+            self.consumer.load_state()
+        # Read before the scheduler loads its state: a change committed in between is applied again.
+        seen = self.coordinator.control_version() if self.coordinator is not None else 0
+        self.scheduler.start()
+        if self.cluster_sync is not None:
+            self.cluster_sync.start(seen)
+        self.started = True
+        log.info(
+            "service_started",
+            tasks=len(self.scheduler.names()),
+            database=self.database.dialect,
+            kafka=self.consumer is not None,
+            scheduler_enabled=self.settings.scheduler_enabled,
+        )
+
+    def stop(self) -> list[str]:
+        """Stops the scheduler within the shutdown grace; returns tasks that did not finish."""
+        unfinished = self.scheduler.stop() if self.started else []
+        if self.cluster_sync is not None and self.started:
+            self.cluster_sync.stop()  # after the runs: their leases were renewed while they finished
+        self.database.dispose()
+        return unfinished
+
+    def readiness(self) -> tuple[dict[str, Any], list[str]]:
+        """(checks, reasons not ready) for /ready."""
+        checks: dict[str, Any] = {}
+        reasons: list[str] = []
+        try:
+            self.database.ping()
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = "unreachable"
+            reasons.append(f"database unreachable: {type(exc).__name__}")
+        alive, reason = self.scheduler.health()
+        checks["scheduler"] = "ok" if alive else reason
+        if not alive:
+            reasons.append(f"scheduler: {reason}")
+        if self.consumer is not None:
+            ok, consumer_reason = self.consumer.readiness()
+            checks["consumer"] = "ok" if ok else consumer_reason
+            if not ok:
+                reasons.append(f"consumer: {consumer_reason}")
+        return checks, reasons
+
+
+def build_registry(settings: Settings, shared: TaskRegistry) -> TaskRegistry:
+    """The tasks this instance runs: the built-ins BUILTIN_TASKS names, then every task declared by
+    the modules of TASK_MODULES (imported here, in order). Raises StartupError naming a module
+    that fails to import or a built-in that does not exist."""
+    importlib.import_module(BUILTIN_PACKAGE)
+    builtin = {spec.name for spec in shared if spec.func.__module__.startswith(BUILTIN_PACKAGE + ".")}
+    wanted = builtin if settings.builtin_tasks == "all" else set(settings.builtin_task_names)
+    unknown = sorted(wanted - builtin)
+    if unknown:
+        raise StartupError(
+            f"BUILTIN_TASKS names no built-in task {', '.join(unknown)} (built-in tasks: {', '.join(sorted(builtin))})"
+        )
+    for module in settings.task_module_names:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # any failure, SyntaxError included, is the user's module's
+            raise StartupError(f"TASK_MODULES: cannot import {module!r}: {type(exc).__name__}: {exc}") from None
+    registry = TaskRegistry()
+    for spec in shared:
+        if spec.name not in builtin or spec.name in wanted:
+            registry.add(spec)
+    return registry
+
+
+def warn_unknown_task_settings(settings: Settings, registry: TaskRegistry) -> None:
+    """TASK_<NAME>_* naming no registered task is almost always a typo: say so at start-up."""
+    known = {spec.name for spec in registry}
+    for field, suffix in (("task_intervals", "INTERVAL_SECONDS"), ("task_enabled", "ENABLED")):
+        for name in sorted(set(getattr(settings, field)) - known):
+            log.warning(
+                "task_setting_unknown_task",
+                variable=f"TASK_{name.upper().replace('-', '__')}_{suffix}",
+                task=name,
+                known_tasks=sorted(known),
+            )
+
+
+def warn_if_multiple_workers(settings: Settings) -> None:
+    """Several workers are safe while they coordinate (CLUSTER_ENABLED, the default); without it
+    every worker would run every task."""
+    if settings.cluster_enabled:
+        return
+    workers = os.environ.get("WEB_CONCURRENCY", "1")
+    if multiprocessing.parent_process() is not None or (workers.isdigit() and int(workers) > 1):
+        log.warning(
+            "multiple_workers_detected",
+            hint="CLUSTER_ENABLED is false: every worker process runs every task; run one worker "
+            "(--workers 1) or enable clustering",
+        )

@@ -1,0 +1,110 @@
+"""Engine and session factory. One `Database` per app; sessions per unit of work, never shared."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from servicescheduler.settings import Settings
+
+
+def utcnow() -> datetime:
+    """The current time as a timezone-aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
+    """A SQLite engine in WAL mode with a busy timeout, its directory created."""
+    parsed = make_url(url)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
+        # The driver's own transaction handling is switched off so that we can say BEGIN
+        # IMMEDIATE: a deferred transaction that reads, then writes, fails at once with
+        # SQLITE_BUSY (no busy-wait) when another writer committed in between.
+        isolation_level=None,
+        # Bound values are event data: never part of an error text or a log line.
+        hide_parameters=True,
+        pool_size=20,
+        max_overflow=20,
+        # The most recently returned connection first: a sequential user such as the consumer
+        # keeps reusing one connection (and its prepared statements, a few MiB for the bulk
+        # insert) instead of rotating through every pooled one.
+        pool_use_lifo=True,
+    )
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get("sqlite_read_only") is not True
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers (API, reports) run beside the one writer; NORMAL sync is safe in WAL.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+class Database:
+    """Owns the engine and hands out sessions (`session()` context manager) for one unit of work."""
+
+    def __init__(self, settings: Settings) -> None:
+        url = settings.database_url
+        if url.startswith("sqlite"):
+            self.engine = _sqlite_engine(url, settings.sqlite_busy_timeout_ms)
+        else:
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
+            self.engine = create_engine(
+                url,
+                pool_size=settings.database_pool_size,
+                max_overflow=settings.database_pool_size,
+                pool_pre_ping=True,
+                hide_parameters=True,  # bound values are event data: never in an error text
+            )
+        self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        self.read_session_factory = sessionmaker(
+            self.engine.execution_options(sqlite_read_only=True), expire_on_commit=False
+        )
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self.engine.dialect.name
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in a transaction: committed on success, rolled back on error, always closed."""
+        with self.session_factory() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session for reads only: on SQLite it does not take the write lock."""
+        with self.read_session_factory() as session, session.begin():
+            yield session
+
+    def ping(self) -> None:
+        """Raises if the database does not answer a trivial query."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        """Closes pooled connections."""
+        self.engine.dispose()
