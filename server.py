@@ -1,97 +1,80 @@
-"""FastAPI app and lifespan: `uvicorn server:app` serves the API and runs the scheduler."""
+"""The reference service: `uvicorn server:app` serves ServiceScheduler as a service of its own.
+
+Built from the library's public API only, the way any host app embeds it: settings from the
+environment (and `.env`), JSON logs on stdout, the built-in tasks and the modules of
+TASK_MODULES, the API at the root and the dashboard at /ui (`/` redirects there).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
-from fastapi import FastAPI, Request, status
-from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from fastapi.staticfiles import StaticFiles
+from servicescheduler import (
+    ServiceScheduler,
+    Settings,
+    SettingsError,
+    StartupError,
+    TaskRegistry,
+    configure_logging,
+    handlers,
+    load_settings,
+)
 
-from servicescheduler.api.body_limit import RequestBodyLimit
-from servicescheduler.api.errors import UnhandledErrors
-from servicescheduler.api.method_not_allowed import method_not_allowed
-from servicescheduler.logs import configure_logging, get_logger
-from servicescheduler.scheduling.errors import CoordinationUnavailable, TaskBusy, UnknownTask
-from servicescheduler.scheduling.registry import TaskRegistry
-from servicescheduler.scheduling.registry import tasks as declared_tasks
-from servicescheduler.service import Application, StartupError, build_registry
-from servicescheduler.settings import Settings, SettingsError, get_settings
-from servicescheduler.support.validation import describe_errors
-
-log = get_logger(__name__)
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def create_app(settings: Settings | None = None, registry: TaskRegistry | None = None) -> FastAPI:
-    """Builds the app around an Application; tests pass their own settings and registry.
+    """The service's app; tests pass their own settings and registry.
 
     Without a registry, the built-in tasks (BUILTIN_TASKS) and the modules of TASK_MODULES are
-    imported and their tasks served.
+    imported and their tasks served; with one, exactly its tasks.
     """
-    settings = settings or get_settings()
+    settings = settings or load_settings()
     configure_logging(settings.log_level, settings.log_format)
-    if registry is None:
-        registry = build_registry(settings, declared_tasks)
-    application = Application(settings, registry)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(application.start)
-        try:
-            yield
-        finally:
-            await run_in_threadpool(application.stop)
+    if registry is not None:
+        settings = settings.model_copy(update={"builtin_tasks": "", "task_modules": ""})
+    # The module-level handler registry: TASK_MODULES modules register their event handlers there.
+    scheduler = ServiceScheduler(settings, handlers=handlers)
+    if registry is not None:
+        scheduler.include(registry)
+    scheduler.check()  # a bad BUILTIN_TASKS, TASK_MODULES or token file stops start-up here, in one line
 
     app = FastAPI(
         title="ServiceScheduler",
         version="1.0.0",
-        lifespan=lifespan,
+        lifespan=scheduler.lifespan,
         description="Periodic tasks and a Kafka consumer inside one FastAPI service.",
     )
-    app.state.application = application
-    # Added innermost first: UnhandledErrors wraps everything, including the body limit.
-    app.add_middleware(RequestBodyLimit, max_bytes=settings.max_request_bytes)
-    app.add_middleware(UnhandledErrors)
-    _map_errors(app)
+    app.state.servicescheduler = scheduler
+    app.add_exception_handler(405, method_not_allowed)
+    app.include_router(scheduler.router)
 
-    from servicescheduler.api import cluster, consumer, system, tasks
-    from servicescheduler.dashboard import STATIC_DIR
-    from servicescheduler.dashboard import routes as dashboard
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("ui/")
 
-    app.include_router(system.router)
-    app.include_router(tasks.router)
-    app.include_router(consumer.router)
-    app.include_router(dashboard.router)
-    app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="dashboard-static")
-    app.include_router(cluster.router)
+    app.mount("/ui", scheduler.dashboard)
     return app
 
 
-def _map_errors(app: FastAPI) -> None:
-    """Domain and validation errors → JSON `{"detail": "<sentence>"}` with their status, once."""
-    app.add_exception_handler(405, method_not_allowed)
+async def method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    """405 naming every method the path allows. Starlette answers 405 from the first route whose
+    path matches, so its `Allow` lists only that route's methods (GET /tasks/{name} would hide
+    PATCH /tasks/{name}); this asks the router which methods would fully match."""
+    allowed = {method for method in METHODS if _routed(request, method)}
+    if not allowed and isinstance(exc, HTTPException) and exc.headers:
+        allowed = {m.strip() for m in exc.headers.get("Allow", "").split(",") if m.strip()}
+    methods = ", ".join(sorted(allowed))
+    detail = f"method {request.method} is not allowed on {request.scope['path']}; allowed: {methods}"
+    return JSONResponse({"detail": detail}, 405, headers={"Allow": methods})
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(
-            {"detail": describe_errors(exc.errors(), fallback="invalid request")},
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        )
 
-    @app.exception_handler(UnknownTask)
-    async def _unknown(_: Request, exc: UnknownTask) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_404_NOT_FOUND)
-
-    @app.exception_handler(TaskBusy)
-    async def _busy(_: Request, exc: TaskBusy) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
-
-    @app.exception_handler(CoordinationUnavailable)
-    async def _uncoordinated(_: Request, exc: CoordinationUnavailable) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+def _routed(request: Request, method: str) -> bool:
+    probe = {**request.scope, "method": method}
+    return any(route.matches(probe)[0] == Match.FULL for route in request.app.router.routes)
 
 
 def __getattr__(name: str) -> FastAPI:

@@ -1,1 +1,47 @@
-"""ServiceScheduler: periodic tasks and a durable Kafka consumer inside your FastAPI app."""
+"""ServiceScheduler: periodic tasks and a durable Kafka consumer inside your FastAPI app.
+
+The public API is what this module exports; everything else is the package's own business.
+
+- `ServiceScheduler`: one embeddable instance (its tasks, handlers, `router`, `dashboard`,
+  `lifespan`/`running()`); `Settings`/`SettingsError` configure it (`load_settings()` reads the
+  environment and `.env`, TASK_<NAME>_* included).
+- `TaskContext`, `every` (and `Trigger`): what a task declaration uses; `TaskRegistry` for a
+  module's own set of tasks; `TaskDefinitionError` names a bad declaration.
+- `tasks` and `handlers`: the module-level registries that modules named by TASK_MODULES declare
+  on (the reference service serves them).
+- `BatchWriter`, `Event`, `MessageMeta`: what an event handler receives.
+- `configure_logging`: JSON lines on stdout for programs (the library itself never configures logging).
+- `servicescheduler.testing`: helpers for your tests (fake clock, run now, feed messages).
+"""
+
+from servicescheduler.consumers.decoding.events import Event
+from servicescheduler.consumers.storing.handlers import BatchWriter, HandlerRegistry, MessageMeta, handlers
+from servicescheduler.embedding import ServiceScheduler
+from servicescheduler.logs import configure_logging
+from servicescheduler.scheduling.registry import TaskContext, TaskDefinitionError, TaskRegistry, tasks
+from servicescheduler.scheduling.triggers import Trigger, every
+from servicescheduler.service import StartupError
+from servicescheduler.settings import Settings, SettingsError, load_settings
+
+__version__ = "1.0.0"
+
+__all__ = [
+    "BatchWriter",
+    "Event",
+    "HandlerRegistry",
+    "MessageMeta",
+    "ServiceScheduler",
+    "Settings",
+    "SettingsError",
+    "StartupError",
+    "TaskContext",
+    "TaskDefinitionError",
+    "TaskRegistry",
+    "Trigger",
+    "__version__",
+    "configure_logging",
+    "every",
+    "handlers",
+    "load_settings",
+    "tasks",
+]

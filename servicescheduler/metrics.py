@@ -1,4 +1,5 @@
-"""Prometheus metrics. Each app owns a CollectorRegistry, so several apps (tests) never collide."""
+"""Prometheus metrics. Each instance owns a CollectorRegistry (so several instances never collide),
+or registers into one its host passes (then served with the host's other metrics)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ BATCH_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 class Metrics:
     """All collectors of one service instance."""
 
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
         self._refreshers: list[Callable[[], None]] = []
         r = self.registry
         self.task_runs = Counter("task_runs", "Task runs by task and outcome", ["task", "outcome"], registry=r)

@@ -1,9 +1,9 @@
-"""Application: the service's wiring. Builds and owns everything one instance runs (database,
-scheduler, consumer) from one Settings object; `start()`/`stop()` are called by the lifespan."""
+"""Application: the running parts of one ServiceScheduler (embedding.py), wired from one Settings
+object: database, scheduler engine, consumer, cluster sync. Built at each start, so that
+declaring a ServiceScheduler (often at import time) opens no database and creates no file."""
 
 from __future__ import annotations
 
-import importlib
 import multiprocessing
 import os
 import threading
@@ -17,7 +17,6 @@ from servicescheduler.scheduling.cluster_sync import ClusterSync
 from servicescheduler.scheduling.coordination import Coordinator
 from servicescheduler.scheduling.registry import TaskRegistry
 from servicescheduler.settings import Settings
-from servicescheduler.storage.admin_token import load_admin_token
 from servicescheduler.storage.control import ControlState
 from servicescheduler.storage.db import Database
 from servicescheduler.storage.migrate import upgrade
@@ -25,10 +24,9 @@ from servicescheduler.storage.migrate import upgrade
 if TYPE_CHECKING:
     from servicescheduler.consumers.running.supervisor import ConsumerSupervisor
     from servicescheduler.consumers.running.throughput import ThroughputSampler
+    from servicescheduler.consumers.storing.handlers import HandlerRegistry
 
 log = get_logger(__name__)
-
-BUILTIN_PACKAGE = "servicescheduler.builtin"
 
 
 class StartupError(RuntimeError):
@@ -38,9 +36,17 @@ class StartupError(RuntimeError):
 class Application:
     """The service's parts, wired from one Settings object."""
 
-    def __init__(self, settings: Settings, registry: TaskRegistry) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: TaskRegistry,
+        *,
+        handlers: HandlerRegistry | None = None,
+        metrics: Metrics | None = None,
+        admin_token: str = "",
+    ) -> None:
         self.settings = settings
-        self.metrics = Metrics()
+        self.metrics = metrics or Metrics()
         self.database = Database(settings)
         self.registry = registry
         # Cluster hook: replicas (and uvicorn workers) on one database share one schedule.
@@ -52,7 +58,7 @@ class Application:
         self.scheduler = Scheduler(
             settings, self.database, registry, metrics=self.metrics, coordinator=self.coordinator
         )
-        self.admin_token = load_admin_token(settings)
+        self.admin_token = admin_token  # empty when the host's `auth` guards mutations
         self.consumer: ConsumerSupervisor | None = None
         self.throughput: ThroughputSampler | None = None  # events/s history for the dashboard
         if settings.kafka_enabled:
@@ -61,7 +67,7 @@ class Application:
             )
             from servicescheduler.consumers.running.throughput import ThroughputSampler
 
-            self.consumer = build_consumer(settings, self.database, self.metrics, self.scheduler)
+            self.consumer = build_consumer(settings, self.database, self.metrics, self.scheduler, handlers)
             self.throughput = ThroughputSampler(self.consumer.status)
             self.scheduler.supervise(self.throughput)
         self.cluster_sync: ClusterSync | None = None
@@ -109,9 +115,9 @@ class Application:
             scheduler_enabled=self.settings.scheduler_enabled,
         )
 
-    def stop(self) -> list[str]:
-        """Stops the scheduler within the shutdown grace; returns tasks that did not finish."""
-        unfinished = self.scheduler.stop() if self.started else []
+    def stop(self, timeout: float | None = None) -> list[str]:
+        """Stops the scheduler within the shutdown grace (or `timeout`); returns tasks that did not finish."""
+        unfinished = self.scheduler.stop(timeout) if self.started else []
         if self.cluster_sync is not None and self.started:
             self.cluster_sync.stop()  # after the runs: their leases were renewed while they finished
         self.database.dispose()
@@ -137,30 +143,6 @@ class Application:
             if not ok:
                 reasons.append(f"consumer: {consumer_reason}")
         return checks, reasons
-
-
-def build_registry(settings: Settings, shared: TaskRegistry) -> TaskRegistry:
-    """The tasks this instance runs: the built-ins BUILTIN_TASKS names, then every task declared by
-    the modules of TASK_MODULES (imported here, in order). Raises StartupError naming a module
-    that fails to import or a built-in that does not exist."""
-    importlib.import_module(BUILTIN_PACKAGE)
-    builtin = {spec.name for spec in shared if spec.func.__module__.startswith(BUILTIN_PACKAGE + ".")}
-    wanted = builtin if settings.builtin_tasks == "all" else set(settings.builtin_task_names)
-    unknown = sorted(wanted - builtin)
-    if unknown:
-        raise StartupError(
-            f"BUILTIN_TASKS names no built-in task {', '.join(unknown)} (built-in tasks: {', '.join(sorted(builtin))})"
-        )
-    for module in settings.task_module_names:
-        try:
-            importlib.import_module(module)
-        except Exception as exc:  # any failure, SyntaxError included, is the user's module's
-            raise StartupError(f"TASK_MODULES: cannot import {module!r}: {type(exc).__name__}: {exc}") from None
-    registry = TaskRegistry()
-    for spec in shared:
-        if spec.name not in builtin or spec.name in wanted:
-            registry.add(spec)
-    return registry
 
 
 def warn_unknown_task_settings(settings: Settings, registry: TaskRegistry) -> None:

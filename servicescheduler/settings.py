@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from servicescheduler.support.redact import mask_url_passwords
@@ -185,6 +185,30 @@ def _task_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
     if enabled:
         overrides["task_enabled"] = enabled
     return overrides
+
+
+class _ExplicitSettings(Settings):
+    """Settings from the values given and the defaults only."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def settings_from(**values: object) -> Settings:
+    """Settings from `values` and the defaults, reading no environment variable and no `.env`
+    (what `ServiceScheduler(database_url=...)` uses). Raises SettingsError naming a bad value."""
+    try:
+        return _ExplicitSettings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
 
 
 def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:

@@ -141,7 +141,7 @@ class LiveApp:
         from server import create_app
 
         self.app = create_app(settings, registry)
-        self.application = self.app.state.application
+        self.service = self.app.state.servicescheduler
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
@@ -168,8 +168,13 @@ class LiveApp:
         self.thread.join(timeout=30)
 
     @property
+    def application(self):
+        """The running parts of the app's ServiceScheduler (after start)."""
+        return self.service.application
+
+    @property
     def scheduler(self):
-        """The running Scheduler."""
+        """The running Scheduler (the engine)."""
         return self.application.scheduler
 
 

@@ -13,8 +13,9 @@ import pytest
 
 from devtools.serve import uvicorn_command
 from devtools.tansu import free_port
+from servicescheduler.embedding import build_registry
 from servicescheduler.scheduling import TaskRegistry, every, tasks
-from servicescheduler.service import StartupError, build_registry
+from servicescheduler.service import StartupError
 from servicescheduler.settings import SettingsError, load_settings
 from tests.conftest import ADMIN_TOKEN, AUTH, FakeClock, wait_until
 

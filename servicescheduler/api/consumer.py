@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from servicescheduler.api.admin_route import AdminFirstRoute
 from servicescheduler.api.deps import AdminDep, AppDep
 from servicescheduler.api.responses import error_responses
 from servicescheduler.service import Application
@@ -21,9 +20,7 @@ from servicescheduler.support.redact import scrub_errors
 if TYPE_CHECKING:  # importing it at run time would import kafka-python when Kafka is off
     from servicescheduler.consumers.running.supervisor import ConsumerSupervisor
 
-router = APIRouter(
-    prefix="/consumer", tags=["consumer"], route_class=AdminFirstRoute, responses=error_responses(500, 503)
-)
+router = APIRouter(prefix="/consumer", tags=["consumer"], responses=error_responses(500, 503))
 
 DISABLED_DETAIL = "KAFKA_ENABLED is false: the Kafka consumer is not configured in this instance"
 

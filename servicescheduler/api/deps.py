@@ -1,22 +1,42 @@
-"""FastAPI dependencies: the application (settings, scheduler, consumer) and the admin check."""
+"""FastAPI dependencies: the running service behind a bound route, and the actor of a mutation.
+
+A route bound to a ServiceScheduler (api/binding.py) finds its instance in the ASGI scope under
+`SCOPE_KEY`; `get_application` answers its running parts, or 503 before start / after stop.
+"""
 
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request, status
+from fastapi.exceptions import HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from servicescheduler.service import Application
 
+if TYPE_CHECKING:
+    from servicescheduler.embedding import ServiceScheduler
+
+SCOPE_KEY = "servicescheduler"
 bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <ADMIN_TOKEN>")
 
 
+class NotRunning(RuntimeError):
+    """A route of a ServiceScheduler that is not running (not started yet, or stopped): 503."""
+
+
+def get_service(request: Request) -> ServiceScheduler:
+    """The ServiceScheduler whose route this is."""
+    service: ServiceScheduler | None = request.scope.get(SCOPE_KEY)
+    if service is None:
+        raise RuntimeError("route not bound to a ServiceScheduler: include scheduler.router, not the route modules")
+    return service
+
+
 def get_application(request: Request) -> Application:
-    """The Application this app was built with."""
-    application: Application = request.app.state.application
-    return application
+    """The running parts of this route's ServiceScheduler."""
+    return get_service(request).application
 
 
 AppDep = Annotated[Application, Depends(get_application)]
@@ -27,9 +47,7 @@ def token_matches(expected: str, presented: str) -> bool:
     return secrets.compare_digest(expected.encode(), presented.encode())
 
 
-def require_admin(
-    application: AppDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> str:
+def check_token(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
     """Checks the bearer token in constant time; returns the actor name for the audit log."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
@@ -37,11 +55,12 @@ def require_admin(
             "missing bearer token: send Authorization: Bearer <ADMIN_TOKEN>",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if not token_matches(application.admin_token, credentials.credentials):
+    if not token_matches(get_application(request).admin_token, credentials.credentials):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "invalid bearer token", headers={"WWW-Authenticate": "Bearer"}
         )
     return "admin"
 
 
-AdminDep = Annotated[str, Depends(require_admin)]
+# The actor of a mutation. Bound routes of an instance built with `auth=` depend on that instead.
+AdminDep = Annotated[str, Depends(check_token)]

@@ -1,7 +1,7 @@
 """Task routes: list, inspect, enable, disable, trigger, reschedule, history.
 
-Unknown task names (UnknownTask → 404) and busy tasks (TaskBusy → 409) are mapped once, in
-server.py, from the scheduler's own errors.
+Unknown task names (UnknownTask → 404) and busy tasks (TaskBusy → 409) are mapped once, for every
+bound route (api/binding.py), from the scheduler's own errors.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from servicescheduler.api.admin_route import AdminFirstRoute
 from servicescheduler.api.deps import AdminDep, AppDep
 from servicescheduler.api.responses import error_responses
 from servicescheduler.api.views import RunView, TaskView
@@ -19,9 +18,7 @@ from servicescheduler.settings import MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS
 from servicescheduler.storage.history import run_rows
 from servicescheduler.support.redact import scrub_errors
 
-router = APIRouter(
-    prefix="/tasks", tags=["tasks"], route_class=AdminFirstRoute, responses=error_responses(422, 500, 503)
-)
+router = APIRouter(prefix="/tasks", tags=["tasks"], responses=error_responses(422, 500, 503))
 
 # Every stored outcome (storage.records.OUTCOMES), plus `running` for runs in progress.
 Outcome = Literal["success", "error", "timeout", "skipped", "missed", "interrupted", "running"]

@@ -1,5 +1,10 @@
-"""Built-in tasks. Each module declares its task on `scheduling.tasks`; importing this package
-registers them all (BUILTIN_TASKS chooses which of them an instance runs). Your own tasks live in
-your own package, named by TASK_MODULES."""
+"""Built-in tasks: notifications (delivers what the consumer's events asked for), cleanup
+(retention) and report. Each module declares its task on `builtin_tasks` with the same decorator
+users write; importing this package declares them all, and BUILTIN_TASKS chooses which of them an
+instance serves (default: all, since the consumer creates notifications and every table needs
+retention)."""
 
-from servicescheduler.builtin import cleanup, notifications, report  # noqa: F401  (registers the tasks)
+from servicescheduler.builtin import cleanup, notifications, report  # noqa: F401  (declares the tasks)
+from servicescheduler.builtin.registry import builtin_tasks
+
+__all__ = ["builtin_tasks"]

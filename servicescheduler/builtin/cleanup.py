@@ -12,8 +12,9 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
+from servicescheduler.builtin.registry import builtin_tasks
 from servicescheduler.logs import get_logger
-from servicescheduler.scheduling import TaskContext, every, tasks
+from servicescheduler.scheduling import TaskContext, every
 from servicescheduler.settings import Settings
 from servicescheduler.storage.db import Database
 from servicescheduler.storage.models import AuditEntry, DeadLetter, Event, Notification, Report, TaskRun
@@ -86,7 +87,7 @@ def purge(*, database: Database, settings: Settings) -> PurgeResult:
     return result
 
 
-@tasks.task(
+@builtin_tasks.task(
     "cleanup",
     trigger=every(5).minutes,
     timeout=TASK_TIMEOUT_SECONDS,

@@ -20,8 +20,9 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy import select
 
+from servicescheduler.builtin.registry import builtin_tasks
 from servicescheduler.logs import get_logger
-from servicescheduler.scheduling import TaskContext, every, tasks
+from servicescheduler.scheduling import TaskContext, every
 from servicescheduler.settings import Settings
 from servicescheduler.storage.db import Database
 from servicescheduler.storage.models import Notification
@@ -221,7 +222,7 @@ async def deliver_pending(
     return totals
 
 
-@tasks.task(
+@builtin_tasks.task(
     "notifications",
     trigger=every(30).seconds,
     timeout=TASK_TIMEOUT_SECONDS,

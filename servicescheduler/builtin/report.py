@@ -9,8 +9,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from servicescheduler.builtin.registry import builtin_tasks
 from servicescheduler.logs import get_logger
-from servicescheduler.scheduling import TaskContext, every, tasks
+from servicescheduler.scheduling import TaskContext, every
 from servicescheduler.storage.db import Database
 from servicescheduler.storage.models import Event, Notification, Report, TaskRun
 from servicescheduler.support.clock import iso, utcnow
@@ -65,7 +66,7 @@ def latest_report(database: Database) -> dict[str, Any] | None:
         }
 
 
-@tasks.task(
+@builtin_tasks.task(
     "report",
     trigger=every(15).minutes,
     timeout=300,

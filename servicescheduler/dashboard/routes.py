@@ -1,7 +1,9 @@
 """Dashboard routes: `/`, the task page, and the HTML fragments the page polls every 2 s.
 
-Read-only like the GET API (no token); mutations are made by the page's script against the
-JSON API itself. Kept out of the OpenAPI schema: these answer HTML, not the API's JSON.
+Paths are relative to wherever the host mounts the dashboard (dashboard/app.py); every link in
+the templates starts with `root`, the mount's path. Read-only like the GET API (no token);
+mutations are made by the page's script against the JSON API the dashboard carries at `/api`.
+Kept out of the OpenAPI schema: these answer HTML, not the API's JSON.
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ from servicescheduler.dashboard.format import FILTERS
 from servicescheduler.dashboard.panels import PANELS
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=TEMPLATE_DIR)  # autoescape is on: values are text, never HTML
+
+
+def _mount_root(request: Request) -> dict[str, str]:
+    """`root`: the path the dashboard is mounted at (links and API calls are built on it)."""
+    return {"root": str(request.scope.get("root_path", "")).rstrip("/")}
+
+
+# Autoescape is on: values are text, never HTML.
+templates = Jinja2Templates(directory=TEMPLATE_DIR, context_processors=[_mount_root])
 templates.env.filters.update(FILTERS)
 
 # "" is the filter form's "all outcomes".
@@ -33,7 +43,7 @@ def home(request: Request, application: AppDep) -> HTMLResponse:
     return templates.TemplateResponse(request, "index.html", {"panels": panels})
 
 
-@router.get("/ui/panels/{name}", response_class=HTMLResponse)
+@router.get("/panels/{name}", response_class=HTMLResponse)
 def panel_fragment(name: str, request: Request, application: AppDep) -> HTMLResponse:
     """One panel's content, for the page's live refresh."""
     panel = PANELS.get(name)
@@ -42,7 +52,7 @@ def panel_fragment(name: str, request: Request, application: AppDep) -> HTMLResp
     return templates.TemplateResponse(request, panel.template, {"panel": panel, "data": panel.build(application)})
 
 
-@router.get("/ui/tasks/{name}", response_class=HTMLResponse)
+@router.get("/tasks/{name}", response_class=HTMLResponse)
 def task_detail(
     name: str, request: Request, application: AppDep, outcome: OutcomeFilter | None = None, page: PageNumber = 1
 ) -> HTMLResponse:
@@ -51,7 +61,7 @@ def task_detail(
     return templates.TemplateResponse(request, "task.html", context)
 
 
-@router.get("/ui/tasks/{name}/live", response_class=HTMLResponse)
+@router.get("/tasks/{name}/live", response_class=HTMLResponse)
 def task_live(
     name: str, request: Request, application: AppDep, outcome: OutcomeFilter | None = None, page: PageNumber = 1
 ) -> HTMLResponse:

@@ -138,6 +138,13 @@ class HandlerRegistry:
         """Event types with a specific handler."""
         return sorted(self._handlers)
 
+    def update(self, other: HandlerRegistry) -> None:
+        """Adds every handler of `other`; raises ValueError when a type has a handler in both."""
+        for event_type, (handler, with_default) in other._handlers.items():
+            self.register(event_type, store_event=with_default)(handler)
 
-handlers = HandlerRegistry()  # the process-wide registry the service uses
+
+# The module-level registry: modules named by TASK_MODULES register on it (`from servicescheduler import
+# handlers`), and the reference service serves it.
+handlers = HandlerRegistry()
 register = handlers.register

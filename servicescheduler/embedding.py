@@ -1,0 +1,253 @@
+"""ServiceScheduler: periodic tasks and a durable Kafka consumer, embedded in your FastAPI app.
+
+    from fastapi import Depends, FastAPI
+    from servicescheduler import ServiceScheduler, TaskContext, every
+
+    scheduler = ServiceScheduler(database_url="sqlite:///./data/app.db")
+
+    @scheduler.task("sync-prices", trigger=every(30).seconds)
+    def sync_prices(ctx: TaskContext) -> None: ...
+
+    app = FastAPI(lifespan=scheduler.lifespan)      # or `async with scheduler.running():`
+    app.include_router(scheduler.router, prefix="/ops", dependencies=[Depends(my_auth)])
+    app.mount("/ops/ui", scheduler.dashboard)
+
+Declaring one is free: it reads no environment variable (unless built by `from_env()`), opens no
+database and creates no file. `start()` (what the lifespan calls) builds the running parts
+(service.py's Application) from the settings and the declared tasks, migrates the database
+(MIGRATE_ON_START), and starts the scheduler loop, the consumer and the cluster sync; `stop()`
+ends them within the shutdown grace. Each instance has its own tasks, handlers, metrics and
+routes: two instances in one process never see each other's.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, FastAPI
+from prometheus_client import CollectorRegistry
+
+from servicescheduler.api.binding import bind_routes
+from servicescheduler.api.deps import NotRunning
+from servicescheduler.api.routers import ROUTERS
+from servicescheduler.builtin import builtin_tasks
+from servicescheduler.consumers.storing.handlers import Handler, HandlerRegistry
+from servicescheduler.consumers.storing.handlers import handlers as module_handlers
+from servicescheduler.dashboard.app import build_dashboard
+from servicescheduler.metrics import Metrics
+from servicescheduler.scheduling.registry import TaskRegistry
+from servicescheduler.scheduling.registry import tasks as module_tasks
+from servicescheduler.service import Application, StartupError
+from servicescheduler.settings import Settings, load_settings, settings_from
+from servicescheduler.storage.admin_token import load_admin_token
+from servicescheduler.storage.db import Database
+from servicescheduler.storage.migrate import upgrade
+
+
+class ServiceScheduler:
+    """One embeddable scheduler: tasks, a Kafka consumer, an HTTP router and a dashboard."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        auth: Callable[..., Any] | None = None,
+        metrics_registry: CollectorRegistry | None = None,
+        handlers: HandlerRegistry | None = None,
+        **options: Any,
+    ) -> None:
+        """`settings`, or the settings as keywords (`database_url=...`, any field of Settings).
+
+        `auth`: a FastAPI dependency returning the actor's name; mutations need it (instead of the
+        bearer token) and the audit log records what it returns. `metrics_registry`: register
+        the metrics there (default: the instance's own, served at the router's /metrics).
+        `handlers`: the event handler registry (default: the instance's own).
+        """
+        if settings is not None and options:
+            raise TypeError(f"pass settings= or settings as keywords, not both (got {', '.join(sorted(options))})")
+        self.settings = settings if settings is not None else settings_from(**options)
+        self.tasks = TaskRegistry()
+        self.handlers = handlers if handlers is not None else HandlerRegistry()
+        self.auth = auth
+        self.metrics_registry = metrics_registry
+        self._application: Application | None = None
+        self._admin_token: str | None = None
+        self._registered: list[Any] = []  # collectors this instance added to a host registry
+        self._lock = threading.Lock()
+        self.router: APIRouter = bind_routes(self, ROUTERS)
+        self.dashboard: FastAPI = build_dashboard(self)
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> ServiceScheduler:
+        """Settings from the environment and `.env` (the reference service's way)."""
+        return cls(load_settings(), **kwargs)
+
+    # ------------------------------------------------------------------ declarations
+    def task(self, name: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator declaring a task of this instance (options as `TaskRegistry.task`)."""
+        return self.tasks.task(name, **options)
+
+    def handler(self, event_type: str, *, store_event: bool = True) -> Callable[[Handler], Handler]:
+        """Decorator declaring this instance's handler of a Kafka event type."""
+        return self.handlers.register(event_type, store_event=store_event)
+
+    def include(self, registry: TaskRegistry) -> None:
+        """Adds every task of `registry` (e.g. a module's own registry) to this instance."""
+        for spec in registry:
+            self.tasks.add(spec)
+
+    def declared_tasks(self) -> TaskRegistry:
+        """Every task this instance serves: the built-ins BUILTIN_TASKS names, the tasks of the
+        TASK_MODULES modules (imported now), its own. Raises StartupError naming a bad module or
+        built-in, TaskDefinitionError naming a task declared twice."""
+        return build_registry(self.settings, self.tasks)
+
+    def check(self) -> None:
+        """Fails now, with one line, on what would stop start(): the declared tasks (imports
+        TASK_MODULES) and, without `auth`, the admin token file (generated at first use, 0600).
+        A program calls it before it serves (the reference service does); start() checks too."""
+        self.declared_tasks()
+        self._token()
+
+    def _token(self) -> str:
+        """The bearer token of mutations (ADMIN_TOKEN or its file), loaded once; none with `auth`."""
+        if self.auth is not None:
+            return ""
+        if self._admin_token is None:
+            self._admin_token = load_admin_token(self.settings)
+        return self._admin_token
+
+    # ------------------------------------------------------------------ life
+    @property
+    def application(self) -> Application:
+        """The running parts (scheduler engine, consumer, database); NotRunning when stopped."""
+        application = self._application
+        if application is None:
+            raise NotRunning(
+                "the ServiceScheduler is not running: start it in the app's lifespan "
+                "(FastAPI(lifespan=scheduler.lifespan) or `async with scheduler.running():`)"
+            )
+        return application
+
+    @property
+    def is_running(self) -> bool:
+        """True between a successful start() and stop()."""
+        return self._application is not None
+
+    def start(self) -> None:
+        """Builds the running parts and starts them (blocking: migrations, state, threads)."""
+        with self._lock:
+            if self._application is not None:
+                raise RuntimeError("this ServiceScheduler is already running")
+            before = _collectors(self.metrics_registry)
+            application = Application(
+                self.settings,
+                self.declared_tasks(),
+                handlers=self._handlers(),
+                metrics=Metrics(self.metrics_registry),
+                admin_token=self._token(),
+            )
+            self._registered = [c for c in _collectors(self.metrics_registry) if c not in before]
+            try:
+                application.start()
+            except BaseException:
+                application.stop()
+                self._unregister_metrics()
+                raise
+            self._application = application
+
+    def stop(self, timeout: float | None = None) -> list[str]:
+        """Stops within the shutdown grace (or `timeout`); returns tasks that did not finish."""
+        with self._lock:
+            application, self._application = self._application, None
+            if application is None:
+                return []
+            try:
+                return application.stop(timeout)
+            finally:
+                self._unregister_metrics()
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[ServiceScheduler]:
+        """`async with scheduler.running():` inside your own lifespan (start and stop off the loop)."""
+        await anyio.to_thread.run_sync(self.start)
+        try:
+            yield self
+        finally:
+            await anyio.to_thread.run_sync(self.stop)
+
+    def lifespan(self, app: object) -> AbstractAsyncContextManager[None]:
+        """`FastAPI(lifespan=scheduler.lifespan)`."""
+        return self._lifespan()
+
+    @asynccontextmanager
+    async def _lifespan(self) -> AsyncIterator[None]:
+        async with self.running():
+            yield
+
+    def migrate(self) -> None:
+        """Applies the database migrations (what start() does unless MIGRATE_ON_START is false)."""
+        database = Database(self.settings)
+        try:
+            upgrade(database.engine)
+        finally:
+            database.dispose()
+
+    # ------------------------------------------------------------------ internals
+    def _handlers(self) -> HandlerRegistry:
+        """This instance's handlers, plus the module-level ones when TASK_MODULES names modules."""
+        if not self.settings.task_module_names or self.handlers is module_handlers:
+            return self.handlers
+        merged = HandlerRegistry(self.handlers.default)
+        try:
+            merged.update(self.handlers)
+            merged.update(module_handlers)
+        except ValueError as exc:
+            raise StartupError(f"TASK_MODULES: {exc}") from None
+        return merged
+
+    def _unregister_metrics(self) -> None:
+        if self.metrics_registry is not None:
+            for collector in self._registered:
+                self.metrics_registry.unregister(collector)
+        self._registered = []
+
+
+def _collectors(registry: CollectorRegistry | None) -> list[Any]:
+    # prometheus_client keeps no public list of a registry's collectors; this mapping has been
+    # its storage for years. Only a host's registry is read (an instance's own is dropped whole).
+    return [] if registry is None else list(registry._collector_to_names)
+
+
+def build_registry(settings: Settings, own: TaskRegistry) -> TaskRegistry:
+    """The tasks an instance runs: the built-ins BUILTIN_TASKS names, then every task declared on
+    the module-level registry by the modules of TASK_MODULES (imported here, in order), then its
+    own. Raises StartupError naming a module that fails to import or a built-in that does not
+    exist; TaskDefinitionError naming a task declared twice."""
+    builtin = {spec.name for spec in builtin_tasks}
+    wanted = builtin if settings.builtin_tasks == "all" else set(settings.builtin_task_names)
+    unknown = sorted(wanted - builtin)
+    if unknown:
+        raise StartupError(
+            f"BUILTIN_TASKS names no built-in task {', '.join(unknown)} (built-in tasks: {', '.join(sorted(builtin))})"
+        )
+    registry = TaskRegistry()
+    for spec in builtin_tasks:
+        if spec.name in wanted:
+            registry.add(spec)
+    for module in settings.task_module_names:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # any failure, SyntaxError included, is the user's module's
+            raise StartupError(f"TASK_MODULES: cannot import {module!r}: {type(exc).__name__}: {exc}") from None
+    if settings.task_module_names:
+        for spec in module_tasks:
+            registry.add(spec)
+    for spec in own:
+        registry.add(spec)
+    return registry
