@@ -148,7 +148,7 @@ class ServiceScheduler:
             application = Application(
                 self.settings,
                 self.declared_tasks(),
-                handlers=self._handlers(),
+                handlers=self.declared_handlers(),
                 metrics=Metrics(self.metrics_registry),
                 admin_token=self._token(),
             )
@@ -199,7 +199,7 @@ class ServiceScheduler:
             database.dispose()
 
     # ------------------------------------------------------------------ internals
-    def _handlers(self) -> HandlerRegistry:
+    def declared_handlers(self) -> HandlerRegistry:
         """This instance's handlers, plus the module-level ones when TASK_MODULES names modules."""
         if not self.settings.task_module_names or self.handlers is module_handlers:
             return self.handlers

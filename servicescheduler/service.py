@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from servicescheduler.logs import get_logger
@@ -44,8 +45,10 @@ class Application:
         handlers: HandlerRegistry | None = None,
         metrics: Metrics | None = None,
         admin_token: str = "",
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self.handlers = handlers
         self.metrics = metrics or Metrics()
         self.database = Database(settings)
         self.registry = registry
@@ -56,7 +59,7 @@ class Application:
             else None
         )
         self.scheduler = Scheduler(
-            settings, self.database, registry, metrics=self.metrics, coordinator=self.coordinator
+            settings, self.database, registry, metrics=self.metrics, coordinator=self.coordinator, clock=clock
         )
         self.admin_token = admin_token  # empty when the host's `auth` guards mutations
         self.consumer: ConsumerSupervisor | None = None
@@ -94,8 +97,9 @@ class Application:
             return []
         return list(self.consumer.status().get("assigned_partitions") or [])
 
-    def start(self) -> None:
-        """Migrates the database, then starts the scheduler (and the consumer it supervises)."""
+    def start(self, *, run_loop: bool = True) -> None:
+        """Migrates the database, then starts the scheduler (and the consumer it supervises).
+        Without `run_loop`, the caller drives the scheduler with tick() (servicescheduler.testing)."""
         upgrade(self.database.engine)
         warn_unknown_task_settings(self.settings, self.registry)
         warn_if_multiple_workers(self.settings)
@@ -103,7 +107,7 @@ class Application:
             self.consumer.load_state()
         # Read before the scheduler loads its state: a change committed in between is applied again.
         seen = self.coordinator.control_version() if self.coordinator is not None else 0
-        self.scheduler.start()
+        self.scheduler.start(run_loop=run_loop)
         if self.cluster_sync is not None:
             self.cluster_sync.start(seen)
         self.started = True

@@ -135,13 +135,14 @@ def migrated(make_settings: Callable[..., Settings]) -> Iterator[Callable[[str],
 
 # ----------------------------------------------------------------------------- live app over HTTP
 class LiveApp:
-    """The real app served by uvicorn on a loopback port, with an httpx client for it."""
+    """An app served by uvicorn on a loopback port, with an httpx client for it: the reference
+    service's (`LiveApp(settings, registry)`) or any host app (`LiveApp.serving(app)`)."""
 
-    def __init__(self, settings: Settings, registry: TaskRegistry | None) -> None:
+    def __init__(self, settings: Settings | None, registry: TaskRegistry | None, app=None) -> None:
         from server import create_app
 
-        self.app = create_app(settings, registry)
-        self.service = self.app.state.servicescheduler
+        self.app = app if app is not None else create_app(settings, registry)
+        self.service = getattr(self.app.state, "servicescheduler", None)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
@@ -150,6 +151,11 @@ class LiveApp:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="live-app", daemon=True)
         self.client = httpx.Client(base_url=self.base_url, timeout=10)
+
+    @classmethod
+    def serving(cls, app) -> LiveApp:
+        """Serves a host app of the test's own."""
+        return cls(None, None, app)
 
     def start(self) -> LiveApp:
         """Starts uvicorn and waits until the lifespan completed."""
@@ -191,6 +197,21 @@ def live_app() -> Iterator[Callable[..., LiveApp]]:
     yield start
     for app in reversed(started):
         app.stop()
+
+
+@pytest.fixture
+def host_app() -> Iterator[Callable[..., LiveApp]]:
+    """Serves host apps of the test's own (`host_app(app)`); all are stopped after the test."""
+    started: list[LiveApp] = []
+
+    def start(app) -> LiveApp:
+        served = LiveApp.serving(app).start()
+        started.append(served)
+        return served
+
+    yield start
+    for served in reversed(started):
+        served.stop()
 
 
 def wait_until(predicate: Callable[[], T | None], timeout: float = 5.0, interval: float = 0.01) -> T:

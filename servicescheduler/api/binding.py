@@ -123,9 +123,14 @@ def bind_routes(
 def _actor_dependency(auth: Callable[..., Any]) -> Callable[..., str]:
     """The host's auth dependency, its answer as the actor's name for the audit log."""
 
-    def actor(value: Annotated[Any, Depends(auth)]) -> str:
+    def actor(value: Any) -> str:
         return value if isinstance(value, str) else str(value)
 
+    # Set as an object, not as an annotation string: `auth` is a local name FastAPI cannot resolve.
+    parameter = inspect.Parameter(
+        "value", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Annotated[Any, Depends(auth)]
+    )
+    actor.__signature__ = inspect.Signature([parameter], return_annotation=str)  # type: ignore[attr-defined]
     return actor
 
 
