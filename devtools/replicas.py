@@ -1,5 +1,5 @@
-"""Real server processes for multi-replica tests: `uvicorn server:app` with its own environment,
-its log in a file (never an unread pipe), killed with SIGKILL or stopped with SIGTERM."""
+"""Real server processes for the multi-replica tests and benchmark 12: `uvicorn server:app` with its
+own environment, its log in a file (never an unread pipe), killed with SIGKILL or stopped with SIGTERM."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import httpx
 from devtools.serve import uvicorn_command
 from devtools.tansu import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 ADMIN_TOKEN = "cluster-test-token"
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 PG_CLUSTER_SCRIPT = REPO_ROOT / "scripts" / "pg-cluster.sh"
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
