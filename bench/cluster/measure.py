@@ -1,5 +1,5 @@
 """Benchmark 12: several replicas on one database (`python -m bench --only 12`, or
-`python -m bench.cluster_section` to print the section alone).
+`python -m bench.cluster` to print the section alone).
 
 - claim cost: Coordinator.admit + release per run (slot claim + lease + release), SQLite and
   PostgreSQL, next to a `SELECT 1` transaction on the same engine (the floor of any round trip);
@@ -30,8 +30,8 @@ TTL_SECONDS = 5.0
 
 @contextlib.contextmanager
 def _postgres_url() -> Iterator[str]:
-    from bench.pipeline_product import postgres_server
-    from tests.infra.postgres import create_database, drop_database
+    from bench.postgres import postgres_server
+    from devtools.postgres import create_database, drop_database
 
     server, error = postgres_server()
     if server is None:
@@ -83,7 +83,7 @@ def claim_cost(database_url: str, runs: int) -> dict[str, Any]:
 
 
 def _start(tmp: Path, url: str, count: int, **env: str) -> list[Any]:
-    from tests.infra.replicas import ServerProcess, wait_ready, write_task_module
+    from devtools.replicas import ServerProcess, wait_ready, write_task_module
 
     module = write_task_module(tmp)
     base = {
@@ -99,7 +99,7 @@ def _start(tmp: Path, url: str, count: int, **env: str) -> list[Any]:
 
 
 def _lateness(server: Any, since: float) -> dict[str, Any]:
-    from tests.infra.replicas import epoch
+    from devtools.replicas import epoch
 
     runs = [run for run in server.get("/tasks/tick/runs", limit=500) if run["outcome"] == "success"]
     late = [
@@ -151,7 +151,7 @@ def _holder(server: Any, task: str) -> str | None:
 
 
 def _failover(servers: list[Any]) -> dict[str, Any]:
-    from tests.infra.replicas import epoch
+    from devtools.replicas import epoch
 
     deadline = time.monotonic() + 15
     while (victim_id := _holder(servers[0], "slow")) is None and time.monotonic() < deadline:

@@ -1,13 +1,10 @@
-"""Benchmark 12's report section (the measurements are in bench/cluster.py); `python -m
-bench.cluster_section [--quick]` measures and prints the summary rows for docs/benchmarks.md."""
+"""Report section of benchmark 12 (several replicas on one database; measured in `measure`)."""
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-from bench.cluster import measure
-from bench.goals import goal
+from bench.report import goal
 from bench.stats import ratio
 
 
@@ -111,29 +108,7 @@ def _round(value: float | None) -> float | None:
 
 
 def cluster_doc() -> str | None:
-    """The measurement description (bench/cluster.py's docstring)."""
-    import bench.cluster
+    """The measurement description (bench/cluster/measure.py's docstring)."""
+    from bench.cluster import measure
 
-    return bench.cluster.__doc__
-
-
-def main() -> int:
-    """Measures and prints the section as markdown rows (for docs/benchmarks.md)."""
-    import json
-
-    quick = "--quick" in sys.argv
-    data = measure(quick)
-    print(json.dumps(data, indent=1))
-    for row in section(data)["goals"]:
-        print(
-            f"| 10 | {row['metric']} | {row['goal']} | {row['result']} | {row['baseline']} | "
-            f"{row['ratio'] if row['ratio'] is not None else '–'} | {row['status']} |"
-        )
-    from bench.pipeline_product import shutdown
-
-    shutdown()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return measure.__doc__

@@ -8,16 +8,13 @@ each figure is a full HTTP round trip (client time included: an upper bound of t
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from bench.common import ROOT, bench_settings, ensure_path, open_database
-from bench.goals import goal
-from bench.stats import ratio, summarize
+from bench.common import bench_settings, ensure_path, open_database
+from bench.stats import summarize
 
 TASKS = {"notifications": 30, "cleanup": 300, "report": 900}  # the built-in tasks' names and periods
 RUNS_PER_TASK = 10_000
@@ -110,67 +107,3 @@ def measure(quick: bool) -> dict:
         loaded = _measure_app(Path(full), RUNS_PER_TASK, samples, PATHS)
         baseline = _measure_app(Path(empty), 0, samples, {k: v for k, v in PATHS.items() if "page=" not in k})
     return {"samples": samples, "loaded": loaded, "empty": baseline}
-
-
-def section(data: dict) -> dict:
-    """Benchmark 10's report section."""
-    loaded, empty = data["loaded"]["latency_ms"], data["empty"]["latency_ms"]
-    rows, goals = [], []
-    for label, summary in loaded.items():
-        base = empty.get(label, {})
-        rows.append([label, summary["p50"], summary["p99"], summary["max"], base.get("p50"), base.get("p99")])
-    for label in ("GET / (dashboard)", "GET /ui/tasks/report (task page 1)"):
-        p99 = loaded[label]["p99"]
-        goals.append(
-            goal(
-                f"{label} p99, {RUNS_PER_TASK:,} runs per task",
-                f"≤ {GOAL_MS:g} ms",
-                f"{p99} ms",
-                p99 <= GOAL_MS,
-                f"no history {empty[label]['p99']} ms",
-                ratio(p99, empty[label]["p99"]),
-            )
-        )
-    return {
-        "id": 10,
-        "title": "Dashboard render time",
-        "goals": goals,
-        "method": (
-            f"The real app on SQLite with {RUNS_PER_TASK:,} runs of history for each of 3 tasks "
-            f"({data['loaded']['seed_s']} s to seed), served by uvicorn on 127.0.0.1 in the bench process; "
-            f"{data['samples']} sequential GETs per page after 5 warm-ups, timed at the client (full HTTP "
-            "round trip). Baseline in the same run: the same pages on an empty history, and the JSON "
-            "`GET /tasks` the tasks panel is built from."
-        ),
-        "tables": [
-            {
-                "columns": ["request", "p50 ms", "p99 ms", "max ms", "no history p50 ms", "no history p99 ms"],
-                "rows": rows,
-            }
-        ],
-    }
-
-
-def main() -> int:
-    """Runs benchmark 10 alone: prints its markdown, writes bench/results/dashboard-<date>.json."""
-    parser = argparse.ArgumentParser(prog="python -m bench.dashboard", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    from bench.report import render
-
-    data = measure(args.quick)
-    path = ROOT / "bench" / "results" / f"dashboard-{time.strftime('%Y-%m-%d')}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"quick": args.quick, "results": data}, indent=1) + "\n")
-    meta = {"quick": args.quick, "date": time.strftime("%Y-%m-%d %H:%M"), "wall_s": 0.0}
-    print(render([section(data)], meta, path.name))
-    return 0
-
-
-if __name__ == "__main__":
-    import os
-    import sys
-
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    ensure_path()
-    sys.exit(main())

@@ -1,90 +1,21 @@
 """Benchmark 9: RSS and threads of the running service, and its start-up time to /ready.
 
-The real service (`python -m uvicorn server:app`, built-in tasks, SQLite in a temp dir) runs as
-a subprocess on 127.0.0.1, with the bench's broker, and with an unreachable broker address.
+The real service (bench.service: `python -m uvicorn server:app`, built-in tasks, SQLite in a temp dir)
+runs as a subprocess on 127.0.0.1, with the bench's broker, and with an unreachable broker address;
+then (`after_consume`) once it consumed benchmark 7's clean topic.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import tempfile
+import contextlib
 import threading
 import time
+import uuid
 from collections.abc import Callable
-from pathlib import Path
 
-from bench.common import ADMIN_TOKEN, ROOT, proc_status
-from devtools.serve import uvicorn_command
-
-READY_TIMEOUT_S = 40.0
-
-
-class Service:
-    """`uvicorn server:app` in a subprocess; `ready_seconds` is spawn → first 200 from /ready."""
-
-    def __init__(self, bootstrap: str | None, topic: str = "events", extra_env: dict | None = None) -> None:
-        from devtools.tansu import die_with_parent, free_port
-
-        self.tmp = Path(tempfile.mkdtemp(prefix="bench-svc-"))
-        self.port = free_port()
-        env = dict(
-            os.environ,
-            PYTHONPATH=str(ROOT),
-            LOG_LEVEL="WARNING",
-            ADMIN_TOKEN=ADMIN_TOKEN,
-            ADMIN_TOKEN_FILE=str(self.tmp / "token"),
-            DATABASE_URL=f"sqlite:///{self.tmp / 'svc.db'}",
-            KAFKA_ENABLED="true" if bootstrap else "false",
-            KAFKA_TOPICS=topic,
-            KAFKA_BOOTSTRAP_SERVERS=bootstrap or "",
-            **(extra_env or {}),
-        )
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            uvicorn_command(self.port, "--log-level", "warning", "--no-access-log"),
-            cwd=self.tmp,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            preexec_fn=die_with_parent(),
-        )
-        self.ready_seconds: float | None = None
-        self.last_status: int | None = None
-        self.stop_seconds: float | None = None  # set by stop_in_background once the stop returns
-
-    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> float | None:
-        """Polls /ready every 20 ms until 200 (bounded); returns the seconds since spawn or None."""
-        import httpx
-
-        deadline = self.started + timeout
-        with httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=2) as client:
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                try:
-                    self.last_status = client.get("/ready").status_code
-                    if self.last_status == 200:
-                        self.ready_seconds = time.monotonic() - self.started
-                        return self.ready_seconds
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.02)
-        return None
-
-    def probe(self) -> dict:
-        """RSS and threads of the service process."""
-        return proc_status(self.proc.pid)
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 20 s."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.proc.stderr:
-            self.proc.stderr.close()
+from bench.pipeline.consumer import group_timing, set_quick
+from bench.pipeline.events import EVENTS, LAST_TOPICS, create_topic, produce
+from bench.service import READY_TIMEOUT_S, Service
 
 
 def _startup(bootstrap: str | None, label: str, idle_s: float, stoppers: list) -> dict:
@@ -142,3 +73,48 @@ def measure(quick: bool, bootstrap: str | None, after_consume: Callable[[], dict
         thread.join(30)
         entry["stop_s"] = service.stop_seconds
     return out
+
+
+# ------------------------------------------------------------------ benchmark 9
+def after_consume(quick: bool, bootstrap: str) -> dict:
+    """RSS/threads of the real service once it consumed (7)'s clean topic (or a fresh one)."""
+    import httpx
+
+    set_quick(quick)
+    topic, count = LAST_TOPICS.get("clean", (None, 0))
+    origin = "benchmark 7's clean topic"
+    if topic is None:
+        count = EVENTS["quick" if quick else "full"]
+        topic = create_topic("bench-fp")
+        produce(bootstrap, topic, count)
+        origin = "a freshly produced topic (7 did not run)"
+    service = Service(
+        bootstrap,
+        topic,
+        extra_env={
+            "KAFKA_GROUP_ID": f"bench-fp-{uuid.uuid4().hex[:6]}",
+            "KAFKA_SESSION_TIMEOUT_MS": str(group_timing()[0]),
+            "KAFKA_HEARTBEAT_INTERVAL_MS": str(group_timing()[1]),
+        },
+    )
+    try:
+        if service.wait_ready() is None:
+            return {"note": f"not ready (last status {service.last_status})"}
+        started = time.monotonic()
+        processed = 0
+        with httpx.Client(base_url=f"http://127.0.0.1:{service.port}", timeout=5) as client:
+            deadline = started + max(60.0, count / 500)
+            while processed < count and time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError, ValueError):
+                    processed = client.get("/consumer").json().get("messages_processed", 0)
+                time.sleep(0.2)
+        consume_s = time.monotonic() - started
+        time.sleep(1.0)
+        probe = service.probe()
+        return {
+            "seconds": None,
+            **probe,
+            "note": f"consumed {processed}/{count} events of {origin} in {consume_s:.1f} s (incl. group join)",
+        }
+    finally:
+        service.stop()

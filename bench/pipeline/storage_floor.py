@@ -12,7 +12,9 @@ from __future__ import annotations
 import time
 from collections import namedtuple
 
-from bench.pipeline import make_event
+from bench.common import open_database
+from bench.pipeline.consumer import consumer_settings, fresh_database
+from bench.pipeline.events import make_event
 
 BATCH = 2000
 _Record = namedtuple("_Record", "topic partition offset timestamp key value headers")
@@ -22,12 +24,10 @@ def measure(backend: str, count: int) -> dict:
     """{'events', 'events_per_s', 'note'} for `count` events stored in batches of BATCH."""
     from kafka.structs import TopicPartition
 
-    from bench.common import open_database
-    from bench.pipeline_product import _database_url, consumer_settings
     from servicescheduler.consumers.running.worker import ConsumerWorker
     from servicescheduler.consumers.storing.store import store_batch
 
-    with _database_url(backend) as (url, tmp):
+    with fresh_database(backend) as (url, tmp):
         settings = consumer_settings(tmp, url, "127.0.0.1:9", "unused")
         database = open_database(settings)
         worker = ConsumerWorker(settings=settings, database=database)

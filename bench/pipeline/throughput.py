@@ -1,66 +1,20 @@
-"""Benchmarks 7 (consumer throughput) and 8 (event-to-notification latency).
+"""Benchmark 7: consumer throughput.
 
-One Tansu broker (devtools.tansu) on 127.0.0.1 for the whole run. Events (~300 B JSON) are
-pre-produced with confluent-kafka to 3-partition topics, clean and with 1 % malformed. The raw
-kafka-python and confluent-kafka loops read the same topics in the same run; the product's
-consumer (consumers.worker, when present) stores them idempotently in SQLite and PostgreSQL.
+One Tansu broker (devtools.tansu) on 127.0.0.1 for the whole run. Events (~300 B JSON, see
+`events`) are pre-produced with confluent-kafka to 3-partition topics, clean and with 1 % malformed.
+The raw kafka-python and confluent-kafka loops (`raw_consumers`, the baselines) read the same topics
+in the same run; the product's consumer (`consumer`) stores them idempotently in SQLite and
+PostgreSQL, next to the ceiling its storage stage alone sets (`storage_floor`).
 """
 
 from __future__ import annotations
 
-import json
-import time
-import uuid
-
-from bench.baselines.raw_consumers import confluent_loop, kafka_python_loop
-
-PARTITIONS = 3
-EVENTS = {"full": 100_000, "quick": 10_000}
-
-
-BAD_KINDS = ("json", "encoding", "schema")  # consumers.produce.bad_message kinds, round-robin
-
-
-def make_event(i: int, malformed: bool = False) -> bytes:
-    """One ~300 B JSON event in the product's format (consumers/events.py), or a malformed one
-    (invalid JSON, invalid UTF-8 or a schema violation, in turn; never oversize)."""
-    if malformed:
-        import random
-
-        from devtools.produce import bad_message
-
-        return bad_message(BAD_KINDS[i % len(BAD_KINDS)], random.Random(i), max_bytes=1_048_576)
-    body = {
-        "id": f"bench-{uuid.uuid4().hex}",
-        "type": "order.created",
-        "occurred_at": "2026-01-01T00:00:00Z",
-        "data": {
-            "order": i,
-            "customer": f"c-{i % 977}",
-            "amount": i % 1000 + 0.5,
-            "source": "bench",
-            "note": "x" * 110,
-        },
-    }
-    return json.dumps(body).encode()
-
-
-def produce(bootstrap: str, topic: str, count: int, malformed_every: int = 0, factory=make_event) -> float:
-    """Produces `count` events round-robin over the partitions; returns the seconds it took."""
-    from confluent_kafka import Producer
-
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
-    started = time.perf_counter()
-    for i in range(count):
-        bad = bool(malformed_every) and i % malformed_every == malformed_every - 1
-        for _ in range(100):  # local queue full: serve callbacks and retry (bounded)
-            try:
-                producer.produce(topic, factory(i, bad), partition=i % PARTITIONS)
-                break
-            except BufferError:
-                producer.poll(0.05)
-    producer.flush(60)
-    return time.perf_counter() - started
+from bench.pipeline import storage_floor
+from bench.pipeline.consumer import consumer_available, run_product, set_quick
+from bench.pipeline.events import EVENTS, LAST_TOPICS, PARTITIONS, create_topic, produce
+from bench.pipeline.profile import profile_findings
+from bench.pipeline.raw_consumers import confluent_loop, kafka_python_loop
+from bench.postgres import postgres_server
 
 
 def raw_rates(bootstrap: str, topic: str, count: int) -> dict:
@@ -73,41 +27,52 @@ def raw_rates(bootstrap: str, topic: str, count: int) -> dict:
     return out
 
 
-def consumer_available() -> str | None:
-    """None when the product's consumer (consumers/worker.py) can be imported, else why not."""
-    try:
-        import servicescheduler.consumers.running.worker  # noqa: F401
-    except Exception as exc:  # not written yet, or broken
-        return f"the product's consumer is not available ({type(exc).__name__}: {exc})"
-    import importlib.util
+def product_rates(
+    bootstrap: str, topic: str, count: int, *, quick: bool, base_rate: int | None, produce_more=None
+) -> dict:
+    """Rows 'product → SQLite' and 'product → PostgreSQL' for `topic` (each run is then profiled
+    when `produce_more` is given), and the same two with KAFKA_CLIENT=confluent-kafka."""
+    out = {}
+    for client, prefix in (("kafka-python", "product"), ("confluent-kafka", "product (confluent-kafka)")):
+        for backend in ("SQLite", "PostgreSQL"):
+            name = f"{prefix} → {backend}"
+            if backend == "PostgreSQL":
+                _, reason = postgres_server()
+                if reason:
+                    out[name] = {"events": None, "events_per_s": None, "note": reason}
+                    continue
+            profiled = client == "kafka-python"  # the table shows the next bottleneck of the default
+            if profiled and produce_more is not None:  # once, on the clean topic: the storage ceiling
+                out[f"storage alone → {backend}"] = storage_floor.measure(backend, count)
+            runs = [
+                run_product(
+                    backend,
+                    bootstrap,
+                    topic,
+                    count,
+                    client=client,
+                    produce_more=produce_more if profiled and attempt == 0 else None,
+                    profile_if=(lambda rate: True) if profiled and attempt == 0 else None,
+                )
+                for attempt in range(1 if quick else REPEATS)
+            ]
+            out[name] = _best(runs)
+    return out
 
-    if importlib.util.find_spec("bench.pipeline_product") is None:
-        return "consumers/worker.py exists, but its benchmark adapter (bench/pipeline_product.py) is not written yet"
-    return None
+
+REPEATS = 2  # product runs per row (full mode): rates here swing by ±25 % from run to run
 
 
-def profile_findings(profiles: dict) -> list[str]:
-    """One line per profile: the biggest parts of poll_once, from the cumulative profile table."""
-    lines = []
-    for name, prof in profiles.items():
-        parents = ("poll_once (total)", "store_batch (one transaction)")
-        parts = sorted(
-            ((row[2], row[0].strip()) for row in prof["cumulative"] if row[0].strip() not in parents), reverse=True
-        )
-        lines.append(
-            f"Top three costs ({name}): " + "; ".join(f"{label} {pct} %" for pct, label in parts[:3]) + " of poll_once."
-        )
-    return lines
-
-
-def create_topic(prefix: str) -> str:
-    """A new 3-partition topic on the bench broker; returns its name."""
-    topic = f"{prefix}-{uuid.uuid4().hex[:6]}"
-    _BROKER_ADMIN["create"]([topic], PARTITIONS)
-    return topic
-
-
-LAST_TOPICS: dict[str, tuple[str, int]] = {}  # label -> (topic, events): benchmark 9 reuses "clean"
+def _best(runs: list[dict]) -> dict:
+    """The run with the highest rate (the profile stays with the run that took it)."""
+    best = max(runs, key=lambda run: run.get("events_per_s") or 0)
+    profile = next((run["profile"] for run in runs if run.get("profile")), None)
+    if len(runs) > 1:
+        others = ", ".join(str(run.get("events_per_s")) for run in runs if run is not best)
+        best = {**best, "note": f"{best.get('note', '')}; best of {len(runs)} runs (other: {others} ev/s)"}
+    if profile is not None:
+        best["profile"] = profile
+    return best
 
 
 def measure_throughput(quick: bool, bootstrap: str) -> dict:
@@ -121,8 +86,6 @@ def measure_throughput(quick: bool, bootstrap: str) -> dict:
         entries = raw_rates(bootstrap, topic, count)
         reason = consumer_available()
         if reason is None:
-            from bench.pipeline_product import product_rates, set_quick
-
             set_quick(quick)
             more = (lambda n, topic=topic: produce(bootstrap, topic, n)) if label == "clean" else None
             entries.update(
@@ -130,6 +93,7 @@ def measure_throughput(quick: bool, bootstrap: str) -> dict:
                     bootstrap,
                     topic,
                     count,
+                    quick=quick,
                     produce_more=more,
                     base_rate=entries["raw kafka-python"].get("events_per_s"),
                 )
@@ -158,11 +122,3 @@ def measure_throughput(quick: bool, bootstrap: str) -> dict:
         "one after another."
     )
     return out
-
-
-_BROKER_ADMIN: dict = {}
-
-
-def set_broker(broker) -> None:
-    """Remembers the running TansuBroker (topic creation goes to its listener)."""
-    _BROKER_ADMIN["create"] = broker.create_topics

@@ -3,7 +3,7 @@
 tick() cost: `scheduler.tick(now)` timed directly (thread CPU clock) with a fake clock and no loop
 thread, with 0, 1 and 5 tasks due per tick: the fixed cost of a wake-up and the cost per due run.
 
-Real time: per size, one subprocess (`python -m bench.scale N ACTIVE_S IDLE_S TICKS`) builds the product with
+Real time: per size, one subprocess (`python -m bench.scale.measure N ACTIVE_S IDLE_S TICKS`) builds the product with
 N registered tasks: 5 due every second, the rest every hour and already run (their persisted
 anchor is "now", inserted in bulk so nothing else is due). CPU per wake-up is the loop
 thread's own CPU time (pthread CPU clock) divided by its wake-up count. The idle phase has
@@ -218,7 +218,7 @@ def measure(quick: bool, sizes: tuple[int, ...] | None = None) -> dict:
     env = dict(os.environ, LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
     for size in sizes:
         proc = subprocess.run(
-            [sys.executable, "-m", "bench.scale", str(size), str(active_s), str(idle_s), str(ticks)],
+            [sys.executable, "-m", "bench.scale.measure", str(size), str(active_s), str(idle_s), str(ticks)],
             cwd=ROOT,
             env=env,
             capture_output=True,

@@ -1,6 +1,6 @@
 """The soak's bookkeeping against the server's database: what was stored and what was recorded.
 
-Read through a plain DB-API connection (`connect`, from bench.soak_database: the harness never
+Read through a plain DB-API connection (`connect`, from bench.soak.database: the harness never
 imports the app's models, so it measures the database as any other reader would). During the run,
 counts are read in short transactions; at the end, after the server stopped, the full sets are
 compared, by id, with what the producer and the tasks counted.
@@ -27,7 +27,7 @@ def count_rows(connect: Connect, table: str) -> int | None:
 
 
 def read_counted_runs(runs_file: Path) -> list[tuple[str, str]]:
-    """(task, run_id) of every run the soak tasks counted (see bench.soak_tasks)."""
+    """(task, run_id) of every run the soak tasks counted (see bench.soak.tasks)."""
     try:
         lines = runs_file.read_text().splitlines()
     except OSError:

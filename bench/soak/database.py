@@ -1,10 +1,10 @@
 """The database the soaked server uses, and how the harness reads it: a SQLite file in the soak's
 temp directory (default) or a fresh PostgreSQL database (`--postgres`: BENCH_DATABASE_URL's server,
-else a throw-away cluster from tests/infra/postgres.py).
+else a throw-away cluster from devtools/postgres.py).
 
 The harness reads with plain DB-API connections (sqlite3 read-only, psycopg), never the app's
 models, and counts the server's database connections: SQLite from /proc (descriptors on the file,
-see bench.soak_probe), PostgreSQL from pg_stat_activity.
+see bench.soak.probe), PostgreSQL from pg_stat_activity.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class PostgresTarget:
     name = "PostgreSQL"
 
     def __init__(self, server_url: str) -> None:
-        from tests.infra.postgres import create_database
+        from devtools.postgres import create_database
 
         self.file = None
         self._server = server_url
@@ -87,7 +87,7 @@ class PostgresTarget:
             conn.close()
 
     def drop(self) -> None:
-        from tests.infra.postgres import drop_database
+        from devtools.postgres import drop_database
 
         drop_database(self._server, self._name)
 
@@ -103,7 +103,7 @@ def open_target(postgres: bool, workdir: Path) -> SqliteTarget | PostgresTarget:
     """The database for one soak; raises RuntimeError when PostgreSQL was asked for and is missing."""
     if not postgres:
         return SqliteTarget(workdir)
-    from bench.pipeline_product import postgres_server
+    from bench.postgres import postgres_server
 
     server, reason = postgres_server()
     if server is None:
@@ -113,6 +113,6 @@ def open_target(postgres: bool, workdir: Path) -> SqliteTarget | PostgresTarget:
 
 def stop_postgres() -> None:
     """Stops the throw-away cluster, if this process started one."""
-    from bench.pipeline_product import shutdown
+    from bench.postgres import shutdown
 
     shutdown()

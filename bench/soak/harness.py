@@ -4,7 +4,7 @@ A Tansu broker and `uvicorn server:app` run as subprocesses on 127.0.0.1 (SQLite
 20 tasks run every 1 s and a producer sends 500 events/s. Every 5 s the server's RSS, threads, open
 descriptors, SQLite connections, events stored and runs recorded are sampled. The end compares what
 was produced and run with what was stored and recorded, and docs/reliability.md gets the figures,
-a plot and PASS/MISS (criteria in bench.soak_verdict). Raw JSON: bench/results/soak.json.
+a plot and PASS/MISS (criteria in bench.soak.verdict). Raw JSON: bench/results/soak.json.
 Exit code: 0 PASS, 1 MISS, 2 the harness could not run the soak.
 """
 
@@ -27,14 +27,14 @@ ensure_path()
 
 import httpx  # noqa: E402
 
-from bench import soak_report  # noqa: E402
-from bench.soak_accounting import count_rows, final_accounting, history_vs_stats  # noqa: E402
-from bench.soak_database import PostgresTarget, SqliteTarget, open_target, stop_postgres  # noqa: E402
-from bench.soak_load import PacedProducer  # noqa: E402
-from bench.soak_probe import sample_process  # noqa: E402
-from bench.soak_service import PARTITIONS, SoakService, start_broker  # noqa: E402
-from bench.soak_task_plan import TASK_COUNT, task_names  # noqa: E402
-from bench.soak_verdict import memory_growth, verdict  # noqa: E402
+from bench.soak import report  # noqa: E402
+from bench.soak.accounting import count_rows, final_accounting, history_vs_stats  # noqa: E402
+from bench.soak.database import PostgresTarget, SqliteTarget, open_target, stop_postgres  # noqa: E402
+from bench.soak.load import PacedProducer  # noqa: E402
+from bench.soak.probe import sample_process  # noqa: E402
+from bench.soak.service import PARTITIONS, SoakService, start_broker  # noqa: E402
+from bench.soak.task_plan import TASK_COUNT, task_names  # noqa: E402
+from bench.soak.verdict import memory_growth, verdict  # noqa: E402
 
 DRAIN_TIMEOUT_S = 120.0
 Target = SqliteTarget | PostgresTarget
@@ -242,11 +242,9 @@ def _tail(service: SoakService, limit: int = 2000) -> str:
 
 def write_outputs(result: dict[str, Any], out: Path) -> Path:
     """JSON, plot and markdown under `out` (the repository by default); returns the markdown path."""
-    json_path = soak_report.write_json(result, out / "bench" / "results")
-    plot_path = soak_report.plot(
-        result["samples"], result["config"]["warmup_s"], out / "docs" / "img" / soak_report.PLOT_NAME
-    )
-    return soak_report.write_doc(result, out / "docs" / "reliability.md", plot_path, json_path, out)
+    json_path = report.write_json(result, out / "bench" / "results")
+    plot_path = report.plot(result["samples"], result["config"]["warmup_s"], out / "docs" / "img" / report.PLOT_NAME)
+    return report.write_doc(result, out / "docs" / "reliability.md", plot_path, json_path, out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,7 +259,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"soak: {row['status']:>4}  {row['name']}: {row['measured']}")
     print(f"soak: {result['verdict']['overall']} — {doc}")
     return 0 if result["verdict"]["overall"] == "PASS" else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -8,7 +8,7 @@ from typing import Any
 
 from bench.common import machine_info
 from bench.report import _table, versions
-from bench.soak_faults import fault_rows
+from bench.soak.faults import fault_rows
 
 PLOT_NAME = "soak.png"
 # Text between these markers is written by people (what a MISS was traced to) and kept when the
@@ -180,7 +180,7 @@ def render(result: dict[str, Any], plot_rel: str | None, json_rel: str, analysis
         "",
         f"**Method.** A Tansu broker and the real server (`python -m uvicorn server:app`, one process) on "
         f"127.0.0.1, {_database_phrase(cfg)}, the built-in tasks plus {cfg['tasks']} tasks every 1 s "
-        f"(`bench/soak_tasks.py`, loaded with TASK_MODULES; every 4th is `async def`; each counts its own runs "
+        f"(`bench/soak/tasks.py`, loaded with TASK_MODULES; every 4th is `async def`; each counts its own runs "
         f"in a file). A kafka-python producer sends {cfg['rate']:.0f} events/s for {cfg['seconds'] / 60:.1f} "
         f"min to a {cfg['partitions']}-partition topic (1 in {cfg['bad_every']} malformed). Every "
         f"{cfg['interval_s']:.0f} s the harness reads the server's RSS, threads and open descriptors from "
@@ -204,7 +204,7 @@ def render(result: dict[str, Any], plot_rel: str | None, json_rel: str, analysis
         "",
         "## Faults the test suite injects",
         "",
-        "Generated from `bench/soak_faults.py` (tests/test_soak_smoke.py checks that every test named "
+        "Generated from `bench/soak/faults.py` (tests/test_soak_smoke.py checks that every test named "
         "there exists). Test ids are relative to `tests/`.",
         "",
     ]

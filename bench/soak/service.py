@@ -1,5 +1,5 @@
 """The soak's system under test: a Tansu broker and the real server (`python -m uvicorn server:app`)
-as subprocesses on 127.0.0.1, on the database of bench.soak_database, with the soak tasks imported
+as subprocesses on 127.0.0.1, on the database of bench.soak.database, with the soak tasks imported
 through TASK_MODULES. Its log (JSON lines) goes to a file in the soak's temp directory."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import httpx
 from bench.common import ADMIN_TOKEN, ROOT
 from devtools.serve import uvicorn_command
 
-TASK_MODULE = "bench.soak_tasks"
+TASK_MODULE = "bench.soak.tasks"
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
 PARTITIONS = 3

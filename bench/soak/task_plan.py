@@ -1,6 +1,6 @@
 """The soak's task plan: how many tasks, their names, which are `async def`.
 
-Kept apart from bench.soak_tasks, which declares the tasks when imported (into the shared registry
+Kept apart from bench.soak.tasks, which declares the tasks when imported (into the shared registry
 every app built without its own registry serves): the harness needs the names without that.
 """
 

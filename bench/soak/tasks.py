@@ -1,4 +1,4 @@
-"""The soak's 20 tasks, each every 1 s, served by the real app through `TASK_MODULES=bench.soak_tasks`.
+"""The soak's 20 tasks, each every 1 s, served by the real app through `TASK_MODULES=bench.soak.tasks`.
 
 Every run appends `<task> <run_id>` to the file named by SOAK_RUNS_FILE once its body has done its
 work, so the harness can check afterwards that every run the tasks saw has a row in `task_runs`.
@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from bench.soak_task_plan import is_async, task_names
+from bench.soak.task_plan import is_async, task_names
 from servicescheduler.scheduling import TaskContext, every, tasks
 
 RUNS_FILE_VARIABLE = "SOAK_RUNS_FILE"

@@ -1,7 +1,7 @@
 """Benchmarks 1 (start lateness and drift) and 2 (head-of-line blocking).
 
 Each scheduler (product, APScheduler, seed loop) runs in its own subprocess
-(`python -m bench.sched_timing IMPL SCENARIO SECONDS`, JSON on stdout), so they never share a
+(`python -m bench.timing.measure IMPL SCENARIO SECONDS`, JSON on stdout), so they never share a
 GIL. Timing-sensitive scenarios measure the product ALONE (no competing scheduler process on the
 2 CPUs), then APScheduler with the seed loop beside it (the seed wakes once per 5 s for a few µs, and
 its lateness is seconds by design, so neither disturbs the other); the CPU-bound scenario runs all
@@ -88,7 +88,7 @@ def _run_product(tasks: list[tuple[str, int, str]], seconds: float, records: Rec
 
 
 def _run_aps(tasks: list[tuple[str, int, str]], seconds: float, records: Records) -> float:
-    from bench.baselines.aps import add_interval, new_scheduler
+    from bench.timing.aps import add_interval, new_scheduler
 
     scheduler = new_scheduler()
     t0 = time.time() + 0.5
@@ -109,7 +109,7 @@ def _run_aps(tasks: list[tuple[str, int, str]], seconds: float, records: Records
 
 
 def _run_seed(tasks: list[tuple[str, int, str]], seconds: float, records: Records) -> float:
-    from bench.baselines.seed_loop import SeedLoop
+    from bench.timing.seed_loop import SeedLoop
 
     # timing: one loop per task (no task delays another); head-of-line: one shared loop.
     shared = len(tasks) == 2
@@ -166,7 +166,7 @@ def analyze(records: list[list[float | None]], period: int, stop: float) -> dict
 def _spawn(impl: str, scenario: str, seconds: float) -> subprocess.Popen:
     env = dict(os.environ, LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
     return subprocess.Popen(
-        [sys.executable, "-m", "bench.sched_timing", impl, scenario, str(seconds)],
+        [sys.executable, "-m", "bench.timing.measure", impl, scenario, str(seconds)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

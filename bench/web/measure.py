@@ -1,7 +1,7 @@
 """Benchmarks 4 (reaction to POST /run and /enable) and 6 (GET /tasks latency under task load).
 
 The real app (`server.create_app`) is served by uvicorn on 127.0.0.1 in a subprocess
-(`python -m bench.http PORT`), so the client never shares the server's GIL. Two bench-only
+(`python -m bench.web.measure PORT TASKS`), so the client never shares the server's GIL. Two bench-only
 routes are added to that app object: `/_bench/started/{name}` returns when a task body
 started (CLOCK_MONOTONIC, comparable across processes) and `/_bench/load/{mode}` keeps a 2 s
 CPU-bound task running in a worker thread or in the process pool.
@@ -103,7 +103,7 @@ class AppProcess:
         self.port = free_port()
         env = dict(os.environ, LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.http", str(self.port), str(enable_tasks)],
+            [sys.executable, "-m", "bench.web.measure", str(self.port), str(enable_tasks)],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
