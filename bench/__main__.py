@@ -7,6 +7,9 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 os.environ.setdefault("LOG_LEVEL", "WARNING")
@@ -15,21 +18,12 @@ from bench.common import ROOT, ensure_path  # noqa: E402
 
 ensure_path()
 
-from bench import goals, goals_more, report  # noqa: E402
+from bench import report  # noqa: E402
 
 if TYPE_CHECKING:
     from devtools.tansu import TansuBroker
 
-ALL = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
-
-
-def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="same measurements, fewer samples (≤ 2 min)")
-    parser.add_argument("--only", default="", help="comma-separated benchmark numbers, e.g. 1,3")
-    args = parser.parse_args(argv)
-    args.selected = sorted({int(x) for x in args.only.split(",") if x.strip()}) or list(ALL)
-    return args
+Result = tuple[dict, dict]  # (raw results, report section)
 
 
 class Broker:
@@ -42,7 +36,7 @@ class Broker:
     def bootstrap(self) -> str | None:
         if self.broker is None and self.error is None:
             try:
-                from bench.pipeline import set_broker
+                from bench.pipeline.events import set_broker
                 from devtools.tansu import TansuBroker
 
                 self.broker = TansuBroker().start()
@@ -56,91 +50,176 @@ class Broker:
             self.broker.stop()
 
 
-def _run(number: int, quick: bool, broker: Broker) -> tuple[dict, dict]:
-    """Runs benchmark `number`; returns (raw results, report section)."""
-    if number == 1 or number == 2:
-        from bench import sched_timing
+@dataclass
+class Context:
+    """What the benchmarks of one invocation share: the mode, the broker, and the timing
+    measurement that benchmarks 1 and 2 both report (measured once)."""
 
-        data = _TIMING.setdefault("data", None) or sched_timing.measure(quick)
-        _TIMING["data"] = data
-        section = goals.timing_section(data) if number == 1 else goals.hol_section(data)
-        return (data if number == 1 else {"see": "1"}), section
-    if number == 3:
-        from bench import scale
-
-        data = scale.measure(quick)
-        return data, goals.scale_section(data)
-    if number == 4:
-        from bench import http
-
-        data = http.measure_reaction(quick)
-        return data, goals_more.reaction_section(data)
-    if number == 5:
-        from bench import asyncloop
-
-        data = asyncloop.measure(quick)
-        return data, goals_more.async_section(data)
-    if number == 12:
-        from bench import cluster, cluster_section
-
-        data = cluster.measure(quick)
-        return data, cluster_section.section(data)
-    if number == 11:
-        from bench import retention
-
-        data = retention.measure(quick)
-        return data, retention.section(data)
-    if number == 6:
-        from bench import http
-
-        data = http.measure_web(quick)
-        return data, goals_more.web_section(data)
-    if number == 10:
-        from bench import dashboard
-
-        data = dashboard.measure(quick)
-        return data, dashboard.section(data)
-    return _run_kafka(number, quick, broker)
+    quick: bool
+    broker: Broker
+    timing: dict | None = None
 
 
-_TIMING: dict = {}
+@dataclass(frozen=True)
+class Benchmark:
+    number: int
+    title: str
+    run: Callable[[Context], Result]
 
 
-def _run_kafka(number: int, quick: bool, broker: Broker) -> tuple[dict, dict]:
-    from bench import footprint, pipeline
+# Each runner imports its package when it runs: a benchmark whose dependencies are missing or
+# broken fails alone (reported as ERROR, the others still run), and `--help` stays instant.
+def _timing(context: Context) -> dict:
+    if context.timing is None:
+        from bench.timing import measure
 
-    bootstrap = broker.bootstrap()
-    if number == 7:
-        data = pipeline.measure_throughput(quick, bootstrap) if bootstrap else {"skipped": broker.error}
-        return data, goals_more.throughput_section(data)
-    if number == 8:
-        reason = broker.error or pipeline.consumer_available()
-        if reason:
-            data = {"skipped": reason}
-        else:
-            from bench.pipeline_product import measure_e2e
+        context.timing = measure.measure(context.quick)
+    return context.timing
 
-            data = measure_e2e(quick, bootstrap)
-        return data, goals_more.e2e_section(data)
+
+def _lateness(context: Context) -> Result:
+    from bench.timing import section
+
+    data = _timing(context)
+    return data, section.lateness_section(data)
+
+
+def _head_of_line(context: Context) -> Result:
+    from bench.timing import section
+
+    return {"see": "1"}, section.head_of_line_section(_timing(context))
+
+
+def _scale(context: Context) -> Result:
+    from bench.scale import measure, section
+
+    data = measure.measure(context.quick)
+    return data, section.section(data)
+
+
+def _reaction(context: Context) -> Result:
+    from bench.web import measure, section
+
+    data = measure.measure_reaction(context.quick)
+    return data, section.reaction_section(data)
+
+
+def _async_overhead(context: Context) -> Result:
+    from bench.async_overhead import measure, section
+
+    data = measure.measure(context.quick)
+    return data, section.section(data)
+
+
+def _web_load(context: Context) -> Result:
+    from bench.web import measure, section
+
+    data = measure.measure_web(context.quick)
+    return data, section.load_section(data)
+
+
+def _throughput(context: Context) -> Result:
+    from bench.pipeline import section, throughput
+
+    bootstrap = context.broker.bootstrap()
+    data = throughput.measure_throughput(context.quick, bootstrap) if bootstrap else {"skipped": context.broker.error}
+    return data, section.throughput_section(data)
+
+
+def _e2e(context: Context) -> Result:
+    from bench.pipeline import consumer, e2e, section
+
+    bootstrap = context.broker.bootstrap()
+    reason = context.broker.error or consumer.consumer_available()
+    data = {"skipped": reason} if reason or bootstrap is None else e2e.measure_e2e(context.quick, bootstrap)
+    return data, section.e2e_section(data)
+
+
+def _footprint(context: Context) -> Result:
+    from bench.footprint import measure, section
+    from bench.pipeline.consumer import consumer_available
+
+    bootstrap = context.broker.bootstrap()
     after = None
-    if bootstrap and pipeline.consumer_available() is None:
-        from functools import partial
-
-        from bench.pipeline_product import footprint_after_consume
-
-        after = partial(footprint_after_consume, quick, bootstrap)
-    data = footprint.measure(quick, bootstrap, after_consume=after)
-    return data, goals_more.footprint_section(data)
+    if bootstrap and consumer_available() is None:
+        after = partial(measure.after_consume, context.quick, bootstrap)
+    data = measure.measure(context.quick, bootstrap, after_consume=after)
+    return data, section.section(data)
 
 
-def _failed(number: int, exc: BaseException) -> dict:
+def _dashboard(context: Context) -> Result:
+    from bench.dashboard import measure, section
+
+    data = measure.measure(context.quick)
+    return data, section.section(data)
+
+
+def _retention(context: Context) -> Result:
+    from bench.retention import measure, section
+
+    data = measure.measure(context.quick)
+    return data, section.section(data)
+
+
+def _cluster(context: Context) -> Result:
+    from bench.cluster import measure, section
+
+    data = measure.measure(context.quick)
+    return data, section.section(data)
+
+
+BENCHMARKS = (
+    Benchmark(1, "Start lateness and drift", _lateness),
+    Benchmark(2, "Head-of-line blocking", _head_of_line),
+    Benchmark(3, "Scale: 10 to 10,000 tasks", _scale),
+    Benchmark(4, "Reaction to the API", _reaction),
+    Benchmark(5, "Async overhead per run", _async_overhead),
+    Benchmark(6, "Web latency under task load", _web_load),
+    Benchmark(7, "Consumer throughput", _throughput),
+    Benchmark(8, "Event → notification latency", _e2e),
+    Benchmark(9, "Footprint and start-up", _footprint),
+    Benchmark(10, "Dashboard render time", _dashboard),
+    Benchmark(11, "Retention throughput", _retention),
+    Benchmark(12, "Several replicas on one database", _cluster),
+)
+BY_NUMBER = {benchmark.number: benchmark for benchmark in BENCHMARKS}
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        epilog="benchmarks:\n" + "\n".join(f"  {b.number:>2}. {b.title}" for b in BENCHMARKS),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help="same measurements, fewer samples (≤ 2 min)")
+    parser.add_argument("--only", default="", help="comma-separated benchmark numbers, e.g. 1,3")
+    args = parser.parse_args(argv)
+    words = [word.strip() for word in args.only.split(",") if word.strip()]
+    unknown = [word for word in words if not word.isdigit() or int(word) not in BY_NUMBER]
+    if unknown:
+        parser.error(f"--only: no benchmark {', '.join(unknown)} (known: {', '.join(map(str, BY_NUMBER))})")
+    args.selected = sorted({int(word) for word in words}) or list(BY_NUMBER)
+    return args
+
+
+def _failed(benchmark: Benchmark, exc: BaseException) -> dict:
     text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     return {
-        "id": number,
-        "title": f"benchmark {number}",
+        "id": benchmark.number,
+        "title": benchmark.title,
         "method": f"Failed: `{text[:300]}`",
-        "goals": [{**goals.goal(f"benchmark {number}", "runs", "failed", False), "status": "ERROR"}],
+        "goals": [{**report.goal(f"benchmark {benchmark.number}", "runs", "failed", False), "status": "ERROR"}],
     }
+
+
+def _stop_helpers() -> None:
+    """Joins the service stops benchmark 8 left in the background, then stops the PostgreSQL
+    cluster the bench started (only if those modules were used)."""
+    if "bench.pipeline.e2e" in sys.modules:
+        sys.modules["bench.pipeline.e2e"].join_stops()
+    if "bench.postgres" in sys.modules:
+        sys.modules["bench.postgres"].shutdown()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,22 +229,22 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {}
     sections: list[dict] = []
     broker = Broker()
+    context = Context(quick=args.quick, broker=broker)
     try:
-        for number in args.selected:
+        for benchmark in (BY_NUMBER[number] for number in args.selected):
             t0 = time.monotonic()
-            print(f"[bench] {number} ...", file=sys.stderr, flush=True)
+            print(f"[bench] {benchmark.number} ...", file=sys.stderr, flush=True)
             try:
-                data, section = _run(number, args.quick, broker)
+                data, section = benchmark.run(context)
             except Exception as exc:
                 traceback.print_exc()
-                data, section = {"error": repr(exc)}, _failed(number, exc)
-            results[str(number)] = data
+                data, section = {"error": repr(exc)}, _failed(benchmark, exc)
+            results[str(benchmark.number)] = data
             sections.append(section)
-            print(f"[bench] {number} done in {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
+            print(f"[bench] {benchmark.number} done in {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
     finally:
         broker.stop()
-        if "bench.pipeline_product" in sys.modules:
-            sys.modules["bench.pipeline_product"].shutdown()  # the PostgreSQL cluster, if started
+        _stop_helpers()
     meta = {
         "quick": args.quick,
         "selected": args.selected,

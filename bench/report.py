@@ -1,4 +1,5 @@
-"""Writes the results JSON, the PNG plots and docs/benchmarks.md from the sections of `goals`."""
+"""The report: summary rows (`goal`), and the results JSON, PNG plots and docs/benchmarks.md written from
+the sections each benchmark package builds (its `section` module)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,21 @@ from bench.common import ROOT, machine_info
 RESULTS_DIR = ROOT / "bench" / "results"
 IMG_DIR = ROOT / "docs" / "img"
 DOC = ROOT / "docs" / "benchmarks.md"
+
+
+def goal(
+    metric: str, target: str, result: str, ok: bool | None, baseline: str = "", ratio_value: float | None = None
+) -> dict:
+    """One summary row; ok None means informational (no goal)."""
+    status = "info" if ok is None else ("PASS" if ok else "MISS")
+    return {
+        "metric": metric,
+        "goal": target,
+        "result": result,
+        "baseline": baseline,
+        "ratio": ratio_value,
+        "status": status,
+    }
 
 
 def versions() -> dict:

@@ -3,6 +3,7 @@
 Used by the dashboard tests (a screenshot with realistic data) and by its render benchmark
 (10,000 runs). Rows go in through the models, exactly as the RunRecorder writes them, with a
 task_state row per task so a start-up restores the counters and keeps the grid (no catch-up run).
+`insert_expired` writes an already expired backlog instead, for the retention tests and benchmark 11.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
+from sqlalchemy import insert
+
 from servicescheduler.storage.db import Database
-from servicescheduler.storage.models import TaskRun, TaskState
+from servicescheduler.storage.models import Event, TaskRun, TaskState
 from servicescheduler.support.clock import utcnow
 
 # Mostly successes, some failures, a few timeouts and skips.
@@ -74,3 +77,43 @@ def _runs(rng: random.Random, name: str, period: int, mean_ms: float, count: int
             )
         )
     return rows
+
+
+def insert_expired(database: Database, *, events: int, runs: int, age: timedelta = timedelta(days=60)) -> None:
+    """`events` events and `runs` runs, all finished `age` ago (expired under the default retention),
+    inserted in bulk (10,000 rows per statement): the backlog a cleanup pass has to delete."""
+    stamp = utcnow() - age
+    with database.session() as session:
+        for start in range(0, events, 10_000):
+            session.execute(
+                insert(Event),
+                [
+                    dict(
+                        id=f"ev-{index}",
+                        type="order.created",
+                        occurred_at=stamp,
+                        received_at=stamp,
+                        data={"n": index},
+                        topic="events",
+                        partition=0,
+                        offset=index,
+                    )
+                    for index in range(start, min(events, start + 10_000))
+                ],
+            )
+        for start in range(0, runs, 10_000):
+            session.execute(
+                insert(TaskRun),
+                [
+                    dict(
+                        run_id=f"run-{index}",
+                        task="t",
+                        trigger="schedule",
+                        started_at=stamp,
+                        finished_at=stamp,
+                        duration_ms=1.0,
+                        outcome="success",
+                    )
+                    for index in range(start, min(runs, start + 10_000))
+                ],
+            )

@@ -38,7 +38,7 @@ def postgres_server_url() -> Iterator[str | None]:
     if url:
         yield url
         return
-    from tests.infra.postgres import PostgresCluster, postgres_available
+    from devtools.postgres import PostgresCluster, postgres_available
 
     if not postgres_available():
         if os.environ.get("CI"):
@@ -62,7 +62,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     server = request.getfixturevalue("postgres_server_url")
     if server is None:
         pytest.skip("PostgreSQL not available (install Debian's postgresql or set TEST_DATABASE_URL)")
-    from tests.infra.postgres import create_database, drop_database
+    from devtools.postgres import create_database, drop_database
 
     name = f"t_{uuid.uuid4().hex[:12]}"
     url = create_database(server, name)
@@ -77,7 +77,7 @@ def cluster_database_url(postgres_server_url: str | None) -> Iterator[str]:
     """A fresh PostgreSQL database for a test with several server processes (skips without one)."""
     if postgres_server_url is None:
         pytest.skip("PostgreSQL not available (install Debian's postgresql or set TEST_DATABASE_URL)")
-    from tests.infra.postgres import create_database, drop_database
+    from devtools.postgres import create_database, drop_database
 
     name = f"c_{uuid.uuid4().hex[:12]}"
     url = create_database(postgres_server_url, name)
@@ -89,7 +89,7 @@ def cluster_database_url(postgres_server_url: str | None) -> Iterator[str]:
 
 @pytest.fixture
 def servers() -> Iterator[list]:
-    """Server processes (tests/infra/replicas.py) started by the test; all stopped afterwards."""
+    """Server processes (devtools/replicas.py) started by the test; all stopped afterwards."""
     started: list = []
     yield started
     for server in started:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.cluster_section import section
+from bench.cluster.section import section
 
 RESULTS = Path(__file__).resolve().parent.parent / "bench" / "results" / "2026-11-26-cluster.json"
 

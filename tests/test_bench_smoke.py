@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import asyncloop, goals_more, stats
+from bench import stats
 from bench.report import render
 
 
@@ -13,19 +13,21 @@ def test_percentiles() -> None:
 
 
 def test_async_overhead_measurement_and_report_section() -> None:
-    data = asyncloop.measure(quick=True, iterations=200)
+    from bench.async_overhead import measure, section
+
+    data = measure.measure(quick=True, iterations=200)
     assert data["iterations"] == 200
     assert set(data["variants"]) == {"plain call", "persistent loop", "fresh loop (product)", "asyncio.run"}
     for summary in data["variants"].values():
         assert summary["n"] == 10 and summary["p50"] > 0
-    section = goals_more.async_section(data)
-    assert section["id"] == 5 and section["goals"][0]["status"] in ("PASS", "MISS")
-    markdown = render([{**section, "plots": []}], {"quick": True, "date": "today", "wall_s": 1.0}, "x.json")
+    rendered = section.section(data)
+    assert rendered["id"] == 5 and rendered["goals"][0]["status"] in ("PASS", "MISS")
+    markdown = render([{**rendered, "plots": []}], {"quick": True, "date": "today", "wall_s": 1.0}, "x.json")
     assert "fresh loop (product)" in markdown and "| 5 |" in markdown
 
 
 def test_seed_design_latency_is_computed_from_a_35_s_cycle() -> None:
-    from bench.pipeline_product import seed_design_latency
+    from bench.pipeline.e2e import seed_design_latency
 
     seed = seed_design_latency(2000)
     assert seed["n"] == 2000 and seed["min"] >= 0 and seed["max"] <= 35_000
@@ -33,8 +35,8 @@ def test_seed_design_latency_is_computed_from_a_35_s_cycle() -> None:
 
 
 def test_throughput_section_with_profile_and_no_machine_paths() -> None:
-    from bench.pipeline import profile_findings
-    from bench.pipeline_product import _short
+    from bench.pipeline.profile import _short, profile_findings
+    from bench.pipeline.section import throughput_section
 
     assert _short("/x/y/site-packages/sqlalchemy/sql/compiler.py") == "sqlalchemy/sql/compiler.py"
     assert _short("/opt/py/lib/python3.11/json/decoder.py") == "stdlib/json/decoder.py"
@@ -59,7 +61,7 @@ def test_throughput_section_with_profile_and_no_machine_paths() -> None:
         "notes": [],
         "analysis": profile_findings({"product → SQLite, clean": profile}),
     }
-    section = goals_more.throughput_section(data)
+    section = throughput_section(data)
     by_metric = {row["metric"]: row for row in section["goals"]}
     sqlite = by_metric["product → SQLite events/s vs raw kafka-python"]
     assert sqlite["status"] == "MISS" and sqlite["ratio"] == 0.4  # goal ≥ 0.5
@@ -74,7 +76,7 @@ def test_throughput_section_with_profile_and_no_machine_paths() -> None:
 
 
 def test_retention_section_compares_with_the_fixed_budget_pass() -> None:
-    from bench import retention
+    from bench.retention.section import section
 
     data = {
         "backlog_events": 10,
@@ -83,6 +85,22 @@ def test_retention_section_compares_with_the_fixed_budget_pass() -> None:
             "fixed budget (before)": {"rows_per_s": {"p50": 30_000, "min": 20_000}, "sustainable_events_per_s": 333},
         },
     }
-    section = retention.section(data)
-    assert section["id"] == 11 and section["goals"][0]["status"] == "PASS"
-    assert section["goals"][0]["ratio"] == round(15_000 / 333, 2)
+    rendered = section(data)
+    assert rendered["id"] == 11 and rendered["goals"][0]["status"] == "PASS"
+    assert rendered["goals"][0]["ratio"] == round(15_000 / 333, 2)
+
+
+def test_the_profile_names_product_functions_that_exist() -> None:
+    """Benchmark 7's cost table finds the product's functions by file suffix: a moved file would read 0."""
+    from pathlib import Path
+
+    from bench.pipeline.profile import _PROFILE_KEYS
+
+    package = Path(__file__).resolve().parent.parent / "servicescheduler"
+    third_party = ("~", "kafka/", "sqlalchemy/")
+    product = [(suffix, func) for suffix, func, _ in _PROFILE_KEYS if not suffix.startswith(third_party)]
+    assert len(product) >= 8
+    for suffix, func in product:
+        files = [path for path in package.rglob("*.py") if path.as_posix().endswith("/" + suffix)]
+        assert len(files) == 1, f"{suffix}: {files}"
+        assert f"def {func}(" in files[0].read_text(), f"{suffix} defines no {func}"

@@ -8,52 +8,15 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
+from devtools.seed_history import insert_expired
 from servicescheduler.builtin.cleanup import purge
 from servicescheduler.storage.models import AuditEntry, Event, TaskRun
 from servicescheduler.support.clock import utcnow
 
 INGEST_EVENTS_PER_SECOND = 1000
 CLEANUP_INTERVAL_SECONDS = 300  # the cleanup task's schedule (every 5 minutes)
-
-
-def _insert_expired(database, *, events: int, runs: int, age: timedelta = timedelta(days=60)) -> None:
-    stamp = utcnow() - age
-    with database.session() as session:
-        for start in range(0, events, 10_000):
-            session.execute(
-                insert(Event),
-                [
-                    dict(
-                        id=f"ev-{index}",
-                        type="order.created",
-                        occurred_at=stamp,
-                        received_at=stamp,
-                        data={"n": index},
-                        topic="events",
-                        partition=0,
-                        offset=index,
-                    )
-                    for index in range(start, min(events, start + 10_000))
-                ],
-            )
-        for start in range(0, runs, 10_000):
-            session.execute(
-                insert(TaskRun),
-                [
-                    dict(
-                        run_id=f"run-{index}",
-                        task="t",
-                        trigger="schedule",
-                        started_at=stamp,
-                        finished_at=stamp,
-                        duration_ms=1.0,
-                        outcome="success",
-                    )
-                    for index in range(start, min(runs, start + 10_000))
-                ],
-            )
 
 
 def _count(database, model) -> int:
@@ -63,7 +26,7 @@ def _count(database, model) -> int:
 
 def test_cleanup_loops_until_every_expired_row_is_gone(database_url, make_settings, migrated) -> None:
     database = migrated(database_url)
-    _insert_expired(database, events=12_000, runs=500)
+    insert_expired(database, events=12_000, runs=500)
     settings = make_settings(database_url=database_url, retention_batch_size=100)
     result = purge(database=database, settings=settings)
     assert result.complete
@@ -89,7 +52,7 @@ def test_cleanup_prunes_the_audit_log(database_url, make_settings, migrated) -> 
 
 def test_cleanup_stops_at_its_time_budget_and_says_so(database_url, make_settings, migrated) -> None:
     database = migrated(database_url)
-    _insert_expired(database, events=3_000, runs=0)
+    insert_expired(database, events=3_000, runs=0)
     settings = make_settings(database_url=database_url, retention_batch_size=100, retention_time_budget_seconds=0.001)
     result = purge(database=database, settings=settings)
     assert not result.complete
@@ -103,7 +66,7 @@ def test_cleanup_keeps_up_with_1000_events_per_second(database_url, make_setting
     event) go in one cleanup run with the default settings. To keep up, one run every 5 minutes
     must delete 300,000 events within its budget: the measured rate must be at least that."""
     database = migrated(database_url)
-    _insert_expired(database, events=60_000, runs=60_000)
+    insert_expired(database, events=60_000, runs=60_000)
     settings = make_settings(database_url=database_url)
     started = time.perf_counter()
     result = purge(database=database, settings=settings)

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from devtools.replicas import ServerProcess, epoch, wait_ready, write_task_module
 from tests.conftest import wait_until
-from tests.infra.replicas import ServerProcess, epoch, wait_ready, write_task_module
 
 TTL_SECONDS = 3.0
 pytestmark = [pytest.mark.slow, pytest.mark.realtime]

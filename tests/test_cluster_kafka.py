@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from devtools.produce import sample_event
+from devtools.replicas import ServerProcess, wait_ready
 from tests.conftest import wait_until
-from tests.infra.replicas import ServerProcess, wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka]
 EVENTS = 2400

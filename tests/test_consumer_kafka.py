@@ -12,6 +12,7 @@ from kafka.structs import TopicPartition
 from sqlalchemy import func, select
 
 from devtools.produce import bad_message
+from devtools.webhook import WebhookReceiver
 from servicescheduler.consumers.running.worker import ConsumerWorker
 from servicescheduler.consumers.storing.handlers import HandlerRegistry
 from servicescheduler.scheduling.registry import TaskRegistry
@@ -19,7 +20,6 @@ from servicescheduler.storage.db import Database
 from servicescheduler.storage.migrate import upgrade
 from servicescheduler.storage.models import DeadLetter, Event, Notification
 from tests.conftest import AUTH, wait_until
-from tests.infra.webhook import WebhookReceiver
 
 pytestmark = pytest.mark.kafka
 

@@ -101,10 +101,10 @@ def test_every_replica_names_the_same_slot_for_an_overdue_task() -> None:
 
 @pytest.mark.slow
 def test_database_outage_refuses_manual_runs_with_503_and_never_runs_unclaimed(live_app, make_settings) -> None:
+    from devtools.postgres import PostgresCluster, postgres_available, start_postgres, stop_postgres
     from servicescheduler.scheduling.registry import TaskRegistry
     from servicescheduler.scheduling.triggers import every
     from tests.conftest import AUTH, wait_until
-    from tests.infra.postgres import PostgresCluster, postgres_available, start_postgres, stop_postgres
 
     if not postgres_available():
         pytest.skip("PostgreSQL not available")

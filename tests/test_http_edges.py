@@ -279,7 +279,7 @@ def test_405_lists_every_method_the_path_allows(live_app, make_settings) -> None
 
 
 def test_a_database_outage_is_a_json_503_not_a_500(live_app, make_settings) -> None:
-    from tests.infra.postgres import PostgresCluster, postgres_available, stop_postgres
+    from devtools.postgres import PostgresCluster, postgres_available, stop_postgres
 
     if not postgres_available():
         pytest.skip("PostgreSQL not installed")

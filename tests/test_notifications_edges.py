@@ -14,12 +14,12 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
+from devtools.webhook import WebhookReceiver
 from servicescheduler.builtin.notifications import deliver_pending, notifications
 from servicescheduler.scheduling.registry import TaskRegistry
 from servicescheduler.scheduling.triggers import every
 from servicescheduler.storage.models import Notification
 from servicescheduler.support.clock import utcnow
-from tests.infra.webhook import WebhookReceiver
 from tests.test_services import _notification
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -7,12 +7,12 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from devtools.webhook import WebhookReceiver
 from servicescheduler.builtin.cleanup import purge
 from servicescheduler.builtin.notifications import deliver_pending
 from servicescheduler.builtin.report import build_report, latest_report
 from servicescheduler.storage.models import Event, Notification, Report, TaskRun
 from servicescheduler.support.clock import utcnow
-from tests.infra.webhook import WebhookReceiver
 
 
 def _notification(event_id: str, channel: str = "webhook", **values) -> Notification:

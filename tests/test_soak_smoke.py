@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.soak_accounting import final_accounting, history_vs_stats
-from bench.soak_faults import FAULTS
-from bench.soak_probe import sample_process
-from bench.soak_verdict import memory_growth, verdict
+from bench.soak.accounting import final_accounting, history_vs_stats
+from bench.soak.faults import FAULTS
+from bench.soak.probe import sample_process
+from bench.soak.verdict import memory_growth, verdict
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -186,13 +186,13 @@ def test_accounting_compares_by_id(tmp_path: Path, make_settings) -> None:
 
 
 def test_the_page_is_regenerated_but_a_hand_written_analysis_is_kept(tmp_path: Path) -> None:
-    from bench import soak
-    from bench.soak_report import ANALYSIS_END, ANALYSIS_START, DEFAULT_ANALYSIS, write_doc
+    from bench.soak import harness
+    from bench.soak.report import ANALYSIS_END, ANALYSIS_START, DEFAULT_ANALYSIS, write_doc
 
     samples = _samples([100.0] * 5)
     result = {
         "date": "today",
-        "config": asdict(soak.SoakConfig()),
+        "config": asdict(harness.SoakConfig()),
         "samples": samples,
         "verdict": verdict(samples, GOOD),
         "accounting": None,
@@ -208,7 +208,7 @@ def test_the_page_is_regenerated_but_a_hand_written_analysis_is_kept(tmp_path: P
 
 
 def test_the_harness_declares_no_task_in_the_shared_registry() -> None:
-    from bench import soak  # noqa: F401 (imported for its side effects, of which there must be none)
+    from bench.soak import harness  # noqa: F401 (imported for its side effects, of which there must be none)
     from servicescheduler.scheduling import tasks
 
     # Apps built without a registry serve every task in `tasks`: the soak's belong to its server only.
@@ -228,18 +228,18 @@ def test_every_test_named_in_the_fault_table_exists() -> None:
     named = [test for fault in FAULTS for test in fault.tests]
     assert len(named) >= 20
     missing = sorted(set(named) - _test_names())
-    assert missing == [], f"bench/soak_faults.py names tests that do not exist: {missing}"
+    assert missing == [], f"bench/soak/faults.py names tests that do not exist: {missing}"
 
 
 @pytest.mark.slow
 @pytest.mark.kafka
 @pytest.mark.timeout(180)
 def test_short_soak_of_the_real_service_reports_what_it_measured(tmp_path: Path) -> None:
-    from bench import soak
+    from bench.soak import harness
 
-    config = soak.SoakConfig(seconds=20, rate=50, interval_s=2, warmup_s=6, bad_every=50, quick=True)
-    result = soak.run(config)
-    doc = soak.write_outputs(result, tmp_path)
+    config = harness.SoakConfig(seconds=20, rate=50, interval_s=2, warmup_s=6, bad_every=50, quick=True)
+    result = harness.run(config)
+    doc = harness.write_outputs(result, tmp_path)
 
     samples = result["samples"]
     assert len(samples) >= 10

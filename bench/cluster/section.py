@@ -1,0 +1,114 @@
+"""Report section of benchmark 12 (several replicas on one database; measured in `measure`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report import goal
+from bench.stats import ratio
+
+
+def _p(entry: dict[str, Any], key: str = "p99") -> Any:
+    return (entry or {}).get(key)
+
+
+def _claim_goal(name: str, entry: dict[str, Any]) -> dict[str, Any]:
+    admit, release, floor = _p(entry["admit_us"], "p50"), _p(entry["release_us"], "p50"), _p(entry["select1_us"], "p50")
+    return goal(
+        f"claim cost per run (admit + release), {name}",
+        "(report)",
+        f"{admit} + {release} µs p50",
+        None,
+        f"SELECT 1 txn {floor} µs",
+        ratio(admit, floor),
+    )
+
+
+def _lateness_goals(data: dict[str, Any]) -> list[dict[str, Any]]:
+    alone, one, three = data["alone_unclustered"], data["one_replica"], data["three_replicas"]
+    base = _p(alone["lateness_ms"])
+    base3 = _p(data.get("three_unclustered", alone)["lateness_ms"])
+    single, triple = _p(one["lateness_ms"]), _p(three["lateness_ms"])
+    return [
+        goal(
+            "1 s task lateness p99, 1 replica (PostgreSQL)",
+            "(report)",
+            f"{single} ms",
+            None,
+            f"unclustered {base} ms",
+            ratio(single, base),
+        ),
+        goal(
+            "1 s task lateness p99, 3 replicas (PostgreSQL)",
+            "≤ 5 ms",
+            f"{triple} ms",
+            (triple or 1e9) <= 5,
+            f"3 unclustered processes {base3} ms",
+            ratio(triple, base3),
+        ),
+        goal(
+            "duplicate runs of a slot (1 and 3 replicas)",
+            "0",
+            f"{one['duplicates']} / {three['duplicates']}",
+            one["duplicates"] == 0 and three["duplicates"] == 0,
+        ),
+    ]
+
+
+def _failover_goals(three: dict[str, Any]) -> list[dict[str, Any]]:
+    fail, prop = three["failover"], three["toggle_propagation_ms"]
+    ttl = fail["ttl_s"]
+    interrupted, next_run, gap = fail["interrupted_recorded_s"], fail["next_slow_run_s"], fail["tick_max_gap_s"]
+    return [
+        goal(
+            "toggle propagation p99 (3 replicas, LISTEN/NOTIFY)",
+            "≤ 1000 ms",
+            f"{_p(prop)} ms",
+            (_p(prop) or 1e9) <= 1000,
+            f"p50 {_p(prop, 'p50')} ms",
+        ),
+        goal(
+            f"kill -9 → run recorded interrupted (TTL {ttl:g} s)",
+            f"≤ {ttl + 1:g} s",
+            f"{_round(interrupted)} s",
+            (interrupted or 1e9) <= ttl + 1,
+        ),
+        goal(
+            "kill -9 → next run of its task elsewhere (its first slot after the lease expired)",
+            "(report)",
+            f"{_round(next_run)} s",
+            None,
+            "≤ TTL + one 4 s period",
+        ),
+        goal(
+            "kill -9 → largest gap of the 1 s task", "≤ 1 s (no slot lost)", f"{_round(gap)} s", (gap or 1e9) <= 1.001
+        ),
+    ]
+
+
+def section(data: dict[str, Any]) -> dict[str, Any]:
+    """The report section of benchmark 12."""
+    goals = [
+        _claim_goal("SQLite", data["claim_sqlite"]),
+        _claim_goal("PostgreSQL", data["claim_postgresql"]),
+        *_lateness_goals(data),
+        *_failover_goals(data["three_replicas"]),
+    ]
+    method = (cluster_doc() or "").split("\n\n", 1)[1].replace("\n", " ").strip()
+    return {
+        "id": 12,
+        "title": "Several replicas on one database",
+        "goals": goals,
+        "method": f"{method} Lateness windows {data['seconds']} s; lateness = started_at − scheduled_for.",
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def cluster_doc() -> str | None:
+    """The measurement description (bench/cluster/measure.py's docstring)."""
+    from bench.cluster import measure
+
+    return measure.__doc__

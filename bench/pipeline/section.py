@@ -1,0 +1,170 @@
+"""Report sections of benchmarks 7 (consumer throughput) and 8 (event → notification latency)."""
+
+from __future__ import annotations
+
+from bench.report import goal
+from bench.stats import ratio
+
+PRODUCT_PATHS = (
+    "product → SQLite",
+    "product → PostgreSQL",
+    "product (confluent-kafka) → SQLite",
+    "product (confluent-kafka) → PostgreSQL",
+)
+
+
+def _throughput_goals(topics: dict) -> list[dict]:
+    """Issue 11's goals: ratios to raw kafka-python, confluent absolutes, malformed within 10 %."""
+    clean, bad = topics.get("clean", {}), topics.get("1 % malformed", {})
+    base = (clean.get("raw kafka-python") or {}).get("events_per_s")
+    goals = []
+
+    def add(metric: str, target: str, entry: dict, ok: bool, baseline: str, r: float | None) -> None:
+        rate = entry.get("events_per_s")
+        row = goal(metric, target, f"{rate} ev/s" if rate else entry.get("note", "not run"), ok, baseline, r)
+        goals.append(row if rate is not None else {**row, "status": "NOT RUN"})
+
+    for name, target in (("product → SQLite", 0.5), ("product → PostgreSQL", 0.4)):
+        entry = clean.get(name) or {}
+        r = ratio(entry.get("events_per_s"), base)
+        add(
+            f"{name} events/s vs raw kafka-python",
+            f"≥ {target}",
+            entry,
+            (r or 0) >= target,
+            f"raw kafka-python {base} ev/s",
+            r,
+        )
+    for name, floor in (
+        ("product (confluent-kafka) → SQLite", 50_000),
+        ("product (confluent-kafka) → PostgreSQL", 40_000),
+    ):
+        entry = clean.get(name) or {}
+        storage = (clean.get("storage alone → " + name.rsplit(" ", 1)[1]) or {}).get("events_per_s")
+        rate = entry.get("events_per_s") or 0
+        add(
+            f"{name} events/s",
+            f"≥ {floor:,}",
+            entry,
+            rate >= floor,
+            f"storage alone {storage} ev/s",
+            ratio(rate, storage),
+        )
+    for name in PRODUCT_PATHS:
+        clean_rate, entry = (clean.get(name) or {}).get("events_per_s"), bad.get(name) or {}
+        r = ratio(entry.get("events_per_s"), clean_rate)
+        add(f"{name}, 1 % malformed vs clean", "≥ 0.9", entry, (r or 0) >= 0.9, f"clean {clean_rate} ev/s", r)
+    return goals
+
+
+def throughput_section(data: dict) -> dict:
+    """Benchmark 7."""
+    if data.get("skipped"):
+        return _skipped(
+            7,
+            "Consumer throughput",
+            data["skipped"],
+            [("≥ 0.5 × raw kafka-python into SQLite", "sqlite"), ("≥ 0.4 × into PostgreSQL", "pg")],
+        )
+    rows, bars, goals = [], {}, []
+    for topic, entries in data["topics"].items():
+        base = (entries.get("raw kafka-python") or {}).get("events_per_s")
+        for name, entry in entries.items():
+            rate = entry.get("events_per_s")
+            rows.append([topic, name, entry.get("events"), rate, ratio(rate, base), entry.get("note", "")])
+            if topic == "clean":
+                bars[name] = rate
+    goals = _throughput_goals(data["topics"])
+    tables = [
+        {"columns": ["topic", "consumer", "events", "events/s", "ratio to raw kafka-python", "note"], "rows": rows}
+    ]
+    notes = list(data.get("notes", []))
+    for name, prof in (data.get("profiles") or {}).items():
+        tables.append(
+            {
+                "title": f"Profile: {name} — cumulative cost per event ({prof['events']} events under "
+                f"cProfile, {prof['total_s']} s in poll_once)",
+                "columns": ["part of poll_once", "µs/event (cProfile)", "% of poll_once"],
+                "rows": prof["cumulative"],
+            }
+        )
+        tables.append(
+            {
+                "title": f"Profile: {name} — top self time",
+                "columns": ["function", "calls", "µs/event", "% of poll_once"],
+                "rows": prof["self"],
+            }
+        )
+    if data.get("profiles"):
+        notes.append(
+            "Profiles are taken right after the timed run by a second worker in the same group (a rejoin), "
+            "driven with `poll_once()` on the calling thread, on freshly produced events of the clean topic, "
+            "so that topic's database holds the timed run's rows too. "
+            "cProfile inflates Python-heavy parts; read the percentages, not the absolute µs."
+        )
+    return {
+        "id": 7,
+        "title": "Consumer throughput",
+        "goals": goals,
+        "method": data.get("method", ""),
+        "tables": tables,
+        "plots": [
+            {
+                "kind": "bar",
+                "file": "throughput.png",
+                "series": bars,
+                "logy": True,
+                "title": "Events/s, clean topic (log)",
+                "ylabel": "events/s",
+            }
+        ],
+        "notes": notes + data.get("analysis", []),
+    }
+
+
+def e2e_section(data: dict) -> dict:
+    """Benchmark 8."""
+    if data.get("skipped"):
+        return _skipped(8, "Event → notification latency", data["skipped"], [("p99 < 500 ms", "e2e")])
+    product, seed = data["product"], data["seed_computed"]
+    rows = [
+        ["product (measured)", product["n"], product["p50"], product["p99"], product["max"]],
+        ["seed design (computed)", seed["n"], seed["p50"], seed["p99"], seed["max"]],
+    ]
+    goals = [
+        goal(
+            "produce → webhook delivered, p99",
+            "< 500 ms",
+            f"{product['p99']} ms",
+            (product["p99"] or 1e9) < 500,
+            f"seed (computed) {seed['p99']} ms",
+            ratio(product["p99"], seed["p99"]),
+        )
+    ]
+    return {
+        "id": 8,
+        "title": "Event → notification latency",
+        "goals": goals,
+        "method": data.get("method", ""),
+        "tables": [{"columns": ["design", "n", "p50 ms", "p99 ms", "max ms"], "rows": rows}],
+        "plots": [
+            {
+                "kind": "cdf",
+                "file": "e2e_latency.png",
+                "logx": True,
+                "xlabel": "ms (log)",
+                "title": "Produce → notification delivered",
+                "series": data.get("raw_ms", {}),
+            }
+        ],
+        "notes": data.get("notes", []),
+    }
+
+
+def _skipped(number: int, title: str, reason: str, targets: list[tuple[str, str]]) -> dict:
+    return {
+        "id": number,
+        "title": title,
+        "method": reason,
+        "goals": [{**goal(t, t, "not measured", None, reason[:80]), "status": "NOT RUN"} for t, _ in targets],
+    }
