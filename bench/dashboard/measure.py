@@ -88,7 +88,7 @@ def _measure_app(tmp: Path, runs: int, samples: int, paths: dict[str, str]) -> d
 
 
 PATHS = {
-    "GET / (dashboard)": "/",
+    "GET / (dashboard)": "/ui/",
     "GET /ui/panels/tasks (2 s refresh)": "/ui/panels/tasks",
     "GET /ui/tasks/report (task page 1)": "/ui/tasks/report",
     "GET /ui/tasks/report?page=400 (oldest page)": "/ui/tasks/report?page=400",

@@ -49,7 +49,7 @@ def _registry(enable_tasks: int, starts: dict, cond: threading.Condition):
 
 
 def _add_bench_routes(app, starts: dict, cond: threading.Condition) -> None:
-    scheduler = app.state.application.scheduler
+    service = app.state.servicescheduler  # its engine exists once the lifespan has started it
     mode: dict[str, str | None] = {"task": None}
     stop = threading.Event()
 
@@ -58,8 +58,8 @@ def _add_bench_routes(app, starts: dict, cond: threading.Condition) -> None:
             if stop.wait(0.02):
                 return
             name = mode["task"]
-            if name and not scheduler.is_running(name):
-                scheduler.trigger(name, actor="bench")
+            if name and not service.application.scheduler.is_running(name):
+                service.application.scheduler.trigger(name, actor="bench")
 
     threading.Thread(target=drive, name="bench-load", daemon=True).start()
 
@@ -73,7 +73,7 @@ def _add_bench_routes(app, starts: dict, cond: threading.Condition) -> None:
     def load(kind: str) -> dict:
         mode["task"] = LOAD_TASKS.get(kind)
         deadline = time.monotonic() + 30  # the first process run spawns the pool
-        while mode["task"] and not scheduler.is_running(mode["task"]) and time.monotonic() < deadline:
+        while mode["task"] and not service.application.scheduler.is_running(mode["task"]) and time.monotonic() < deadline:
             time.sleep(0.01)
         return {"mode": kind}
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sqlite3
 
-import psycopg
 from sqlalchemy.exc import (
     DataError,
     DBAPIError,
@@ -17,7 +16,18 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-_DRIVER_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
+
+def _driver_errors() -> tuple[type[Exception], ...]:
+    """The drivers' own base exception classes: sqlite3's, and psycopg's when it is installed
+    (the `postgres` extra; without it no PostgreSQL error can occur)."""
+    try:
+        import psycopg
+    except ImportError:
+        return (sqlite3.Error,)
+    return (sqlite3.Error, psycopg.Error)
+
+
+_DRIVER_ERRORS = _driver_errors()
 _DRIVER_TRANSIENT = frozenset({"OperationalError", "InterfaceError"})
 _DRIVER_MESSAGE = frozenset({"DataError", "IntegrityError"})
 
