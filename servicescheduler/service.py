@@ -64,7 +64,7 @@ class Application:
         self.admin_token = admin_token  # empty when the host's `auth` guards mutations
         self.consumer: ConsumerSupervisor | None = None
         self.throughput: ThroughputSampler | None = None  # events/s history for the dashboard
-        if settings.kafka_enabled:
+        if settings.consumes_kafka:
             from servicescheduler.consumers.running.pipeline import (
                 build_consumer,  # imports kafka-python: only when it is used
             )

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -89,10 +89,11 @@ class Settings(BaseSettings):
     report_window_minutes: int = Field(default=15, ge=1)
 
     # --- Kafka consumer ----------------------------------------------------------------
-    kafka_enabled: bool = True
+    # None (the default): consume when KAFKA_BOOTSTRAP_SERVERS is set; see `consumes_kafka`.
+    kafka_enabled: bool | None = None
     # confluent-kafka (librdkafka) needs `pip install -r requirements-confluent.txt`.
     kafka_client: Literal["kafka-python", "confluent-kafka"] = "kafka-python"
-    kafka_bootstrap_servers: str | None = None
+    kafka_bootstrap_servers: str | None = Field(default=None, validate_default=True)
     kafka_topics: str = "events"
     kafka_group_id: str = "service-scheduler"
     kafka_dlq_topic: str | None = None
@@ -145,6 +146,24 @@ class Settings(BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _brokers_when_enabled(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("kafka_enabled") and not value:
+            raise ValueError(
+                "must name the brokers when KAFKA_ENABLED is true (leave KAFKA_ENABLED unset to consume "
+                "only when brokers are configured)"
+            )
+        return value
+
+    @property
+    def consumes_kafka(self) -> bool:
+        """Whether this instance runs the Kafka consumer: KAFKA_ENABLED, or by default whether
+        brokers are configured (a library user who only wants tasks needs no Kafka at all)."""
+        if self.kafka_enabled is None:
+            return bool(self.kafka_bootstrap_servers)
+        return self.kafka_enabled
 
     @property
     def topics(self) -> list[str]:

@@ -73,7 +73,9 @@ def _add_bench_routes(app, starts: dict, cond: threading.Condition) -> None:
     def load(kind: str) -> dict:
         mode["task"] = LOAD_TASKS.get(kind)
         deadline = time.monotonic() + 30  # the first process run spawns the pool
-        while mode["task"] and not service.application.scheduler.is_running(mode["task"]) and time.monotonic() < deadline:
+        while (
+            mode["task"] and not service.application.scheduler.is_running(mode["task"]) and time.monotonic() < deadline
+        ):
             time.sleep(0.01)
         return {"mode": kind}
 

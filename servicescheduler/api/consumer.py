@@ -22,7 +22,9 @@ if TYPE_CHECKING:  # importing it at run time would import kafka-python when Kaf
 
 router = APIRouter(prefix="/consumer", tags=["consumer"], responses=error_responses(500, 503))
 
-DISABLED_DETAIL = "KAFKA_ENABLED is false: the Kafka consumer is not configured in this instance"
+DISABLED_DETAIL = (
+    "the Kafka consumer is off in this instance (KAFKA_ENABLED is false, or KAFKA_BOOTSTRAP_SERVERS is not set)"
+)
 
 
 def _consumer(application: Application) -> ConsumerSupervisor:
