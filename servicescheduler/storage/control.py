@@ -14,7 +14,9 @@ from servicescheduler.storage.cluster_models import ControlVersion
 from servicescheduler.storage.models import TaskState
 from servicescheduler.support.clock import to_datetime, utcnow
 
-CHANNEL = "scheduler_control"  # PostgreSQL NOTIFY channel
+# PostgreSQL NOTIFY channel. Channels are per database, not per schema: services in two schemas of
+# one database wake each other's sync thread, which then finds its own version unchanged.
+CHANNEL = "ss_control"
 
 
 @dataclass(frozen=True)
