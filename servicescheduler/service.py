@@ -20,7 +20,7 @@ from servicescheduler.settings import Settings
 from servicescheduler.storage.admin_token import load_admin_token
 from servicescheduler.storage.control import ControlState
 from servicescheduler.storage.db import Database
-from servicescheduler.storage.migrate import upgrade
+from servicescheduler.storage.migrate import ensure_current
 
 if TYPE_CHECKING:
     from servicescheduler.consumers.running.supervisor import ConsumerSupervisor
@@ -90,7 +90,7 @@ class Application:
 
     def start(self) -> None:
         """Migrates the database, then starts the scheduler (and the consumer it supervises)."""
-        upgrade(self.database.engine)
+        ensure_current(self.database.engine, migrate=self.settings.migrate_on_start)
         warn_unknown_task_settings(self.settings, self.registry)
         warn_if_multiple_workers(self.settings)
         if self.consumer is not None:
