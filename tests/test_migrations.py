@@ -17,6 +17,7 @@ from sqlalchemy import Engine, MetaData, func, inspect, select, text
 
 from servicescheduler.settings import SettingsError, load_settings
 from servicescheduler.storage import cluster_models  # noqa: F401 (its tables join Base.metadata)
+from servicescheduler.storage.control import bump_version, channel_for
 from servicescheduler.storage.db import Database
 from servicescheduler.storage.events import COLUMNS, insert_new_events
 from servicescheduler.storage.migrate import (
@@ -193,6 +194,8 @@ def test_a_host_applications_own_tables_and_alembic_version_are_left_alone(
 def test_two_services_in_two_schemas_of_one_database_stay_separate(database_url, make_settings) -> None:
     if not database_url.startswith("postgresql"):
         pytest.skip("schemas are PostgreSQL's")
+    import psycopg
+
     one = Database(make_settings(database_url=database_url, database_schema="app_one"))
     two = Database(make_settings(database_url=database_url, database_schema="app_two"))
     assert upgrade(one.engine).before is None  # creates the schema
@@ -214,6 +217,16 @@ def test_two_services_in_two_schemas_of_one_database_stay_separate(database_url,
             {"t": "ss_events"},
         ).all()
         assert sorted(schemas) == [("app_one", 1), ("app_two", 1)]  # nothing in the default schema
+    # A control change wakes the replicas of its own schema only (NOTIFY channels are per database).
+    conninfo = one.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as listener:
+        listener.execute(f"LISTEN {channel_for('app_two')}")
+        with one.session() as session:
+            bump_version(session)
+        assert list(listener.notifies(timeout=0.5, stop_after=1)) == []
+        with two.session() as session:
+            bump_version(session)
+        assert [note.payload for note in listener.notifies(timeout=10, stop_after=1)] == ["1"]
     one.dispose()
     two.dispose()
 
@@ -262,6 +275,17 @@ def test_without_migrate_on_start_an_unmigrated_database_fails_with_what_to_run(
     upgrade(database.engine)
     ensure_current(database.engine, migrate=False)  # migrated: start-up goes on
     database.dispose()
+
+
+def test_start_up_with_migrate_on_start_false_leaves_an_unmigrated_database_alone(tmp_path, make_settings) -> None:
+    from servicescheduler.scheduling.registry import TaskRegistry
+    from servicescheduler.service import Application
+
+    application = Application(make_settings(migrate_on_start=False), TaskRegistry())
+    with pytest.raises(MigrationsPendingError, match="run `servicescheduler migrate`"):
+        application.start()
+    assert inspect(application.database.engine).get_table_names() == []
+    application.stop()
 
 
 # ----------------------------------------------------------------------------- the command line
