@@ -81,8 +81,8 @@ class Database:
                 max_overflow=settings.database_pool_size,
                 pool_pre_ping=True,
                 hide_parameters=True,  # bound values are event data: never in an error text
-                # Every statement, raw SQL included (COPY, LISTEN's tables, claims), resolves the
-                # unqualified table names in the schema: the session's search_path names only it.
+                # Every statement, raw SQL included (the COPY and multi-row INSERTs of events.py),
+                # resolves unqualified table names in the schema: the search_path names only it.
                 connect_args={"options": f"-csearch_path={schema}"} if schema else {},
                 execution_options={SCHEMA_OPTION: schema} if schema else {},
             )
