@@ -36,6 +36,7 @@ from servicescheduler.storage.table_names import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+PREFIXES = ("ss_", "ix_ss_", "uq_ss_")
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 # One row for every table of revision 0004 (control_version's row comes with 0003).
 LEGACY_ROWS: dict[str, dict[str, Any]] = {
@@ -134,7 +135,7 @@ def test_a_database_from_before_the_prefix_keeps_every_row_under_the_new_names(d
         assert connection.execute(text("SELECT id, version FROM ss_control_version")).one() == (1, 0)
         assert connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one() == head_revision()
     # Indexes, constraints and sequences were renamed too: nothing keeps an unprefixed name.
-    unprefixed = {name for name in object_names(database.engine) if not name.startswith(("ss_", "ix_ss_", "uq_ss_"))}
+    unprefixed = {name for name in object_names(database.engine) if not name.startswith(PREFIXES)}
     assert unprefixed == set()
     # The models read the rows, and a serial key counts on from the renamed sequence.
     with database.session() as session:
@@ -187,6 +188,9 @@ def test_a_host_applications_own_tables_and_alembic_version_are_left_alone(
     assert {"events", "reports", "alembic_version", "ss_events", "ss_reports", VERSION_TABLE} <= set(
         inspect(database.engine).get_table_names()
     )
+    # Nothing of ours takes an unprefixed name (PostgreSQL's implicit `<table>_pkey` included).
+    hosts = {"events", "reports", "alembic_version", "events_pkey", "reports_pkey", "alembic_version_pkey"}
+    assert {name for name in object_names(database.engine) if not name.startswith(PREFIXES)} <= hosts
     database.dispose()
 
 
