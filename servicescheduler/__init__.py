@@ -17,10 +17,10 @@ The public API is what this module exports; everything else is the package's own
 from servicescheduler.consumers.decoding.events import Event
 from servicescheduler.consumers.storing.handlers import BatchWriter, HandlerRegistry, MessageMeta, handlers
 from servicescheduler.embedding import ServiceScheduler
+from servicescheduler.errors import StartupError
 from servicescheduler.logs import configure_logging
 from servicescheduler.scheduling.registry import TaskContext, TaskDefinitionError, TaskRegistry, tasks
 from servicescheduler.scheduling.triggers import Trigger, every
-from servicescheduler.service import StartupError
 from servicescheduler.settings import Settings, SettingsError, load_settings
 
 __version__ = "1.0.0"

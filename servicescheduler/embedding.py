@@ -39,14 +39,15 @@ from servicescheduler.builtin import builtin_tasks
 from servicescheduler.consumers.storing.handlers import Handler, HandlerRegistry
 from servicescheduler.consumers.storing.handlers import handlers as module_handlers
 from servicescheduler.dashboard.app import build_dashboard
+from servicescheduler.errors import StartupError
 from servicescheduler.metrics import Metrics
 from servicescheduler.scheduling.registry import TaskRegistry
 from servicescheduler.scheduling.registry import tasks as module_tasks
-from servicescheduler.service import Application, StartupError
+from servicescheduler.service import Application
 from servicescheduler.settings import Settings, load_settings, settings_from
 from servicescheduler.storage.admin_token import load_admin_token
 from servicescheduler.storage.db import Database
-from servicescheduler.storage.migrate import upgrade
+from servicescheduler.storage.migrate import check_current, upgrade
 
 
 class ServiceScheduler:
@@ -109,10 +110,17 @@ class ServiceScheduler:
 
     def check(self) -> None:
         """Fails now, with one line, on what would stop start(): the declared tasks (imports
-        TASK_MODULES) and, without `auth`, the admin token file (generated at first use, 0600).
-        A program calls it before it serves (the reference service does); start() checks too."""
+        TASK_MODULES), without `auth` the admin token file (generated at first use, 0600), and
+        with MIGRATE_ON_START=false a database that is not migrated. A program calls it before
+        it serves (the reference service does); start() checks the same."""
         self.declared_tasks()
         self._token()
+        if not self.settings.migrate_on_start:
+            database = Database(self.settings)
+            try:
+                check_current(database.engine)
+            finally:
+                database.dispose()
 
     def _token(self) -> str:
         """The bearer token of mutations (ADMIN_TOKEN or its file), loaded once; none with `auth`."""

@@ -20,7 +20,7 @@ from servicescheduler.scheduling.registry import TaskRegistry
 from servicescheduler.settings import Settings
 from servicescheduler.storage.control import ControlState
 from servicescheduler.storage.db import Database
-from servicescheduler.storage.migrate import upgrade
+from servicescheduler.storage.migrate import ensure_current
 
 if TYPE_CHECKING:
     from servicescheduler.consumers.running.supervisor import ConsumerSupervisor
@@ -28,10 +28,6 @@ if TYPE_CHECKING:
     from servicescheduler.consumers.storing.handlers import HandlerRegistry
 
 log = get_logger(__name__)
-
-
-class StartupError(RuntimeError):
-    """The service cannot start as configured; the message is one line naming the cause."""
 
 
 class Application:
@@ -98,9 +94,10 @@ class Application:
         return list(self.consumer.status().get("assigned_partitions") or [])
 
     def start(self, *, run_loop: bool = True) -> None:
-        """Migrates the database, then starts the scheduler (and the consumer it supervises).
-        Without `run_loop`, the caller drives the scheduler with tick() (servicescheduler.testing)."""
-        upgrade(self.database.engine)
+        """Migrates the database (or checks it is current), then starts the scheduler (and the
+        consumer it supervises). Without `run_loop`, the caller drives the scheduler with tick()
+        (servicescheduler.testing)."""
+        ensure_current(self.database.engine, migrate=self.settings.migrate_on_start)
         warn_unknown_task_settings(self.settings, self.registry)
         warn_if_multiple_workers(self.settings)
         if self.consumer is not None:

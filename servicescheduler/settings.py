@@ -7,6 +7,7 @@ consumer and the tasks all take it); nothing else reads `os.environ`. Tests buil
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,6 +25,7 @@ ENV_FILE = ".env"
 # Bounds of an interval, the same as the API's PATCH /tasks/{name}.
 MIN_INTERVAL_SECONDS = 1
 MAX_INTERVAL_SECONDS = 7 * 24 * 3600
+SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 IntervalSeconds = Annotated[int, Field(ge=MIN_INTERVAL_SECONDS, le=MAX_INTERVAL_SECONDS)]
 
 
@@ -40,6 +42,11 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./data/scheduler.db"
     database_pool_size: int = Field(default=10, ge=1, le=200)
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    # PostgreSQL only: the schema of the service's tables (created by `servicescheduler migrate`);
+    # none = the connection's default schema. Isolates it from a host application's tables.
+    database_schema: str | None = None
+    # Start-up applies pending migrations; false: it only checks, and `servicescheduler migrate` applies them.
+    migrate_on_start: bool = True
 
     # --- logging -----------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -138,6 +145,18 @@ class Settings(BaseSettings):
             make_url(value)
         except Exception:  # ArgumentError, ValueError (a bad port): the message would echo the URL
             raise ValueError("is not a valid database URL (scheme://user:password@host:port/name)") from None
+        return value
+
+    @field_validator("database_schema")
+    @classmethod
+    def _schema_name(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if not value:
+            return None
+        # It goes into a connection option and a CREATE SCHEMA: a plain lower-case identifier only.
+        if not SCHEMA_NAME.fullmatch(value) or value.startswith("pg_"):
+            raise ValueError("must be a lower-case identifier (a-z, 0-9, _; at most 63; not pg_...)")
+        if str(info.data.get("database_url", "")).startswith("sqlite"):
+            raise ValueError("is for PostgreSQL only: a SQLite database has no schemas (unset it or use PostgreSQL)")
         return value
 
     @field_validator("notify_webhook_url")

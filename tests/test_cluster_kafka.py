@@ -49,11 +49,11 @@ def _stored_ids(database_url: str) -> list[str]:
 
         def stored() -> bool:
             with engine.connect() as connection:
-                return connection.execute(text("SELECT count(*) FROM events")).scalar_one() >= EVENTS
+                return connection.execute(text("SELECT count(*) FROM ss_events")).scalar_one() >= EVENTS
 
         wait_until(stored, timeout=40, interval=0.5)
         with engine.connect() as connection:
-            return [row[0] for row in connection.execute(text("SELECT id FROM events"))]
+            return [row[0] for row in connection.execute(text("SELECT id FROM ss_events"))]
     finally:
         engine.dispose()
 

@@ -14,8 +14,8 @@ import pytest
 from devtools.serve import uvicorn_command
 from devtools.tansu import free_port
 from servicescheduler.embedding import build_registry
+from servicescheduler.errors import StartupError
 from servicescheduler.scheduling import TaskRegistry, every, tasks
-from servicescheduler.service import StartupError
 from servicescheduler.settings import SettingsError, load_settings
 from tests.conftest import ADMIN_TOKEN, AUTH, FakeClock, wait_until
 

@@ -110,14 +110,14 @@ def test_migrations_apply_on_an_empty_database_and_are_idempotent(database_url, 
     tables = set(inspect(database.engine).get_table_names())
     database.dispose()
     assert {
-        "task_state",
-        "task_runs",
-        "audit_log",
-        "notifications",
-        "reports",
-        "events",
-        "dead_letters",
-        "alembic_version",
+        "ss_task_state",
+        "ss_task_runs",
+        "ss_audit_log",
+        "ss_notifications",
+        "ss_reports",
+        "ss_events",
+        "ss_dead_letters",
+        "ss_alembic_version",
     } <= tables
 
 
@@ -150,4 +150,4 @@ def test_migrated_indexes_are_the_models_indexes(database_url, make_settings) ->
     database.dispose()
     declared = {(table.name, index.name) for table in Base.metadata.tables.values() for index in table.indexes}
     assert migrated == declared
-    assert ("events", "ix_events_type") not in migrated
+    assert ("ss_events", "ix_ss_events_type") not in migrated

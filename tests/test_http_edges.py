@@ -140,7 +140,7 @@ def _leaky_registry(database_holder: dict) -> TaskRegistry:
             for _ in range(2):
                 session.execute(
                     text(
-                        'INSERT INTO events (id, type, occurred_at, received_at, topic, partition, "offset") '
+                        'INSERT INTO ss_events (id, type, occurred_at, received_at, topic, partition, "offset") '
                         "VALUES (:id, 't', :now, :now, 'events', 0, 0)"
                     ),
                     {"id": SECRET, "now": "2026-01-01 00:00:00"},

@@ -88,8 +88,8 @@ def _wait_assigned(server: Server) -> None:
 def _stored_events(db_path: Path) -> tuple[list[str], int]:
     connection = sqlite3.connect(db_path, timeout=10)
     try:
-        ids = [row[0] for row in connection.execute("SELECT id FROM events")]
-        return ids, connection.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+        ids = [row[0] for row in connection.execute("SELECT id FROM ss_events")]
+        return ids, connection.execute("SELECT count(*) FROM ss_dead_letters").fetchone()[0]
     finally:
         connection.close()
 

@@ -185,6 +185,6 @@ def test_start_up_finds_runs_in_progress_through_an_index(database_url, migrated
     from sqlalchemy import inspect
 
     database = migrated(database_url)
-    indexes = {index["name"]: index["column_names"] for index in inspect(database.engine).get_indexes("task_runs")}
+    indexes = {index["name"]: index["column_names"] for index in inspect(database.engine).get_indexes("ss_task_runs")}
     # Partial on outcome = 'running': the start-up scan reads only those rows, not the whole history.
-    assert indexes.get("ix_task_runs_running") == ["outcome"]
+    assert indexes.get("ix_ss_task_runs_running") == ["outcome"]

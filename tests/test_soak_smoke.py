@@ -158,17 +158,17 @@ def test_accounting_compares_by_id(tmp_path: Path, make_settings) -> None:
     now = datetime.now(UTC).isoformat()
     with closing(sqlite3.connect(path)) as conn, conn:
         conn.executemany(
-            "INSERT INTO events (id, type, occurred_at, received_at, topic, partition, offset) "
+            "INSERT INTO ss_events (id, type, occurred_at, received_at, topic, partition, offset) "
             "VALUES (?, 't', ?, ?, 'x', 0, 0)",
             [("e1", now, now), ("e2", now, now)],
         )
         conn.execute(
-            "INSERT INTO dead_letters (topic, partition, offset, error, value_truncated, created_at) "
+            "INSERT INTO ss_dead_letters (topic, partition, offset, error, value_truncated, created_at) "
             "VALUES ('x', 0, 9, 'json: bad', 0, ?)",
             (now,),
         )
         conn.executemany(
-            "INSERT INTO task_runs (run_id, task, trigger, scheduled_for, started_at, outcome) "
+            "INSERT INTO ss_task_runs (run_id, task, trigger, scheduled_for, started_at, outcome) "
             "VALUES (?, ?, 'schedule', ?, ?, 'success')",
             [("r1", "soak-00", "s1", now), ("r2", "soak-00", "s2", now), ("r3", "other", "s1", now)],
         )

@@ -177,7 +177,7 @@ def _e2e_stages(db_path: Path, delivered_at: dict) -> dict | None:
 
     try:
         with contextlib.closing(sqlite3.connect(db_path)) as conn:
-            rows = conn.execute("SELECT data, received_at FROM events").fetchall()
+            rows = conn.execute("SELECT data, received_at FROM ss_events").fetchall()
     except sqlite3.Error:
         return None
     consume, deliver = [], []

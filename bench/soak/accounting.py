@@ -40,9 +40,9 @@ def final_accounting(
 ) -> dict[str, Any]:
     """Events produced vs stored vs dead-lettered, and runs counted vs recorded, by id."""
     with contextlib.closing(connect()) as conn:
-        stored_ids = {row[0] for row in conn.execute("SELECT id FROM events")}
-        dead = int(conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0])
-        runs = conn.execute("SELECT run_id, task, outcome, scheduled_for FROM task_runs").fetchall()
+        stored_ids = {row[0] for row in conn.execute("SELECT id FROM ss_events")}
+        dead = int(conn.execute("SELECT count(*) FROM ss_dead_letters").fetchone()[0])
+        runs = conn.execute("SELECT run_id, task, outcome, scheduled_for FROM ss_task_runs").fetchall()
     recorded = {run_id for run_id, *_ in runs}
     counted = read_counted_runs(runs_file)
     unrecorded = [run_id for _, run_id in counted if run_id not in recorded]

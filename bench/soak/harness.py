@@ -110,7 +110,7 @@ def take_sample(
         dead_lettered=consumer.get("dead_lettered"),
         consumer_state=consumer.get("state"),
         lag=sum(lag.values()) if lag else None,
-        runs_recorded=count_rows(target.connect, "task_runs"),
+        runs_recorded=count_rows(target.connect, "ss_task_runs"),
         produced=producer.acked,
     )
     return sample

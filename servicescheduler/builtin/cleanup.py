@@ -18,6 +18,7 @@ from servicescheduler.scheduling import TaskContext, every
 from servicescheduler.settings import Settings
 from servicescheduler.storage.db import Database
 from servicescheduler.storage.models import AuditEntry, DeadLetter, Event, Notification, Report, TaskRun
+from servicescheduler.storage.table_names import logical_name
 from servicescheduler.support.clock import utcnow
 
 log = get_logger(__name__)
@@ -69,7 +70,7 @@ def purge(*, database: Database, settings: Settings) -> PurgeResult:
     started = time.monotonic()
     deadline = started + settings.retention_time_budget_seconds
     rules = _rules(settings)
-    result = PurgeResult(deleted={model.__tablename__: 0 for model, _, _ in rules})
+    result = PurgeResult(deleted={logical_name(model.__tablename__): 0 for model, _, _ in rules})
     pending = list(rules)
     first_pass = True  # every table gets one batch per run, whatever the budget
     while pending and (first_pass or time.monotonic() < deadline):
@@ -78,7 +79,7 @@ def purge(*, database: Database, settings: Settings) -> PurgeResult:
                 break
             model, key, condition = rule
             count = _delete_batch(database, model, key, condition, settings.retention_batch_size)
-            result.deleted[model.__tablename__] += count
+            result.deleted[logical_name(model.__tablename__)] += count
             if count < settings.retention_batch_size:
                 pending.remove(rule)
         first_pass = False

@@ -163,6 +163,7 @@ class ControlListener:
     def __init__(self, database: Database, wake: threading.Event, stop: threading.Event) -> None:
         url = database.engine.url.set(drivername="postgresql")
         self._conninfo = url.render_as_string(hide_password=False)
+        self._channel = control.channel_for(database.schema)
         self._wake = wake
         self._stop = stop
         self._thread = threading.Thread(target=self._run, name="control-listener", daemon=True)
@@ -177,7 +178,7 @@ class ControlListener:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as connection:
-                    connection.execute(f"LISTEN {control.CHANNEL}")
+                    connection.execute(f"LISTEN {self._channel}")
                     while not self._stop.is_set():
                         for _ in connection.notifies(timeout=0.5, stop_after=1):
                             self._wake.set()

@@ -15,8 +15,8 @@ from servicescheduler.storage.models import Base
 class SlotClaim(Base):
     """One row per (task, scheduled_for): the replica whose insert wins runs (or records) that slot."""
 
-    __tablename__ = "slot_claims"
-    __table_args__ = (Index("ix_slot_claims_claimed", "claimed_at"),)
+    __tablename__ = "ss_slot_claims"
+    __table_args__ = (Index("ix_ss_slot_claims_claimed", "claimed_at"),)
 
     task: Mapped[str] = mapped_column(String(80), primary_key=True)
     scheduled_for: Mapped[datetime] = mapped_column(primary_key=True)
@@ -27,7 +27,7 @@ class SlotClaim(Base):
 class TaskLease(Base):
     """The cluster-wide "a run of this task is in progress" row, renewed by its owner's heartbeat."""
 
-    __tablename__ = "task_leases"
+    __tablename__ = "ss_task_leases"
 
     task: Mapped[str] = mapped_column(String(80), primary_key=True)
     run_id: Mapped[str] = mapped_column(String(36))
@@ -44,7 +44,7 @@ class TaskLease(Base):
 class Replica(Base):
     """A running service process; dead when `last_seen_at` is older than CLUSTER_REPLICA_TTL_SECONDS."""
 
-    __tablename__ = "replicas"
+    __tablename__ = "ss_replicas"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     host: Mapped[str] = mapped_column(String(255))
@@ -58,7 +58,7 @@ class Replica(Base):
 class ControlVersion(Base):
     """One row (id=1): bumped by every enable/disable/PATCH; replicas poll it (or LISTEN)."""
 
-    __tablename__ = "control_version"
+    __tablename__ = "ss_control_version"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version: Mapped[int] = mapped_column(Integer)

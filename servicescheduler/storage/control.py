@@ -11,10 +11,18 @@ from sqlalchemy.orm import Session
 
 from servicescheduler.storage.claims import insert_ignoring_conflicts
 from servicescheduler.storage.cluster_models import ControlVersion
+from servicescheduler.storage.db import SCHEMA_OPTION
 from servicescheduler.storage.models import TaskState
 from servicescheduler.support.clock import to_datetime, utcnow
 
-CHANNEL = "scheduler_control"  # PostgreSQL NOTIFY channel
+# PostgreSQL NOTIFY channel (channel_for: per schema).
+CHANNEL = "ss_control"
+
+
+def channel_for(schema: str | None) -> str:
+    """The NOTIFY channel of the service in `schema` (DATABASE_SCHEMA): channels belong to the
+    database, not to a schema, and services in two schemas must not wake each other."""
+    return f"{CHANNEL}_{schema}" if schema else CHANNEL
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,8 @@ def bump_version(session: Session) -> int:
     ).scalar_one()
     if session.get_bind().dialect.name == "postgresql":
         # Delivered at commit, so a listener never reads the row before the change is visible.
-        session.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": str(version)})
+        channel = channel_for(session.get_bind().get_execution_options().get(SCHEMA_OPTION))
+        session.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": str(version)})
     return int(version)
 
 

@@ -15,6 +15,9 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from servicescheduler.settings import Settings
 
+# Engine execution option naming the PostgreSQL schema (DATABASE_SCHEMA) that storage/migrate.py creates.
+SCHEMA_OPTION = "servicescheduler_schema"
+
 
 def utcnow() -> datetime:
     """The current time as a timezone-aware UTC datetime."""
@@ -71,17 +74,28 @@ class Database:
         else:
             if url.startswith("postgresql://"):
                 url = "postgresql+psycopg://" + url[len("postgresql://") :]
+            schema = settings.database_schema
             self.engine = create_engine(
                 url,
                 pool_size=settings.database_pool_size,
                 max_overflow=settings.database_pool_size,
                 pool_pre_ping=True,
                 hide_parameters=True,  # bound values are event data: never in an error text
+                # Every statement, raw SQL included (the COPY and multi-row INSERTs of events.py),
+                # resolves unqualified table names in the schema: the search_path names only it.
+                connect_args={"options": f"-csearch_path={schema}"} if schema else {},
+                execution_options={SCHEMA_OPTION: schema} if schema else {},
             )
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
         self.read_session_factory = sessionmaker(
             self.engine.execution_options(sqlite_read_only=True), expire_on_commit=False
         )
+
+    @property
+    def schema(self) -> str | None:
+        """The PostgreSQL schema of the tables (DATABASE_SCHEMA), None for the connection's default."""
+        value = self.engine.get_execution_options().get(SCHEMA_OPTION)
+        return str(value) if value else None
 
     @property
     def dialect(self) -> str:

@@ -28,20 +28,23 @@ from typing import Any
 
 import msgspec
 
+from servicescheduler.storage.table_names import TABLE_PREFIX
+
+EVENTS = TABLE_PREFIX + "events"  # the table of storage/models.py's Event
 COLUMNS = ("id", "type", "occurred_at", "received_at", "data", "key", "topic", "partition", "offset")
 _QUOTED = ", ".join(f'"{c}"' for c in COLUMNS)
 _SQLITE_ROW = f"({', '.join('?' * len(COLUMNS))})"
-_SQLITE_STORED = "SELECT id FROM events WHERE id IN (SELECT value FROM json_each(?))"
+_SQLITE_STORED = f"SELECT id FROM {EVENTS} WHERE id IN (SELECT value FROM json_each(?))"
 # Rows per INSERT: a default batch (KAFKA_BATCH_SIZE=2000) in two statements. Each connection
 # caches the statements it ran, ~1.8 KiB per row of the largest: 3.5 MiB for all 11 sizes.
 _SQLITE_MAX_ROWS = 1024
-_STAGE = "consumer_events_stage"
+_STAGE = TABLE_PREFIX + "events_stage"  # a temporary table: pg_temp, never the schema's
 _PG_STAGE = (
     f"SET LOCAL client_min_messages TO warning; CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
-    "(LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    f"(LIKE {EVENTS} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
 _PG_COPY = f"COPY {_STAGE} ({_QUOTED}) FROM STDIN"
-_PG_MOVE = f"INSERT INTO events ({_QUOTED}) SELECT {_QUOTED} FROM {_STAGE} ON CONFLICT (id) DO NOTHING RETURNING id"
+_PG_MOVE = f"INSERT INTO {EVENTS} ({_QUOTED}) SELECT {_QUOTED} FROM {_STAGE} ON CONFLICT (id) DO NOTHING RETURNING id"
 _json = msgspec.json.Encoder()
 _encode = _json.encode  # bound once: the row loops below call it per event (see json_text)
 
@@ -115,7 +118,7 @@ def _padded(size: int, most: int) -> int:
 @functools.cache
 def _sqlite_insert(rows: int) -> str:
     """INSERT of `rows` rows (a power of two: few distinct statements) skipping repeated ids."""
-    return f"INSERT INTO events ({_QUOTED}) VALUES {', '.join([_SQLITE_ROW] * rows)} ON CONFLICT (id) DO NOTHING"
+    return f"INSERT INTO {EVENTS} ({_QUOTED}) VALUES {', '.join([_SQLITE_ROW] * rows)} ON CONFLICT (id) DO NOTHING"
 
 
 def sqlite_time(value: datetime) -> str:

@@ -1,4 +1,5 @@
-"""SQLAlchemy 2.0 typed models: the whole schema. Alembic migrations in alembic/ create it."""
+"""SQLAlchemy 2.0 typed models: the whole schema, every table named `ss_...` (storage/table_names.py).
+The Alembic migrations in storage/migrations/ create it."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ class Base(DeclarativeBase):
 class TaskState(Base):
     """Persisted operator intent and progress of one task (or the consumer, name='consumer:kafka')."""
 
-    __tablename__ = "task_state"
+    __tablename__ = "ss_task_state"
 
     name: Mapped[str] = mapped_column(String(80), primary_key=True)
     enabled: Mapped[bool]
@@ -73,13 +74,13 @@ class TaskRun(Base):
     """One run of a task: written when it starts (outcome `running`) and updated when it ends;
     skipped and missed runs are written once."""
 
-    __tablename__ = "task_runs"
+    __tablename__ = "ss_task_runs"
     __table_args__ = (
-        Index("ix_task_runs_task_started", "task", "started_at"),
-        Index("ix_task_runs_finished", "finished_at"),
+        Index("ix_ss_task_runs_task_started", "task", "started_at"),
+        Index("ix_ss_task_runs_finished", "finished_at"),
         # Start-up finds runs a dead process left in progress (storage/recovery.py) through this.
         Index(
-            "ix_task_runs_running",
+            "ix_ss_task_runs_running",
             "outcome",
             postgresql_where=text("outcome = 'running'"),
             sqlite_where=text("outcome = 'running'"),
@@ -101,8 +102,8 @@ class TaskRun(Base):
 class AuditEntry(Base):
     """A change made through the API: who, what, when."""
 
-    __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_at", "at"),)
+    __tablename__ = "ss_audit_log"
+    __table_args__ = (Index("ix_ss_audit_log_at", "at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime]
@@ -115,10 +116,10 @@ class AuditEntry(Base):
 class Notification(Base):
     """A message to deliver (webhook or log); the `notifications` task moves it to sent/failed/dead."""
 
-    __tablename__ = "notifications"
+    __tablename__ = "ss_notifications"
     __table_args__ = (
-        Index("ix_notifications_due", "status", "next_attempt_at"),
-        Index("ix_notifications_updated", "updated_at"),
+        Index("ix_ss_notifications_due", "status", "next_attempt_at"),
+        Index("ix_ss_notifications_updated", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -138,7 +139,7 @@ class Notification(Base):
 class Report(Base):
     """An aggregate of one window, written by the `report` task."""
 
-    __tablename__ = "reports"
+    __tablename__ = "ss_reports"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     created_at: Mapped[datetime] = mapped_column(index=True)
@@ -150,9 +151,9 @@ class Report(Base):
 class Event(Base):
     """A validated Kafka event; `id` is the producer's id, so replays never add a row."""
 
-    __tablename__ = "events"
+    __tablename__ = "ss_events"
     # No index on `type` (dropped in 0004): no query used it, and every insert paid for it.
-    __table_args__ = (Index("ix_events_received", "received_at"),)
+    __table_args__ = (Index("ix_ss_events_received", "received_at"),)
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     type: Mapped[str] = mapped_column(String(128))
@@ -168,10 +169,10 @@ class Event(Base):
 class DeadLetter(Base):
     """A Kafka message that could not be processed, kept with the reason."""
 
-    __tablename__ = "dead_letters"
+    __tablename__ = "ss_dead_letters"
     __table_args__ = (
-        UniqueConstraint("topic", "partition", "offset", name="uq_dead_letters_position"),
-        Index("ix_dead_letters_created", "created_at"),
+        UniqueConstraint("topic", "partition", "offset", name="uq_ss_dead_letters_position"),
+        Index("ix_ss_dead_letters_created", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

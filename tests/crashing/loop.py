@@ -106,7 +106,7 @@ def _witnessed(path: Path) -> dict[str, float]:
 def _rows(db_path: Path) -> dict[str, str]:
     connection = sqlite3.connect(db_path, timeout=10)
     try:
-        return dict(connection.execute("SELECT run_id, outcome FROM task_runs").fetchall())
+        return dict(connection.execute("SELECT run_id, outcome FROM ss_task_runs").fetchall())
     finally:
         connection.close()
 

@@ -1,12 +1,17 @@
 """Initial schema: task state, run history, audit log, notifications, reports, events, dead letters.
 
+Names come from storage/table_names.py: `ss_events`, `ix_ss_events_received`, ... (unprefixed
+only for a database of the legacy layout, which 0005 renames).
+
 Revision ID: 0001
 Revises:
 Create Date: 2026-11-23
 """
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
+
+from servicescheduler.storage.table_names import migration_layout
 
 revision = "0001"
 down_revision = None
@@ -15,8 +20,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    name = migration_layout(context.config.attributes)
     op.create_table(
-        "audit_log",
+        name.table("audit_log"),
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.String(length=64), nullable=False),
@@ -25,11 +31,11 @@ def upgrade() -> None:
         sa.Column("detail", sa.JSON(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
-    with op.batch_alter_table("audit_log", schema=None) as batch_op:
-        batch_op.create_index("ix_audit_log_at", ["at"], unique=False)
+    with op.batch_alter_table(name.table("audit_log"), schema=None) as batch_op:
+        batch_op.create_index(name.index("ix_audit_log_at"), ["at"], unique=False)
 
     op.create_table(
-        "dead_letters",
+        name.table("dead_letters"),
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("topic", sa.String(length=249), nullable=False),
         sa.Column("partition", sa.Integer(), nullable=False),
@@ -40,13 +46,13 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("topic", "partition", "offset", name="uq_dead_letters_position"),
+        sa.UniqueConstraint("topic", "partition", "offset", name=name.index("uq_dead_letters_position")),
     )
-    with op.batch_alter_table("dead_letters", schema=None) as batch_op:
-        batch_op.create_index("ix_dead_letters_created", ["created_at"], unique=False)
+    with op.batch_alter_table(name.table("dead_letters"), schema=None) as batch_op:
+        batch_op.create_index(name.index("ix_dead_letters_created"), ["created_at"], unique=False)
 
     op.create_table(
-        "events",
+        name.table("events"),
         sa.Column("id", sa.String(length=128), nullable=False),
         sa.Column("type", sa.String(length=128), nullable=False),
         sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
@@ -58,12 +64,12 @@ def upgrade() -> None:
         sa.Column("offset", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.create_index("ix_events_received", ["received_at"], unique=False)
-        batch_op.create_index("ix_events_type", ["type"], unique=False)
+    with op.batch_alter_table(name.table("events"), schema=None) as batch_op:
+        batch_op.create_index(name.index("ix_events_received"), ["received_at"], unique=False)
+        batch_op.create_index(name.index("ix_events_type"), ["type"], unique=False)
 
     op.create_table(
-        "notifications",
+        name.table("notifications"),
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("event_id", sa.String(length=128), nullable=True),
         sa.Column("channel", sa.String(length=16), nullable=False),
@@ -79,12 +85,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("event_id"),
     )
-    with op.batch_alter_table("notifications", schema=None) as batch_op:
-        batch_op.create_index("ix_notifications_due", ["status", "next_attempt_at"], unique=False)
-        batch_op.create_index("ix_notifications_updated", ["updated_at"], unique=False)
+    with op.batch_alter_table(name.table("notifications"), schema=None) as batch_op:
+        batch_op.create_index(name.index("ix_notifications_due"), ["status", "next_attempt_at"], unique=False)
+        batch_op.create_index(name.index("ix_notifications_updated"), ["updated_at"], unique=False)
 
     op.create_table(
-        "reports",
+        name.table("reports"),
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
@@ -92,11 +98,11 @@ def upgrade() -> None:
         sa.Column("body", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    with op.batch_alter_table("reports", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_reports_created_at"), ["created_at"], unique=False)
+    with op.batch_alter_table(name.table("reports"), schema=None) as batch_op:
+        batch_op.create_index(batch_op.f(name.index("ix_reports_created_at")), ["created_at"], unique=False)
 
     op.create_table(
-        "task_runs",
+        name.table("task_runs"),
         sa.Column("run_id", sa.String(length=36), nullable=False),
         sa.Column("task", sa.String(length=80), nullable=False),
         sa.Column("trigger", sa.String(length=16), nullable=False),
@@ -108,12 +114,12 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("run_id"),
     )
-    with op.batch_alter_table("task_runs", schema=None) as batch_op:
-        batch_op.create_index("ix_task_runs_finished", ["finished_at"], unique=False)
-        batch_op.create_index("ix_task_runs_task_started", ["task", "started_at"], unique=False)
+    with op.batch_alter_table(name.table("task_runs"), schema=None) as batch_op:
+        batch_op.create_index(name.index("ix_task_runs_finished"), ["finished_at"], unique=False)
+        batch_op.create_index(name.index("ix_task_runs_task_started"), ["task", "started_at"], unique=False)
 
     op.create_table(
-        "task_state",
+        name.table("task_state"),
         sa.Column("name", sa.String(length=80), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("interval_seconds", sa.Integer(), nullable=True),
@@ -125,31 +131,32 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("task_state")
-    with op.batch_alter_table("task_runs", schema=None) as batch_op:
-        batch_op.drop_index("ix_task_runs_task_started")
-        batch_op.drop_index("ix_task_runs_finished")
+    name = migration_layout(context.config.attributes)
+    op.drop_table(name.table("task_state"))
+    with op.batch_alter_table(name.table("task_runs"), schema=None) as batch_op:
+        batch_op.drop_index(name.index("ix_task_runs_task_started"))
+        batch_op.drop_index(name.index("ix_task_runs_finished"))
 
-    op.drop_table("task_runs")
-    with op.batch_alter_table("reports", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_reports_created_at"))
+    op.drop_table(name.table("task_runs"))
+    with op.batch_alter_table(name.table("reports"), schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f(name.index("ix_reports_created_at")))
 
-    op.drop_table("reports")
-    with op.batch_alter_table("notifications", schema=None) as batch_op:
-        batch_op.drop_index("ix_notifications_updated")
-        batch_op.drop_index("ix_notifications_due")
+    op.drop_table(name.table("reports"))
+    with op.batch_alter_table(name.table("notifications"), schema=None) as batch_op:
+        batch_op.drop_index(name.index("ix_notifications_updated"))
+        batch_op.drop_index(name.index("ix_notifications_due"))
 
-    op.drop_table("notifications")
-    with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.drop_index("ix_events_type")
-        batch_op.drop_index("ix_events_received")
+    op.drop_table(name.table("notifications"))
+    with op.batch_alter_table(name.table("events"), schema=None) as batch_op:
+        batch_op.drop_index(name.index("ix_events_type"))
+        batch_op.drop_index(name.index("ix_events_received"))
 
-    op.drop_table("events")
-    with op.batch_alter_table("dead_letters", schema=None) as batch_op:
-        batch_op.drop_index("ix_dead_letters_created")
+    op.drop_table(name.table("events"))
+    with op.batch_alter_table(name.table("dead_letters"), schema=None) as batch_op:
+        batch_op.drop_index(name.index("ix_dead_letters_created"))
 
-    op.drop_table("dead_letters")
-    with op.batch_alter_table("audit_log", schema=None) as batch_op:
-        batch_op.drop_index("ix_audit_log_at")
+    op.drop_table(name.table("dead_letters"))
+    with op.batch_alter_table(name.table("audit_log"), schema=None) as batch_op:
+        batch_op.drop_index(name.index("ix_audit_log_at"))
 
-    op.drop_table("audit_log")
+    op.drop_table(name.table("audit_log"))

@@ -10,7 +10,9 @@ Create Date: 2026-11-26
 """
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
+
+from servicescheduler.storage.table_names import migration_layout
 
 revision = "0002"
 down_revision = "0001"
@@ -21,10 +23,17 @@ RUNNING = sa.text("outcome = 'running'")
 
 
 def upgrade() -> None:
+    name = migration_layout(context.config.attributes)
     op.create_index(
-        "ix_task_runs_running", "task_runs", ["outcome"], unique=False, postgresql_where=RUNNING, sqlite_where=RUNNING
+        name.index("ix_task_runs_running"),
+        name.table("task_runs"),
+        ["outcome"],
+        unique=False,
+        postgresql_where=RUNNING,
+        sqlite_where=RUNNING,
     )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_task_runs_running", table_name="task_runs")
+    name = migration_layout(context.config.attributes)
+    op.drop_index(name.index("ix_task_runs_running"), table_name=name.table("task_runs"))

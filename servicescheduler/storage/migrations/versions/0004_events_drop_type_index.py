@@ -10,7 +10,9 @@ Revises: 0003
 Create Date: 2026-11-26
 """
 
-from alembic import op
+from alembic import context, op
+
+from servicescheduler.storage.table_names import migration_layout
 
 revision = "0004"
 down_revision = "0003"
@@ -19,8 +21,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.drop_index("ix_events_type", table_name="events")
+    name = migration_layout(context.config.attributes)
+    op.drop_index(name.index("ix_events_type"), table_name=name.table("events"))
 
 
 def downgrade() -> None:
-    op.create_index("ix_events_type", "events", ["type"], unique=False)
+    name = migration_layout(context.config.attributes)
+    op.create_index(name.index("ix_events_type"), name.table("events"), ["type"], unique=False)
