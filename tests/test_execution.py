@@ -12,6 +12,7 @@ import pytest
 from servicescheduler.scheduling.executor import run_in_fresh_loop
 from servicescheduler.scheduling.registry import TaskRegistry
 from servicescheduler.scheduling.triggers import every
+from servicescheduler.vocabulary import RunOutcome
 from tests.conftest import wait_until
 
 
@@ -144,7 +145,7 @@ def test_a_slow_task_does_not_delay_another(make_scheduler) -> None:
     scheduler = make_scheduler(registry, run_loop=True)
     wait_until(lambda: scheduler.status("fast")["stats"]["successes"] >= 3, timeout=5)
     assert scheduler.recorder.flush(5)
-    runs = [r for r in run_rows(scheduler.database, "fast", 10, "success") if r["trigger"] == "schedule"]
+    runs = [r for r in run_rows(scheduler.database, "fast", 10, RunOutcome.SUCCESS) if r["trigger"] == "schedule"]
     assert len(runs) >= 2
     from datetime import datetime
 

@@ -9,6 +9,7 @@ from prometheus_client import generate_latest
 
 from servicescheduler.scheduling.registry import TaskContext, TaskRegistry
 from servicescheduler.scheduling.triggers import Trigger, every
+from servicescheduler.vocabulary import RunOutcome
 from tests.conftest import FakeClock
 
 
@@ -139,7 +140,7 @@ def test_exception_is_isolated_recorded_and_the_task_keeps_its_schedule(make_sch
     history = scheduler.database
     from servicescheduler.storage.history import run_rows
 
-    rows = run_rows(history, "boom", 10, "error")
+    rows = run_rows(history, "boom", 10, RunOutcome.ERROR)
     assert len(rows) == 2 and rows[0]["error"] == "ValueError: bad input 42"
 
 

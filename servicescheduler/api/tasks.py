@@ -6,7 +6,7 @@ server.py, from the scheduler's own errors.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,13 +18,11 @@ from servicescheduler.api.views import RunView, TaskView
 from servicescheduler.settings import MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS
 from servicescheduler.storage.history import run_rows
 from servicescheduler.support.redact import scrub_errors
+from servicescheduler.vocabulary import RunOutcome
 
 router = APIRouter(
     prefix="/tasks", tags=["tasks"], route_class=AdminFirstRoute, responses=error_responses(422, 500, 503)
 )
-
-# Every stored outcome (storage.records.OUTCOMES), plus `running` for runs in progress.
-Outcome = Literal["success", "error", "timeout", "skipped", "missed", "interrupted", "running"]
 
 
 class TaskPatch(BaseModel):
@@ -84,7 +82,7 @@ def task_runs(
     name: str,
     application: AppDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    outcome: Outcome | None = None,
+    outcome: RunOutcome | None = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[dict[str, Any]]:
     """Run history, newest first; `offset` skips that many (paging)."""

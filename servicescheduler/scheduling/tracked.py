@@ -9,9 +9,13 @@ from typing import Any
 from servicescheduler.scheduling.registry import TaskSpec
 from servicescheduler.scheduling.triggers import Trigger
 from servicescheduler.settings import Settings
-from servicescheduler.storage.records import STAT_NAMES, RunRecord
+from servicescheduler.storage.records import RunRecord
 from servicescheduler.storage.task_state import SavedTaskState
 from servicescheduler.support.clock import iso
+from servicescheduler.vocabulary import STAT_NAMES, RunOutcome
+
+# Runs counted in stats["runs"]: those that started (an interrupted one too), not the unstarted.
+_COUNTED_AS_RUNS = (RunOutcome.SUCCESS, RunOutcome.ERROR, RunOutcome.TIMEOUT, RunOutcome.INTERRUPTED)
 
 
 @dataclass
@@ -31,7 +35,7 @@ class TrackedTask:
     last_run: RunRecord | None = None
     last_success_at: float | None = None
     anchor: float | None = None  # scheduled_for of the last run that started: the grid origin
-    stats: Counter[str] = field(default_factory=Counter)
+    stats: Counter[RunOutcome] = field(default_factory=Counter)
 
     @classmethod
     def restore(cls, spec: TaskSpec, state: SavedTaskState | None, settings: Settings) -> TrackedTask:
@@ -70,19 +74,19 @@ class TrackedTask:
         limit = 3 * self.trigger.nominal_period_seconds
         reference = self.last_success_at
         if reference is None:
-            return self.stats.get("error", 0) + self.stats.get("timeout", 0) >= 3
+            return self.stats[RunOutcome.ERROR] + self.stats[RunOutcome.TIMEOUT] >= 3
         return now - reference > limit
 
     def status(self, now: float) -> dict[str, Any]:
         """The task as the API shows it."""
         job = self.trigger.job
-        counts = {label: self.stats.get(outcome, 0) for outcome, label in STAT_NAMES.items()}
-        counts["runs"] = sum(self.stats.get(o, 0) for o in ("success", "error", "timeout", "interrupted"))
+        counts = {label: self.stats[outcome] for outcome, label in STAT_NAMES.items()}
+        counts["runs"] = sum(self.stats[outcome] for outcome in _COUNTED_AS_RUNS)
         running = None
         if self.running is not None:
             running = {
                 "run_id": self.running.run_id,
-                "trigger": self.running.trigger,
+                "trigger": self.running.cause,
                 "started_at": iso(self.running.started_at),
                 "overrunning": self.overrunning,
             }

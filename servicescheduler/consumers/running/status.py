@@ -13,6 +13,7 @@ from typing import Any
 from servicescheduler.consumers.clients import kafka as kafka_client
 from servicescheduler.consumers.storing.store import StoreResult
 from servicescheduler.metrics import Metrics
+from servicescheduler.vocabulary import WorkerState
 
 LAG_REFRESH_SECONDS = 1.0  # lag is computed at most this often (it walks every partition)
 
@@ -25,7 +26,7 @@ class ConsumerStatus:
         self._lock = threading.Lock()
         self._lag_at = 0.0
         self._stats: dict[str, Any] = {
-            "state": "new",
+            "state": WorkerState.NEW,
             "messages_processed": 0,
             "events_stored": 0,
             "duplicates_skipped": 0,
