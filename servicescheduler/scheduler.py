@@ -5,6 +5,35 @@ in a heap, dispatches what is due and goes back to sleep: a wake-up costs O(due 
 scan of every task. It never runs task code. Control calls (enable, disable, trigger,
 reschedule) come from request threads, change state under one lock and wake the loop.
 `tick(now)` performs one loop step, so tests need no real waiting.
+
+A run's life (outcomes: vocabulary.RunOutcome; who may run a slot: scheduling/coordination.py)::
+
+    due ── loop thread, Scheduler._dispatch_due, under the scheduler lock ──┬──> missed   past its grace
+     │     (a manual or event run starts here instead: request thread,      └──> skipped  previous run going
+     │      Scheduler.trigger / request_run; trigger takes the coordinator's      (recorded once:
+     │      lease first, so a run anywhere in the cluster answers 409)          coordinator.claim_unstarted)
+     v
+    dispatched   task.running = run; handed to a worker `dispatch_lead_seconds` early (2 ms alone,
+     │           100 ms in a cluster). Alone every claim wins here: the `running` row is queued now.
+     v
+    claimed      worker thread, RunLauncher._execute -> coordinator.admit. In a cluster one transaction
+     │           claims the slot and takes the task's lease (DatabaseCoordinator's lock guards the
+     │           leases it holds): a loser drops the slot (UNCLAIMED), a live lease elsewhere gives
+     │           `skipped`, a failed claim `missed`; the winner queues the `running` row now.
+     v
+    started      worker, RunLauncher._run: waits for the due time; `skipped` if the task was disabled
+     │           meanwhile, `missed` if no worker came within the grace; then the task's code runs
+     │           (executor.invoke, no lock held).
+     v
+    finished     success / error / timeout: coordinator.release, then Scheduler._finished under the
+                 scheduler lock -> RunBook: counters, metrics, the recorder's queue, one `task_run` line.
+    interrupted  Scheduler.stop for runs past the shutdown grace (scheduler lock); at start-up,
+                 storage/recovery.py for rows a dead process left `running`; in a cluster,
+                 DatabaseCoordinator._take for the lease of a replica that stopped renewing it.
+
+Locks: `_lock` (reentrant) guards every TrackedTask and the agenda; `_control_lock` serialises an
+operator's change with its persisted version (enable, disable, reschedule, apply_control); the
+recorder thread alone writes history. Task code never runs under any of them.
 """
 
 from __future__ import annotations
