@@ -61,6 +61,7 @@ from servicescheduler.scheduling.launcher import RunLauncher, new_run_id
 from servicescheduler.scheduling.recorder import RunRecorder
 from servicescheduler.scheduling.registry import TaskContext, TaskRegistry
 from servicescheduler.scheduling.supervision import Components, Supervised
+from servicescheduler.scheduling.task_status import TaskStatus
 from servicescheduler.scheduling.tracked import TrackedTask
 from servicescheduler.scheduling.triggers import Trigger
 from servicescheduler.scheduling.views import SchedulerViews
@@ -374,7 +375,7 @@ class Scheduler(SchedulerViews):
             )
 
     # ------------------------------------------------------------------ control
-    def set_enabled(self, name: str, enabled: bool, *, actor: str = "admin") -> dict[str, Any]:
+    def set_enabled(self, name: str, enabled: bool, *, actor: str = "admin") -> TaskStatus:
         """Enables or disables a task at once and persists it; idempotent. Returns its status."""
         with self._control_lock:
             task = self._get(name)
@@ -386,7 +387,7 @@ class Scheduler(SchedulerViews):
                 log.info("task_enabled" if enabled else "task_disabled", task=name, actor=actor)
             return self.status(name)
 
-    def reschedule(self, name: str, interval_seconds: int, *, actor: str = "admin") -> dict[str, Any]:
+    def reschedule(self, name: str, interval_seconds: int, *, actor: str = "admin") -> TaskStatus:
         """Changes a task's interval at once (kept on its grid) and persists it. Returns its status."""
         with self._control_lock:
             task = self._get(name)

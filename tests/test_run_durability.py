@@ -61,7 +61,7 @@ def test_runs_left_running_by_a_dead_process_are_interrupted_at_startup(make_sch
     assert rows[0]["outcome"] == "interrupted"
     assert "process" in rows[0]["error"]
     status = scheduler.status("block")
-    assert status["stats"]["interrupted"] == 1
+    assert status.stats["interrupted"] == 1
     assert scheduler.metrics.task_runs.labels("block", "interrupted")._value.get() == 1
 
 
@@ -137,7 +137,7 @@ def test_calendar_slots_that_passed_while_down_are_recorded_missed_once(make_sch
     assert scheduler.wait_idle(5)
     missed = _scheduled(_rows(scheduler, "minutely"), "missed")
     assert _slots(anchor, before) <= set(missed) <= _slots(anchor, after) and len(missed) >= 3
-    assert scheduler.status("minutely")["stats"]["missed"] == len(missed)
+    assert scheduler.status("minutely").stats["missed"] == len(missed)
     assert ran == []  # without catch_up nothing runs at start-up
     scheduler.stop(timeout=1)
     again = make_scheduler(_minute_task(False, ran), database_url=database_url)  # records no slot twice

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from servicescheduler.scheduling.registry import TaskSpec
+from servicescheduler.scheduling.task_status import TaskStatus, current_run
 from servicescheduler.scheduling.triggers import Trigger
 from servicescheduler.settings import Settings
 from servicescheduler.storage.records import RunRecord
@@ -77,35 +78,27 @@ class TrackedTask:
             return self.stats[RunOutcome.ERROR] + self.stats[RunOutcome.TIMEOUT] >= 3
         return now - reference > limit
 
-    def status(self, now: float) -> dict[str, Any]:
-        """The task as the API shows it."""
+    def status(self, now: float) -> TaskStatus:
+        """The task as the API shows it (caller holds the scheduler's lock)."""
         job = self.trigger.job
         counts = {label: self.stats[outcome] for outcome, label in STAT_NAMES.items()}
         counts["runs"] = sum(self.stats[outcome] for outcome in _COUNTED_AS_RUNS)
-        running = None
-        if self.running is not None:
-            running = {
-                "run_id": self.running.run_id,
-                "trigger": self.running.cause,
-                "started_at": iso(self.running.started_at),
-                "overrunning": self.overrunning,
-            }
-        return {
-            "name": self.name,
-            "description": self.spec.description,
-            "enabled": self.enabled,
-            "schedule": self.trigger.describe(),
-            "interval_seconds": self.trigger.interval_seconds,
-            "at": job.at_time.isoformat() if job.at_time is not None else None,
-            "interval_overridden": self.interval_override is not None,
-            "executor": self.spec.executor,
-            "timeout_seconds": self.spec.timeout_seconds,
-            "next_run_at": iso(self.next_due) if self.enabled else None,
-            "running": self.running is not None,
-            "current_run": running,
-            "last_run": self.last_run.as_dict() if self.last_run is not None else None,
-            "last_success_at": iso(self.last_success_at),
-            "stale": self.is_stale(now),
-            "stats": counts,
-            "run_requests_dropped": self.run_requests_dropped,
-        }
+        return TaskStatus(
+            name=self.name,
+            description=self.spec.description,
+            enabled=self.enabled,
+            schedule=self.trigger.describe(),
+            interval_seconds=self.trigger.interval_seconds,
+            at=job.at_time.isoformat() if job.at_time is not None else None,
+            interval_overridden=self.interval_override is not None,
+            executor=self.spec.executor,
+            timeout_seconds=self.spec.timeout_seconds,
+            next_run_at=iso(self.next_due) if self.enabled else None,
+            running=self.running is not None,
+            current_run=current_run(self.running, self.overrunning) if self.running is not None else None,
+            last_run=dataclasses.replace(self.last_run) if self.last_run is not None else None,
+            last_success_at=iso(self.last_success_at),
+            stale=self.is_stale(now),
+            stats=counts,
+            run_requests_dropped=self.run_requests_dropped,
+        )
