@@ -162,7 +162,7 @@ class ConsumerSupervisor:
             self._state = ConsumerState.STUCK
             self.metrics.consumer_up.set(0)
             return
-        if worker.snapshot()["state"] in (WorkerState.RUNNING, WorkerState.DB_UNAVAILABLE):
+        if worker.snapshot().state in (WorkerState.RUNNING, WorkerState.DB_UNAVAILABLE):
             if self._running_since is None:
                 self._running_since = now
             self._down_since = now
@@ -250,9 +250,9 @@ class ConsumerSupervisor:
         snap = worker.snapshot()
         with self._lock:
             for key in COUNTERS:
-                self._totals[key] += snap[key]
-            if snap.get("last_error"):
-                self._last_error = snap["last_error"]
+                self._totals[key] += getattr(snap, key)
+            if snap.last_error:
+                self._last_error = snap.last_error
 
     # ------------------------------------------------------------------ control (request threads)
     def set_enabled(self, enabled: bool, *, actor: str) -> dict[str, Any]:
@@ -351,16 +351,16 @@ class ConsumerSupervisor:
         snap = worker.snapshot() if worker is not None else None
         live = snap if snap is not None and worker is not None and worker.is_alive() else None
         for key in COUNTERS:
-            body[key] += snap[key] if snap else 0
+            body[key] += getattr(snap, key) if snap else 0
         body.update(
-            last_error=(snap or {}).get("last_error") or body["last_error"],
-            assigned_partitions=live["assigned_partitions"] if live is not None else [],
-            last_message_at=iso((snap or {}).get("last_message_at")),
+            last_error=(snap.last_error if snap else None) or body["last_error"],
+            assigned_partitions=list(live.assigned_partitions) if live is not None else [],
+            last_message_at=iso(snap.last_message_at if snap else None),
             seconds_since_last_poll=(
-                round(now - live["last_poll_at"], 3) if live is not None and live["last_poll_at"] else None
+                round(now - live.last_poll_at, 3) if live is not None and live.last_poll_at else None
             ),
-            broker_reachable=live["broker_connected"] if live is not None else None,
-            lag=live["lag"] if live is not None else None,
+            broker_reachable=live.broker_connected if live is not None else None,
+            lag=live.lag if live is not None else None,
         )
         return body
 
@@ -379,8 +379,8 @@ class ConsumerSupervisor:
                 return False, f"consumer {state} for {down_for:.0f} s: {self._last_error or 'starting'}"
             return True, f"consumer {state}"
         snap = worker.snapshot() if worker is not None else None
-        if snap and snap["broker_ok_at"] and now - snap["broker_ok_at"] > self.settings.consumer_broker_stale_seconds:
-            return False, f"Kafka broker unreachable for {now - snap['broker_ok_at']:.0f} s"
+        if snap and snap.broker_ok_at and now - snap.broker_ok_at > self.settings.consumer_broker_stale_seconds:
+            return False, f"Kafka broker unreachable for {now - snap.broker_ok_at:.0f} s"
         return True, "ok"
 
     def _refresh_metrics(self) -> None:
