@@ -4,10 +4,12 @@ same values (servicescheduler/vocabulary.py), and they are the strings they were
 from __future__ import annotations
 
 import re
+import threading
 
 from servicescheduler.scheduling.registry import TaskRegistry
 from servicescheduler.scheduling.triggers import every
 from servicescheduler.vocabulary import FINAL_OUTCOMES, STAT_NAMES, ConsumerState, RunCause, RunOutcome
+from tests.conftest import wait_until
 
 OPTION = re.compile(r'<option value="([^"]*)"')
 
@@ -74,3 +76,65 @@ def test_the_values_are_the_strings_stored_published_and_logged_before() -> None
     }
     assert set(STAT_NAMES) == set(FINAL_OUTCOMES)
     assert f"{RunOutcome.SUCCESS}" == str(RunOutcome.SUCCESS) == "success"
+
+
+def test_the_task_json_keeps_its_fields_while_a_run_is_in_progress_and_after(live_app, make_settings) -> None:
+    release = threading.Event()
+    registry = TaskRegistry()
+    registry.register("held", lambda: release.wait(10), trigger=every(1).hours, timeout=30)
+    app = live_app(make_settings(), registry)
+    try:
+        wait_until(lambda: app.client.get("/tasks/held").json()["running"], timeout=5)
+        during = app.client.get("/tasks/held").json()
+        assert list(during) == TASK_FIELDS
+        assert list(during["current_run"]) == ["run_id", "trigger", "started_at", "overrunning"]
+        assert during["current_run"]["trigger"] == RunCause.STARTUP
+    finally:
+        release.set()
+    wait_until(lambda: not app.client.get("/tasks/held").json()["running"], timeout=5)
+    after = app.client.get("/tasks/held").json()
+    assert list(after) == TASK_FIELDS and after["current_run"] is None
+    assert list(after["last_run"]) == RUN_FIELDS
+    assert (after["last_run"]["outcome"], after["last_run"]["trigger"]) == ("success", "startup")
+    assert after["stats"] == {
+        "successes": 1,
+        "failures": 0,
+        "timeouts": 0,
+        "skipped": 0,
+        "missed": 0,
+        "interrupted": 0,
+        "runs": 1,
+    }
+    assert [list(run) for run in app.client.get("/tasks/held/runs").json()] == [RUN_FIELDS]
+
+
+TASK_FIELDS = [
+    "name",
+    "description",
+    "enabled",
+    "schedule",
+    "interval_seconds",
+    "at",
+    "interval_overridden",
+    "executor",
+    "timeout_seconds",
+    "next_run_at",
+    "running",
+    "current_run",
+    "last_run",
+    "last_success_at",
+    "stale",
+    "stats",
+    "run_requests_dropped",
+]
+RUN_FIELDS = [
+    "run_id",
+    "trigger",
+    "scheduled_for",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "outcome",
+    "error",
+    "replica",
+]
