@@ -47,13 +47,7 @@ from servicescheduler.logs import get_logger
 from servicescheduler.metrics import Metrics
 from servicescheduler.scheduling.agenda import Agenda, DueItem
 from servicescheduler.scheduling.bookkeeping import RunBook
-from servicescheduler.scheduling.coordination import (
-    CLUSTER_DISPATCH_LEAD_SECONDS,
-    DISPATCH_LEAD_SECONDS,
-    UNCLAIMED,
-    Coordinator,
-    LocalCoordinator,
-)
+from servicescheduler.scheduling.coordination import UNCLAIMED, Coordinator, LocalCoordinator
 from servicescheduler.scheduling.downtime import record_downtime
 from servicescheduler.scheduling.errors import TaskBusy
 from servicescheduler.scheduling.executor import Outcome, TaskExecutor
@@ -81,9 +75,6 @@ RUN, OVERRUN, SUPERVISE = "run", "overrun", "supervise"
 
 def _ignore(run: RunRecord) -> None:
     """A launcher callback with nothing to do."""
-
-
-__all__ = ["CLUSTER_DISPATCH_LEAD_SECONDS", "DISPATCH_LEAD_SECONDS", "Scheduler"]  # leads: coordination.py
 
 
 class Scheduler(SchedulerViews):
