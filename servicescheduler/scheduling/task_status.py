@@ -48,7 +48,7 @@ class TaskStatus:
     next_run_at: str | None
     running: bool
     current_run: CurrentRun | None
-    last_run: RunRecord | None  # a copy: the scheduler's own is not shared
+    last_run: RunRecord | None  # ended: RunBook no longer changes it
     last_success_at: str | None
     stale: bool
     stats: dict[str, int]  # runs, successes, failures, timeouts, skipped, missed, interrupted

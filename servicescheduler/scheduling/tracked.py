@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -81,8 +80,9 @@ class TrackedTask:
     def status(self, now: float) -> TaskStatus:
         """The task as the API shows it (caller holds the scheduler's lock)."""
         job = self.trigger.job
-        counts = {label: self.stats[outcome] for outcome, label in STAT_NAMES.items()}
-        counts["runs"] = sum(self.stats[outcome] for outcome in _COUNTED_AS_RUNS)
+        stats = self.stats
+        counts = {label: stats.get(outcome, 0) for outcome, label in STAT_NAMES.items()}
+        counts["runs"] = sum(stats.get(outcome, 0) for outcome in _COUNTED_AS_RUNS)
         return TaskStatus(
             name=self.name,
             description=self.spec.description,
@@ -96,7 +96,7 @@ class TrackedTask:
             next_run_at=iso(self.next_due) if self.enabled else None,
             running=self.running is not None,
             current_run=current_run(self.running, self.overrunning) if self.running is not None else None,
-            last_run=dataclasses.replace(self.last_run) if self.last_run is not None else None,
+            last_run=self.last_run,  # shared: a run is not changed once it is a task's last run
             last_success_at=iso(self.last_success_at),
             stale=self.is_stale(now),
             stats=counts,
