@@ -5,6 +5,35 @@ in a heap, dispatches what is due and goes back to sleep: a wake-up costs O(due 
 scan of every task. It never runs task code. Control calls (enable, disable, trigger,
 reschedule) come from request threads, change state under one lock and wake the loop.
 `tick(now)` performs one loop step, so tests need no real waiting.
+
+A run's life (outcomes: vocabulary.RunOutcome; who may run a slot: scheduling/coordination.py)::
+
+    due ── loop thread, Scheduler._dispatch_due, under the scheduler lock ──┬──> missed   past its grace
+     │     (a manual or event run starts here instead: request thread,      └──> skipped  previous run going
+     │      Scheduler.trigger / request_run; trigger takes the coordinator's      (recorded once:
+     │      lease first, so a run anywhere in the cluster answers 409)          coordinator.claim_unstarted)
+     v
+    dispatched   task.running = run; handed to a worker `dispatch_lead_seconds` early (2 ms alone,
+     │           100 ms in a cluster). Alone every claim wins here: the `running` row is queued now.
+     v
+    claimed      worker thread, RunLauncher._execute -> coordinator.admit. In a cluster one transaction
+     │           claims the slot and takes the task's lease (DatabaseCoordinator's lock guards the
+     │           leases it holds): a loser drops the slot (UNCLAIMED), a live lease elsewhere gives
+     │           `skipped`, a failed claim `missed`; the winner queues the `running` row now.
+     v
+    started      worker, RunLauncher._run: waits for the due time; `skipped` if the task was disabled
+     │           meanwhile, `missed` if no worker came within the grace; then the task's code runs
+     │           (executor.invoke, no lock held).
+     v
+    finished     success / error / timeout: coordinator.release, then Scheduler._finished under the
+                 scheduler lock -> RunBook: counters, metrics, the recorder's queue, one `task_run` line.
+    interrupted  Scheduler.stop for runs past the shutdown grace (scheduler lock); at start-up,
+                 storage/recovery.py for rows a dead process left `running`; in a cluster,
+                 DatabaseCoordinator._take for the lease of a replica that stopped renewing it.
+
+Locks: `_lock` (reentrant) guards every TrackedTask and the agenda; `_control_lock` serialises an
+operator's change with its persisted version (enable, disable, reschedule, apply_control); the
+recorder thread alone writes history. Task code never runs under any of them.
 """
 
 from __future__ import annotations
@@ -18,7 +47,7 @@ from servicescheduler.logs import get_logger
 from servicescheduler.metrics import Metrics
 from servicescheduler.scheduling.agenda import Agenda, DueItem
 from servicescheduler.scheduling.bookkeeping import RunBook
-from servicescheduler.scheduling.coordination import UNCLAIMED, Coordinator, grid_slot
+from servicescheduler.scheduling.coordination import UNCLAIMED, Coordinator, LocalCoordinator
 from servicescheduler.scheduling.downtime import record_downtime
 from servicescheduler.scheduling.errors import TaskBusy
 from servicescheduler.scheduling.executor import Outcome, TaskExecutor
@@ -26,6 +55,7 @@ from servicescheduler.scheduling.launcher import RunLauncher, new_run_id
 from servicescheduler.scheduling.recorder import RunRecorder
 from servicescheduler.scheduling.registry import TaskContext, TaskRegistry
 from servicescheduler.scheduling.supervision import Components, Supervised
+from servicescheduler.scheduling.task_status import TaskStatus
 from servicescheduler.scheduling.tracked import TrackedTask
 from servicescheduler.scheduling.triggers import Trigger
 from servicescheduler.scheduling.views import SchedulerViews
@@ -36,18 +66,11 @@ from servicescheduler.storage.records import AuditRecord, RunRecord
 from servicescheduler.storage.recovery import interrupt_orphans
 from servicescheduler.storage.task_state import TaskStateStore
 from servicescheduler.support.clock import iso
+from servicescheduler.vocabulary import RunCause, RunOutcome
 
 log = get_logger(__name__)
 
 RUN, OVERRUN, SUPERVISE = "run", "overrun", "supervise"
-# Runs are handed to a worker this long before they are due; the worker waits for the exact
-# time. The thread hand-off and the OS's late wake-ups (~0.25 ms each here) are thereby
-# hidden instead of added to every start.
-DISPATCH_LEAD_SECONDS = 0.002
-# In a cluster the worker also claims the slot (one database transaction, ~3 ms on PostgreSQL
-# here, up to ~100 ms under load) during the hand-off: hand runs over earlier so that round trip
-# is hidden too. The price: a run still going this close to its task's next slot skips that slot.
-CLUSTER_DISPATCH_LEAD_SECONDS = 0.1
 
 
 def _ignore(run: RunRecord) -> None:
@@ -76,22 +99,24 @@ class Scheduler(SchedulerViews):
         self.executor = TaskExecutor(settings.worker_threads, settings.process_workers)
         self.recorder = RunRecorder(database, self.metrics, settings.recorder_queue_limit)
         self.states = TaskStateStore(database)
-        # Cluster hook: with a coordinator, slots are claimed and runs leased in the database
-        # (scheduling/coordination.py), so several replicas share one schedule.
-        self.coordinator = coordinator
-        self.replica_id = coordinator.replica_id if coordinator is not None else None
+        # Who may run a slot (scheduling/coordination.py): this process alone by default; with a
+        # DatabaseCoordinator, slots are claimed and runs leased in the database, so several
+        # replicas share one schedule.
+        self.coordinator: Coordinator = coordinator or LocalCoordinator()
+        self.replica_id = self.coordinator.replica_id
         self._versions: dict[str, int] = {}  # task → control version last applied here
-        self._lead = DISPATCH_LEAD_SECONDS if coordinator is None else CLUSTER_DISPATCH_LEAD_SECONDS
+        self._lead = self.coordinator.dispatch_lead_seconds
         self._book = RunBook(self.metrics, self.recorder, clock, self.replica_id)
-        # A run's start is stored when it is planned; in a cluster, once this replica won its slot
-        # (a replica that lost it leaves no row).
+        # A run's start is stored once it is claimed: alone, as it is dispatched; in a cluster, once
+        # its worker won the slot (a replica that lost it leaves no row).
+        self._start_at_dispatch = self.coordinator.claims_at_dispatch
         self._launcher = RunLauncher(
             self.executor,
             clock,
             self._context,
             self._finished,
-            coordinator,
-            admitted=self._book.started if coordinator is not None else _ignore,
+            self.coordinator,
+            admitted=_ignore if self._start_at_dispatch else self._book.started,
         )
         self._registry = registry
         self._tasks: dict[str, TrackedTask] = {}
@@ -117,11 +142,10 @@ class Scheduler(SchedulerViews):
         """
         # Runs left `running` by a dead process become `interrupted`; in a cluster, those of live
         # replicas are theirs to finish (and a replica that dies later is reaped by lease expiry).
-        live = self.coordinator.live_replicas() if self.coordinator is not None else frozenset()
+        live = self.coordinator.live_replicas()
         self._book.interrupted_at_startup(interrupt_orphans(self.database, spare=live))
         now = self.clock()
-        if self.coordinator is not None:  # cluster hook: every replica plans from the same rows
-            self.states.seed(self._initial_states(), now)
+        self.coordinator.seed(self.states, self._initial_states, now)
         saved = self.states.load()
         first_seen: dict[str, tuple[bool, int | None]] = {}
         with self._lock:
@@ -165,7 +189,7 @@ class Scheduler(SchedulerViews):
         if task.enabled:
             catch_up = record_downtime(task, self.database, self._book, now)
             startup = spec.run_at_start or task.is_overdue(now)
-            label = "startup" if startup else "catch-up" if catch_up else "schedule"
+            label = RunCause.STARTUP if startup else RunCause.CATCH_UP if catch_up else RunCause.SCHEDULE
             self._plan(task, now, due_now=startup or catch_up, label=label)
         return task
 
@@ -239,24 +263,22 @@ class Scheduler(SchedulerViews):
 
     def _dispatch_due(self, task: TrackedTask, due: float, now: float, label: str) -> None:
         self._plan_next(task, due, now)
-        if now - due > task.grace_seconds() and label != "startup":
-            self._unstarted(task, due, "missed", f"started {now - due:.3f} s late")
+        if now - due > task.grace_seconds() and label != RunCause.STARTUP:
+            self._unstarted(task, due, RunOutcome.MISSED, f"started {now - due:.3f} s late")
         elif task.running is not None:
-            self._unstarted(task, due, "skipped", f"previous run {task.running.run_id} still running")
+            self._unstarted(task, due, RunOutcome.SKIPPED, f"previous run {task.running.run_id} still running")
         else:
             self._start_run(task, label, due)
 
-    def _unstarted(self, task: TrackedTask, due: float, outcome: str, reason: str) -> None:
-        if self.coordinator is None:
-            self._book.unstarted(task, due, outcome, reason)
-        else:  # cluster hook: only the replica that claims the slot records it (off the loop: I/O)
-            self.executor.submit(self._claimed_unstarted, task, due, outcome, reason)
+    def _unstarted(self, task: TrackedTask, due: float, outcome: RunOutcome, reason: str) -> None:
+        """Records a slot that will not run, once: alone at once, in a cluster by the replica that
+        claims it (off the loop: the claim is I/O)."""
 
-    def _claimed_unstarted(self, task: TrackedTask, due: float, outcome: str, reason: str) -> None:
-        assert self.coordinator is not None
-        if self.coordinator.claim_only(task.name, due):
-            with self._lock:
+        def record() -> None:
+            with self._lock:  # reentrant: held already when called from the loop
                 self._book.unstarted(task, due, outcome, reason)
+
+        self.coordinator.claim_unstarted(task.name, due, record, self.executor.submit)
 
     def _check_component(self, name: str, now: float) -> None:
         next_check = self._components.check(name, now)
@@ -264,15 +286,11 @@ class Scheduler(SchedulerViews):
             self._agenda.push(next_check, SUPERVISE, name, 0, "")
 
     # ------------------------------------------------------------------ runs
-    def _start_run(
-        self, task: TrackedTask, trigger: str, scheduled_for: float | None, run_id: str | None = None
-    ) -> str:
+    def _start_run(self, task: TrackedTask, cause: str, scheduled_for: float | None, run_id: str | None = None) -> str:
         """Marks `task` running and launches a run (caller holds the lock)."""
-        run = RunRecord(
-            run_id or new_run_id(), task.name, trigger, scheduled_for, self.clock(), replica=self.replica_id
-        )
+        run = RunRecord(run_id or new_run_id(), task.name, cause, scheduled_for, self.clock(), replica=self.replica_id)
         task.running, task.overrunning = run, False
-        if self.coordinator is None:
+        if self._start_at_dispatch:
             self._book.started(run)
         if scheduled_for is not None:
             task.anchor = scheduled_for
@@ -287,18 +305,18 @@ class Scheduler(SchedulerViews):
             if task.running is not run:
                 return  # already recorded `interrupted` by stop()
             task.running, task.overrunning = None, False
-            if outcome.outcome != UNCLAIMED:  # cluster: a slot another replica won is not ours to count
+            if outcome is not UNCLAIMED:  # cluster: a slot another replica won is not ours to count
                 self._book.finished(task, run, outcome)
-            asked = self.coordinator is not None and self.coordinator.take_rerun(task.name)
+            asked = self.coordinator.take_rerun(task.name)
             wanted, task.rerun_requested = task.rerun_requested or asked, False
             if wanted and not task.enabled:  # an operator's disable also holds against events
                 self._drop_request(task)
             elif wanted and not self._stopping.is_set():
-                self._start_run(task, "event", None)
+                self._start_run(task, RunCause.EVENT, None)
 
     def _context(self, task: TrackedTask, run: RunRecord) -> TaskContext:
         return TaskContext(
-            task.name, run.run_id, run.trigger, run.scheduled_for, self.settings, self.database, self.extras
+            task.name, run.run_id, run.cause, run.scheduled_for, self.settings, self.database, self.extras
         )
 
     def _mark_overrun(self, task: TrackedTask, run_id: str) -> None:
@@ -313,7 +331,7 @@ class Scheduler(SchedulerViews):
             )
 
     # ------------------------------------------------------------------ planning
-    def _plan(self, task: TrackedTask, now: float, *, due_now: bool, label: str = "schedule") -> None:
+    def _plan(self, task: TrackedTask, now: float, *, due_now: bool, label: str = RunCause.SCHEDULE) -> None:
         """Invalidates queued runs of `task` and queues its next one (none without SCHEDULER_ENABLED)."""
         task.generation += 1
         if not self.settings.scheduler_enabled:
@@ -326,13 +344,13 @@ class Scheduler(SchedulerViews):
     def _due_now(self, task: TrackedTask, now: float) -> float:
         """When a run due "now" is scheduled for: in a cluster, an overdue task's latest grid slot,
         so that every replica claims the same slot (run_at_start alone: each replica's own start)."""
-        if self.coordinator is None or task.anchor is None or not task.is_overdue(now):
+        if task.anchor is None or not task.is_overdue(now):
             return now
-        return grid_slot(task.anchor, task.trigger.nominal_period_seconds, now)
+        return self.coordinator.overdue_slot(task.anchor, task.trigger.nominal_period_seconds, now)
 
     def _plan_next(self, task: TrackedTask, previous_due: float | None, now: float) -> None:
         task.next_due = task.trigger.next_due(previous_due, now)
-        self._push_run(task, "schedule")
+        self._push_run(task, RunCause.SCHEDULE)
 
     def _push_run(self, task: TrackedTask, label: str) -> None:
         if task.next_due is None:
@@ -348,7 +366,7 @@ class Scheduler(SchedulerViews):
             )
 
     # ------------------------------------------------------------------ control
-    def set_enabled(self, name: str, enabled: bool, *, actor: str = "admin") -> dict[str, Any]:
+    def set_enabled(self, name: str, enabled: bool, *, actor: str = "admin") -> TaskStatus:
         """Enables or disables a task at once and persists it; idempotent. Returns its status."""
         with self._control_lock:
             task = self._get(name)
@@ -360,7 +378,7 @@ class Scheduler(SchedulerViews):
                 log.info("task_enabled" if enabled else "task_disabled", task=name, actor=actor)
             return self.status(name)
 
-    def reschedule(self, name: str, interval_seconds: int, *, actor: str = "admin") -> dict[str, Any]:
+    def reschedule(self, name: str, interval_seconds: int, *, actor: str = "admin") -> TaskStatus:
         """Changes a task's interval at once (kept on its grid) and persists it. Returns its status."""
         with self._control_lock:
             task = self._get(name)
@@ -417,22 +435,20 @@ class Scheduler(SchedulerViews):
                     task.rerun_requested = False
                     self._drop_request(task)
 
-    def trigger(self, name: str, *, actor: str = "admin", label: str = "manual") -> str:
+    def trigger(self, name: str, *, actor: str = "admin", label: str = RunCause.MANUAL) -> str:
         """Starts a run now, even when disabled; raises TaskBusy while one runs (on any replica).
         Returns its run id."""
         run_id = new_run_id()
         with self._lock:
             self._raise_if_running(self._get(name))
-        if self.coordinator is not None:  # cluster hook: the lease makes the guard cluster-wide
-            self.coordinator.acquire(name, run_id, label)
+        self.coordinator.acquire(name, run_id, label)  # in a cluster, the lease makes the guard cluster-wide
         try:
             with self._lock:
                 task = self._get(name)
                 self._raise_if_running(task)
                 self._start_run(task, label, None, run_id)
         except TaskBusy:
-            if self.coordinator is not None:
-                self.coordinator.abandon(name, run_id)
+            self.coordinator.abandon(name, run_id)
             raise
         # Audited through the recorder: a synchronous write here would hold the GIL (ORM flush)
         # just as the run starts, and it changes no state that must be durable first.
@@ -458,7 +474,7 @@ class Scheduler(SchedulerViews):
             if task.running is not None:
                 task.rerun_requested = True
                 return False
-            self._start_run(task, "event", None)
+            self._start_run(task, RunCause.EVENT, None)
             return True
 
     def _drop_request(self, task: TrackedTask) -> None:

@@ -15,7 +15,7 @@ from servicescheduler.logs import get_logger
 from servicescheduler.metrics import Metrics
 from servicescheduler.scheduler import Scheduler
 from servicescheduler.scheduling.cluster_sync import ClusterSync
-from servicescheduler.scheduling.coordination import Coordinator
+from servicescheduler.scheduling.coordination import Coordinator, DatabaseCoordinator, LocalCoordinator
 from servicescheduler.scheduling.registry import TaskRegistry
 from servicescheduler.settings import Settings
 from servicescheduler.storage.control import ControlState
@@ -49,10 +49,10 @@ class Application:
         self.database = Database(settings)
         self.registry = registry
         # Cluster hook: replicas (and uvicorn workers) on one database share one schedule.
-        self.coordinator = (
-            Coordinator(self.database, ttl_seconds=settings.cluster_replica_ttl_seconds, clock=time.time)
+        self.coordinator: Coordinator = (
+            DatabaseCoordinator(self.database, ttl_seconds=settings.cluster_replica_ttl_seconds, clock=time.time)
             if settings.cluster_enabled
-            else None
+            else LocalCoordinator()
         )
         self.scheduler = Scheduler(
             settings, self.database, registry, metrics=self.metrics, coordinator=self.coordinator, clock=clock
@@ -70,7 +70,7 @@ class Application:
             self.throughput = ThroughputSampler(self.consumer.status)
             self.scheduler.supervise(self.throughput)
         self.cluster_sync: ClusterSync | None = None
-        if self.coordinator is not None:
+        if isinstance(self.coordinator, DatabaseCoordinator):
             self.cluster_sync = ClusterSync(
                 self.coordinator, self._apply_control, metrics=self.metrics, partitions=self._partitions
             )
@@ -103,7 +103,7 @@ class Application:
         if self.consumer is not None:
             self.consumer.load_state()
         # Read before the scheduler loads its state: a change committed in between is applied again.
-        seen = self.coordinator.control_version() if self.coordinator is not None else 0
+        seen = self.coordinator.control_version()
         self.scheduler.start(run_loop=run_loop)
         if self.cluster_sync is not None:
             self.cluster_sync.start(seen)

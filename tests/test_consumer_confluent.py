@@ -59,5 +59,5 @@ def test_the_confluent_client_is_the_one_consuming(
     assert type(worker._consumer).__name__ == "ConfluentConsumer"
     flows._drain(worker, 30)
     caught_up = {f"{kafka_topic}:{p}": 0 for p in range(3)}
-    wait_until(lambda: worker.poll_once() and worker.snapshot()["lag"] == caught_up, timeout=10)
-    assert worker.snapshot()["broker_connected"] is True
+    wait_until(lambda: worker.poll_once() and worker.snapshot().lag == caught_up, timeout=10)
+    assert worker.snapshot().broker_connected is True

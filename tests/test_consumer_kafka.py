@@ -50,7 +50,7 @@ def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int | None]:
 def _drain(worker: ConsumerWorker, expected: int, timeout: float = 30) -> float:
     """poll_once until `expected` messages were processed; returns seconds from the first message."""
     deadline, first = time.monotonic() + timeout, None
-    while worker.snapshot()["messages_processed"] < expected:
+    while worker.snapshot().messages_processed < expected:
         assert time.monotonic() < deadline, worker.snapshot()
         outcome = worker.poll_once()
         if outcome.messages and first is None:
@@ -67,11 +67,11 @@ def test_thousand_events_stored_exactly_once_and_committed(
     worker = open_worker(settings)
     seconds = _drain(worker, 1050)
     snap = worker.snapshot()
-    assert (snap["events_stored"], snap["duplicates_skipped"], snap["dead_lettered"]) == (1000, 50, 0)
+    assert (snap.events_stored, snap.duplicates_skipped, snap.dead_lettered) == (1000, 50, 0)
     assert _count(worker.database, Event) == 1000
     assert sum(_committed(kafka.bootstrap, kafka_group, kafka_topic).values()) == 1050
     caught_up = {f"{kafka_topic}:{p}": 0 for p in range(3)}
-    wait_until(lambda: worker.poll_once() and worker.snapshot()["lag"] == caught_up, timeout=5)
+    wait_until(lambda: worker.poll_once() and worker.snapshot().lag == caught_up, timeout=5)
     print(f"\n{worker.database.dialect}: 1050 messages in {seconds:.3f} s = {1050 / max(seconds, 1e-6):.0f}/s")
 
 
@@ -137,7 +137,7 @@ def test_database_locked_mid_stream_loses_nothing(
         lock = sqlite3.connect(path, isolation_level=None)
         lock.execute("BEGIN EXCLUSIVE")
         kafka_producer.send(kafka_topic, _events(100, "b"))
-        wait_until(lambda: "locked" in (worker.snapshot()["last_error"] or ""), timeout=10)
+        wait_until(lambda: "locked" in (worker.snapshot().last_error or ""), timeout=10)
         time.sleep(0.5)  # a few failing retries
         assert _committed(kafka.bootstrap, kafka_group, kafka_topic) == before  # nothing committed
         lock.rollback()
@@ -184,7 +184,7 @@ def test_store_ahead_rewinds_the_batch_in_flight_and_the_one_polled_after_it(
         wait_until(lambda: _count(database, Event) == 550, timeout=30)
         wait_until(lambda: sum(o or 0 for o in _committed(kafka.bootstrap, kafka_group, kafka_topic).values()) == 550)
         snapshot = worker.snapshot()
-        assert (snapshot["events_stored"], snapshot["duplicates_skipped"], snapshot["dead_lettered"]) == (550, 0, 0)
+        assert (snapshot.events_stored, snapshot.duplicates_skipped, snapshot.dead_lettered) == (550, 0, 0)
         assert _count(database, DeadLetter) == 0
     finally:
         assert worker.stop(5)

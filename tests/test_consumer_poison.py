@@ -103,7 +103,7 @@ def test_each_poison_message_costs_one_dead_letter_and_blocks_nothing(
     assert all(d.value is not None for d in dead)
     assert sum(o or 0 for o in _committed(kafka.bootstrap, kafka_group, kafka_topic).values()) == len(messages)
     snap = worker.snapshot()
-    assert (snap["events_stored"], snap["dead_lettered"], snap["fatal_error"]) == (expected_stored, expected_dead, None)
+    assert (snap.events_stored, snap.dead_lettered, snap.fatal_error) == (expected_stored, expected_dead, None)
 
 
 def _invoice_registry() -> HandlerRegistry:
@@ -220,6 +220,6 @@ def test_connection_lost_mid_batch_is_retried_not_dead_lettered(
         assert time.monotonic() < deadline, worker.snapshot()
         outcome = worker.poll_once()
         assert outcome.dead_lettered == 0
-    assert killed and "OperationalError" in (worker.snapshot()["last_error"] or "")
+    assert killed and "OperationalError" in (worker.snapshot().last_error or "")
     assert _count(worker.database, DeadLetter) == 0
     assert sum(o or 0 for o in _committed(kafka.bootstrap, kafka_group, kafka_topic).values()) == 300

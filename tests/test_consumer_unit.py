@@ -10,10 +10,12 @@ from datetime import UTC, datetime
 import pytest
 
 from servicescheduler.consumers.decoding.events import BadMessage, decode, decode_key
+from servicescheduler.consumers.running.status import WorkerSnapshot
 from servicescheduler.consumers.running.supervisor import ConsumerSupervisor
 from servicescheduler.consumers.storing.handlers import BatchWriter, HandlerRegistry, MessageMeta, store_event
 from servicescheduler.metrics import Metrics
 from servicescheduler.support.backoff import backoff_ceiling, backoff_delay
+from servicescheduler.vocabulary import WorkerState
 
 Record = namedtuple("Record", "value timestamp key", defaults=(1_700_000_000_000, None))
 
@@ -241,21 +243,14 @@ class FakeWorker:
     def die(self, error: str) -> None:
         self.alive, self.fatal_error = False, error
 
-    def snapshot(self) -> dict:
-        return {
-            "state": "running" if self.alive else "failed",
-            "messages_processed": 1,
-            "events_stored": 1,
-            "duplicates_skipped": 0,
-            "dead_lettered": 0,
-            "last_message_at": None,
-            "last_poll_at": None,
-            "assigned_partitions": [],
-            "lag": None,
-            "last_error": self.fatal_error,
-            "broker_ok_at": None,
-            "broker_connected": True,
-        }
+    def snapshot(self) -> WorkerSnapshot:
+        return WorkerSnapshot(
+            state=WorkerState.RUNNING if self.alive else WorkerState.FAILED,
+            messages_processed=1,
+            events_stored=1,
+            last_error=self.fatal_error,
+            broker_connected=True,
+        )
 
 
 class FakeStates:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from servicescheduler.scheduling.coordination import UNCLAIMED, Coordinator, grid_slot
+from servicescheduler.scheduling.coordination import UNCLAIMED, DatabaseCoordinator, grid_slot
 from servicescheduler.scheduling.errors import TaskBusy
 from servicescheduler.scheduling.launcher import new_run_id
 from servicescheduler.storage.history import run_rows
@@ -30,14 +30,14 @@ def replicas(database_url, migrated):
     database = migrated(database_url)
     TaskStateStore(database).create({"job": (True, None)})
     clock = FakeClock(SLOT)
-    return [Coordinator(database, ttl_seconds=TTL, clock=clock, replica_id=name) for name in "abc"], clock
+    return [DatabaseCoordinator(database, ttl_seconds=TTL, clock=clock, replica_id=name) for name in "abc"], clock
 
 
 def test_each_slot_is_claimed_by_exactly_one_replica(replicas) -> None:
     (a, b, c), _ = replicas
     verdicts = [replica.admit("job", _run(SLOT)) for replica in (a, b, c)]
     assert verdicts[0] is None
-    assert [v.outcome for v in verdicts[1:] if v is not None] == [UNCLAIMED, UNCLAIMED]
+    assert verdicts[1:] == [UNCLAIMED, UNCLAIMED] and all(v is UNCLAIMED for v in verdicts[1:])
 
 
 def test_a_slot_due_while_another_replica_runs_is_skipped_once_cluster_wide(replicas) -> None:
@@ -45,8 +45,10 @@ def test_a_slot_due_while_another_replica_runs_is_skipped_once_cluster_wide(repl
     first = _run(SLOT)
     assert a.admit("job", first) is None
     b_verdict, c_verdict = b.admit("job", _run(SLOT + 1)), c.admit("job", _run(SLOT + 1))
-    assert b_verdict is not None and b_verdict.outcome == "skipped" and "replica a" in (b_verdict.error or "")
-    assert c_verdict is not None and c_verdict.outcome == UNCLAIMED
+    assert (
+        b_verdict not in (None, UNCLAIMED) and b_verdict.outcome == "skipped" and "replica a" in (b_verdict.error or "")
+    )
+    assert c_verdict is UNCLAIMED
     a.release("job", first.run_id)
     assert c.admit("job", _run(SLOT + 2)) is None  # the lease is free again
 
@@ -69,7 +71,7 @@ def test_a_dead_replicas_run_is_recorded_interrupted_when_its_lease_expires(repl
     assert a.admit("job", orphan) is None  # ... and replica a dies: nobody renews its lease
     clock.advance(TTL / 2)
     verdict = b.admit("job", _run(SLOT + TTL / 2))
-    assert verdict is not None and verdict.outcome == "skipped"  # not expired yet
+    assert verdict not in (None, UNCLAIMED) and verdict.outcome == "skipped"  # not expired yet
     clock.advance(TTL)
     assert b.admit("job", _run(SLOT + 1.5 * TTL)) is None  # expired: b records it and runs
     rows = {row["run_id"]: row for row in run_rows(a.database, "job", 10, None)}
@@ -84,7 +86,7 @@ def test_event_requests_coalesce_onto_the_replica_running_the_task(replicas) -> 
     assert a.admit("job", running) is None
     for replica in (b, c):
         verdict = replica.admit("job", _run(None, "event"))
-        assert verdict is not None and verdict.outcome == UNCLAIMED
+        assert verdict is UNCLAIMED
     a.release("job", running.run_id)
     assert a.take_rerun("job") is True  # one follow-up run for both requests
     assert a.take_rerun("job") is False
@@ -120,7 +122,7 @@ def test_database_outage_refuses_manual_runs_with_503_and_never_runs_unclaimed(l
             response = app.client.post("/tasks/job/run", headers=AUTH)
             assert response.status_code == 503, response.text
             assert "unreachable" in response.json()["detail"]
-            wait_until(lambda: app.scheduler.status("job")["stats"]["missed"] >= 1, timeout=5)
+            wait_until(lambda: app.scheduler.status("job").stats["missed"] >= 1, timeout=5)
             assert len(calls) <= ran + 1  # at most a run claimed just before the outage
         finally:
             start_postgres(cluster)
@@ -138,7 +140,7 @@ def test_the_heartbeat_keeps_a_long_run_leased_and_reaps_a_dead_replicas_run(rep
         clock.advance(0.8 * TTL)
         sync_a._beat()
         verdict = b.admit("job", _run(clock.now))
-        assert verdict is not None and verdict.outcome == "skipped", verdict
+        assert verdict not in (None, UNCLAIMED) and verdict.outcome == "skipped", verdict
     clock.advance(1.5 * TTL)  # a died: no more heartbeats
     sync_b._beat()
     rows = {row["run_id"]: row for row in run_rows(a.database, "job", 10, None)}

@@ -12,6 +12,7 @@ import pytest
 from servicescheduler.scheduling.executor import run_in_fresh_loop
 from servicescheduler.scheduling.registry import TaskRegistry
 from servicescheduler.scheduling.triggers import every
+from servicescheduler.vocabulary import RunOutcome
 from tests.conftest import wait_until
 
 
@@ -52,8 +53,8 @@ def test_async_task_is_cancelled_at_its_timeout(make_scheduler) -> None:
     scheduler = make_scheduler(registry)
     assert scheduler.wait_idle(5)
     status = scheduler.status("sleepy")
-    assert status["last_run"]["outcome"] == "timeout"
-    assert status["stats"]["timeouts"] == 1
+    assert status.last_run.outcome == "timeout"
+    assert status.stats["timeouts"] == 1
     assert cancelled.is_set()
 
 
@@ -71,12 +72,12 @@ def test_sync_run_past_its_timeout_is_reported_overrunning_and_blocks_later_runs
     registry = TaskRegistry()
     registry.register("stuck", lambda: release.wait(10), trigger=every(1).seconds, timeout=0.1)
     scheduler = make_scheduler(registry, run_loop=True)
-    wait_until(lambda: (scheduler.status("stuck")["current_run"] or {}).get("overrunning"), timeout=3)
-    wait_until(lambda: scheduler.status("stuck")["stats"]["skipped"] >= 1, timeout=3)
+    wait_until(lambda: (run := scheduler.status("stuck").current_run) is not None and run.overrunning, timeout=3)
+    wait_until(lambda: scheduler.status("stuck").stats["skipped"] >= 1, timeout=3)
     release.set()
     assert scheduler.wait_idle(5)
     last = scheduler.status("stuck")
-    assert last["stats"]["timeouts"] >= 1
+    assert last.stats["timeouts"] >= 1
 
 
 def cpu_burn() -> int:
@@ -103,7 +104,7 @@ def test_process_executor_runs_cpu_work_and_leaves_no_child_after_stop(make_sche
     registry.register("burn", cpu_burn, trigger=every(1).hours, executor="process")
     scheduler = make_scheduler(registry)
     assert scheduler.wait_idle(30)
-    assert scheduler.status("burn")["last_run"]["outcome"] == "success"
+    assert scheduler.status("burn").last_run.outcome == "success"
     pids = scheduler.executor.child_pids()
     assert pids and all(pid != os.getpid() for pid in pids)
     scheduler.stop(timeout=5)
@@ -142,9 +143,9 @@ def test_a_slow_task_does_not_delay_another(make_scheduler) -> None:
     registry.register("slow", lambda: time.sleep(2.5), trigger=every(1).seconds)
     registry.register("fast", lambda: None, trigger=every(1).seconds)
     scheduler = make_scheduler(registry, run_loop=True)
-    wait_until(lambda: scheduler.status("fast")["stats"]["successes"] >= 3, timeout=5)
+    wait_until(lambda: scheduler.status("fast").stats["successes"] >= 3, timeout=5)
     assert scheduler.recorder.flush(5)
-    runs = [r for r in run_rows(scheduler.database, "fast", 10, "success") if r["trigger"] == "schedule"]
+    runs = [r for r in run_rows(scheduler.database, "fast", 10, RunOutcome.SUCCESS) if r["trigger"] == "schedule"]
     assert len(runs) >= 2
     from datetime import datetime
 
@@ -152,6 +153,6 @@ def test_a_slow_task_does_not_delay_another(make_scheduler) -> None:
     for run in runs:
         late = datetime.fromisoformat(run["started_at"]) - datetime.fromisoformat(run["scheduled_for"])
         assert 0 <= late.total_seconds() < 0.05, run
-    wait_until(lambda: scheduler.status("slow")["stats"]["skipped"] >= 1, timeout=3)
-    fast = scheduler.status("fast")["stats"]
+    wait_until(lambda: scheduler.status("slow").stats["skipped"] >= 1, timeout=3)
+    fast = scheduler.status("fast").stats
     assert fast["skipped"] == 0 and fast["missed"] == 0

@@ -70,7 +70,7 @@ def test_a_run_cancelled_by_its_timeout_leaves_no_row_sending(database_url, make
             session.add_all([_notification("fast-1"), _notification("slow"), _notification("fast-2")])
         scheduler.trigger("notifications")
         assert scheduler.wait_idle(15)
-        assert scheduler.status("notifications")["last_run"]["outcome"] == "timeout"
+        assert scheduler.status("notifications").last_run.outcome == "timeout"
         assert len(receiver.received) == 3
     rows = _rows(scheduler.database)
     assert {name: row.status for name, row in rows.items()} == {"fast-1": "sent", "fast-2": "sent", "slow": "failed"}

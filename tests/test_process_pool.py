@@ -31,11 +31,11 @@ def test_a_killed_process_worker_is_recorded_and_the_pool_rebuilt(make_scheduler
     for pid in pids:
         os.kill(pid, signal.SIGKILL)  # what the OOM killer does
     wait_until(lambda: not scheduler.is_running("victim"), timeout=10)
-    last = scheduler.status("victim")["last_run"]
-    assert last["outcome"] == "error"
-    assert "worker process died" in last["error"]
+    last = scheduler.status("victim").last_run
+    assert last.outcome == "error"
+    assert "worker process died" in (last.error or "")
     for _ in range(2):  # the pool works again, run after run
         scheduler.trigger("after")
         wait_until(lambda: not scheduler.is_running("after"), timeout=30)
-        assert scheduler.status("after")["last_run"]["outcome"] == "success", scheduler.status("after")
+        assert scheduler.status("after").last_run.outcome == "success", scheduler.status("after")
     assert set(scheduler.executor.child_pids()).isdisjoint(pids)

@@ -14,6 +14,7 @@ from servicescheduler.scheduling.triggers import every
 from servicescheduler.storage.history import run_rows
 from servicescheduler.storage.models import TaskRun
 from servicescheduler.storage.records import AuditRecord, RunRecord
+from servicescheduler.vocabulary import RunOutcome
 from tests.conftest import wait_until
 
 POISON = "bad \x00 byte, lone \ud800 surrogate"
@@ -72,7 +73,7 @@ def test_the_queue_is_bounded_while_the_database_is_locked_and_drains_after(make
     try:
         for _ in range(100):
             now = time.time()
-            scheduler.recorder.record(RunRecord(new_run_id(), "fine", "manual", None, now, now, "success"))
+            scheduler.recorder.record(RunRecord(new_run_id(), "fine", "manual", None, now, now, RunOutcome.SUCCESS))
         # Queued or being retried, never more than the limit: the rest is dropped and counted.
         assert _sample(scheduler, "run_history_queue_depth") == 20
         assert _sample(scheduler, "run_history_dropped_total", reason="queue_full") == 80

@@ -10,6 +10,7 @@ from servicescheduler.scheduling.registry import TaskRegistry
 from servicescheduler.scheduling.triggers import every
 from servicescheduler.storage.history import run_rows, store_history
 from servicescheduler.storage.records import RunRecord
+from servicescheduler.vocabulary import RunOutcome
 from tests.conftest import AUTH, wait_until
 
 
@@ -43,7 +44,9 @@ def test_a_run_in_progress_is_stored_as_running_then_updated(make_scheduler) -> 
 def _leave_running_row(database, task: str, run_id: str) -> None:
     """What a process killed mid-run leaves behind: the run's start row, never finished."""
     with database.session() as session:
-        store_history(session, [RunRecord(run_id, task, "manual", None, time.time() - 5, outcome="running")], [])
+        store_history(
+            session, [RunRecord(run_id, task, "manual", None, time.time() - 5, outcome=RunOutcome.RUNNING)], []
+        )
 
 
 def test_runs_left_running_by_a_dead_process_are_interrupted_at_startup(make_scheduler, database_url) -> None:
@@ -58,7 +61,7 @@ def test_runs_left_running_by_a_dead_process_are_interrupted_at_startup(make_sch
     assert rows[0]["outcome"] == "interrupted"
     assert "process" in rows[0]["error"]
     status = scheduler.status("block")
-    assert status["stats"]["interrupted"] == 1
+    assert status.stats["interrupted"] == 1
     assert scheduler.metrics.task_runs.labels("block", "interrupted")._value.get() == 1
 
 
@@ -112,7 +115,9 @@ def _went_down_after_a_run(make_scheduler, registry: TaskRegistry, minutes_ago: 
     anchor = (time.time() // 60 - minutes_ago) * 60
     with first.database.session() as session:
         store_history(
-            session, [RunRecord("ran-before-outage", "minutely", "schedule", anchor, anchor, anchor + 1, "success")], []
+            session,
+            [RunRecord("ran-before-outage", "minutely", "schedule", anchor, anchor, anchor + 1, RunOutcome.SUCCESS)],
+            [],
         )
     return anchor
 
@@ -132,7 +137,7 @@ def test_calendar_slots_that_passed_while_down_are_recorded_missed_once(make_sch
     assert scheduler.wait_idle(5)
     missed = _scheduled(_rows(scheduler, "minutely"), "missed")
     assert _slots(anchor, before) <= set(missed) <= _slots(anchor, after) and len(missed) >= 3
-    assert scheduler.status("minutely")["stats"]["missed"] == len(missed)
+    assert scheduler.status("minutely").stats["missed"] == len(missed)
     assert ran == []  # without catch_up nothing runs at start-up
     scheduler.stop(timeout=1)
     again = make_scheduler(_minute_task(False, ran), database_url=database_url)  # records no slot twice
@@ -168,8 +173,8 @@ def test_a_calendar_run_killed_mid_run_is_interrupted_and_caught_up(make_schedul
         store_history(
             session,
             [
-                RunRecord("ran", "minutely", "schedule", anchor, anchor, anchor + 1, "success"),
-                RunRecord("killed", "minutely", "schedule", killed, killed, outcome="running"),
+                RunRecord("ran", "minutely", "schedule", anchor, anchor, anchor + 1, RunOutcome.SUCCESS),
+                RunRecord("killed", "minutely", "schedule", killed, killed, outcome=RunOutcome.RUNNING),
             ],
             [],
         )

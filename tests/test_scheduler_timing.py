@@ -9,6 +9,7 @@ from prometheus_client import generate_latest
 
 from servicescheduler.scheduling.registry import TaskContext, TaskRegistry
 from servicescheduler.scheduling.triggers import Trigger, every
+from servicescheduler.vocabulary import RunOutcome
 from tests.conftest import FakeClock
 
 
@@ -51,7 +52,7 @@ def test_tick_dispatches_only_what_is_due(make_scheduler) -> None:
     assert scheduler.wait_idle(5)
     assert sorted(runs) == [("fast", 10.0), ("fast", 20.0), ("slow", 25.0)]
     status = scheduler.status("fast")
-    assert status["stats"]["successes"] == 3 and status["stats"]["missed"] == 0
+    assert status.stats["successes"] == 3 and status.stats["missed"] == 0
 
 
 def test_grid_does_not_drift_with_a_slow_body() -> None:
@@ -76,7 +77,7 @@ def test_scheduler_keeps_start_to_start_grid_when_the_body_is_slow(make_schedule
         clock.now = due
         scheduler.tick()
         assert scheduler.wait_idle(5)
-    assert scheduler.status("task")["stats"]["successes"] == 6
+    assert scheduler.status("task").stats["successes"] == 6
     # Start-to-start: every due time is t0 + k seconds although each body took 0.4 s.
     assert dues == pytest.approx([1.0, 2.0, 3.0, 4.0, 5.0], abs=1e-6)
 
@@ -95,8 +96,8 @@ def test_late_slot_is_recorded_missed_and_next_run_is_the_next_grid_point(make_s
     scheduler.tick(clock.advance(10 + 35))  # the process was frozen for 35 s past the slot
     assert scheduler.wait_idle(5)
     status = scheduler.status("task")
-    assert status["stats"]["missed"] == 1
-    assert status["last_run"]["outcome"] == "missed"
+    assert status.stats["missed"] == 1
+    assert status.last_run.outcome == "missed"
     assert len(calls) == 1  # only the start-up run: no burst of catch-up runs
     assert _due(scheduler, "task") == pytest.approx(first_due + 40)
 
@@ -110,11 +111,11 @@ def test_overlapping_run_is_skipped_and_counted(make_scheduler) -> None:
     scheduler.tick(clock.advance(10))
     scheduler.tick(clock.advance(10))
     status = scheduler.status("task")
-    assert status["stats"]["skipped"] == 2
-    assert status["running"] is True
+    assert status.stats["skipped"] == 2
+    assert status.running is True
     release.set()
     assert scheduler.wait_idle(5)
-    assert scheduler.status("task")["stats"]["successes"] == 1
+    assert scheduler.status("task").stats["successes"] == 1
 
 
 def test_exception_is_isolated_recorded_and_the_task_keeps_its_schedule(make_scheduler) -> None:
@@ -132,14 +133,14 @@ def test_exception_is_isolated_recorded_and_the_task_keeps_its_schedule(make_sch
     scheduler.tick(clock.advance(5))
     assert scheduler.wait_idle(5)
     status = scheduler.status("boom")
-    assert status["stats"]["failures"] == 2
-    assert status["last_run"]["error"] == "ValueError: bad input 42"
-    assert status["next_run_at"] is not None
+    assert status.stats["failures"] == 2
+    assert status.last_run.error == "ValueError: bad input 42"
+    assert status.next_run_at is not None
     assert len(other) == 2
     history = scheduler.database
     from servicescheduler.storage.history import run_rows
 
-    rows = run_rows(history, "boom", 10, "error")
+    rows = run_rows(history, "boom", 10, RunOutcome.ERROR)
     assert len(rows) == 2 and rows[0]["error"] == "ValueError: bad input 42"
 
 
@@ -148,13 +149,13 @@ def test_disabled_task_has_no_next_run_and_is_not_dispatched(make_scheduler) -> 
     calls: list[int] = []
     registry = _registry(task=(lambda: calls.append(1), {"trigger": every(5).seconds, "enabled": False}))
     scheduler = make_scheduler(registry, clock=clock)
-    assert scheduler.status("task")["next_run_at"] is None
+    assert scheduler.status("task").next_run_at is None
     scheduler.tick(clock.advance(60))
     assert scheduler.wait_idle(5)
     assert calls == []
     run_id = scheduler.trigger("task")  # a manual run works even when disabled
     assert scheduler.wait_idle(5)
-    assert calls == [1] and scheduler.status("task")["last_run"]["run_id"] == run_id
+    assert calls == [1] and scheduler.status("task").last_run.run_id == run_id
 
 
 def test_wake_up_cost_does_not_scan_all_tasks(make_scheduler, monkeypatch) -> None:
@@ -203,7 +204,7 @@ def test_reenabling_keeps_the_grid_unless_the_task_is_overdue(make_scheduler) ->
     scheduler.tick()
     assert scheduler.wait_idle(5)
     assert calls == [t0, t0 + 130]
-    assert status["enabled"] is True
+    assert status.enabled is True
 
 
 def test_reschedule_takes_effect_at_once_on_the_same_grid(make_scheduler) -> None:
@@ -214,7 +215,7 @@ def test_reschedule_takes_effect_at_once_on_the_same_grid(make_scheduler) -> Non
     t0 = clock.now
     clock.advance(30)
     status = scheduler.reschedule("task", 45)
-    assert status["schedule"] == "every 45 seconds"
+    assert status.schedule == "every 45 seconds"
     assert _due(scheduler, "task") == pytest.approx(t0 + 45)
     assert scheduler.tick() == pytest.approx(15 - 0.002, abs=1e-6)  # the loop was woken to re-plan
 
@@ -258,7 +259,7 @@ def test_event_requests_for_a_disabled_task_are_dropped_and_counted(make_schedul
     assert scheduler.request_run("task") is False
     release.set()
     assert scheduler.wait_idle(5) and calls == ["manual"]
-    assert scheduler.status("task")["run_requests_dropped"] == 4
+    assert scheduler.status("task").run_requests_dropped == 4
     text = generate_latest(scheduler.metrics.registry).decode()
     assert 'task_run_requests_dropped_total{task="task"} 4.0' in text
 
@@ -277,7 +278,7 @@ def test_a_follow_up_run_requested_before_disable_is_dropped(make_scheduler) -> 
     scheduler.set_enabled("task", False)
     release.set()
     assert scheduler.wait_idle(5) and calls == ["startup"]
-    assert scheduler.status("task")["run_requests_dropped"] == 1
+    assert scheduler.status("task").run_requests_dropped == 1
 
 
 def test_a_scheduled_run_handed_over_early_does_not_start_once_disabled(make_scheduler) -> None:
@@ -299,5 +300,5 @@ def test_a_scheduled_run_handed_over_early_does_not_start_once_disabled(make_sch
     release.set()
     assert scheduler.wait_idle(5)
     assert calls == []
-    last = scheduler.status("job")["last_run"]
-    assert last["outcome"] == "skipped" and "disabled before this run started" in last["error"]
+    last = scheduler.status("job").last_run
+    assert last.outcome == "skipped" and "disabled before this run started" in last.error

@@ -50,7 +50,7 @@ def claim_cost(database_url: str, runs: int) -> dict[str, Any]:
     from sqlalchemy import text
 
     from bench.common import open_database
-    from servicescheduler.scheduling.coordination import Coordinator
+    from servicescheduler.scheduling.coordination import DatabaseCoordinator
     from servicescheduler.scheduling.launcher import new_run_id
     from servicescheduler.storage.records import RunRecord
 
@@ -58,7 +58,7 @@ def claim_cost(database_url: str, runs: int) -> dict[str, Any]:
     from bench.common import bench_settings
 
     database = open_database(bench_settings(tmp, database_url=database_url))
-    coordinator = Coordinator(database, ttl_seconds=15, clock=time.time)
+    coordinator = DatabaseCoordinator(database, ttl_seconds=15, clock=time.time)
     admit, release, floor = [], [], []
     base = float(int(time.time()))
     for index in range(runs):

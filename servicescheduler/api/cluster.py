@@ -15,7 +15,7 @@ router = APIRouter(tags=["cluster"])
 def cluster(application: AppDep) -> dict[str, Any]:
     """`{"self": id, "replicas": [{id, host, pid, started_at, last_seen_at, alive, running, partitions}]}`."""
     coordinator = application.coordinator
-    if coordinator is None:
+    if not coordinator.clustered:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, "CLUSTER_ENABLED is false: this process does not coordinate with other replicas"
         )

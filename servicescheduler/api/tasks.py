@@ -6,7 +6,7 @@ bound route (api/binding.py), from the scheduler's own errors.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,11 +17,9 @@ from servicescheduler.api.views import RunView, TaskView
 from servicescheduler.settings import MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS
 from servicescheduler.storage.history import run_rows
 from servicescheduler.support.redact import scrub_errors
+from servicescheduler.vocabulary import RunOutcome
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], responses=error_responses(422, 500, 503))
-
-# Every stored outcome (storage.records.OUTCOMES), plus `running` for runs in progress.
-Outcome = Literal["success", "error", "timeout", "skipped", "missed", "interrupted", "running"]
 
 
 class TaskPatch(BaseModel):
@@ -43,25 +41,25 @@ class RunAccepted(BaseModel):
 @router.get("", response_model=list[TaskView])
 def list_tasks(application: AppDep) -> list[dict[str, Any]]:
     """Every task with its schedule, next run, last run and counters."""
-    return scrub_errors(application.scheduler.statuses())
+    return [scrub_errors(status.as_dict()) for status in application.scheduler.statuses()]
 
 
 @router.get("/{name}", response_model=TaskView, responses=error_responses(404))
 def get_task(name: str, application: AppDep) -> dict[str, Any]:
     """One task."""
-    return scrub_errors(application.scheduler.status(name))
+    return scrub_errors(application.scheduler.status(name).as_dict())
 
 
 @router.post("/{name}/enable", response_model=TaskView, responses=error_responses(401, 404))
 def enable_task(name: str, application: AppDep, actor: AdminDep) -> dict[str, Any]:
     """Enables a task (persisted); idempotent."""
-    return application.scheduler.set_enabled(name, True, actor=actor)
+    return application.scheduler.set_enabled(name, True, actor=actor).as_dict()
 
 
 @router.post("/{name}/disable", response_model=TaskView, responses=error_responses(401, 404))
 def disable_task(name: str, application: AppDep, actor: AdminDep) -> dict[str, Any]:
     """Disables a task (persisted): no further scheduled runs; idempotent."""
-    return application.scheduler.set_enabled(name, False, actor=actor)
+    return application.scheduler.set_enabled(name, False, actor=actor).as_dict()
 
 
 @router.post("/{name}/run", status_code=status.HTTP_202_ACCEPTED, responses=error_responses(401, 404, 409))
@@ -73,7 +71,7 @@ def run_task(name: str, application: AppDep, actor: AdminDep) -> RunAccepted:
 @router.patch("/{name}", response_model=TaskView, responses=error_responses(400, 401, 404, 413))
 def patch_task(name: str, body: TaskPatch, application: AppDep, actor: AdminDep) -> dict[str, Any]:
     """Changes the interval (persisted, effective at once)."""
-    return application.scheduler.reschedule(name, body.interval_seconds, actor=actor)
+    return application.scheduler.reschedule(name, body.interval_seconds, actor=actor).as_dict()
 
 
 @router.get("/{name}/runs", response_model=list[RunView], responses=error_responses(404))
@@ -81,7 +79,7 @@ def task_runs(
     name: str,
     application: AppDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    outcome: Outcome | None = None,
+    outcome: RunOutcome | None = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[dict[str, Any]]:
     """Run history, newest first; `offset` skips that many (paging)."""

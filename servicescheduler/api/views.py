@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from servicescheduler.vocabulary import RunOutcome
+
 Number = int | float
 
 
@@ -26,7 +28,7 @@ class RunView(View):
     started_at: str | None
     finished_at: str | None
     duration_ms: Number | None
-    outcome: str | None = Field(description="success, error, timeout, skipped, missed, ...")
+    outcome: RunOutcome | None = Field(description="How it ended; `running` while in progress")
     error: str | None = Field(description="Why it failed (no SQL parameters or secrets, at most 500 characters)")
 
 

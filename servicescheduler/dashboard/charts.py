@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-ENDED = ("success", "error", "timeout")  # outcomes of runs that actually ran (as stats["runs"])
+from servicescheduler.vocabulary import RunOutcome
+
 MIN_BAR_HEIGHT = 2.0  # skipped/missed runs last 0 ms: still visible as a coloured stub
 
 
@@ -42,7 +43,7 @@ def duration_chart(runs_newest_first: list[dict[str, Any]], width: int, height: 
     for index, run in enumerate(runs):
         duration = run["duration_ms"] or 0.0
         bar_height = MIN_BAR_HEIGHT if max_ms <= 0 else max(MIN_BAR_HEIGHT, duration / max_ms * height)
-        outcome = run["outcome"] or "running"
+        outcome = run["outcome"] or RunOutcome.RUNNING
         title = f"{run['started_at']}: {outcome}, {duration:g} ms"
         bars.append(
             Bar(
@@ -61,10 +62,10 @@ def duration_chart(runs_newest_first: list[dict[str, Any]], width: int, height: 
 
 def success_rate(runs: list[dict[str, Any]]) -> float | None:
     """Share of successes among runs that ran (skipped and missed runs did not); None if none ran."""
-    ran = [r for r in runs if r["outcome"] in ENDED]
+    ran = [r for r in runs if r["outcome"] is not None and RunOutcome(r["outcome"]).ran]
     if not ran:
         return None
-    return sum(1 for r in ran if r["outcome"] == "success") / len(ran)
+    return sum(1 for r in ran if r["outcome"] == RunOutcome.SUCCESS) / len(ran)
 
 
 def rate_chart(points: list[dict[str, Any]], width: int, height: int, slots: int) -> Chart:

@@ -18,6 +18,7 @@ from servicescheduler.api.deps import AppDep
 from servicescheduler.dashboard import TEMPLATE_DIR, views
 from servicescheduler.dashboard.format import FILTERS
 from servicescheduler.dashboard.panels import PANELS
+from servicescheduler.vocabulary import RunOutcome
 
 router = APIRouter(include_in_schema=False)
 
@@ -31,8 +32,8 @@ def _mount_root(request: Request) -> dict[str, str]:
 templates = Jinja2Templates(directory=TEMPLATE_DIR, context_processors=[_mount_root])
 templates.env.filters.update(FILTERS)
 
-# "" is the filter form's "all outcomes".
-OutcomeFilter = Literal["", "success", "error", "timeout", "skipped", "missed"]
+# "" is the filter form's "all outcomes"; the others are RunOutcome, as the API's filter.
+OutcomeFilter = Literal[""] | RunOutcome
 PageNumber = Annotated[int, Query(ge=1, le=100_000)]
 
 

@@ -15,7 +15,7 @@ from servicescheduler.api import system as system_api
 from servicescheduler.api import tasks as tasks_api
 from servicescheduler.dashboard.charts import duration_chart, rate_chart, success_rate
 from servicescheduler.service import Application
-from servicescheduler.storage.records import OUTCOMES
+from servicescheduler.vocabulary import RunOutcome
 
 SPARKLINE_RUNS = 50
 HISTORY_PAGE = 25
@@ -69,12 +69,12 @@ def consumer_panel(application: Application) -> dict[str, Any]:
 
 def replicas_panel(application: Application) -> dict[str, Any]:
     """GET /cluster (None when CLUSTER_ENABLED is false: this process works alone)."""
-    if application.coordinator is None:
+    if not application.coordinator.clustered:
         return {"cluster": None}
     return {"cluster": cluster_api.cluster(application)}
 
 
-def task_page(application: Application, name: str, outcome: tasks_api.Outcome | None, page: int) -> dict[str, Any]:
+def task_page(application: Application, name: str, outcome: RunOutcome | None, page: int) -> dict[str, Any]:
     """GET /tasks/{name}, a page of /tasks/{name}/runs, the chart's runs and GET /audit?target=name.
 
     Raises UnknownTask (404) for an unknown task.
@@ -94,5 +94,5 @@ def task_page(application: Application, name: str, outcome: tasks_api.Outcome | 
         "chart": duration_chart(chart_runs, 720, 160, CHART_MIN_SLOTS),
         "chart_rate": success_rate(chart_runs),
         "audit": audit,
-        "outcomes": OUTCOMES,
+        "outcomes": tuple(RunOutcome),  # the filter offers exactly what GET /tasks/{name}/runs takes
     }

@@ -11,11 +11,12 @@ from servicescheduler.scheduling.executor import Outcome
 from servicescheduler.scheduling.launcher import new_run_id
 from servicescheduler.scheduling.recorder import RunRecorder
 from servicescheduler.scheduling.tracked import TrackedTask
-from servicescheduler.storage.records import RUNNING, RunRecord
+from servicescheduler.storage.records import RunRecord
+from servicescheduler.vocabulary import RunCause, RunOutcome
 
 log = get_logger(__name__)
 
-TIMED_OUTCOMES = ("success", "error", "timeout")  # outcomes of runs that actually ran
+_WARNED = frozenset({RunOutcome.TIMEOUT, RunOutcome.MISSED, RunOutcome.SKIPPED, RunOutcome.INTERRUPTED})
 
 
 class RunBook:
@@ -33,17 +34,17 @@ class RunBook:
         """Queues the start of `run` for storage (outcome `running`), so a process killed mid-run
         still leaves its row; the end of the run updates the same row (same run_id)."""
         # A copy: the worker thread goes on changing `run` while this one waits in the queue.
-        self._recorder.record(dataclasses.replace(run, outcome=RUNNING))
+        self._recorder.record(dataclasses.replace(run, outcome=RunOutcome.RUNNING))
 
     def interrupted_at_startup(self, runs: list[RunRecord]) -> None:
         """Counts and logs runs a dead process left in progress (already stored `interrupted`)."""
         for run in runs:
-            self._metrics.task_runs.labels(run.task, "interrupted").inc()
+            self._metrics.task_runs.labels(run.task, RunOutcome.INTERRUPTED).inc()
             log.warning(
                 "task_run",
                 task=run.task,
                 run_id=run.run_id,
-                trigger=run.trigger,
+                trigger=run.cause,
                 outcome=run.outcome,
                 duration_ms=None,
                 error=run.error,
@@ -57,7 +58,9 @@ class RunBook:
             if task.running is not None:
                 run, task.running = task.running, None
                 self.finished(
-                    task, run, Outcome("interrupted", f"still running when the service stopped ({grace:g} s grace)")
+                    task,
+                    run,
+                    Outcome(RunOutcome.INTERRUPTED, f"still running when the service stopped ({grace:g} s grace)"),
                 )
 
     def finished(self, task: TrackedTask, run: RunRecord, outcome: Outcome) -> None:
@@ -66,9 +69,9 @@ class RunBook:
         self._account(task, run)
         self._log(run, outcome)
 
-    def unstarted(self, task: TrackedTask, due: float, outcome: str, reason: str) -> None:
+    def unstarted(self, task: TrackedTask, due: float, outcome: RunOutcome, reason: str) -> None:
         """Records a scheduled run that did not start (`skipped` or `missed`)."""
-        run = RunRecord(new_run_id(), task.name, "schedule", due, self._clock(), replica=self._replica)
+        run = RunRecord(new_run_id(), task.name, RunCause.SCHEDULE, due, self._clock(), replica=self._replica)
         run.finished_at, run.outcome, run.error = run.started_at, outcome, reason
         self._account(task, run)
         self._log(run, Outcome(outcome, reason))
@@ -78,9 +81,9 @@ class RunBook:
         task.stats[run.outcome] += 1
         task.last_run = run
         self._metrics.task_runs.labels(run.task, run.outcome).inc()
-        if run.outcome in TIMED_OUTCOMES:
+        if run.outcome.ran:
             self._metrics.task_run_duration.labels(run.task).observe((run.duration_ms or 0) / 1000)
-        if run.outcome == "success":
+        if run.outcome is RunOutcome.SUCCESS:
             task.last_success_at = run.finished_at
             self._metrics.task_last_success.labels(run.task).set(run.finished_at)
         self._recorder.record(run)
@@ -90,15 +93,15 @@ class RunBook:
         fields = dict(
             task=run.task,
             run_id=run.run_id,
-            trigger=run.trigger,
+            trigger=run.cause,  # the log line's key, as before the internal rename
             outcome=run.outcome,
             duration_ms=run.duration_ms,
             error=run.error,
             replica=run.replica,
         )
-        if outcome.outcome == "error":
+        if outcome.outcome == RunOutcome.ERROR:
             log.error("task_run", traceback=outcome.traceback, **fields)
-        elif outcome.outcome in ("timeout", "missed", "skipped", "interrupted"):
+        elif outcome.outcome in _WARNED:
             log.warning("task_run", **fields)
         else:
             log.info("task_run", **fields)

@@ -21,7 +21,12 @@ from prometheus_client import Gauge
 
 from servicescheduler.logs import get_logger
 from servicescheduler.metrics import Metrics
-from servicescheduler.scheduling.coordination import SOFTWARE_VERSION, Coordinator, interrupted_reason, log_interrupted
+from servicescheduler.scheduling.coordination import (
+    SOFTWARE_VERSION,
+    DatabaseCoordinator,
+    interrupted_reason,
+    log_interrupted,
+)
 from servicescheduler.storage import claims, cluster, control
 from servicescheduler.storage.cluster import ReplicaInfo
 from servicescheduler.storage.control import ControlState
@@ -41,7 +46,7 @@ class ClusterSync:
 
     def __init__(
         self,
-        coordinator: Coordinator,
+        coordinator: DatabaseCoordinator,
         apply: Callable[[ControlState], None],
         *,
         clock: Callable[[], float] = time.time,

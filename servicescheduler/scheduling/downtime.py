@@ -14,6 +14,7 @@ from servicescheduler.scheduling.bookkeeping import RunBook
 from servicescheduler.scheduling.tracked import TrackedTask
 from servicescheduler.storage.db import Database
 from servicescheduler.storage.recovery import recorded_slots
+from servicescheduler.vocabulary import RunOutcome
 
 MAX_MISSED_SLOTS = 100  # after a long outage the newest ones are recorded, not years of minutes
 
@@ -44,5 +45,5 @@ def record_downtime(task: TrackedTask, database: Database, book: RunBook, now: f
     returns True when the task asks to catch up on them (`catch_up=True`: one run now)."""
     downtime = passed_while_down(task, database, now)
     for due in downtime.unrecorded:
-        book.unstarted(task, due, "missed", "the service was not running at this time")
+        book.unstarted(task, due, RunOutcome.MISSED, "the service was not running at this time")
     return task.spec.catch_up and bool(downtime.slots)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from servicescheduler.scheduling.registry import TaskContext, TaskSpec
+from servicescheduler.vocabulary import RunOutcome
 
 PR_SET_PDEATHSIG = 1
 
@@ -27,7 +28,7 @@ PR_SET_PDEATHSIG = 1
 class Outcome:
     """How one invocation ended: `success`, `error`, `timeout` (or `interrupted` at shutdown), with the error text."""
 
-    outcome: str
+    outcome: RunOutcome
     error: str | None = None
     traceback: str | None = None
 
@@ -111,12 +112,12 @@ class TaskExecutor:
                 args = (context,) if spec.takes_context else ()
                 timed_out, _ = run_in_fresh_loop(spec.func, args, spec.timeout_seconds)
                 if timed_out:
-                    return Outcome("timeout", f"cancelled after {spec.timeout_seconds:g} s timeout")
+                    return Outcome(RunOutcome.TIMEOUT, f"cancelled after {spec.timeout_seconds:g} s timeout")
             else:
                 spec.func(context) if spec.takes_context else spec.func()
-            return Outcome("success")
+            return Outcome(RunOutcome.SUCCESS)
         except BaseException as exc:  # even SystemExit: a task must never take its worker down
-            return Outcome("error", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+            return Outcome(RunOutcome.ERROR, f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
     def _invoke_in_process(self, spec: TaskSpec) -> Outcome:
         pool = self._process_pool()
@@ -124,12 +125,12 @@ class TaskExecutor:
             pool.submit(spec.func).result()
         except BrokenProcessPool as exc:
             if self._closing:
-                return Outcome("interrupted", "process worker terminated by the shutdown")
+                return Outcome(RunOutcome.INTERRUPTED, "process worker terminated by the shutdown")
             # A worker died (OOM killer, kill -9): concurrent.futures marks the whole pool broken
             # for good. Replace it, so that later process runs work again.
             self._discard_broken(pool)
-            return Outcome("error", f"worker process died: {exc}", traceback.format_exc())
-        return Outcome("success")
+            return Outcome(RunOutcome.ERROR, f"worker process died: {exc}", traceback.format_exc())
+        return Outcome(RunOutcome.SUCCESS)
 
     def _discard_broken(self, pool: ProcessPoolExecutor) -> None:
         with self._process_lock:

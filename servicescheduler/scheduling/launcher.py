@@ -17,6 +17,7 @@ from servicescheduler.scheduling.executor import Outcome, TaskExecutor
 from servicescheduler.scheduling.registry import TaskContext
 from servicescheduler.scheduling.tracked import TrackedTask
 from servicescheduler.storage.records import RunRecord
+from servicescheduler.vocabulary import RunCause, RunOutcome
 
 # Run ids: a random per-process prefix plus a counter. uuid4() reads os.urandom on every call,
 # ~20 µs on these VMs: the single largest cost of starting a run.
@@ -84,17 +85,18 @@ class RunLauncher:
         run.started_at = self._clock()
         # Handed over early (2 ms, 100 ms in a cluster): an operator may have disabled the task
         # since. A scheduled run of a disabled task never starts (a plain read: a bool flips whole).
-        if run.trigger == "schedule" and not task.enabled:
-            return Outcome("skipped", "the task was disabled before this run started")
+        if run.cause == RunCause.SCHEDULE and not task.enabled:
+            return Outcome(RunOutcome.SKIPPED, "the task was disabled before this run started")
         late = 0.0 if run.scheduled_for is None else run.started_at - run.scheduled_for
-        if run.trigger == "schedule" and late > task.grace_seconds():
-            return Outcome("missed", f"waited {late:.3f} s for a worker")
+        if run.cause == RunCause.SCHEDULE and late > task.grace_seconds():
+            return Outcome(RunOutcome.MISSED, f"waited {late:.3f} s for a worker")
         outcome = self._executor.invoke(task.spec, self._make_context(task, run))
         timeout = task.spec.timeout_seconds
         elapsed = self._clock() - run.started_at
-        if outcome.outcome == "success" and timeout and elapsed > timeout:
+        if outcome.outcome is RunOutcome.SUCCESS and timeout and elapsed > timeout:
             outcome = Outcome(
-                "timeout", f"ran {elapsed:.3f} s, past its {timeout:g} s timeout (sync runs cannot be cancelled)"
+                RunOutcome.TIMEOUT,
+                f"ran {elapsed:.3f} s, past its {timeout:g} s timeout (sync runs cannot be cancelled)",
             )
         return outcome
 

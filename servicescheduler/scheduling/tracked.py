@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from servicescheduler.scheduling.registry import TaskSpec
+from servicescheduler.scheduling.task_status import TaskStatus, current_run
 from servicescheduler.scheduling.triggers import Trigger
 from servicescheduler.settings import Settings
-from servicescheduler.storage.records import STAT_NAMES, RunRecord
+from servicescheduler.storage.records import RunRecord
 from servicescheduler.storage.task_state import SavedTaskState
 from servicescheduler.support.clock import iso
+from servicescheduler.vocabulary import STAT_NAMES, RunOutcome
+
+# Runs counted in stats["runs"]: those that started (an interrupted one too), not the unstarted.
+_COUNTED_AS_RUNS = (RunOutcome.SUCCESS, RunOutcome.ERROR, RunOutcome.TIMEOUT, RunOutcome.INTERRUPTED)
 
 
 @dataclass
@@ -31,7 +35,7 @@ class TrackedTask:
     last_run: RunRecord | None = None
     last_success_at: float | None = None
     anchor: float | None = None  # scheduled_for of the last run that started: the grid origin
-    stats: Counter[str] = field(default_factory=Counter)
+    stats: Counter[RunOutcome] = field(default_factory=Counter)
 
     @classmethod
     def restore(cls, spec: TaskSpec, state: SavedTaskState | None, settings: Settings) -> TrackedTask:
@@ -70,38 +74,31 @@ class TrackedTask:
         limit = 3 * self.trigger.nominal_period_seconds
         reference = self.last_success_at
         if reference is None:
-            return self.stats.get("error", 0) + self.stats.get("timeout", 0) >= 3
+            return self.stats[RunOutcome.ERROR] + self.stats[RunOutcome.TIMEOUT] >= 3
         return now - reference > limit
 
-    def status(self, now: float) -> dict[str, Any]:
-        """The task as the API shows it."""
+    def status(self, now: float) -> TaskStatus:
+        """The task as the API shows it (caller holds the scheduler's lock)."""
         job = self.trigger.job
-        counts = {label: self.stats.get(outcome, 0) for outcome, label in STAT_NAMES.items()}
-        counts["runs"] = sum(self.stats.get(o, 0) for o in ("success", "error", "timeout", "interrupted"))
-        running = None
-        if self.running is not None:
-            running = {
-                "run_id": self.running.run_id,
-                "trigger": self.running.trigger,
-                "started_at": iso(self.running.started_at),
-                "overrunning": self.overrunning,
-            }
-        return {
-            "name": self.name,
-            "description": self.spec.description,
-            "enabled": self.enabled,
-            "schedule": self.trigger.describe(),
-            "interval_seconds": self.trigger.interval_seconds,
-            "at": job.at_time.isoformat() if job.at_time is not None else None,
-            "interval_overridden": self.interval_override is not None,
-            "executor": self.spec.executor,
-            "timeout_seconds": self.spec.timeout_seconds,
-            "next_run_at": iso(self.next_due) if self.enabled else None,
-            "running": self.running is not None,
-            "current_run": running,
-            "last_run": self.last_run.as_dict() if self.last_run is not None else None,
-            "last_success_at": iso(self.last_success_at),
-            "stale": self.is_stale(now),
-            "stats": counts,
-            "run_requests_dropped": self.run_requests_dropped,
-        }
+        stats = self.stats
+        counts = {label: stats.get(outcome, 0) for outcome, label in STAT_NAMES.items()}
+        counts["runs"] = sum(stats.get(outcome, 0) for outcome in _COUNTED_AS_RUNS)
+        return TaskStatus(
+            name=self.name,
+            description=self.spec.description,
+            enabled=self.enabled,
+            schedule=self.trigger.describe(),
+            interval_seconds=self.trigger.interval_seconds,
+            at=job.at_time.isoformat() if job.at_time is not None else None,
+            interval_overridden=self.interval_override is not None,
+            executor=self.spec.executor,
+            timeout_seconds=self.spec.timeout_seconds,
+            next_run_at=iso(self.next_due) if self.enabled else None,
+            running=self.running is not None,
+            current_run=current_run(self.running, self.overrunning) if self.running is not None else None,
+            last_run=self.last_run,  # shared: a run is not changed once it is a task's last run
+            last_success_at=iso(self.last_success_at),
+            stale=self.is_stale(now),
+            stats=counts,
+            run_requests_dropped=self.run_requests_dropped,
+        )

@@ -6,11 +6,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from servicescheduler.scheduling.agenda import Agenda
 from servicescheduler.scheduling.errors import UnknownTask
 from servicescheduler.scheduling.recorder import RunRecorder
+from servicescheduler.scheduling.task_status import TaskStatus
 from servicescheduler.scheduling.tracked import TrackedTask
 from servicescheduler.settings import Settings
 
@@ -44,12 +44,12 @@ class SchedulerViews:
         """Registered task names, in registration order."""
         return list(self._tasks)
 
-    def status(self, name: str) -> dict[str, Any]:
+    def status(self, name: str) -> TaskStatus:
         """The API view of one task; raises UnknownTask."""
         with self._lock:
             return self._get(name).status(self.clock())
 
-    def statuses(self) -> list[dict[str, Any]]:
+    def statuses(self) -> list[TaskStatus]:
         """The API view of every task."""
         now = self.clock()
         with self._lock:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from servicescheduler.storage.cluster_models import SlotClaim, TaskLease
 from servicescheduler.storage.models import TaskRun, TaskState
 from servicescheduler.support.clock import to_datetime, to_epoch
+from servicescheduler.vocabulary import RunOutcome
 
 
 def insert_ignoring_conflicts(session: Session, model: Any, values: dict[str, Any], keys: list[str]) -> bool:
@@ -147,7 +148,7 @@ def interrupt(session: Session, lease: Lease, now: float, reason: str) -> bool:
             started_at=to_datetime(lease.started_at),
             finished_at=to_datetime(now),
             duration_ms=round((now - lease.started_at) * 1000, 3),
-            outcome="interrupted",
+            outcome=RunOutcome.INTERRUPTED,
             error=reason,
             replica=lease.owner,
         )

@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 from servicescheduler.storage.audit import add_audit
 from servicescheduler.storage.db import Database
 from servicescheduler.storage.models import TaskRun, TaskState
-from servicescheduler.storage.records import RUNNING, AuditRecord, RunRecord
+from servicescheduler.storage.records import AuditRecord, RunRecord
 from servicescheduler.support.clock import to_datetime, to_epoch
+from servicescheduler.vocabulary import RunOutcome
 
 
 def store_history(session: Session, runs: Iterable[RunRecord], audits: Iterable[AuditRecord]) -> None:
@@ -39,7 +40,7 @@ def store_history(session: Session, runs: Iterable[RunRecord], audits: Iterable[
 def _fill(row: TaskRun, run: RunRecord) -> None:
     started = to_datetime(run.started_at)
     assert started is not None
-    row.task, row.trigger, row.outcome, row.error = run.task, run.trigger, run.outcome or "error", run.error
+    row.task, row.trigger, row.outcome, row.error = run.task, run.cause, run.outcome or RunOutcome.ERROR, run.error
     row.scheduled_for, row.started_at = to_datetime(run.scheduled_for), started
     row.finished_at, row.duration_ms = to_datetime(run.finished_at), run.duration_ms
     row.replica = run.replica
@@ -50,11 +51,11 @@ def _advance_state(session: Session, run: RunRecord) -> None:
     if state is None:
         return
     # Only a run that ended moves the grid anchor: one cut short is due again after a restart.
-    if run.scheduled_for is not None and run.outcome not in ("skipped", "missed", "interrupted", RUNNING):
+    if run.scheduled_for is not None and (run.outcome is None or run.outcome.ran):
         anchor = to_datetime(run.scheduled_for)
         if anchor is not None and (state.last_run_scheduled_for is None or anchor > state.last_run_scheduled_for):
             state.last_run_scheduled_for = anchor
-    if run.outcome == "success":
+    if run.outcome is RunOutcome.SUCCESS:
         finished = to_datetime(run.finished_at)
         if finished is not None and (state.last_success_at is None or finished > state.last_success_at):
             state.last_success_at = finished
@@ -71,13 +72,15 @@ def record_from_row(row: TaskRun) -> RunRecord:
         to_epoch(row.scheduled_for),
         started,
         to_epoch(row.finished_at),
-        row.outcome,
+        RunOutcome(row.outcome),
         row.error,
         row.replica,
     )
 
 
-def run_rows(database: Database, task: str, limit: int, outcome: str | None, offset: int = 0) -> list[dict[str, Any]]:
+def run_rows(
+    database: Database, task: str, limit: int, outcome: RunOutcome | None, offset: int = 0
+) -> list[dict[str, Any]]:
     """A task's history, newest first, as API dicts (`offset` newest ones skipped)."""
     query = select(TaskRun).where(TaskRun.task == task)
     if outcome is not None:
@@ -87,12 +90,12 @@ def run_rows(database: Database, task: str, limit: int, outcome: str | None, off
         return [record_from_row(row).as_dict() for row in session.scalars(query)]
 
 
-def outcome_counts(session: Session) -> dict[str, Counter[str]]:
+def outcome_counts(session: Session) -> dict[str, Counter[RunOutcome]]:
     """{task: Counter(outcome → runs)} over the whole history."""
-    counts: dict[str, Counter[str]] = {}
+    counts: dict[str, Counter[RunOutcome]] = {}
     rows = session.execute(select(TaskRun.task, TaskRun.outcome, func.count()).group_by(TaskRun.task, TaskRun.outcome))
     for task, outcome, count in rows:
-        counts.setdefault(task, Counter())[outcome] = count
+        counts.setdefault(task, Counter())[RunOutcome(outcome)] = count
     return counts
 
 

@@ -10,20 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from servicescheduler.support.clock import iso, utcnow
-
-# Final outcomes. `interrupted`: the run was in progress when its process died or stopped.
-OUTCOMES = ("success", "error", "timeout", "skipped", "missed", "interrupted")
-# Outcome → the name of its counter in a task's `stats`.
-STAT_NAMES = {
-    "success": "successes",
-    "error": "failures",
-    "timeout": "timeouts",
-    "skipped": "skipped",
-    "missed": "missed",
-    "interrupted": "interrupted",
-}
-# The stored outcome of a run that has started and not ended yet (not a final outcome).
-RUNNING = "running"
+from servicescheduler.vocabulary import RunOutcome
 
 
 @dataclass
@@ -32,11 +19,13 @@ class RunRecord:
 
     run_id: str
     task: str
-    trigger: str
+    # Why it ran: a RunCause (a plain str: a caller of Scheduler.trigger() may name its own).
+    # Stored and published as `trigger`, its name before it was told apart from the Trigger rule.
+    cause: str
     scheduled_for: float | None
     started_at: float
     finished_at: float | None = None
-    outcome: str | None = None
+    outcome: RunOutcome | None = None
     error: str | None = None
     replica: str | None = None  # the replica that ran (or recorded) it; None outside a cluster
 
@@ -51,7 +40,7 @@ class RunRecord:
         """JSON-ready view used by the API."""
         return {
             "run_id": self.run_id,
-            "trigger": self.trigger,
+            "trigger": self.cause,
             "scheduled_for": iso(self.scheduled_for),
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),

@@ -14,10 +14,9 @@ from sqlalchemy import or_, select
 from servicescheduler.storage.db import Database
 from servicescheduler.storage.history import record_from_row
 from servicescheduler.storage.models import TaskRun
-from servicescheduler.storage.records import RUNNING, RunRecord
+from servicescheduler.storage.records import RunRecord
 from servicescheduler.support.clock import iso, to_datetime, to_epoch, utcnow
-
-INTERRUPTED = "interrupted"
+from servicescheduler.vocabulary import RunOutcome
 
 
 def interrupt_orphans(database: Database, spare: frozenset[str] = frozenset()) -> list[RunRecord]:
@@ -26,14 +25,14 @@ def interrupt_orphans(database: Database, spare: frozenset[str] = frozenset()) -
     found_at = utcnow()
     reason = f"the process running it ended before the run did (found at start-up, {iso(found_at)})"
     with database.session() as session:
-        query = select(TaskRun).where(TaskRun.outcome == RUNNING)
+        query = select(TaskRun).where(TaskRun.outcome == RunOutcome.RUNNING)
         if spare:
             query = query.where(or_(TaskRun.replica.is_(None), TaskRun.replica.not_in(sorted(spare))))
         rows = list(session.scalars(query))
         for row in rows:
             # finished_at stays empty: when the process died is unknown, and a guessed end
             # would show as a duration the run never had.
-            row.outcome, row.error = INTERRUPTED, reason
+            row.outcome, row.error = RunOutcome.INTERRUPTED, reason
         return [record_from_row(row) for row in rows]
 
 

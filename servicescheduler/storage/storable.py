@@ -32,8 +32,7 @@ def storable_run(run: RunRecord) -> RunRecord:
         run,
         run_id=_fit(TaskRun, "run_id", run.run_id),
         task=_fit(TaskRun, "task", run.task),
-        trigger=_fit(TaskRun, "trigger", run.trigger),
-        outcome=None if run.outcome is None else _fit(TaskRun, "outcome", run.outcome),
+        cause=_fit(TaskRun, "trigger", run.cause),  # outcome: a RunOutcome, which always fits
         error=None if run.error is None else _fit(TaskRun, "error", run.error),
     )
 

@@ -17,6 +17,7 @@ from servicescheduler.storage.history import last_runs, outcome_counts
 from servicescheduler.storage.models import TaskState
 from servicescheduler.storage.records import AuditRecord, RunRecord
 from servicescheduler.support.clock import to_epoch, utcnow
+from servicescheduler.vocabulary import RunOutcome
 
 
 @dataclass
@@ -27,7 +28,7 @@ class SavedTaskState:
     interval_seconds: int | None
     last_run_scheduled_for: float | None
     last_success_at: float | None
-    stats: Counter[str] = field(default_factory=Counter)
+    stats: Counter[RunOutcome] = field(default_factory=Counter)
     last_run: RunRecord | None = None
 
 

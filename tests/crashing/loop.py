@@ -24,7 +24,7 @@ import httpx
 
 from devtools.serve import uvicorn_command
 from devtools.tansu import free_port
-from servicescheduler.storage.records import OUTCOMES, RUNNING
+from servicescheduler.vocabulary import FINAL_OUTCOMES, RunOutcome
 from tests.conftest import ADMIN_TOKEN, AUTH
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -136,7 +136,7 @@ def _check(db_path: Path, witness_path: Path, ends: list[End], tally: Tally) -> 
     missing = [
         (run_id, [round(witnessed[run_id] - end.signalled, 3) for end in ends]) for run_id in due if run_id not in rows
     ]
-    unfinished = {run_id: rows[run_id] for run_id in due if run_id in rows and rows[run_id] not in OUTCOMES}
+    unfinished = {run_id: rows[run_id] for run_id in due if run_id in rows and rows[run_id] not in FINAL_OUTCOMES}
     assert not missing, f"{len(missing)} of {len(due)} started runs have no row: {missing[:5]}"
     assert not unfinished, f"runs without a final outcome: {list(unfinished.items())[:5]}"
     tally.checked = len(due)
@@ -149,7 +149,7 @@ def _wait_mid_run(db_path: Path, witness_path: Path) -> None:
     while time.monotonic() < deadline:
         witnessed = _witnessed(witness_path)  # a row whose run wrote no line yet does not count
         settled = time.time() - 2 * PERSIST_MARGIN_SECONDS
-        running = [run_id for run_id, outcome in _rows(db_path).items() if outcome == RUNNING]
+        running = [run_id for run_id, outcome in _rows(db_path).items() if outcome == RunOutcome.RUNNING]
         if any(run_id in witnessed and witnessed[run_id] <= settled for run_id in running):
             return
         time.sleep(0.02)

@@ -6,15 +6,38 @@ The consumer thread is the only writer; the API, the supervisor and the dashboar
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from servicescheduler.consumers.clients import kafka as kafka_client
 from servicescheduler.consumers.storing.store import StoreResult
 from servicescheduler.metrics import Metrics
+from servicescheduler.vocabulary import WorkerState
 
 LAG_REFRESH_SECONDS = 1.0  # lag is computed at most this often (it walks every partition)
+
+
+@dataclass(frozen=True)
+class WorkerSnapshot:
+    """What one consumer worker has published, as read at one instant (the supervisor's input)."""
+
+    state: WorkerState = WorkerState.NEW
+    messages_processed: int = 0
+    events_stored: int = 0
+    duplicates_skipped: int = 0
+    dead_lettered: int = 0
+    last_message_at: float | None = None  # epoch seconds
+    last_poll_at: float | None = None
+    assigned_partitions: tuple[str, ...] = ()  # "topic:partition", sorted
+    lag: dict[str, int | None] | None = None  # "topic:partition" → messages behind
+    last_error: str | None = None
+    fatal_error: str | None = None  # why the thread ended on its own
+    broker_ok_at: float | None = None  # last time the broker was seen connected
+    broker_connected: bool | None = None
+    started_at: float | None = None
 
 
 class ConsumerStatus:
@@ -24,47 +47,32 @@ class ConsumerStatus:
         self.metrics = metrics
         self._lock = threading.Lock()
         self._lag_at = 0.0
-        self._stats: dict[str, Any] = {
-            "state": "new",
-            "messages_processed": 0,
-            "events_stored": 0,
-            "duplicates_skipped": 0,
-            "dead_lettered": 0,
-            "last_message_at": None,
-            "last_poll_at": None,
-            "assigned_partitions": [],
-            "lag": None,
-            "last_error": None,
-            "fatal_error": None,
-            "broker_ok_at": None,
-            "broker_connected": None,
-            "started_at": None,
-        }
+        self._snapshot = WorkerSnapshot()
 
-    def snapshot(self) -> dict[str, Any]:
-        """A copy of the published counters and status (safe from any thread)."""
+    def snapshot(self) -> WorkerSnapshot:
+        """The published counters and status (immutable: safe to keep and read from any thread)."""
         with self._lock:
-            return dict(self._stats)
-
-    def get(self, key: str) -> Any:
-        """One published value."""
-        with self._lock:
-            return self._stats[key]
+            return self._snapshot
 
     def publish(self, **values: Any) -> None:
-        """Replaces published values."""
+        """Replaces published values (WorkerSnapshot's fields)."""
+        if "assigned_partitions" in values:  # a copy: the snapshot must not change under its readers
+            values["assigned_partitions"] = tuple(values["assigned_partitions"])
         with self._lock:
-            self._stats.update(values)
+            self._snapshot = dataclasses.replace(self._snapshot, **values)
 
     def account(self, messages: int, result: StoreResult, seconds: float) -> None:
         """Counts a stored batch: status counters and metrics."""
         with self._lock:
-            stats = self._stats
-            stats["messages_processed"] += messages
-            stats["events_stored"] += result.events_stored
-            stats["duplicates_skipped"] += result.duplicates
-            stats["dead_lettered"] += len(result.dead)
-            stats["last_message_at"] = time.time()
+            snap = self._snapshot
+            self._snapshot = dataclasses.replace(
+                snap,
+                messages_processed=snap.messages_processed + messages,
+                events_stored=snap.events_stored + result.events_stored,
+                duplicates_skipped=snap.duplicates_skipped + result.duplicates,
+                dead_lettered=snap.dead_lettered + len(result.dead),
+                last_message_at=time.time(),
+            )
         m = self.metrics
         m.messages_consumed.inc(messages)
         m.events_stored.inc(result.events_stored)
@@ -80,7 +88,7 @@ class ConsumerStatus:
         values: dict[str, Any] = {
             "last_poll_at": now,
             "broker_connected": connected,
-            "assigned_partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in consumer.assignment()),
+            "assigned_partitions": tuple(sorted(f"{tp.topic}:{tp.partition}" for tp in consumer.assignment())),
         }
         if connected:
             values["broker_ok_at"] = now

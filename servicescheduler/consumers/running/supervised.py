@@ -7,10 +7,13 @@ while ConsumerWorker and TaskStateStore satisfy them as they are.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from servicescheduler.consumers.storing.watchdog import RunningHandler
 from servicescheduler.storage.task_state import SavedTaskState
+
+if TYPE_CHECKING:  # status.py imports the Kafka client: not needed to supervise a worker
+    from servicescheduler.consumers.running.status import WorkerSnapshot
 
 
 class StateStore(Protocol):
@@ -39,4 +42,4 @@ class Worker(Protocol):
 
     def running_handler(self) -> RunningHandler | None: ...
 
-    def snapshot(self) -> dict[str, Any]: ...
+    def snapshot(self) -> WorkerSnapshot: ...

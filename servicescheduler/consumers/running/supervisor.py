@@ -27,6 +27,7 @@ from servicescheduler.metrics import Metrics
 from servicescheduler.settings import Settings
 from servicescheduler.support.backoff import backoff_delay
 from servicescheduler.support.clock import iso
+from servicescheduler.vocabulary import ConsumerState, WorkerState
 
 log = get_logger(__name__)
 
@@ -70,7 +71,7 @@ class ConsumerSupervisor:
         self._stuck_logged = False
         self._enabled = True
         self._started = self._stopping = False
-        self._state = "starting"
+        self._state: ConsumerState = ConsumerState.STARTING
         self._attempt = 0
         self._restart_at: float | None = None
         self._restarts = 0
@@ -88,7 +89,7 @@ class ConsumerSupervisor:
         if persisted is None:
             self.states.create({STATE_NAME: (True, None)})
         self._enabled = True if persisted is None else persisted.enabled
-        self._state = "starting" if self._enabled else "disabled"
+        self._state = ConsumerState.STARTING if self._enabled else ConsumerState.DISABLED
 
     def start(self) -> None:
         """Starts the worker thread when enabled; never blocks (bootstrapping is in the thread)."""
@@ -108,14 +109,14 @@ class ConsumerSupervisor:
             worker.stop(timeout)
             self._absorb(worker)
         with self._lock:
-            self._state = "stopped"
+            self._state = ConsumerState.STOPPED
             self.metrics.consumer_up.set(0)
 
     def _start_worker(self, now: float) -> None:
         """Creates and starts a fresh worker (lock held)."""
         self._worker = self._factory()
         self._worker.start()
-        self._state = "crash_looping" if self._crash_looping(now) else "starting"
+        self._state = ConsumerState.CRASH_LOOPING if self._crash_looping(now) else ConsumerState.STARTING
         self._restart_at = None
         self._running_since = None
 
@@ -140,7 +141,7 @@ class ConsumerSupervisor:
                 return None
             if self._draining is not None:
                 if self._draining.is_alive():
-                    self._state = "stuck" if self._is_stuck(self._draining) else "stopping"
+                    self._state = ConsumerState.STUCK if self._is_stuck(self._draining) else ConsumerState.STOPPING
                     return now + CHECK_SECONDS
                 self._absorb(self._draining)
                 self._draining = None
@@ -158,20 +159,20 @@ class ConsumerSupervisor:
     def _observe_alive(self, worker: Worker, now: float) -> None:
         """Tracks running time; resets the backoff after a healthy stretch; reports a hung handler."""
         if self._is_stuck(worker):
-            self._state = "stuck"
+            self._state = ConsumerState.STUCK
             self.metrics.consumer_up.set(0)
             return
-        if worker.snapshot()["state"] in ("running", "db_unavailable"):
+        if worker.snapshot().state in (WorkerState.RUNNING, WorkerState.DB_UNAVAILABLE):
             if self._running_since is None:
                 self._running_since = now
             self._down_since = now
             if now - self._running_since >= self.settings.consumer_backoff_reset_seconds:
                 self._attempt = 0
             if not self._crash_looping(now):
-                self._state = "running"
-            elif self._state != "running":
-                self._state = "crash_looping"
-        self.metrics.consumer_up.set(1 if self._state == "running" else 0)
+                self._state = ConsumerState.RUNNING
+            elif self._state != ConsumerState.RUNNING:
+                self._state = ConsumerState.CRASH_LOOPING
+        self.metrics.consumer_up.set(1 if self._state == ConsumerState.RUNNING else 0)
 
     def _schedule_restart(self, worker: Worker, now: float) -> float:
         """The worker died: records why, counts the restart and returns its due time."""
@@ -199,7 +200,7 @@ class ConsumerSupervisor:
         self._attempt += 1
         self._restarts += 1
         self._restart_at = now + max(delay, 2 * EARLY_SLACK_SECONDS)
-        self._state = "crash_looping" if looping else "backoff"
+        self._state = ConsumerState.CRASH_LOOPING if looping else ConsumerState.BACKOFF
         self.metrics.consumer_restarts.inc()
         self.metrics.consumer_up.set(0)
         self.metrics.consumer_crash_looping.set(1 if looping else 0)
@@ -249,9 +250,9 @@ class ConsumerSupervisor:
         snap = worker.snapshot()
         with self._lock:
             for key in COUNTERS:
-                self._totals[key] += snap[key]
-            if snap.get("last_error"):
-                self._last_error = snap["last_error"]
+                self._totals[key] += getattr(snap, key)
+            if snap.last_error:
+                self._last_error = snap.last_error
 
     # ------------------------------------------------------------------ control (request threads)
     def set_enabled(self, enabled: bool, *, actor: str) -> dict[str, Any]:
@@ -292,7 +293,7 @@ class ConsumerSupervisor:
             self._restart_at = None
         self._stop_or_drain()
         with self._lock:
-            self._state = "disabled"
+            self._state = ConsumerState.DISABLED
             self.metrics.consumer_up.set(0)
 
     def restart(self, *, actor: str) -> dict[str, Any]:
@@ -302,7 +303,7 @@ class ConsumerSupervisor:
             self._stop_or_drain()
             with self._lock:
                 if self._draining is not None:
-                    self._state = "stuck" if self._is_stuck(self._draining) else "stopping"
+                    self._state = ConsumerState.STUCK if self._is_stuck(self._draining) else ConsumerState.STOPPING
                     log.warning(
                         "consumer_restart_deferred",
                         actor=actor,
@@ -350,16 +351,16 @@ class ConsumerSupervisor:
         snap = worker.snapshot() if worker is not None else None
         live = snap if snap is not None and worker is not None and worker.is_alive() else None
         for key in COUNTERS:
-            body[key] += snap[key] if snap else 0
+            body[key] += getattr(snap, key) if snap else 0
         body.update(
-            last_error=(snap or {}).get("last_error") or body["last_error"],
-            assigned_partitions=live["assigned_partitions"] if live is not None else [],
-            last_message_at=iso((snap or {}).get("last_message_at")),
+            last_error=(snap.last_error if snap else None) or body["last_error"],
+            assigned_partitions=list(live.assigned_partitions) if live is not None else [],
+            last_message_at=iso(snap.last_message_at if snap else None),
             seconds_since_last_poll=(
-                round(now - live["last_poll_at"], 3) if live is not None and live["last_poll_at"] else None
+                round(now - live.last_poll_at, 3) if live is not None and live.last_poll_at else None
             ),
-            broker_reachable=live["broker_connected"] if live is not None else None,
-            lag=live["lag"] if live is not None else None,
+            broker_reachable=live.broker_connected if live is not None else None,
+            lag=live.lag if live is not None else None,
         )
         return body
 
@@ -370,23 +371,23 @@ class ConsumerSupervisor:
             if not self._enabled:
                 return True, "disabled"
             worker, state = self._worker, self._state
-            if state == "running":
+            if state == ConsumerState.RUNNING:
                 self._down_since = now
             down_for = now - self._down_since
-        if state != "running":
+        if state != ConsumerState.RUNNING:
             if down_for > self.settings.consumer_ready_grace_seconds:
                 return False, f"consumer {state} for {down_for:.0f} s: {self._last_error or 'starting'}"
             return True, f"consumer {state}"
         snap = worker.snapshot() if worker is not None else None
-        if snap and snap["broker_ok_at"] and now - snap["broker_ok_at"] > self.settings.consumer_broker_stale_seconds:
-            return False, f"Kafka broker unreachable for {now - snap['broker_ok_at']:.0f} s"
+        if snap and snap.broker_ok_at and now - snap.broker_ok_at > self.settings.consumer_broker_stale_seconds:
+            return False, f"Kafka broker unreachable for {now - snap.broker_ok_at:.0f} s"
         return True, "ok"
 
     def _refresh_metrics(self) -> None:
         """Scrape-time gauges: running, crash looping and lag per partition."""
         body = self.status()
-        self.metrics.consumer_up.set(1 if body["state"] == "running" else 0)
-        self.metrics.consumer_crash_looping.set(1 if body["state"] == "crash_looping" else 0)
+        self.metrics.consumer_up.set(1 if body["state"] == ConsumerState.RUNNING else 0)
+        self.metrics.consumer_crash_looping.set(1 if body["state"] == ConsumerState.CRASH_LOOPING else 0)
         for name, lag in (body["lag"] or {}).items():
             if lag is not None:
                 topic, _, partition = name.rpartition(":")

@@ -25,7 +25,7 @@ from servicescheduler.consumers.clients import kafka as kafka_client
 from servicescheduler.consumers.clients.rebalance import CommitOnRevoke
 from servicescheduler.consumers.decoding.deadletter import publish_copies
 from servicescheduler.consumers.decoding.intake import decode_batch
-from servicescheduler.consumers.running.status import ConsumerStatus
+from servicescheduler.consumers.running.status import ConsumerStatus, WorkerSnapshot
 from servicescheduler.consumers.storing.handlers import HandlerRegistry, handlers
 from servicescheduler.consumers.storing.offsets import PendingOffsets
 from servicescheduler.consumers.storing.store import DeadRow, Prepared, StoreResult, is_transient_db_error, store_batch
@@ -123,11 +123,10 @@ class ConsumerWorker:
     @property
     def fatal_error(self) -> str | None:
         """Why the thread ended on its own, if it did."""
-        error: str | None = self.status.get("fatal_error")
-        return error
+        return self.status.snapshot().fatal_error
 
-    def snapshot(self) -> dict[str, Any]:
-        """A copy of the published counters and status (safe from any thread)."""
+    def snapshot(self) -> WorkerSnapshot:
+        """The published counters and status (immutable: safe from any thread)."""
         return self.status.snapshot()
 
     def _publish(self, **values: Any) -> None:
