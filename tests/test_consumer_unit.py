@@ -359,6 +359,27 @@ def test_readiness_grace_and_disable(make_settings) -> None:
     assert workers[-1].alive and supervisor.states.changes[-1][1]["enabled"] is True
 
 
+def test_a_worker_that_cannot_store_makes_the_consumer_db_unavailable_and_not_ready_at_once(make_settings) -> None:
+    supervisor, workers, clock = _supervisor(make_settings)
+    supervisor.check(clock[0])
+    supervisor.check(clock[0])
+    assert supervisor.readiness() == (True, "ok")
+    worker = workers[-1]
+    failing = {"state": "db_unavailable", "db_error": "OperationalError: database or disk is full"}
+    worker.snapshot = lambda: {**FakeWorker.snapshot(worker), **failing, "db_unavailable_since": clock[0] - 3}
+    # No grace and no wait for the next check: the worker's own snapshot is read.
+    ok, reason = supervisor.readiness()
+    assert not ok and reason == "consumer db_unavailable for 3 s: OperationalError: database or disk is full"
+    status = supervisor.status()
+    assert status["state"] == "db_unavailable"
+    assert status["detail"] == "cannot store events for 3 s: OperationalError: database or disk is full"
+    supervisor.check(clock[0])  # the worker still polls: no restart, no crash loop
+    assert supervisor.status()["restarts"] == 0 and worker.alive
+    worker.snapshot = lambda: FakeWorker.snapshot(worker)  # a store succeeded
+    assert supervisor.readiness() == (True, "ok")
+    assert supervisor.status()["state"] == "running" and "detail" not in supervisor.status()
+
+
 def test_database_errors_are_classified_wrapped_or_raw() -> None:
     import sqlite3
 

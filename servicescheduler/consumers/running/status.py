@@ -15,6 +15,9 @@ from servicescheduler.consumers.storing.store import StoreResult
 from servicescheduler.metrics import Metrics
 
 LAG_REFRESH_SECONDS = 1.0  # lag is computed at most this often (it walks every partition)
+# The consumer runs but cannot store (database full, read-only, locked past its timeout, down):
+# nothing is committed, the batch is retried with backoff. Left when a store succeeds again.
+DB_UNAVAILABLE = "db_unavailable"
 
 
 class ConsumerStatus:
@@ -39,6 +42,8 @@ class ConsumerStatus:
             "broker_ok_at": None,
             "broker_connected": None,
             "started_at": None,
+            "db_error": None,  # why storing fails, while the state is DB_UNAVAILABLE
+            "db_unavailable_since": None,
         }
 
     def snapshot(self) -> dict[str, Any]:

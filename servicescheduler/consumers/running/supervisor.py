@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from servicescheduler.consumers.running.checkchain import CheckChain
+from servicescheduler.consumers.running.status import DB_UNAVAILABLE
 from servicescheduler.consumers.running.supervised import StateStore, Worker
 from servicescheduler.logs import get_logger
 from servicescheduler.metrics import Metrics
@@ -161,7 +162,7 @@ class ConsumerSupervisor:
             self._state = "stuck"
             self.metrics.consumer_up.set(0)
             return
-        if worker.snapshot()["state"] in ("running", "db_unavailable"):
+        if worker.snapshot()["state"] in ("running", DB_UNAVAILABLE):  # alive and polling either way
             if self._running_since is None:
                 self._running_since = now
             self._down_since = now
@@ -349,6 +350,9 @@ class ConsumerSupervisor:
             }
         snap = worker.snapshot() if worker is not None else None
         live = snap if snap is not None and worker is not None and worker.is_alive() else None
+        storing = _storing_failure(state, live)
+        if storing is not None:
+            body.update(state=DB_UNAVAILABLE, detail=f"cannot store events for {now - storing[1]:.0f} s: {storing[0]}")
         for key in COUNTERS:
             body[key] += snap[key] if snap else 0
         body.update(
@@ -373,6 +377,10 @@ class ConsumerSupervisor:
             if state == "running":
                 self._down_since = now
             down_for = now - self._down_since
+        live = worker.snapshot() if worker is not None and worker.is_alive() else None
+        storing = _storing_failure(state, live)
+        if storing is not None:  # no grace: the failed store already waited out the database's own timeout
+            return False, f"consumer {DB_UNAVAILABLE} for {now - storing[1]:.0f} s: {storing[0]}"
         if state != "running":
             if down_for > self.settings.consumer_ready_grace_seconds:
                 return False, f"consumer {state} for {down_for:.0f} s: {self._last_error or 'starting'}"
@@ -391,3 +399,15 @@ class ConsumerSupervisor:
             if lag is not None:
                 topic, _, partition = name.rpartition(":")
                 self.metrics.consumer_lag.labels(topic, partition).set(lag)
+
+
+def _storing_failure(state: str, live: dict[str, Any] | None) -> tuple[str, float] | None:
+    """(why, since when) while the running worker cannot store, read from its own snapshot.
+
+    Read at every status/readiness call rather than at the once-a-second check, so /ready and
+    /consumer say it as soon as the worker does; a worker that is stuck or crash looping keeps
+    that (worse) state.
+    """
+    if state not in ("running", "starting") or live is None or live["state"] != DB_UNAVAILABLE:
+        return None
+    return live["db_error"] or "storing failed", live["db_unavailable_since"] or time.time()

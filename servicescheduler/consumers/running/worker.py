@@ -25,7 +25,7 @@ from servicescheduler.consumers.clients import kafka as kafka_client
 from servicescheduler.consumers.clients.rebalance import CommitOnRevoke
 from servicescheduler.consumers.decoding.deadletter import publish_copies
 from servicescheduler.consumers.decoding.intake import decode_batch
-from servicescheduler.consumers.running.status import ConsumerStatus
+from servicescheduler.consumers.running.status import DB_UNAVAILABLE, ConsumerStatus
 from servicescheduler.consumers.storing.handlers import HandlerRegistry, handlers
 from servicescheduler.consumers.storing.offsets import PendingOffsets
 from servicescheduler.consumers.storing.store import DeadRow, Prepared, StoreResult, is_transient_db_error, store_batch
@@ -80,6 +80,7 @@ class ConsumerWorker:
         self._producer: Any = None
         self._pending = PendingOffsets(self._commit_timeout_ms, lambda error: self._publish(last_error=error))
         self._db_failures = 0
+        self._db_waiting: set[TopicPartition] = set()  # partitions rewound for the database
         self._ahead = StoreAhead(self._store)
         self._failure: Exception | None = None  # of the batch in flight, met by a wait
         self._unstored: list[dict[TopicPartition, list[Any]]] = []  # its records, to rewind
@@ -208,6 +209,7 @@ class ConsumerWorker:
         )
         self.status.observe(consumer)
         if not records:
+            self._nothing_waits_to_be_stored(consumer)
             return PollOutcome()
         started = time.perf_counter()
         try:
@@ -246,6 +248,8 @@ class ConsumerWorker:
             timeout_ms = min(timeout_ms, STORE_AHEAD_POLL_MS)
         records = consumer.poll(timeout_ms=timeout_ms, max_records=self.settings.kafka_batch_size)
         self.status.observe(consumer)
+        if not records and not self._ahead.busy:
+            self._nothing_waits_to_be_stored(consumer)
         decoded = self._decode(records) if records else None
         self._finish_in_flight()
         messages = sum(len(m) for m in records.values())
@@ -277,7 +281,8 @@ class ConsumerWorker:
 
     def _stored(self, records: dict[TopicPartition, list[Any]], result: StoreResult, seconds: float) -> None:
         """A batch is in the database: count it, copy its dead letters, its offsets to commit."""
-        self._db_failures = 0
+        if self._db_failures:
+            self._db_available()
         self._publish_dead(result.dead)
         # Counted (and notifications requested) as soon as the rows are stored: the commit
         # can take a broker round trip, and status must not lag behind the database.
@@ -326,7 +331,9 @@ class ConsumerWorker:
             factor=s.consumer_backoff_factor,
         )
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
-        self._publish(last_error=error, state="db_unavailable")
+        self._db_waiting |= set(first)
+        since = self.status.get("db_unavailable_since") or time.time()
+        self._publish(last_error=error, state=DB_UNAVAILABLE, db_error=error, db_unavailable_since=since)
         log.warning(
             "consumer_db_unavailable",
             attempt=self._db_failures,
@@ -348,7 +355,25 @@ class ConsumerWorker:
             consumer.pause(*consumer.assignment())
             self.status.observe(consumer)
         consumer.resume(*consumer.paused())
-        self._publish(state="running")
+        # Still DB_UNAVAILABLE: only a store that succeeds (or nothing left to store) ends it.
+
+    def _db_available(self) -> None:
+        """A store succeeded after failures: the consumer runs again (logged with the outage's length)."""
+        since = self.status.get("db_unavailable_since")
+        log.info(
+            "consumer_db_available",
+            failed_attempts=self._db_failures,
+            unavailable_seconds=None if since is None else round(time.time() - since, 1),
+        )
+        self._db_failures = 0
+        self._db_waiting = set()
+        self._publish(state="running", db_error=None, db_unavailable_since=None)
+
+    def _nothing_waits_to_be_stored(self, consumer: Any) -> None:
+        """An empty poll while DB_UNAVAILABLE: if no rewound partition is still ours (a rebalance
+        moved them), nothing waits for the database here any more, so the state is left."""
+        if self._db_failures and not (self._db_waiting & consumer.assignment()):
+            self._db_available()
 
     def _commit_pending(self, consumer: Any) -> bool:
         """Commits stored-but-uncommitted offsets; returns True when nothing is left pending."""
