@@ -104,7 +104,8 @@ class _GuardedBatch:
                 raise ValueError(f"record batch failed its CRC check (stored crc {batch.crc})")
             records = list(batch)  # decompresses and parses the whole batch: fails here or not at all
         except Exception as exc:
-            yield self._placeholder(f"{type(exc).__name__}: {exc}")
+            text = str(exc)  # kafka-python's errors start with their class name already
+            yield self._placeholder(text if text.startswith(type(exc).__name__) else f"{type(exc).__name__}: {text}")
             return
         yield from records
 
