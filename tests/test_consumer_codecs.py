@@ -130,20 +130,23 @@ def test_a_batch_whose_codec_is_missing_is_one_dead_letter_and_the_partition_flo
 
 
 @pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("events_after", [10, 0], ids=["events-after", "last-batch"])
 def test_a_corrupt_compressed_batch_is_one_dead_letter_on_both_clients(
-    kafka, kafka_topic, kafka_group, kafka_settings, open_worker, client, monkeypatch
+    kafka, kafka_topic, kafka_group, kafka_settings, open_worker, client, events_after, monkeypatch
 ) -> None:
     _send_kafka_python(kafka.bootstrap, kafka_topic, _events(10, "before-"), None)
     with monkeypatch.context() as patch:  # the producer "compresses" into bytes no lz4 decoder accepts
         patch.setattr(default_records, "lz4_encode", lambda data: b"\x00not an lz4 frame")
         _send_kafka_python(kafka.bootstrap, kafka_topic, _events(10, "corrupt-"), "lz4")
-    _send_kafka_python(kafka.bootstrap, kafka_topic, _events(10, "after-"), None)
+    if events_after:
+        _send_kafka_python(kafka.bootstrap, kafka_topic, _events(events_after, "after-"), None)
     worker = open_worker(kafka_settings(kafka_client=client))
     database = worker.database
 
     def caught_up() -> bool:
         worker.poll_once()
-        return _count(database, Event) == 20 and (_committed(kafka.bootstrap, kafka_group, kafka_topic)[0] or 0) >= 30
+        committed = _committed(kafka.bootstrap, kafka_group, kafka_topic)[0] or 0
+        return _count(database, Event) == 10 + events_after and committed == 20 + events_after
 
     wait_until(caught_up, timeout=30)
     dead = _dead_letters(database)

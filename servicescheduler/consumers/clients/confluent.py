@@ -141,6 +141,10 @@ class ConfluentConsumer:
                     message.value(),
                 )
             )
+        for where in list(self._skipping):
+            ended = self._skipped_to_end(where)
+            if ended is not None:
+                groups.setdefault(where, []).append(ended)
         return {TopicPartition(topic, partition): records for (topic, partition), records in groups.items()}
 
     def _skip_undecodable(self, where: tuple[str, int], offset: int, reason: str) -> UndecodableBatch | None:
@@ -174,6 +178,22 @@ class ConfluentConsumer:
             self._skipping.pop(where, None)
             log.warning("consumer_skip_failed", client="confluent-kafka", error=str(exc)[:300])
         return ended
+
+    def _skipped_to_end(self, where: tuple[str, int]) -> UndecodableBatch | None:
+        """The bad batch being skipped, if the position passed the end of the partition's log.
+
+        The last batch of a partition is followed by no record that would show where it ends;
+        the high watermark (of the fetch that brought the batch, so at least its end) does.
+        """
+        skip = self._skipping[where]
+        try:
+            _, high = self._consumer.get_watermark_offsets(self._ck.TopicPartition(*where), cached=True)
+        except self._ck.KafkaException:  # partition no longer ours
+            return None
+        if high is None or high < 0 or skip.position < high:
+            return None
+        del self._skipping[where]
+        return UndecodableBatch(where[0], where[1], skip.first_offset, high - 1, skip.reason)
 
     def _skipped_before(self, where: tuple[str, int], offset: int) -> UndecodableBatch | None:
         """The bad batch that a record at `offset` shows has ended, if one was being skipped."""
