@@ -37,16 +37,21 @@ FAULTS: tuple[Fault, ...] = (
         "Database refusing writes (disk full) while events flow",
         "the live app's SQLite connections get `PRAGMA max_page_count` = the file's size, so every insert "
         "fails with `database or disk is full` while reads (and /ready's ping) work; 100 events of 6 KB "
-        "produced through the broker; then the limit is lifted",
+        "produced through the broker; then the limit is lifted. PostgreSQL made read-only "
+        "(`default_transaction_read_only` on every new connection), then writable again",
         (
             "test_consumer_db_unavailable.py::"
             "test_a_database_refusing_writes_turns_ready_503_and_the_consumer_db_unavailable_until_it_recovers",
             "test_consumer_unit.py::test_a_worker_that_cannot_store_makes_the_consumer_db_unavailable_and_not_ready_at_once",
+            "test_consumer_db_unavailable.py::"
+            "test_a_read_only_postgresql_makes_the_worker_db_unavailable_not_fatal_until_writable",
         ),
         "the outage is visible within seconds: /ready 503 naming `consumer db_unavailable` and the reason "
         "(database check still `ok`), /consumer `state: db_unavailable` with `detail`, the dashboard shows "
         "it as an error; nothing is committed; once space returns: `running`, /ready 200, all 150 events "
-        "stored once (0 duplicates, 0 dead letters). Before: 200 and `running` for the whole outage",
+        "stored once (0 duplicates, 0 dead letters). Before: 200 and `running` for the whole outage. "
+        "Read-only PostgreSQL (an error of the system, not transient) is `db_unavailable` too, with no "
+        "restart and no commit, and resumes by itself (before: fatal, restarts, crash_looping)",
     ),
     Fault(
         "Compressed batches from real producers",

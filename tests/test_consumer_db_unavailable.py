@@ -87,3 +87,52 @@ def test_a_database_refusing_writes_turns_ready_503_and_the_consumer_db_unavaila
     assert sorted(ids) == sorted([f"a{i}" for i in range(50)] + [f"b{i}" for i in range(100)])
     assert _count(database, DeadLetter) == 0
     assert "db_unavailable" not in client.get("/ui/panels/consumer").text
+
+
+def test_a_read_only_postgresql_makes_the_worker_db_unavailable_not_fatal_until_writable(
+    kafka, kafka_topic, kafka_group, kafka_settings, kafka_producer, open_worker, postgres_server_url
+) -> None:
+    """A read-only PostgreSQL (a failed-over primary, a replica): every insert fails with
+    ReadOnlySqlTransaction, an error of the system, not a transient one. Before, the worker
+    raised it as fatal (restarts, then crash_looping); now it backs off, keeps its partitions
+    and reports db_unavailable with the reason, and resumes by itself once writes work."""
+    if postgres_server_url is None:
+        pytest.skip("PostgreSQL not available (set TEST_DATABASE_URL)")
+    from tests.infra.postgres import create_database, drop_database
+    from tests.test_consumer_kafka import _committed
+
+    name = f"ro_{kafka_group.replace('-', '_')}"
+    url = create_database(postgres_server_url, name)
+    try:
+        worker = open_worker(kafka_settings(database_url=url, consumer_backoff_cap_seconds=0.3))
+        database = worker.database
+        kafka_producer.send(kafka_topic, _events(30, "a"))
+        wait_until(lambda: worker.poll_once() is not None and _count(database, Event) == 30, timeout=30)
+
+        def read_only(dbapi_connection, _record) -> None:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SET default_transaction_read_only = on")
+            dbapi_connection.commit()
+
+        event.listen(database.engine, "connect", read_only)
+        database.engine.dispose()
+        try:
+            kafka_producer.send(kafka_topic, _events(30, "b"))
+
+            def refused() -> bool:
+                worker.poll_once()  # a fatal error would raise here
+                return worker.snapshot()["state"] == "db_unavailable"
+
+            wait_until(refused, timeout=20)
+            snapshot = worker.snapshot()
+            assert "ReadOnlySqlTransaction" in snapshot["db_error"] or "read-only" in snapshot["db_error"], snapshot
+            assert sum(o or 0 for o in _committed(kafka.bootstrap, kafka_group, kafka_topic).values()) == 30
+        finally:
+            event.remove(database.engine, "connect", read_only)
+            database.engine.dispose()
+        wait_until(lambda: worker.poll_once() is not None and _count(database, Event) == 60, timeout=30)
+        snapshot = worker.snapshot()
+        assert (snapshot["state"], snapshot["events_stored"], snapshot["duplicates_skipped"]) == ("running", 60, 0)
+        assert snapshot["fatal_error"] is None and _count(database, DeadLetter) == 0
+    finally:
+        drop_database(postgres_server_url, name)

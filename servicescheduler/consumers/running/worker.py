@@ -5,9 +5,11 @@ only one touching it. Per batch: decode each message (bad ones become dead lette
 handlers and store everything in one transaction, THEN commit the offsets, then ask for a
 notifications run. With KAFKA_STORE_AHEAD the thread stores each batch on the `kafka-store`
 thread while it polls and decodes the next one (consumers/storeahead.py); `poll_once()` does all
-of one step inline. A transient database failure stores and commits nothing: the partitions are
+of one step inline. A database failure that is not a refused value (transient: locked, full,
+down; or the system's own: read-only, permissions) stores and commits nothing: the partitions are
 rewound to the first unstored offset and paused while the worker backs off, still polling so the
-group membership stays alive. Other threads read a published snapshot (`snapshot()`).
+group membership stays alive, and the state is `db_unavailable` until a store succeeds. Other
+threads read a published snapshot (`snapshot()`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from servicescheduler.logs import get_logger
 from servicescheduler.metrics import Metrics
 from servicescheduler.settings import Settings
 from servicescheduler.storage.db import Database
+from servicescheduler.storage.db_errors import is_db_error
 from servicescheduler.support.backoff import backoff_ceiling
 
 log = get_logger(__name__)
@@ -198,7 +201,7 @@ class ConsumerWorker:
     def poll_once(self) -> PollOutcome:
         """Polls one batch, stores it in one transaction, then commits its offsets.
 
-        Returns what happened; a transient DB failure rewinds the batch and sets `retry_in`.
+        Returns what happened; a database failure rewinds the batch and sets `retry_in`.
         """
         consumer = self._consumer
         if consumer is None:
@@ -215,7 +218,7 @@ class ConsumerWorker:
         try:
             result = self.process(records)
         except Exception as exc:
-            if not is_transient_db_error(exc):
+            if not is_db_error(exc):  # refused values were dead-lettered inside: this is the database's state
                 raise
             return self._rewind(consumer, [records], exc)
         self._stored(records, result, time.perf_counter() - started)
@@ -259,7 +262,7 @@ class ConsumerWorker:
                 self._finish_in_flight()
         if self._failure is not None:
             failure, unstored, self._failure, self._unstored = self._failure, self._unstored, None, []
-            if not is_transient_db_error(failure):
+            if not is_db_error(failure):
                 raise failure
             return self._rewind(consumer, [*unstored, records], failure)  # what was polled goes back too
         return PollOutcome(messages=messages, committed=self._commit_pending(consumer))
@@ -336,6 +339,8 @@ class ConsumerWorker:
         self._publish(last_error=error, state=DB_UNAVAILABLE, db_error=error, db_unavailable_since=since)
         log.warning(
             "consumer_db_unavailable",
+            # False: the system's own (read-only, permissions, missing table): an operator must act.
+            transient=is_transient_db_error(exc),
             attempt=self._db_failures,
             retry_in_seconds=round(delay, 3),
             messages=sum(len(m) for records in batches for m in records.values()),
