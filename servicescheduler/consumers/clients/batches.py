@@ -114,8 +114,8 @@ class _GuardedBatch:
         base = int(batch.base_offset)
         # v2 batches know their last offset from the header; a legacy wrapper's offset is its last.
         last = int(getattr(batch, "last_offset", base))
-        first = max(base, self._fetch_offset) if base <= last else last
-        self._failures[last] = _Failure(min(first, last), last, reason)
+        first = min(max(base, self._fetch_offset), last)  # a fetch from inside the batch skips its head
+        self._failures[last] = _Failure(first, last, reason)
         timestamp = getattr(batch, "max_timestamp", -1)
         return _Placeholder(last, timestamp, int(getattr(batch, "timestamp_type", 0) or 0), int(batch.size_in_bytes))
 
