@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     # for SQLite (measured faster), off for PostgreSQL (slower here, beside the server; see
     # docs/benchmarks.md section 7).
     kafka_store_ahead: Literal["auto", "on", "off"] = "auto"
+    # read_committed: records of aborted (and still open) transactions are never stored.
+    kafka_isolation_level: Literal["read_committed", "read_uncommitted"] = "read_committed"
     kafka_poll_timeout_ms: int = Field(default=500, ge=1, le=60_000)
     kafka_fetch_max_wait_ms: int = Field(default=100, ge=0, le=10_000)
     kafka_max_poll_interval_ms: int = Field(default=300_000, ge=1000)

@@ -69,6 +69,9 @@ class ConsumerState(StrEnum):
     CRASH_LOOPING = "crash_looping"  # restarted too often lately
     STOPPING = "stopping"  # a stopped worker's thread has not ended yet
     STUCK = "stuck"  # a worker's thread outlived its stop bound, or a handler hangs
+    # Running, but storing fails (database full, read-only, locked past its timeout, down):
+    # nothing is committed, the batch is retried with backoff; left when a store succeeds.
+    DB_UNAVAILABLE = "db_unavailable"
     DISABLED = "disabled"  # the operator disabled it
     STOPPED = "stopped"  # the service is shutting down
 

@@ -140,10 +140,14 @@ def test_database_locked_mid_stream_loses_nothing(
         wait_until(lambda: "locked" in (worker.snapshot().last_error or ""), timeout=10)
         time.sleep(0.5)  # a few failing retries
         assert _committed(kafka.bootstrap, kafka_group, kafka_topic) == before  # nothing committed
+        snapshot = worker.snapshot()  # between retries too: only a store that succeeds ends it
+        assert snapshot.state == "db_unavailable" and "locked" in (snapshot.db_error or ""), snapshot
         lock.rollback()
         lock.close()
         wait_until(lambda: _count(database, Event) == 200, timeout=20)
         assert _count(database, DeadLetter) == 0
+        snapshot = worker.snapshot()
+        assert (snapshot.state, snapshot.db_error, snapshot.db_unavailable_since) == ("running", None, None)
         wait_until(lambda: sum(_committed(kafka.bootstrap, kafka_group, kafka_topic).values()) == 200, timeout=10)
     finally:
         assert worker.stop(5)

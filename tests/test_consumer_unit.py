@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections import namedtuple
@@ -354,6 +355,31 @@ def test_readiness_grace_and_disable(make_settings) -> None:
     assert workers[-1].alive and supervisor.states.changes[-1][1]["enabled"] is True
 
 
+def test_a_worker_that_cannot_store_makes_the_consumer_db_unavailable_and_not_ready_at_once(make_settings) -> None:
+    supervisor, workers, clock = _supervisor(make_settings)
+    supervisor.check(clock[0])
+    supervisor.check(clock[0])
+    assert supervisor.readiness() == (True, "ok")
+    worker = workers[-1]
+    worker.snapshot = lambda: dataclasses.replace(
+        FakeWorker.snapshot(worker),
+        state=WorkerState.DB_UNAVAILABLE,
+        db_error="OperationalError: database or disk is full",
+        db_unavailable_since=clock[0] - 3,
+    )
+    # No grace and no wait for the next check: the worker's own snapshot is read.
+    ok, reason = supervisor.readiness()
+    assert not ok and reason == "consumer db_unavailable for 3 s: OperationalError: database or disk is full"
+    status = supervisor.status()
+    assert status["state"] == "db_unavailable"
+    assert status["detail"] == "cannot store events for 3 s: OperationalError: database or disk is full"
+    supervisor.check(clock[0])  # the worker still polls: no restart, no crash loop
+    assert supervisor.status()["restarts"] == 0 and worker.alive
+    worker.snapshot = lambda: FakeWorker.snapshot(worker)  # a store succeeded
+    assert supervisor.readiness() == (True, "ok")
+    assert supervisor.status()["state"] == "running" and "detail" not in supervisor.status()
+
+
 def test_database_errors_are_classified_wrapped_or_raw() -> None:
     import sqlite3
 
@@ -385,3 +411,68 @@ def test_database_errors_are_classified_wrapped_or_raw() -> None:
     assert all(is_transient_db_error(e) and not is_message_error(e) for e in transient)
     assert all(is_message_error(e) and not is_transient_db_error(e) for e in message)
     assert not any(is_message_error(e) or is_transient_db_error(e) for e in system)
+
+
+def _record_batches(*specs: tuple[int, int]) -> bytes:
+    """Record batches (v2) back to back: (compression type, number of records) each, offsets running on."""
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+
+    data, offset = b"", 0
+    for compression, count in specs:
+        builder = DefaultRecordBatchBuilder(
+            magic=2, compression_type=compression, is_transactional=False, producer_id=-1, producer_epoch=-1,
+            base_sequence=-1, batch_size=1 << 20,
+        )  # fmt: skip
+        value = b'{"pad": "' + b"x" * 300 + b'"}'
+        for i in range(count):
+            builder.append(i, timestamp=1_700_000_000_000, key=None, value=value, headers=[])
+        raw = bytearray(builder.build())
+        raw[0:8] = offset.to_bytes(8, "big")  # base offset (outside the CRC)
+        data, offset = data + bytes(raw), offset + count
+    return data
+
+
+def test_a_batch_that_cannot_be_decoded_is_one_undecodable_record_between_the_others(monkeypatch) -> None:
+    from kafka import codec
+    from kafka.record.memory_records import MemoryRecords
+    from kafka.structs import TopicPartition
+
+    from servicescheduler.consumers.clients.batches import GuardedPartitionRecords, UndecodableBatch
+    from servicescheduler.consumers.decoding.intake import decode_batch
+
+    tp = TopicPartition("t", 0)
+    raw = _record_batches((0, 5), (3, 7), (0, 5))  # plain, lz4, plain
+    monkeypatch.setattr(codec, "has_lz4", lambda: False)  # the consumer's lz4 library "is not installed"
+    parsed = GuardedPartitionRecords(0, tp, MemoryRecords(raw), check_crcs=True)
+    records = parsed.take(100)
+    assert [r.offset for r in records] == [0, 1, 2, 3, 4, 11, 12, 13, 14, 15, 16]
+    bad = records[5]
+    assert isinstance(bad, UndecodableBatch) and (bad.first_offset, bad.offset, bad.offsets) == (5, 11, "5-11")
+    assert "UnsupportedCodecError" in bad.reason and "lz4" in bad.reason
+    assert parsed.next_fetch_offset == 17  # the next fetch starts after all three batches
+    _, dead = decode_batch({tp: records}, max_bytes=1 << 20)
+    # The plain values are not events (no id): dead letters of their own kind, one each.
+    assert [(d.offset, d.kind) for d in dead if d.kind == "batch"] == [(5, "batch")]
+    assert len(dead) == 11
+    assert [d.reason for d in dead if d.kind == "batch"] == [
+        "batch: record batch at offsets 5-11 could not be decoded: "
+        "UnsupportedCodecError: Libraries for lz4 compression codec not found"
+    ]
+    # Fetching from inside the bad batch (a committed offset there) names the range from that offset.
+    records = GuardedPartitionRecords(8, tp, MemoryRecords(raw), check_crcs=True).take(100)
+    assert [(r.first_offset, r.offset) for r in records if isinstance(r, UndecodableBatch)] == [(8, 11)]
+
+
+def test_a_batch_failing_its_crc_is_one_undecodable_record() -> None:
+    from kafka.record.memory_records import MemoryRecords
+    from kafka.structs import TopicPartition
+
+    from servicescheduler.consumers.clients.batches import GuardedPartitionRecords, UndecodableBatch
+
+    raw = bytearray(_record_batches((0, 3), (0, 4), (0, 3)))
+    second = len(_record_batches((0, 3)))
+    raw[second + 80] ^= 0xFF  # a byte of the second batch's records flipped: its CRC no longer matches
+    records = GuardedPartitionRecords(0, TopicPartition("t", 0), MemoryRecords(bytes(raw)), check_crcs=True).take(100)
+    assert [r.offset for r in records] == [0, 1, 2, 6, 7, 8, 9]
+    assert isinstance(records[3], UndecodableBatch) and "CRC" in records[3].reason
+    assert records[3].first_offset == 3

@@ -67,6 +67,7 @@ def test_the_values_are_the_strings_stored_published_and_logged_before() -> None
     assert set(ConsumerState) == {
         "starting",
         "running",
+        "db_unavailable",
         "backoff",
         "crash_looping",
         "stopping",

@@ -154,8 +154,8 @@ def _run_thread(worker, target: int, timeout: float) -> dict:
         while seen < target and time.monotonic() < deadline and worker.is_alive():
             snap = worker.snapshot()
             now = time.monotonic()
-            if snap["messages_processed"] > seen:
-                seen = snap["messages_processed"]
+            if snap.messages_processed > seen:
+                seen = snap.messages_processed
                 first_at, first_n = (first_at, first_n) if first_at is not None else (now, seen)
                 last_at = now
             time.sleep(0.002)  # sampling period of the counters (bounded by the deadline)
@@ -164,14 +164,14 @@ def _run_thread(worker, target: int, timeout: float) -> dict:
     snap = worker.snapshot()
     return {
         "seen": seen,
-        "stored": snap["events_stored"],
-        "dead": snap["dead_lettered"],
-        "duplicates": snap["duplicates_skipped"],
+        "stored": snap.events_stored,
+        "dead": snap.dead_lettered,
+        "duplicates": snap.duplicates_skipped,
         "started": started,
         "first_at": first_at,
         "first_n": first_n,
         "last_at": last_at,
-        "fatal": snap["fatal_error"],
+        "fatal": snap.fatal_error,
     }
 
 
@@ -181,7 +181,7 @@ def _profile(worker, produce_more) -> dict:
     worker.open()
     try:
         deadline = time.monotonic() + 30.0
-        while not worker.snapshot()["assigned_partitions"] and time.monotonic() < deadline:
+        while not worker.snapshot().assigned_partitions and time.monotonic() < deadline:
             worker.poll_once()  # rejoin: partitions assigned (nothing left to read) before timing
         produce_more(PROFILE_EVENTS)
         profiler = cProfile.Profile()

@@ -34,6 +34,67 @@ FAULTS: tuple[Fault, ...] = (
         "`last_error` says `locked`, and after the unlock all 200 events are stored, 0 dead letters",
     ),
     Fault(
+        "Database refusing writes (disk full) while events flow",
+        "the live app's SQLite connections get `PRAGMA max_page_count` = the file's size, so every insert "
+        "fails with `database or disk is full` while reads (and /ready's ping) work; 100 events of 6 KB "
+        "produced through the broker; then the limit is lifted. PostgreSQL made read-only "
+        "(`default_transaction_read_only` on every new connection), then writable again",
+        (
+            "test_consumer_db_unavailable.py::"
+            "test_a_database_refusing_writes_turns_ready_503_and_the_consumer_db_unavailable_until_it_recovers",
+            "test_consumer_unit.py::test_a_worker_that_cannot_store_makes_the_consumer_db_unavailable_and_not_ready_at_once",
+            "test_consumer_db_unavailable.py::"
+            "test_a_read_only_postgresql_makes_the_worker_db_unavailable_not_fatal_until_writable",
+        ),
+        "the outage is visible within seconds: /ready 503 naming `consumer db_unavailable` and the reason "
+        "(database check still `ok`), /consumer `state: db_unavailable` with `detail`, the dashboard shows "
+        "it as an error; nothing is committed; once space returns: `running`, /ready 200, all 150 events "
+        "stored once (0 duplicates, 0 dead letters). Before: 200 and `running` for the whole outage. "
+        "Read-only PostgreSQL (an error of the system, not transient) is `db_unavailable` too, with no "
+        "restart and no commit, and resumes by itself (before: fatal, restarts, crash_looping)",
+    ),
+    Fault(
+        "Compressed batches from real producers",
+        "librdkafka producers with `compression.type` snappy, lz4, zstd and gzip (70 events each), a "
+        "kafka-python producer with gzip and plain events, consumed by each client",
+        ("test_consumer_codecs.py::test_every_codec_from_librdkafka_and_kafka_python_is_stored",),
+        "all 420 events stored and committed, 0 dead letters, on both clients; kafka-python decoded all "
+        "four codecs (the codec libraries are runtime requirements). Before: kafka-python raised "
+        "UnsupportedCodecError for snappy/lz4/zstd and the partition stalled",
+    ),
+    Fault(
+        "A batch whose codec the consumer cannot decode",
+        "kafka-python's lz4 check reports the library missing while librdkafka lz4 batches (30 events) "
+        "sit between 20 and 20 plain events in one partition",
+        ("test_consumer_codecs.py::test_a_batch_whose_codec_is_missing_is_one_dead_letter_and_the_partition_flows_on",),
+        "each undecodable batch is ONE dead letter (kind `batch`) naming topic, partition, its offset range "
+        "(together 20-49) and `UnsupportedCodecError`; the 40 plain events are stored, all 70 offsets "
+        "committed, the consumer never fails. Before: poll() raised, restart from the same offset, 0 stored",
+    ),
+    Fault(
+        "A corrupt compressed batch",
+        "a producer whose lz4 encoder writes bytes no decoder accepts (valid CRC), after plain events, with "
+        "plain events after it or as the partition's last batch; each client consumes it",
+        ("test_consumer_codecs.py::test_a_corrupt_compressed_batch_is_one_dead_letter_on_both_clients",),
+        "one dead letter at the batch's first offset, the plain events stored and the offsets committed "
+        "past it, on both clients. Before: kafka-python raised for good and librdkafka re-fetched the "
+        "batch forever (it reports the error but does not move on); now the confluent consumer steps past it",
+    ),
+    Fault(
+        "Records of aborted transactions",
+        "the consumers are built with the default and with `KAFKA_ISOLATION_LEVEL=read_uncommitted`",
+        (
+            "test_consumer_isolation.py::test_kafka_python_consumer_is_built_with_the_isolation_level",
+            "test_consumer_isolation.py::test_confluent_consumer_is_built_with_the_isolation_level",
+            "test_consumer_isolation.py::"
+            "test_a_transactional_producers_batches_flow_and_its_aborted_records_are_not_stored",
+        ),
+        "both clients are read_committed unless told otherwise (kafka-python's fetcher and librdkafka's "
+        "`isolation.level`); a transactional lz4 producer's committed records and markers flow through "
+        "both, its aborted ones are not stored. Tansu hides aborted records from read_uncommitted too "
+        "(measured), so the level itself is proven by configuration only",
+    ),
+    Fault(
         "Malformed messages in the stream",
         "invalid UTF-8, invalid JSON, schema violations, oversize and empty values interleaved with "
         "good events in ONE partition",

@@ -13,6 +13,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.net.compat import KafkaNetClient
 from kafka.structs import TopicPartition
 
+from servicescheduler.consumers.clients.batches import guard
 from servicescheduler.settings import Settings
 
 
@@ -93,8 +94,11 @@ def build_consumer(settings: Settings, listener: ConsumerRebalanceListener | Non
         # A fetch returns early once data arrives on real Kafka, but a quiet partition (or a broker
         # that waits out the full time) holds it this long: the floor of the event latency.
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        # Records of aborted transactions are skipped (KAFKA_ISOLATION_LEVEL, read_committed by default).
+        isolation_level=settings.kafka_isolation_level,
         **_common(settings),
     )
+    guard(consumer)  # a batch it cannot decode becomes one dead letter instead of stalling its partition
     consumer.subscribe(settings.topics, listener=listener)
     return consumer
 

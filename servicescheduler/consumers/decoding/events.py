@@ -27,7 +27,7 @@ from servicescheduler.consumers.decoding.payload import depth_exceeds, find_unpa
 from servicescheduler.support.validation import describe_errors
 
 # Reasons double as the `reason` label of the dead-letter metric: keep the set small and fixed.
-OVERSIZE, ENCODING, JSON_INVALID, SCHEMA, EMPTY, HANDLER, DECODE, STORE = (
+OVERSIZE, ENCODING, JSON_INVALID, SCHEMA, EMPTY, HANDLER, DECODE, STORE, BATCH = (
     "oversize",
     "encoding",
     "json",
@@ -36,6 +36,7 @@ OVERSIZE, ENCODING, JSON_INVALID, SCHEMA, EMPTY, HANDLER, DECODE, STORE = (
     "handler",
     "decode",
     "store",
+    "batch",  # a whole record batch the client could not decode (codec missing, corrupt)
 )
 KEY_MAX_CHARS = 256  # width of events.key
 # Nesting a producer can mean; far below the recursion limits of the JSON encoders the store uses.

@@ -2,7 +2,8 @@
 
 Every message ends up in exactly one of the two lists, whatever its bytes: a refused message
 becomes a dead letter with its reason (one log line each), and a bug in the decoder costs that
-message only, never the partition behind it.
+message only, never the partition behind it. A record batch the client could not decode at all
+(clients/batches.py) is one dead letter for the whole batch.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from typing import Any
 
 from kafka.structs import TopicPartition
 
+from servicescheduler.consumers.clients.batches import UndecodableBatch
 from servicescheduler.consumers.decoding.deadletter import DeadRow
-from servicescheduler.consumers.decoding.events import DECODE, BadMessage, decode_key
+from servicescheduler.consumers.decoding.events import BATCH, DECODE, BadMessage, decode_key
 from servicescheduler.consumers.decoding.wire import decode_event
 from servicescheduler.consumers.storing.handlers import MessageMeta
 from servicescheduler.consumers.storing.store import Prepared
@@ -29,6 +31,10 @@ def decode_batch(records: dict[TopicPartition, list[Any]], *, max_bytes: int) ->
     received_at = utcnow()
     for tp, messages in records.items():
         for msg in messages:
+            if isinstance(msg, UndecodableBatch):  # its records are lost to this client: one entry for all
+                error = f"record batch at offsets {msg.offsets} could not be decoded: {msg.reason}"
+                dead.append(DeadRow(tp.topic, tp.partition, msg.first_offset, None, None, BATCH, error))
+                continue  # logged where it was found (consumer_batch_undecodable)
             try:
                 event = decode_event(msg, max_bytes=max_bytes)
             except BadMessage as exc:

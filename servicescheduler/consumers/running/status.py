@@ -38,6 +38,8 @@ class WorkerSnapshot:
     broker_ok_at: float | None = None  # last time the broker was seen connected
     broker_connected: bool | None = None
     started_at: float | None = None
+    db_error: str | None = None  # why storing fails, while the state is DB_UNAVAILABLE
+    db_unavailable_since: float | None = None
 
 
 class ConsumerStatus:

@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from servicescheduler.consumers.running.checkchain import CheckChain
 from servicescheduler.consumers.running.supervised import StateStore, Worker
@@ -28,6 +28,9 @@ from servicescheduler.settings import Settings
 from servicescheduler.support.backoff import backoff_delay
 from servicescheduler.support.clock import iso
 from servicescheduler.vocabulary import ConsumerState, WorkerState
+
+if TYPE_CHECKING:
+    from servicescheduler.consumers.running.status import WorkerSnapshot
 
 log = get_logger(__name__)
 
@@ -162,7 +165,7 @@ class ConsumerSupervisor:
             self._state = ConsumerState.STUCK
             self.metrics.consumer_up.set(0)
             return
-        if worker.snapshot().state in (WorkerState.RUNNING, WorkerState.DB_UNAVAILABLE):
+        if worker.snapshot().state in (WorkerState.RUNNING, WorkerState.DB_UNAVAILABLE):  # alive and polling either way
             if self._running_since is None:
                 self._running_since = now
             self._down_since = now
@@ -350,6 +353,12 @@ class ConsumerSupervisor:
             }
         snap = worker.snapshot() if worker is not None else None
         live = snap if snap is not None and worker is not None and worker.is_alive() else None
+        storing = _storing_failure(state, live)
+        if storing is not None:
+            body.update(
+                state=ConsumerState.DB_UNAVAILABLE,
+                detail=f"cannot store events for {now - storing[1]:.0f} s: {storing[0]}",
+            )
         for key in COUNTERS:
             body[key] += getattr(snap, key) if snap else 0
         body.update(
@@ -374,6 +383,10 @@ class ConsumerSupervisor:
             if state == ConsumerState.RUNNING:
                 self._down_since = now
             down_for = now - self._down_since
+        live = worker.snapshot() if worker is not None and worker.is_alive() else None
+        storing = _storing_failure(state, live)
+        if storing is not None:  # no grace: the failed store already waited out the database's own timeout
+            return False, f"consumer {ConsumerState.DB_UNAVAILABLE} for {now - storing[1]:.0f} s: {storing[0]}"
         if state != ConsumerState.RUNNING:
             if down_for > self.settings.consumer_ready_grace_seconds:
                 return False, f"consumer {state} for {down_for:.0f} s: {self._last_error or 'starting'}"
@@ -392,3 +405,17 @@ class ConsumerSupervisor:
             if lag is not None:
                 topic, _, partition = name.rpartition(":")
                 self.metrics.consumer_lag.labels(topic, partition).set(lag)
+
+
+def _storing_failure(state: str, live: WorkerSnapshot | None) -> tuple[str, float] | None:
+    """(why, since when) while the running worker cannot store, read from its own snapshot.
+
+    Read at every status/readiness call rather than at the once-a-second check, so /ready and
+    /consumer say it as soon as the worker does; a worker that is stuck or crash looping keeps
+    that (worse) state.
+    """
+    if state not in (ConsumerState.RUNNING, ConsumerState.STARTING) or live is None:
+        return None
+    if live.state != WorkerState.DB_UNAVAILABLE:
+        return None
+    return live.db_error or "storing failed", live.db_unavailable_since or time.time()

@@ -5,9 +5,11 @@ only one touching it. Per batch: decode each message (bad ones become dead lette
 handlers and store everything in one transaction, THEN commit the offsets, then ask for a
 notifications run. With KAFKA_STORE_AHEAD the thread stores each batch on the `kafka-store`
 thread while it polls and decodes the next one (consumers/storeahead.py); `poll_once()` does all
-of one step inline. A transient database failure stores and commits nothing: the partitions are
+of one step inline. A database failure that is not a refused value (transient: locked, full,
+down; or the system's own: read-only, permissions) stores and commits nothing: the partitions are
 rewound to the first unstored offset and paused while the worker backs off, still polling so the
-group membership stays alive. Other threads read a published snapshot (`snapshot()`).
+group membership stays alive, and the state is `db_unavailable` until a store succeeds. Other
+threads read a published snapshot (`snapshot()`).
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from servicescheduler.logs import get_logger
 from servicescheduler.metrics import Metrics
 from servicescheduler.settings import Settings
 from servicescheduler.storage.db import Database
+from servicescheduler.storage.db_errors import is_db_error
 from servicescheduler.support.backoff import backoff_ceiling
+from servicescheduler.vocabulary import WorkerState
 
 log = get_logger(__name__)
 
@@ -80,6 +84,7 @@ class ConsumerWorker:
         self._producer: Any = None
         self._pending = PendingOffsets(self._commit_timeout_ms, lambda error: self._publish(last_error=error))
         self._db_failures = 0
+        self._db_waiting: set[TopicPartition] = set()  # partitions rewound for the database
         self._ahead = StoreAhead(self._store)
         self._failure: Exception | None = None  # of the batch in flight, met by a wait
         self._unstored: list[dict[TopicPartition, list[Any]]] = []  # its records, to rewind
@@ -196,7 +201,7 @@ class ConsumerWorker:
     def poll_once(self) -> PollOutcome:
         """Polls one batch, stores it in one transaction, then commits its offsets.
 
-        Returns what happened; a transient DB failure rewinds the batch and sets `retry_in`.
+        Returns what happened; a database failure rewinds the batch and sets `retry_in`.
         """
         consumer = self._consumer
         if consumer is None:
@@ -207,12 +212,13 @@ class ConsumerWorker:
         )
         self.status.observe(consumer)
         if not records:
+            self._nothing_waits_to_be_stored(consumer)
             return PollOutcome()
         started = time.perf_counter()
         try:
             result = self.process(records)
         except Exception as exc:
-            if not is_transient_db_error(exc):
+            if not is_db_error(exc):  # refused values were dead-lettered inside: this is the database's state
                 raise
             return self._rewind(consumer, [records], exc)
         self._stored(records, result, time.perf_counter() - started)
@@ -245,6 +251,8 @@ class ConsumerWorker:
             timeout_ms = min(timeout_ms, STORE_AHEAD_POLL_MS)
         records = consumer.poll(timeout_ms=timeout_ms, max_records=self.settings.kafka_batch_size)
         self.status.observe(consumer)
+        if not records and not self._ahead.busy:
+            self._nothing_waits_to_be_stored(consumer)
         decoded = self._decode(records) if records else None
         self._finish_in_flight()
         messages = sum(len(m) for m in records.values())
@@ -254,7 +262,7 @@ class ConsumerWorker:
                 self._finish_in_flight()
         if self._failure is not None:
             failure, unstored, self._failure, self._unstored = self._failure, self._unstored, None, []
-            if not is_transient_db_error(failure):
+            if not is_db_error(failure):
                 raise failure
             return self._rewind(consumer, [*unstored, records], failure)  # what was polled goes back too
         return PollOutcome(messages=messages, committed=self._commit_pending(consumer))
@@ -276,7 +284,8 @@ class ConsumerWorker:
 
     def _stored(self, records: dict[TopicPartition, list[Any]], result: StoreResult, seconds: float) -> None:
         """A batch is in the database: count it, copy its dead letters, its offsets to commit."""
-        self._db_failures = 0
+        if self._db_failures:
+            self._db_available()
         self._publish_dead(result.dead)
         # Counted (and notifications requested) as soon as the rows are stored: the commit
         # can take a broker round trip, and status must not lag behind the database.
@@ -325,9 +334,13 @@ class ConsumerWorker:
             factor=s.consumer_backoff_factor,
         )
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
-        self._publish(last_error=error, state="db_unavailable")
+        self._db_waiting |= set(first)
+        since = self.status.snapshot().db_unavailable_since or time.time()
+        self._publish(last_error=error, state=WorkerState.DB_UNAVAILABLE, db_error=error, db_unavailable_since=since)
         log.warning(
             "consumer_db_unavailable",
+            # False: the system's own (read-only, permissions, missing table): an operator must act.
+            transient=is_transient_db_error(exc),
             attempt=self._db_failures,
             retry_in_seconds=round(delay, 3),
             messages=sum(len(m) for records in batches for m in records.values()),
@@ -347,7 +360,25 @@ class ConsumerWorker:
             consumer.pause(*consumer.assignment())
             self.status.observe(consumer)
         consumer.resume(*consumer.paused())
-        self._publish(state="running")
+        # Still DB_UNAVAILABLE: only a store that succeeds (or nothing left to store) ends it.
+
+    def _db_available(self) -> None:
+        """A store succeeded after failures: the consumer runs again (logged with the outage's length)."""
+        since = self.status.snapshot().db_unavailable_since
+        log.info(
+            "consumer_db_available",
+            failed_attempts=self._db_failures,
+            unavailable_seconds=None if since is None else round(time.time() - since, 1),
+        )
+        self._db_failures = 0
+        self._db_waiting = set()
+        self._publish(state=WorkerState.RUNNING, db_error=None, db_unavailable_since=None)
+
+    def _nothing_waits_to_be_stored(self, consumer: Any) -> None:
+        """An empty poll while DB_UNAVAILABLE: if no rewound partition is still ours (a rebalance
+        moved them), nothing waits for the database here any more, so the state is left."""
+        if self._db_failures and not (self._db_waiting & consumer.assignment()):
+            self._db_available()
 
     def _commit_pending(self, consumer: Any) -> bool:
         """Commits stored-but-uncommitted offsets; returns True when nothing is left pending."""
