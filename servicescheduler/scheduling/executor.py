@@ -11,16 +11,21 @@ import os
 import signal
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
+from servicescheduler.logs import get_logger
 from servicescheduler.scheduling.registry import TaskContext, TaskSpec
+from servicescheduler.support.exception_text import exception_text, traceback_text
+
+log = get_logger(__name__)
 
 PR_SET_PDEATHSIG = 1
+# How long what an async run leaves behind gets to end once cancelled, before it is abandoned.
+LEFTOVER_GRACE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -64,28 +69,101 @@ async def _with_deadline(coro: Any, timeout: float | None) -> tuple[bool, Any]:
         raise
 
 
-def run_in_fresh_loop(func: Callable[..., Any], args: tuple[Any, ...], timeout: float | None) -> tuple[bool, Any]:
+class LeftoverTasksAbandoned(RuntimeError):
+    """Tasks an async run left behind ignored their cancellation for LEFTOVER_GRACE_SECONDS: the
+    loop was closed under them. `timed_out`: the run itself was past its timeout."""
+
+    def __init__(self, names: list[str], timed_out: bool) -> None:
+        super().__init__(f"left {len(names)} task(s) that ignored cancellation: {', '.join(names)}")
+        self.names = names
+        self.timed_out = timed_out
+
+
+def _task_name(task: asyncio.Task[Any]) -> str:
+    """The task's name and its coroutine's qualified name: `Task-7` alone says nothing."""
+    coro = task.get_coro()
+    return f"{task.get_name()} ({getattr(coro, '__qualname__', type(coro).__name__)})"
+
+
+def _settle(
+    loop: asyncio.AbstractEventLoop, tasks: set[asyncio.Task[Any]], seconds: float | None
+) -> set[asyncio.Task[Any]]:
+    """Runs `loop` until `tasks` are done or `seconds` have passed; returns those still pending."""
+    if not tasks:
+        return set()
+    _, pending = loop.run_until_complete(asyncio.wait(tasks, timeout=seconds))
+    return pending
+
+
+def _teardown(loop: asyncio.AbstractEventLoop) -> list[str]:
+    """Cancels what is left on `loop`, shuts down its async generators and default executor, each
+    step bounded by LEFTOVER_GRACE_SECONDS; returns what refused to end (to be abandoned)."""
+    leftovers = asyncio.all_tasks(loop)
+    for leftover in leftovers:
+        leftover.cancel()
+    abandoned = sorted(_task_name(t) for t in _settle(loop, leftovers, LEFTOVER_GRACE_SECONDS))
+    try:
+        loop.run_until_complete(asyncio.wait_for(loop.shutdown_asyncgens(), LEFTOVER_GRACE_SECONDS))
+    except TimeoutError:
+        abandoned.append("async generators")
+    try:
+        # A blocking call in asyncio.to_thread() cannot be cancelled: its thread is left to finish.
+        loop.run_until_complete(asyncio.wait_for(loop.shutdown_default_executor(), LEFTOVER_GRACE_SECONDS))
+    except TimeoutError:
+        abandoned.append("default executor threads")
+    return abandoned
+
+
+def run_in_fresh_loop(
+    func: Callable[..., Any], args: tuple[Any, ...], timeout: float | None, *, task: str | None = None
+) -> tuple[bool, Any]:
     """Runs `func(*args)` (a coroutine function) in a new event loop, fully torn down after.
 
-    Returns (timed_out, result). Pending tasks are cancelled, async generators and the default
-    executor shut down and the loop closed, so no file descriptor outlives the run.
+    Returns (timed_out, result); raises what the coroutine raised. Pending tasks are cancelled,
+    async generators and the default executor shut down and the loop closed, so no file
+    descriptor outlives the run. Teardown is bounded: what ignores its cancellation for
+    LEFTOVER_GRACE_SECONDS (the run itself past its timeout, or a task it left behind) is
+    abandoned with the loop, logged (`task_leftovers_abandoned`) and reported by raising
+    LeftoverTasksAbandoned, so that the worker thread always returns to the pool.
     """
+    name = task or _qualname(func)
     loop = asyncio.new_event_loop()
+    abandoned: list[str] = []
     try:
         asyncio.set_event_loop(loop)
-        return loop.run_until_complete(_with_deadline(func(*args), timeout))
+        main = loop.create_task(_with_deadline(func(*args), timeout), name=name)
+        # The deadline cancels the run; a run that swallows that cancellation gets the grace, then
+        # is cancelled again with the leftovers, and abandoned with them if it still goes on.
+        _settle(loop, {main}, None if timeout is None else timeout + LEFTOVER_GRACE_SECONDS)
     finally:
         try:
-            pending = asyncio.all_tasks(loop)
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
+            abandoned = _teardown(loop)
         finally:
             asyncio.set_event_loop(None)
             loop.close()
+    if abandoned:
+        for leftover in asyncio.all_tasks(loop):
+            # Reported here, once: not again as "Task was destroyed but it is pending!" when the
+            # garbage collector finds it (asyncio's own switch for that message).
+            leftover._log_destroy_pending = False  # type: ignore[attr-defined]
+        log.warning(
+            "task_leftovers_abandoned",
+            task=name,
+            leftovers=abandoned,
+            grace_seconds=LEFTOVER_GRACE_SECONDS,
+            note="they ignored their cancellation: the run's event loop was closed under them",
+        )
+    if not main.done() or main.cancelled():  # past its deadline and its grace
+        if abandoned:
+            raise LeftoverTasksAbandoned(abandoned, timed_out=True)
+        return True, None
+    if main.exception() is not None or not abandoned:
+        return main.result()  # re-raises what the run raised
+    raise LeftoverTasksAbandoned(abandoned, timed_out=main.result()[0])
+
+
+def _qualname(func: Callable[..., Any]) -> str:
+    return str(getattr(func, "__qualname__", type(func).__name__))
 
 
 class TaskExecutor:
@@ -109,14 +187,19 @@ class TaskExecutor:
                 return self._invoke_in_process(spec)
             if spec.is_async:
                 args = (context,) if spec.takes_context else ()
-                timed_out, _ = run_in_fresh_loop(spec.func, args, spec.timeout_seconds)
+                timed_out, _ = run_in_fresh_loop(spec.func, args, spec.timeout_seconds, task=spec.name)
                 if timed_out:
                     return Outcome("timeout", f"cancelled after {spec.timeout_seconds:g} s timeout")
             else:
                 spec.func(context) if spec.takes_context else spec.func()
             return Outcome("success")
+        except LeftoverTasksAbandoned as exc:
+            if exc.timed_out:
+                return Outcome("timeout", f"cancelled after {spec.timeout_seconds:g} s timeout; {exc}")
+            return Outcome("error", exception_text(exc))
         except BaseException as exc:  # even SystemExit: a task must never take its worker down
-            return Outcome("error", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+            # The text is built by helpers that never raise: a task's exception may refuse str().
+            return Outcome("error", exception_text(exc), traceback_text(exc))
 
     def _invoke_in_process(self, spec: TaskSpec) -> Outcome:
         pool = self._process_pool()
@@ -128,7 +211,7 @@ class TaskExecutor:
             # A worker died (OOM killer, kill -9): concurrent.futures marks the whole pool broken
             # for good. Replace it, so that later process runs work again.
             self._discard_broken(pool)
-            return Outcome("error", f"worker process died: {exc}", traceback.format_exc())
+            return Outcome("error", f"worker process died: {exception_text(exc)}", traceback_text(exc))
         return Outcome("success")
 
     def _discard_broken(self, pool: ProcessPoolExecutor) -> None:
