@@ -175,7 +175,7 @@ FAULTS: tuple[Fault, ...] = (
         "progress; 100 records fill the queue, another run starts and ends, then the first run ends",
         ("test_recorder.py::test_a_full_queue_keeps_the_end_of_a_run_whose_start_it_holds",),
         "the end of a run whose start was queued is kept (its row ends `success`, not `running`); "
-        "what is dropped and counted (`run_history_dropped_total{reason=\"queue_full\"}`) is the new "
+        'what is dropped and counted (`run_history_dropped_total{reason="queue_full"}`) is the new '
         "run's start, end and audit, which leave no row",
     ),
     Fault(
