@@ -20,7 +20,7 @@ from servicescheduler.scheduling.tracked import TrackedTask
 from servicescheduler.scheduling.triggers import every
 from servicescheduler.storage.records import RunRecord
 from servicescheduler.support.exception_text import ERROR_TEXT_LIMIT, exception_text, traceback_text
-from tests.conftest import wait_until
+from tests.conftest import AUTH, wait_until
 
 HUGE = 10 * 1024 * 1024  # a 10 MB message
 
@@ -112,6 +112,24 @@ def test_whatever_a_task_raises_its_run_ends_in_error_and_it_can_run_again(make_
     stored = {r["run_id"]: r for r in run_rows(scheduler.database, "bad", 10, None)}
     assert {stored[first]["outcome"], stored[second]["outcome"]} == {"error"}
     assert len(stored[first]["error"]) <= ERROR_TEXT_LIMIT + 100
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_over_http_in_a_cluster_the_lease_is_released_and_post_run_is_not_409(live_app, make_settings, kind) -> None:
+    registry = TaskRegistry()
+    registry.register(
+        "bad", _raise_unprintable if kind == "sync" else _as_async(_raise_unprintable), trigger=every(1).hours
+    )
+    app = live_app(make_settings(cluster_enabled=True), registry)  # runs take a cluster lease
+    # The start-up run raised already; before, its lease was never released: 409 until shutdown.
+    wait_until(lambda: (app.client.get("/tasks/bad").json()["last_run"] or {}).get("outcome") == "error", timeout=10)
+    answer = app.client.post("/tasks/bad/run", headers=AUTH)
+    assert answer.status_code == 202, answer.text
+    run_id = answer.json()["run_id"]
+    wait_until(lambda: app.client.get("/tasks/bad").json()["last_run"]["run_id"] == run_id, timeout=10)
+    last = app.client.get("/tasks/bad").json()["last_run"]
+    assert (last["outcome"], last["error"]) == ("error", "<unprintable Unprintable>")
+    assert app.client.post("/tasks/bad/run", headers=AUTH).status_code == 202
 
 
 class _Gate:
@@ -235,3 +253,24 @@ def test_a_stubborn_leftover_ends_the_run_and_frees_the_only_worker(
     assert last["outcome"] == outcome
     assert last["error"].startswith(text) and "stubborn (_swallow_forever)" in last["error"]
     assert [(event, fields["task"]) for event, fields in log.warnings] == [("task_leftovers_abandoned", "leaver")]
+
+
+def test_a_blocking_call_left_in_a_thread_does_not_hold_the_run(monkeypatch) -> None:
+    log = _Log()
+    monkeypatch.setattr(executor_module, "log", log)
+    unblock = threading.Event()
+
+    async def blocks_in_a_thread() -> None:
+        await asyncio.to_thread(unblock.wait, 30)  # cancellable await, uncancellable thread
+
+    started = time.monotonic()
+    try:
+        with pytest.raises(executor_module.LeftoverTasksAbandoned) as raised:
+            run_in_fresh_loop(blocks_in_a_thread, (), 0.1, task="blocker")
+        # Before: the teardown joined the default executor's thread, for as long as the call blocked.
+        assert time.monotonic() - started < 0.1 + LEFTOVER_GRACE_SECONDS + 2
+    finally:
+        unblock.set()
+    assert raised.value.timed_out
+    assert raised.value.names == ["thread running Event.wait"]
+    assert [fields["task"] for _, fields in log.warnings] == ["blocker"]

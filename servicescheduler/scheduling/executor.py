@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import multiprocessing
 import os
 import signal
@@ -13,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
@@ -95,9 +97,47 @@ def _settle(
     return pending
 
 
-def _teardown(loop: asyncio.AbstractEventLoop) -> list[str]:
-    """Cancels what is left on `loop`, shuts down its async generators and default executor, each
-    step bounded by LEFTOVER_GRACE_SECONDS; returns what refused to end (to be abandoned)."""
+class _RunThreads(ThreadPoolExecutor):
+    """The default executor of one async run (asyncio.to_thread, run_in_executor), whose pending
+    calls the teardown can see: asyncio's own shutdown_default_executor joins its threads without
+    a limit (3.11), and a blocking call cannot be cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__(thread_name_prefix="task-async-thread")
+        self._calls: dict[Future[Any], str] = {}
+        self._calls_lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future = super().submit(fn, *args, **kwargs)
+        with self._calls_lock:
+            self._calls[future] = _callable_name(fn, args)
+        future.add_done_callback(self._forget)
+        return future
+
+    def _forget(self, future: Future[Any]) -> None:
+        with self._calls_lock:
+            self._calls.pop(future, None)
+
+    def stop(self, grace: float) -> list[str]:
+        """Cancels queued calls and waits up to `grace` for running ones; returns those still
+        running (their threads are left to finish on their own)."""
+        self.shutdown(wait=False, cancel_futures=True)
+        with self._calls_lock:
+            calls = dict(self._calls)
+        _, running = wait_futures(calls, timeout=grace)
+        return sorted(f"thread running {calls[future]}" for future in running)
+
+
+def _callable_name(fn: Callable[..., Any], args: tuple[Any, ...]) -> str:
+    # asyncio.to_thread submits functools.partial(context.run, func, *args): name func.
+    if isinstance(fn, functools.partial) and fn.args and callable(fn.args[0]):
+        fn = fn.args[0]
+    return _qualname(fn)
+
+
+def _teardown(loop: asyncio.AbstractEventLoop, threads: _RunThreads) -> list[str]:
+    """Cancels what is left on `loop`, shuts down its async generators and its default executor,
+    each step bounded by LEFTOVER_GRACE_SECONDS; returns what refused to end (to be abandoned)."""
     leftovers = asyncio.all_tasks(loop)
     for leftover in leftovers:
         leftover.cancel()
@@ -106,12 +146,7 @@ def _teardown(loop: asyncio.AbstractEventLoop) -> list[str]:
         loop.run_until_complete(asyncio.wait_for(loop.shutdown_asyncgens(), LEFTOVER_GRACE_SECONDS))
     except TimeoutError:
         abandoned.append("async generators")
-    try:
-        # A blocking call in asyncio.to_thread() cannot be cancelled: its thread is left to finish.
-        loop.run_until_complete(asyncio.wait_for(loop.shutdown_default_executor(), LEFTOVER_GRACE_SECONDS))
-    except TimeoutError:
-        abandoned.append("default executor threads")
-    return abandoned
+    return abandoned + threads.stop(LEFTOVER_GRACE_SECONDS)
 
 
 def run_in_fresh_loop(
@@ -128,6 +163,8 @@ def run_in_fresh_loop(
     """
     name = task or _qualname(func)
     loop = asyncio.new_event_loop()
+    threads = _RunThreads()  # starts no thread until the run uses it
+    loop.set_default_executor(threads)
     abandoned: list[str] = []
     try:
         asyncio.set_event_loop(loop)
@@ -137,7 +174,7 @@ def run_in_fresh_loop(
         _settle(loop, {main}, None if timeout is None else timeout + LEFTOVER_GRACE_SECONDS)
     finally:
         try:
-            abandoned = _teardown(loop)
+            abandoned = _teardown(loop, threads)
         finally:
             asyncio.set_event_loop(None)
             loop.close()
