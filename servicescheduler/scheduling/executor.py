@@ -87,14 +87,27 @@ def _task_name(task: asyncio.Task[Any]) -> str:
     return f"{task.get_name()} ({getattr(coro, '__qualname__', type(coro).__name__)})"
 
 
-def _settle(
-    loop: asyncio.AbstractEventLoop, tasks: set[asyncio.Task[Any]], seconds: float | None
-) -> set[asyncio.Task[Any]]:
-    """Runs `loop` until `tasks` are done or `seconds` have passed; returns those still pending."""
-    if not tasks:
-        return set()
-    _, pending = loop.run_until_complete(asyncio.wait(tasks, timeout=seconds))
-    return pending
+def _run_bounded(loop: asyncio.AbstractEventLoop, awaitable: asyncio.Future[Any], seconds: float | None) -> bool:
+    """Runs `loop` until `awaitable` is done or `seconds` have passed; True when it is done. What
+    it raised stays in it (read with .result()). A timer that stops the loop, rather than
+    asyncio.wait/wait_for: this is on the path of every async run, and costs one timer handle."""
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        loop.stop()
+
+    guard = None if seconds is None else loop.call_later(seconds, expire)
+    try:
+        loop.run_until_complete(awaitable)
+    except BaseException:
+        if not awaitable.done() and not expired:
+            raise  # not the awaitable's outcome: the loop itself failed, or the run stopped it
+    finally:
+        if guard is not None:
+            guard.cancel()
+    return awaitable.done()
 
 
 class _RunThreads(ThreadPoolExecutor):
@@ -141,10 +154,11 @@ def _teardown(loop: asyncio.AbstractEventLoop, threads: _RunThreads) -> list[str
     leftovers = asyncio.all_tasks(loop)
     for leftover in leftovers:
         leftover.cancel()
-    abandoned = sorted(_task_name(t) for t in _settle(loop, leftovers, LEFTOVER_GRACE_SECONDS))
-    try:
-        loop.run_until_complete(asyncio.wait_for(loop.shutdown_asyncgens(), LEFTOVER_GRACE_SECONDS))
-    except TimeoutError:
+    abandoned: list[str] = []
+    if leftovers:
+        _run_bounded(loop, asyncio.gather(*leftovers, return_exceptions=True), LEFTOVER_GRACE_SECONDS)
+        abandoned = sorted(_task_name(t) for t in leftovers if not t.done())
+    if not _run_bounded(loop, loop.create_task(loop.shutdown_asyncgens()), LEFTOVER_GRACE_SECONDS):
         abandoned.append("async generators")
     return abandoned + threads.stop(LEFTOVER_GRACE_SECONDS)
 
@@ -171,7 +185,7 @@ def run_in_fresh_loop(
         main = loop.create_task(_with_deadline(func(*args), timeout), name=name)
         # The deadline cancels the run; a run that swallows that cancellation gets the grace, then
         # is cancelled again with the leftovers, and abandoned with them if it still goes on.
-        _settle(loop, {main}, None if timeout is None else timeout + LEFTOVER_GRACE_SECONDS)
+        _run_bounded(loop, main, None if timeout is None else timeout + LEFTOVER_GRACE_SECONDS)
     finally:
         try:
             abandoned = _teardown(loop, threads)
