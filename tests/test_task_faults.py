@@ -274,3 +274,14 @@ def test_a_blocking_call_left_in_a_thread_does_not_hold_the_run(monkeypatch) -> 
     assert raised.value.timed_out
     assert raised.value.names == ["thread running Event.wait"]
     assert [fields["task"] for _, fields in log.warnings] == ["blocker"]
+
+
+def test_a_run_that_cancels_itself_is_an_error_not_a_timeout() -> None:
+    async def cancels_itself() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        await asyncio.sleep(1)
+
+    with pytest.raises(asyncio.CancelledError):
+        run_in_fresh_loop(cancels_itself, (), None)

@@ -180,12 +180,13 @@ def run_in_fresh_loop(
     threads = _RunThreads()  # starts no thread until the run uses it
     loop.set_default_executor(threads)
     abandoned: list[str] = []
+    ended = False
     try:
         asyncio.set_event_loop(loop)
         main = loop.create_task(_with_deadline(func(*args), timeout), name=name)
         # The deadline cancels the run; a run that swallows that cancellation gets the grace, then
         # is cancelled again with the leftovers, and abandoned with them if it still goes on.
-        _run_bounded(loop, main, None if timeout is None else timeout + LEFTOVER_GRACE_SECONDS)
+        ended = _run_bounded(loop, main, None if timeout is None else timeout + LEFTOVER_GRACE_SECONDS)
     finally:
         try:
             abandoned = _teardown(loop, threads)
@@ -204,12 +205,12 @@ def run_in_fresh_loop(
             grace_seconds=LEFTOVER_GRACE_SECONDS,
             note="they ignored their cancellation: the run's event loop was closed under them",
         )
-    if not main.done() or main.cancelled():  # past its deadline and its grace
+    if not ended:  # past its deadline and its grace: cancelled again (and maybe abandoned) above
         if abandoned:
             raise LeftoverTasksAbandoned(abandoned, timed_out=True)
         return True, None
-    if main.exception() is not None or not abandoned:
-        return main.result()  # re-raises what the run raised
+    if main.cancelled() or main.exception() is not None or not abandoned:
+        return main.result()  # re-raises what the run raised (CancelledError if it cancelled itself)
     raise LeftoverTasksAbandoned(abandoned, timed_out=main.result()[0])
 
 
