@@ -285,3 +285,14 @@ def test_a_run_that_cancels_itself_is_an_error_not_a_timeout() -> None:
 
     with pytest.raises(asyncio.CancelledError):
         run_in_fresh_loop(cancels_itself, (), None)
+
+
+def test_threads_a_run_used_for_blocking_calls_end_with_it() -> None:
+    async def uses_threads() -> int:
+        values = await asyncio.gather(*(asyncio.to_thread(sum, [i, 1]) for i in range(4)))
+        return sum(values)
+
+    before = threading.active_count()
+    for _ in range(20):
+        assert run_in_fresh_loop(uses_threads, (), 5) == (False, 10)
+    assert threading.active_count() == before
