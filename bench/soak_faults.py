@@ -159,15 +159,16 @@ FAULTS: tuple[Fault, ...] = (
         "Async leftovers that refuse cancellation",
         "an async task leaves a task that swallows every CancelledError (returning at once, or "
         "hanging past its 0.2 s timeout) on a pool of ONE worker thread; a run that swallows its "
-        "own timeout",
+        "own timeout; a run cancelled at its timeout while `asyncio.to_thread` blocks",
         (
             "test_task_faults.py::test_a_stubborn_leftover_ends_the_run_and_frees_the_only_worker",
             "test_task_faults.py::test_leftovers_that_swallow_cancellation_are_abandoned_after_the_grace",
             "test_task_faults.py::test_a_run_that_swallows_its_own_timeout_is_abandoned_as_a_timeout",
+            "test_task_faults.py::test_a_blocking_call_left_in_a_thread_does_not_hold_the_run",
         ),
-        "after a 1 s grace the leftovers are abandoned with their loop: the run ends `error` (or "
-        "`timeout`) naming them, `task_leftovers_abandoned` names the task, and a run of another task "
-        "starts on the freed worker",
+        "after a 1 s grace the leftovers (tasks, or the blocked thread's call) are abandoned with "
+        "their loop: the run ends `error` (or `timeout`) naming them, `task_leftovers_abandoned` "
+        "names the task, and a run of another task starts on the freed worker",
     ),
     Fault(
         "Run history queue full while runs end",
