@@ -145,15 +145,18 @@ FAULTS: tuple[Fault, ...] = (
         "A task raising what cannot be printed",
         "sync and async tasks raise an exception whose `__str__` and `__repr__` raise, one whose "
         "`__str__` raises SystemExit, a BaseException subclass, a 10 MB message; the executor's own "
-        "`invoke` raising, with a cluster gate",
+        "`invoke`, the lease release or the finished callback raising",
         (
             "test_task_faults.py::test_whatever_a_task_raises_its_run_ends_in_error_and_it_can_run_again",
+            "test_task_faults.py::test_over_http_in_a_cluster_the_lease_is_released_and_post_run_is_not_409",
             "test_task_faults.py::test_the_launcher_ends_the_run_and_releases_its_lease_even_when_the_executor_fails",
+            "test_task_faults.py::test_a_failing_release_or_callback_neither_loses_the_outcome_nor_the_worker",
             "test_task_faults.py::test_exception_text_never_raises_and_is_bounded",
         ),
         "each run ends `error` with a bounded text (`<unprintable Unprintable>`, ≤ 4,000 characters) "
-        "stored in history; the task runs again at once (no 409, no skipped slot); when the executor "
-        "itself fails, the lease is released and the run still ends",
+        "stored in history; the task runs again at once (POST /run 202, not 409, in a cluster); when "
+        "the executor itself fails the lease is released and the run still ends, and a failing "
+        "release or callback costs neither the outcome nor the worker thread",
     ),
     Fault(
         "Async leftovers that refuse cancellation",

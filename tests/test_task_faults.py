@@ -176,6 +176,34 @@ def test_the_launcher_ends_the_run_and_releases_its_lease_even_when_the_executor
     assert gate.released == [run.run_id]
 
 
+class _FailingGate(_Gate):
+    def release(self, task: str, run_id: str) -> None:
+        super().release(task, run_id)
+        raise ConnectionError("database unreachable")
+
+
+def test_a_failing_release_or_callback_neither_loses_the_outcome_nor_the_worker() -> None:
+    registry = TaskRegistry()
+    registry.register("job", lambda: None, trigger=every(1).hours)
+    [spec] = list(registry)
+    executor = TaskExecutor(1, 1)
+    gate = _FailingGate()
+    outcomes: list[str] = []
+
+    def on_finished(task: TrackedTask, run: RunRecord, outcome: Outcome) -> None:
+        outcomes.append(outcome.outcome)
+        raise RuntimeError("a bug in the accounting")
+
+    launcher = RunLauncher(executor, time.time, lambda task, run: None, on_finished, gate)
+    try:
+        for _ in range(2):  # the second run proves the only worker thread survived the first
+            launcher.launch(TrackedTask(spec, spec.trigger, True), RunRecord(new_run_id(), "job", "manual", None, 0.0))
+        wait_until(lambda: len(outcomes) == 2, timeout=10)
+    finally:
+        executor.shutdown()
+    assert outcomes == ["success", "success"] and len(gate.released) == 2
+
+
 # ----------------------------------------------------------------------------- async leftovers
 async def _swallow_forever() -> None:
     while True:
