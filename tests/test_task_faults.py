@@ -256,8 +256,8 @@ def test_a_run_that_swallows_its_own_timeout_is_abandoned_as_a_timeout(monkeypat
 @pytest.mark.parametrize(
     ("body", "timeout", "outcome", "text"),
     [
-        (_leaves_a_stubborn_task, None, "error", "LeftoverTasksAbandoned: left 1 task(s) that ignored cancellation"),
-        (_leaves_a_stubborn_task_and_hangs, 0.2, "timeout", "cancelled after 0.2 s timeout; left 1 task(s)"),
+        (_leaves_a_stubborn_task, None, "error", "LeftoverTasksAbandoned: abandoned 1 leftover(s) that ignored"),
+        (_leaves_a_stubborn_task_and_hangs, 0.2, "timeout", "cancelled after 0.2 s timeout; abandoned 1 leftover(s)"),
     ],
     ids=["returns", "times_out"],
 )

@@ -72,11 +72,15 @@ async def _with_deadline(coro: Any, timeout: float | None) -> tuple[bool, Any]:
 
 
 class LeftoverTasksAbandoned(RuntimeError):
-    """Tasks an async run left behind ignored their cancellation for LEFTOVER_GRACE_SECONDS: the
-    loop was closed under them. `timed_out`: the run itself was past its timeout."""
+    """What an async run left behind (tasks, a blocking call in a thread) ignored its cancellation
+    for LEFTOVER_GRACE_SECONDS: the loop was closed under it. `timed_out`: the run itself was past
+    its timeout."""
 
     def __init__(self, names: list[str], timed_out: bool) -> None:
-        super().__init__(f"left {len(names)} task(s) that ignored cancellation: {', '.join(names)}")
+        super().__init__(
+            f"abandoned {len(names)} leftover(s) that ignored cancellation for "
+            f"{LEFTOVER_GRACE_SECONDS:g} s: {', '.join(names)}"
+        )
         self.names = names
         self.timed_out = timed_out
 
