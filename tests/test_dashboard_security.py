@@ -151,3 +151,32 @@ def test_the_dashboard_works_under_its_policy_with_no_violation(live_app, make_s
         context.close()
     assert violations == []
     assert [text for text in console_errors if "Content Security Policy" in text or "htmx" in text] == []
+
+
+HIDDEN_TAB = """
+window.__hidden = true;
+Object.defineProperty(document, "visibilityState", { get: function () { return window.__hidden ? "hidden" : "visible"; } });
+"""
+
+
+def test_a_hidden_tab_does_not_poll_without_the_eval_filter(live_app, make_settings, browser) -> None:
+    registry = TaskRegistry()
+    registry.register("quick", lambda: None, trigger=every(1).hours)
+    app = live_app(make_settings(), registry)
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    polls: list[str] = []
+    page.on("request", lambda request: polls.append(request.url) if "/ui/panels/" in request.url else None)
+    page.add_init_script(HIDDEN_TAB)
+    try:
+        page.goto(app.base_url + "/")
+        # Two polling periods with the tab hidden: the hx-trigger filter used to stop these; now
+        # dashboard.js cancels them (the policy forbids the filter's eval).
+        page.wait_for_timeout(4_500)
+        assert polls == []
+        page.evaluate("window.__hidden = false")
+        expect(page.locator("#live-status")).to_have_text(LIVE)
+        assert polls
+    finally:
+        context.close()
