@@ -155,7 +155,9 @@ def test_the_dashboard_works_under_its_policy_with_no_violation(live_app, make_s
 
 HIDDEN_TAB = """
 window.__hidden = true;
-Object.defineProperty(document, "visibilityState", { get: function () { return window.__hidden ? "hidden" : "visible"; } });
+Object.defineProperty(document, "visibilityState", {
+  get: function () { return window.__hidden ? "hidden" : "visible"; }
+});
 """
 
 
