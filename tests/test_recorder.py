@@ -4,6 +4,7 @@ are retried, and its queue is bounded while the database is unavailable."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 
 from sqlalchemy import func, select
@@ -14,7 +15,7 @@ from servicescheduler.scheduling.triggers import every
 from servicescheduler.storage.history import run_rows
 from servicescheduler.storage.models import TaskRun
 from servicescheduler.storage.records import AuditRecord, RunRecord
-from servicescheduler.vocabulary import RunOutcome
+from servicescheduler.vocabulary import RunCause, RunOutcome
 from tests.conftest import wait_until
 
 POISON = "bad \x00 byte, lone \ud800 surrogate"
@@ -84,3 +85,40 @@ def test_the_queue_is_bounded_while_the_database_is_locked_and_drains_after(make
     assert scheduler.recorder.flush(10), "the recorder did not drain after the lock was released"
     assert _count_runs(scheduler) == 20
     assert _sample(scheduler, "run_history_queue_depth") == 0
+
+
+def test_a_full_queue_keeps_the_end_of_a_run_whose_start_it_holds(make_scheduler, tmp_path) -> None:
+    release = threading.Event()
+    registry = TaskRegistry()
+    registry.register("slow", lambda: release.wait(10), trigger=every(1).hours, enabled=False)
+    registry.register("late", lambda: None, trigger=every(1).hours, enabled=False)
+    scheduler = make_scheduler(registry, sqlite_busy_timeout_ms=50, recorder_queue_limit=20)
+    locker = sqlite3.connect(tmp_path / "test.db", isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")  # the database unavailable: the queue fills up
+    try:
+        slow = scheduler.trigger("slow")  # its start (`running`) is queued first
+        for _ in range(100):
+            now = time.time()
+            scheduler.recorder.record(
+                RunRecord(new_run_id(), "fine", RunCause.MANUAL, None, now, now, RunOutcome.SUCCESS)
+            )
+        dropped = _sample(scheduler, "run_history_dropped_total", reason="queue_full")
+        assert dropped is not None and dropped > 80
+        # A run starting now finds the queue full: its start is what gets dropped (and counted),
+        # and with it, its end (no place was kept for it): it leaves no row at all.
+        late = scheduler.trigger("late")
+        wait_until(lambda: not scheduler.is_running("late"))
+        assert _sample(scheduler, "run_history_dropped_total", reason="queue_full") == dropped + 3  # + its audit
+        # Before: the end of `slow` was dropped too, and its stored row stayed `running` until a restart.
+        release.set()
+        wait_until(lambda: not scheduler.is_running("slow"))
+        assert _sample(scheduler, "run_history_dropped_total", reason="queue_full") == dropped + 3
+        assert _sample(scheduler, "run_history_queue_depth") == 20
+    finally:
+        release.set()
+        locker.rollback()
+        locker.close()
+    assert scheduler.recorder.flush(10), "the recorder did not drain after the lock was released"
+    [stored] = run_rows(scheduler.database, "slow", 10, None)
+    assert (stored["run_id"], stored["outcome"]) == (slow, "success")
+    assert [r["run_id"] for r in run_rows(scheduler.database, "late", 10, None) if r["run_id"] == late] == []

@@ -203,6 +203,60 @@ FAULTS: tuple[Fault, ...] = (
         "each run gets a fresh loop, closed after it: ≤ 2 descriptors more after 200 runs",
     ),
     Fault(
+        "A task raising what cannot be printed",
+        "sync and async tasks raise an exception whose `__str__` and `__repr__` raise, one whose "
+        "`__str__` raises SystemExit, a BaseException subclass, a 10 MB message; the executor's own "
+        "`invoke`, the lease release or the finished callback raising",
+        (
+            "test_task_faults.py::test_whatever_a_task_raises_its_run_ends_in_error_and_it_can_run_again",
+            "test_task_faults.py::test_over_http_in_a_cluster_the_lease_is_released_and_post_run_is_not_409",
+            "test_task_faults.py::test_the_launcher_ends_the_run_and_releases_its_lease_even_when_the_executor_fails",
+            "test_task_faults.py::test_a_failing_release_or_callback_neither_loses_the_outcome_nor_the_worker",
+            "test_task_faults.py::test_exception_text_never_raises_and_is_bounded",
+        ),
+        "each run ends `error` with a bounded text (`<unprintable Unprintable>`, ≤ 4,000 characters) "
+        "stored in history; the task runs again at once (POST /run 202, not 409, in a cluster); when "
+        "the executor itself fails the lease is released and the run still ends, and a failing "
+        "release or callback costs neither the outcome nor the worker thread",
+    ),
+    Fault(
+        "Async leftovers that refuse cancellation",
+        "an async task leaves a task that swallows every CancelledError (returning at once, or "
+        "hanging past its 0.2 s timeout) on a pool of ONE worker thread; a run that swallows its "
+        "own timeout; a run cancelled at its timeout while `asyncio.to_thread` blocks",
+        (
+            "test_task_faults.py::test_a_stubborn_leftover_ends_the_run_and_frees_the_only_worker",
+            "test_task_faults.py::test_leftovers_that_swallow_cancellation_are_abandoned_after_the_grace",
+            "test_task_faults.py::test_a_run_that_swallows_its_own_timeout_is_abandoned_as_a_timeout",
+            "test_task_faults.py::test_a_blocking_call_left_in_a_thread_does_not_hold_the_run",
+        ),
+        "after a 1 s grace the leftovers (tasks, or the blocked thread's call) are abandoned with "
+        "their loop: the run ends `error` (or `timeout`) naming them, `task_leftovers_abandoned` "
+        "names the task, and a run of another task starts on the freed worker",
+    ),
+    Fault(
+        "Run history queue full while runs end",
+        "the SQLite database held by `BEGIN EXCLUSIVE` with RECORDER_QUEUE_LIMIT 20 while a run is in "
+        "progress; 100 records fill the queue, another run starts and ends, then the first run ends",
+        ("test_recorder.py::test_a_full_queue_keeps_the_end_of_a_run_whose_start_it_holds",),
+        "the end of a run whose start was queued is kept (its row ends `success`, not `running`); "
+        'what is dropped and counted (`run_history_dropped_total{reason="queue_full"}`) is the new '
+        "run's start, end and audit, which leave no row",
+    ),
+    Fault(
+        "Dashboard framed or injected",
+        "the middleware on a tiny app (200, 404, 500, streamed, a route with its own policy); the real "
+        "dashboard in chromium under that Content-Security-Policy, violations reported by the page",
+        (
+            "test_dashboard_security.py::test_every_response_carries_the_security_headers",
+            "test_dashboard_security.py::test_the_dashboard_works_under_its_policy_with_no_violation",
+            "test_dashboard_security.py::test_a_hidden_tab_does_not_poll_without_the_eval_filter",
+        ),
+        "every response carries the CSP (own scripts and styles only, `frame-ancestors 'none'`), "
+        "nosniff, no-referrer and `X-Frame-Options: DENY`, once; the dashboard stays live with 0 "
+        "violations (no eval, no inline style), and a hidden tab still does not poll",
+    ),
+    Fault(
         "Webhook failing or unreachable",
         "a receiver answering HTTP 500; a URL nothing listens on (timeout 1 s)",
         (

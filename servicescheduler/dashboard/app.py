@@ -19,6 +19,7 @@ from servicescheduler.api.binding import bind_routes
 from servicescheduler.api.routers import ROUTERS
 from servicescheduler.dashboard import STATIC_DIR
 from servicescheduler.dashboard import routes as pages
+from servicescheduler.dashboard.security import SecurityHeaders
 
 if TYPE_CHECKING:
     from servicescheduler.embedding import ServiceScheduler
@@ -30,4 +31,7 @@ def build_dashboard(service: ServiceScheduler) -> FastAPI:
     app.include_router(bind_routes(service, [pages.router], include_in_schema=False))
     app.include_router(bind_routes(service, ROUTERS, include_in_schema=False), prefix="/api")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # On everything the mount answers (pages, fragments, static files, its API): the host's own
+    # pages (e.g. /docs, which loads a CDN script) keep their own policy.
+    app.add_middleware(SecurityHeaders)
     return app

@@ -13,11 +13,15 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from servicescheduler.logs import get_logger
 from servicescheduler.scheduling.executor import Outcome, TaskExecutor
 from servicescheduler.scheduling.registry import TaskContext
 from servicescheduler.scheduling.tracked import TrackedTask
 from servicescheduler.storage.records import RunRecord
+from servicescheduler.support.exception_text import exception_text, traceback_text
 from servicescheduler.vocabulary import RunCause, RunOutcome
+
+log = get_logger(__name__)
 
 # Run ids: a random per-process prefix plus a counter. uuid4() reads os.urandom on every call,
 # ~20 µs on these VMs: the single largest cost of starting a run.
@@ -74,10 +78,31 @@ class RunLauncher:
                 self._finished(task, run, refused)
                 return
         self._admitted(run)
-        outcome = self._run(task, run)
-        if self._gate is not None:
-            self._gate.release(task.name, run.run_id)  # before the callback: a next run may take it
-        self._finished(task, run, outcome)
+        try:
+            outcome = self._run(task, run)
+        except BaseException as exc:  # the executor itself failed: the run must still end
+            outcome = Outcome(RunOutcome.ERROR, f"the executor failed: {exception_text(exc)}", traceback_text(exc))
+        self._end(task, run, outcome)
+
+    def _end(self, task: TrackedTask, run: RunRecord, outcome: Outcome) -> None:
+        """Releases the run's lease and reports its outcome, each whatever the other does: a run
+        that never reaches `finished` stays `running` and skips every later slot of its task."""
+        try:
+            if self._gate is not None:
+                self._gate.release(task.name, run.run_id)  # before the callback: a next run may take it
+        except Exception as exc:  # the lease expires by itself; the outcome must still be reported
+            log.error("run_release_failed", task=task.name, run_id=run.run_id, error=exception_text(exc))
+        try:
+            self._finished(task, run, outcome)
+        except Exception as exc:
+            log.critical(
+                "run_finish_failed",
+                task=task.name,
+                run_id=run.run_id,
+                outcome=outcome.outcome,
+                error=exception_text(exc),
+                traceback=traceback_text(exc),
+            )
 
     def _run(self, task: TrackedTask, run: RunRecord) -> Outcome:
         if run.scheduled_for is not None:

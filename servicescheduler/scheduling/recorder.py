@@ -5,9 +5,10 @@ built by storage (storage/history.py); this module only batches, retries and rep
 
 Only transient failures (database locked or unreachable) are retried, for as long as it takes;
 the records waiting meanwhile are bounded (RECORDER_QUEUE_LIMIT), beyond which new ones are
-dropped and counted. A batch the database refuses for good is written again one record at a
-time, so a bad record costs only itself: it is made storable (storage/storable.py) or, failing
-that, dropped, counted and logged.
+dropped and counted; a place is kept for the end of every run whose start was queued, so that
+no stored row stays `running` because its end found the queue full. A batch the database
+refuses for good is written again one record at a time, so a bad record costs only itself: it
+is made storable (storage/storable.py) or, failing that, dropped, counted and logged.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from servicescheduler.storage.history import store_history
 from servicescheduler.storage.records import AuditRecord, RunRecord
 from servicescheduler.storage.storable import storable
 from servicescheduler.support.backoff import backoff_ceiling
+from servicescheduler.vocabulary import RunOutcome
 
 log = get_logger(__name__)
 
@@ -74,6 +76,8 @@ class RunRecorder:
         self._limit = queue_limit
         self._overflowing = False
         self._dropped_while_full = 0
+        # Runs whose start was queued and whose end was not yet: a place is kept for each end.
+        self._awaiting_end: set[str] = set()
         self._queue: queue.Queue[Record | _Flush | None] = queue.Queue()
         self._retry_seconds = retry_seconds
         self._idle = threading.Condition()
@@ -87,12 +91,17 @@ class RunRecorder:
 
     def record(self, item: Record) -> None:
         """Queues a run or an audit entry for storage; returns at once. Past the queue limit the
-        record is dropped and counted instead."""
+        record is dropped and counted instead.
+
+        The end of a run whose start was queued is never dropped: each start accepted keeps a
+        place for its end, so a full queue refuses new starts (and other records) first, and
+        never leaves a stored row `running` until the next restart."""
         with self._idle:
-            if self._pending >= self._limit:
+            kept = self._takes_kept_place(item)
+            if not kept and not self._fits(item):
                 self._drop_on_full(item)
                 return
-            if self._overflowing:
+            if self._overflowing and not kept:
                 self._overflowing = False
                 log.warning(
                     "run_history_queue_accepting",
@@ -103,6 +112,24 @@ class RunRecorder:
             self._pending += 1
             self._metrics.history_queue_depth.set(self._pending)
         self._queue.put(item)
+
+    def _takes_kept_place(self, item: Record) -> bool:
+        """True for the end of a run whose start was queued: it takes the place its start kept
+        (caller holds _idle)."""
+        if isinstance(item, RunRecord) and item.outcome != RunOutcome.RUNNING and item.run_id in self._awaiting_end:
+            self._awaiting_end.discard(item.run_id)
+            return True
+        return False
+
+    def _fits(self, item: Record) -> bool:
+        """Whether `item` fits in the queue (caller holds _idle). Places in use: the records
+        waiting, plus one kept for the end of each run whose start was queued."""
+        start = isinstance(item, RunRecord) and item.outcome == RunOutcome.RUNNING
+        if self._pending + len(self._awaiting_end) + (2 if start else 1) > self._limit:
+            return False
+        if isinstance(item, RunRecord) and start:
+            self._awaiting_end.add(item.run_id)
+        return True
 
     def _drop_on_full(self, item: Record) -> None:
         """Counts a record refused by the full queue; logs once per overflow (caller holds _idle)."""

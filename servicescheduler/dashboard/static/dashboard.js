@@ -3,6 +3,13 @@
 (function () {
   "use strict";
   var TOKEN_KEY = "servicescheduler.adminToken";
+  // The page's Content-Security-Policy (dashboard/security.py) allows neither eval nor inline
+  // styles: htmx must evaluate no string (hx-trigger filters, hx-on) nor inject its indicator
+  // <style>. Set here, after htmx loaded and before it processes the page (DOMContentLoaded).
+  if (window.htmx) {
+    window.htmx.config.allowEval = false;
+    window.htmx.config.includeIndicatorStyles = false;
+  }
   var STATUS_WORDS = { 401: "Not authorised", 403: "Forbidden", 404: "Not found", 409: "Conflict",
                        422: "Invalid value" };
 
@@ -135,6 +142,12 @@
     document.body.addEventListener("htmx:afterSwap", function () {
       lastUpdate = clockNow();
       showLive("Live: updated " + lastUpdate, false);
+    });
+    // Polls only while the tab is visible: what an hx-trigger filter did, without eval.
+    document.body.addEventListener("htmx:beforeRequest", function (event) {
+      if (document.visibilityState !== "visible" && event.detail.elt.classList.contains("live")) {
+        event.preventDefault();
+      }
     });
     document.body.addEventListener("htmx:sendError", function () {
       refreshFailed("the service does not answer");
