@@ -24,6 +24,10 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     fi
     if apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
         && command -v promtool >/dev/null 2>&1; then
+        # Nor at the next boot, where systemd runs the host.
+        if [ -d /run/systemd/system ]; then
+            systemctl disable prometheus.service >/dev/null 2>&1 || true
+        fi
         exit 0
     fi
     echo "ensure-promtool: WARNING: installing prometheus failed; the alert-rule tests will be skipped." >&2
