@@ -45,6 +45,7 @@ run: $(RUNTIME_STAMP) ## Run the service (HOST, PORT; starts a dev Kafka unless 
 test: $(DEV_STAMP) ## Run the test suite (PYTEST_ARGS=...)
 	bash scripts/ensure-postgres.sh
 	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-promtool.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP) ## ruff (lint + format check) and mypy (strict for the app code)

@@ -23,6 +23,13 @@ class Metrics:
             "task_run_duration_seconds", "Task run wall time", ["task"], buckets=RUN_BUCKETS, registry=r
         )
         self.task_enabled = Gauge("task_enabled", "1 when the task is enabled", ["task"], registry=r)
+        # Alert rules need each task's period to tell "has not succeeded within N of its intervals".
+        self.task_interval = Gauge(
+            "task_interval_seconds",
+            "Nominal seconds between the task's runs (calendar tasks: their unit, e.g. 86400 for daily)",
+            ["task"],
+            registry=r,
+        )
         self.task_last_success = Gauge(
             "task_last_success_timestamp_seconds", "Unix time of the last successful run", ["task"], registry=r
         )

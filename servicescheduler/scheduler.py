@@ -183,7 +183,7 @@ class Scheduler(SchedulerViews):
         spec = self._registry.get(name)
         assert spec is not None
         task = self._tasks[name] = TrackedTask.restore(spec, saved.get(name), self.settings)
-        self.metrics.task_enabled.labels(name).set(1 if task.enabled else 0)
+        self._export_control(task)
         if task.last_success_at is not None:
             self.metrics.task_last_success.labels(name).set(task.last_success_at)
         if task.enabled:
@@ -424,7 +424,7 @@ class Scheduler(SchedulerViews):
                 task.trigger = Trigger.interval(interval_seconds) if interval_seconds else task.spec.trigger
                 task.interval_override = interval_seconds
             task.enabled = enabled
-            self.metrics.task_enabled.labels(task.name).set(1 if enabled else 0)
+            self._export_control(task)
             if enabled:
                 now = self.clock()
                 self._plan(task, now, due_now=task.is_overdue(now))
@@ -434,6 +434,11 @@ class Scheduler(SchedulerViews):
                 if task.rerun_requested:  # a follow-up asked for before the disable
                     task.rerun_requested = False
                     self._drop_request(task)
+
+    def _export_control(self, task: TrackedTask) -> None:
+        """Publishes what control changes: the enabled flag and the interval (as a nominal period)."""
+        self.metrics.task_enabled.labels(task.name).set(1 if task.enabled else 0)
+        self.metrics.task_interval.labels(task.name).set(task.trigger.nominal_period_seconds)
 
     def trigger(self, name: str, *, actor: str = "admin", label: str = RunCause.MANUAL) -> str:
         """Starts a run now, even when disabled; raises TaskBusy while one runs (on any replica).
