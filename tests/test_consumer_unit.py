@@ -476,3 +476,21 @@ def test_a_batch_failing_its_crc_is_one_undecodable_record() -> None:
     assert [r.offset for r in records] == [0, 1, 2, 6, 7, 8, 9]
     assert isinstance(records[3], UndecodableBatch) and "CRC" in records[3].reason
     assert records[3].first_offset == 3
+
+
+def test_lag_gauges_are_the_partitions_consumed_now(make_settings) -> None:
+    supervisor, workers, clock = _supervisor(make_settings)
+    supervisor.check(clock[0])
+    supervisor.check(clock[0])
+    worker = workers[-1]
+    lags = {"t:0": 5, "t:1": 3}
+    worker.snapshot = lambda: dataclasses.replace(FakeWorker.snapshot(worker), lag=dict(lags))
+
+    def exported() -> dict[str, float]:
+        supervisor.metrics.refresh()
+        families = {m.name: m for m in supervisor.metrics.registry.collect()}
+        return {s.labels["partition"]: s.value for s in families["consumer_lag"].samples}
+
+    assert exported() == {"0": 5, "1": 3}
+    del lags["t:0"]  # a rebalance moved partition 0 to another replica
+    assert exported() == {"1": 3}

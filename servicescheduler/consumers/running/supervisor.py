@@ -401,6 +401,9 @@ class ConsumerSupervisor:
         body = self.status()
         self.metrics.consumer_up.set(1 if body["state"] == ConsumerState.RUNNING else 0)
         self.metrics.consumer_crash_looping.set(1 if body["state"] == ConsumerState.CRASH_LOOPING else 0)
+        # Only the partitions this replica consumes now: a partition a rebalance took away must not
+        # keep its last lag here (an alert would see a lag nobody is working off).
+        self.metrics.consumer_lag.clear()
         for name, lag in (body["lag"] or {}).items():
             if lag is not None:
                 topic, _, partition = name.rpartition(":")
