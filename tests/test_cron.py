@@ -315,7 +315,7 @@ def test_three_replicas_run_each_jittered_slot_once(make_settings, database_url)
             for replica in replicas:
                 assert replica.wait_idle(10)
             named = {replica.next_due("jittered") for replica in replicas}
-            assert len(named) == 1, f"the replicas name different slots: {sorted(named)}"  # type: ignore[type-var]
+            assert len(named) == 1, f"the replicas name different slots: {sorted(named)}"
             (clock.now,) = named
         slots = sorted(slot for slot in calls if slot is not None)
         assert slots[0] == T0 and len(slots) == rounds + 1 == len(set(slots))  # each slot once
