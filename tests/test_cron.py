@@ -3,6 +3,7 @@ jitter that every replica derives alike."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -271,6 +272,12 @@ def test_a_cron_task_runs_on_its_slots_in_the_engine(make_scheduler) -> None:
         scheduler.tick()
         assert scheduler.wait_idle(5)
     assert calls == [T0 + 10, T0 + 20, T0 + 30]
+    clock.now = T0 + 40 - 0.001  # within the dispatch lead: the slot at T0 + 40 is handed out now
+    scheduler.tick()
+    assert scheduler.next_due("tens") == T0 + 50  # the next slot, not T0 + 40 again
+    clock.now = T0 + 40
+    assert scheduler.wait_idle(5)
+    assert calls == [T0 + 10, T0 + 20, T0 + 30, T0 + 40]
     assert scheduler.status("tens").schedule == "cron '*/10 * * * * *' UTC"
 
 
@@ -343,10 +350,19 @@ def test_a_six_field_cron_task_runs_on_its_even_seconds_in_a_live_app(live_app, 
     rows = wait_until(three_runs, timeout=20, interval=0.2)
     slots = sorted(datetime.fromisoformat(r["scheduled_for"]).timestamp() for r in rows)
     assert all(slot % 2 == 0 for slot in slots)  # on its even seconds
-    assert all(b - a == 2 for a, b in zip(slots, slots[1:], strict=False))  # none skipped
+    every_row = run_rows(app.scheduler.database, "even-seconds", 20, None)
+    assert all(b - a == 2 for a, b in zip(slots, slots[1:], strict=False)), [
+        (r["scheduled_for"], r["outcome"], r["error"]) for r in every_row
+    ]  # none skipped
     for row in rows:
         lateness = (
             datetime.fromisoformat(row["started_at"]).timestamp()
             - datetime.fromisoformat(row["scheduled_for"]).timestamp()
         )
         assert -0.01 <= lateness < 0.5, row  # started on time (a loaded machine: half a second)
+    page = app.client.get("/ui/tasks/even-seconds").text
+    shown = re.search(r'<dd id="next-runs">(.*?)</dd>', page)
+    assert shown is not None, page
+    times = re.findall(r'<time datetime="([^"]+)">', shown.group(1))
+    dues = [datetime.fromisoformat(t).timestamp() for t in times]
+    assert len(dues) == 5 and all(b - a == 2 for a, b in zip(dues, dues[1:], strict=False)), times

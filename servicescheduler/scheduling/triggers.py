@@ -128,7 +128,10 @@ class Trigger(ABC):
         the first run is one period after `now`, as `schedule` does it.
         """
         if self.is_calendar:
-            fire = self.next_fire(_instant(now))
+            # A run is dispatched a little before its due time (the coordinator's lead): the
+            # next one comes after that slot, not after `now`, which would name it again.
+            after = now if previous_due is None else max(now, previous_due)
+            fire = self.next_fire(_instant(after))
             return None if fire is None else fire.timestamp()
         return self._grid_next(previous_due, now)
 
