@@ -152,18 +152,18 @@ class Trigger(ABC):
     def _within_until(self, fire: datetime) -> bool:
         return True
 
+    def _step_after(self, slot: float) -> float:
+        """Seconds from the slot `slot` to the next one on an interval trigger's grid."""
+        raise TriggerError(f"{self.describe()} has no interval grid")
+
     def _grid_next(self, previous_due: float | None, now: float) -> float | None:
+        # Epoch arithmetic, not next_fire's datetimes: this runs on the loop for every due run.
         origin = now if previous_due is None else previous_due
-        fire = self.next_fire(_instant(origin))
-        if fire is None:
-            return None
-        due = fire.timestamp()
+        period = self._step_after(origin)
+        due = origin + period
         if previous_due is not None and due <= now:
-            period = due - previous_due
             due += math.floor((now - due) / period + 1) * period
-            if not self._within_until(_instant(due)):
-                return None
-        return due
+        return due if self._within_until(_instant(due)) else None
 
 
 @dataclass(frozen=True)
