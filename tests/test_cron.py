@@ -160,6 +160,7 @@ def test_cron_syntax(expression, start, expected) -> None:
         ("5-1 * * * *", "minute field: '5-1'"),
         ("0 0 L * *", "day-of-month field: 'L': L, LW and # are not supported"),
         ("0 0 * * mon#2", "day-of-week field: 'mon#2'"),
+        ("0 0 30 2 *", "day-of-month field: '30' does not occur in the months named \\('2'\\)"),
         ("* * *", "has 3 fields; expected 5"),
         ("* * * * * * *", "has 7 fields"),
     ],

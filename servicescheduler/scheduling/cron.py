@@ -24,6 +24,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
+from cronsim.cronsim import Field
 
 FIELD_NAMES = ("second", "minute", "hour", "day-of-month", "month", "day-of-week")
 _RANGES = {"second": "0-59", "minute": "0-59", "hour": "0-23", "day-of-month": "1-31", "month": "1-12 or jan-dec"}
@@ -199,6 +200,17 @@ def _check_aware(moment: datetime) -> None:
 def _name_the_field(message: str, fields: tuple[str, ...]) -> str:
     """cronsim says 'Bad minute': add the field's text and its range."""
     for name, part in zip(FIELD_NAMES, fields, strict=True):
-        if message == f"Bad {name}":
-            return f"{name} field: {part!r} is not valid (allowed: {_RANGES[name]}, with - , / and *)"
+        if message != f"Bad {name}":
+            continue
+        if name == "day-of-month" and _parses(Field.DAY, part):
+            return f"{name} field: {part!r} does not occur in the months named ({fields[4]!r})"
+        return f"{name} field: {part!r} is not valid (allowed: {_RANGES[name]}, with - , / and *)"
     return message
+
+
+def _parses(kind: Field, part: str) -> bool:
+    try:
+        kind.parse(part.upper())
+    except CronSimError:
+        return False
+    return True
