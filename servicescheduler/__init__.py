@@ -5,7 +5,7 @@ The public API is what this module exports; everything else is the package's own
 - `ServiceScheduler`: one embeddable instance (its tasks, handlers, `router`, `dashboard`,
   `lifespan`/`running()`); `Settings`/`SettingsError` configure it (`load_settings()` reads the
   environment and `.env`, TASK_<NAME>_* included).
-- `TaskContext`, `every` (and `Trigger`): what a task declaration uses; `TaskRegistry` for a
+- `TaskContext`, `every` and `cron` (and `Trigger`): what a task declaration uses; `TaskRegistry` for a
   module's own set of tasks; `TaskDefinitionError` names a bad declaration.
 - `tasks` and `handlers`: the module-level registries that modules named by TASK_MODULES declare
   on (the reference service serves them).
@@ -20,7 +20,7 @@ from servicescheduler.embedding import ServiceScheduler
 from servicescheduler.errors import StartupError
 from servicescheduler.logs import configure_logging
 from servicescheduler.scheduling.registry import TaskContext, TaskDefinitionError, TaskRegistry, tasks
-from servicescheduler.scheduling.triggers import Trigger, every
+from servicescheduler.scheduling.triggers import Trigger, cron, every
 from servicescheduler.settings import Settings, SettingsError, load_settings
 
 __version__ = "1.0.0"
@@ -40,6 +40,7 @@ __all__ = [
     "Trigger",
     "__version__",
     "configure_logging",
+    "cron",
     "every",
     "handlers",
     "load_settings",

@@ -15,6 +15,7 @@ from servicescheduler.api import system as system_api
 from servicescheduler.api import tasks as tasks_api
 from servicescheduler.dashboard.charts import duration_chart, rate_chart, success_rate
 from servicescheduler.service import Application
+from servicescheduler.support.clock import iso
 from servicescheduler.vocabulary import RunOutcome
 
 SPARKLINE_RUNS = 50
@@ -22,6 +23,7 @@ HISTORY_PAGE = 25
 CHART_RUNS = 200
 CHART_MIN_SLOTS = 60  # fewer runs than this leave room on the right instead of fat bars
 AUDIT_ENTRIES = 20
+NEXT_RUNS = 5  # the task page's "next runs", from the trigger's next_fire
 DEAD_LETTERS = 10
 RATE_SLOTS = 60  # five minutes of 5 s samples
 
@@ -87,6 +89,7 @@ def task_page(application: Application, name: str, outcome: RunOutcome | None, p
     audit = system_api.audit(application, limit=AUDIT_ENTRIES, target=name)
     return {
         "task": {**task, "next_in": seconds_until(task["next_run_at"])},
+        "next_runs": [iso(due) for due in application.scheduler.upcoming(name, NEXT_RUNS)],
         "runs": runs[:HISTORY_PAGE],
         "outcome": outcome,
         "page": page,

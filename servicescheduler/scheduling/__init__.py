@@ -3,7 +3,8 @@
     from servicescheduler.scheduling import TaskContext, every, tasks
 
 - registry: task declarations (`tasks`, TaskSpec, TaskContext, TaskDefinitionError)
-- triggers: *when* (`every(...)`, the start-to-start grid)
+- triggers: *when* (`every(...)`, `cron(...)`, the start-to-start grid, `next_fire`)
+- cron: calendar rules (cron lines, `.at`) in a time zone under one DST policy
 - agenda: the heap of due items the loop sleeps on
 - tracked: what the scheduler tracks in memory per task (TrackedTask)
 - launcher: how one due run executes on a worker (RunLauncher)
@@ -20,6 +21,6 @@ The Scheduler itself (servicescheduler/scheduler.py) composes them.
 """
 
 from servicescheduler.scheduling.registry import TaskContext, TaskDefinitionError, TaskRegistry, TaskSpec, tasks
-from servicescheduler.scheduling.triggers import Trigger, every
+from servicescheduler.scheduling.triggers import Trigger, cron, every
 
-__all__ = ["TaskContext", "TaskDefinitionError", "TaskRegistry", "TaskSpec", "Trigger", "every", "tasks"]
+__all__ = ["TaskContext", "TaskDefinitionError", "TaskRegistry", "TaskSpec", "Trigger", "cron", "every", "tasks"]

@@ -103,7 +103,7 @@ def build_spec(
     if not callable(func):
         raise TaskDefinitionError(f"{name}: task function is not callable")
     try:
-        parsed = trigger if isinstance(trigger, Trigger) else Trigger.from_job(trigger)
+        parsed = (trigger if isinstance(trigger, Trigger) else Trigger.from_job(trigger)).for_task(name)
     except TriggerError as exc:
         raise TaskDefinitionError(f"{name}: invalid trigger: {exc}") from None
     if timeout is not None and timeout <= 0:
@@ -123,7 +123,7 @@ def _check_catch_up(name: str, catch_up: object, trigger: Trigger) -> None:
         raise TaskDefinitionError(f"{name}: catch_up must be True or False, got {catch_up!r}")
     if catch_up and not trigger.is_calendar:
         raise TaskDefinitionError(
-            f"{name}: catch_up needs a calendar trigger (.at(...) or a weekday); "
+            f"{name}: catch_up needs a calendar trigger (.at(...), a weekday or cron(...)); "
             "an overdue interval task runs at start-up anyway"
         )
 

@@ -79,7 +79,6 @@ class TrackedTask:
 
     def status(self, now: float) -> TaskStatus:
         """The task as the API shows it (caller holds the scheduler's lock)."""
-        job = self.trigger.job
         stats = self.stats
         counts = {label: stats.get(outcome, 0) for outcome, label in STAT_NAMES.items()}
         counts["runs"] = sum(stats.get(outcome, 0) for outcome in _COUNTED_AS_RUNS)
@@ -89,7 +88,7 @@ class TrackedTask:
             enabled=self.enabled,
             schedule=self.trigger.describe(),
             interval_seconds=self.trigger.interval_seconds,
-            at=job.at_time.isoformat() if job.at_time is not None else None,
+            at=self.trigger.at,
             interval_overridden=self.interval_override is not None,
             executor=self.spec.executor,
             timeout_seconds=self.spec.timeout_seconds,

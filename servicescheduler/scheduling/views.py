@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from servicescheduler.scheduling.agenda import Agenda
 from servicescheduler.scheduling.errors import UnknownTask
@@ -54,6 +55,17 @@ class SchedulerViews:
         now = self.clock()
         with self._lock:
             return [task.status(now) for task in self._tasks.values()]
+
+    def upcoming(self, name: str, count: int) -> list[float]:
+        """The next `count` due times of `name` (epoch seconds): the planned one, then its
+        trigger's `next_fire` from there. Empty when disabled or unscheduled; raises UnknownTask."""
+        with self._lock:
+            task = self._get(name)
+            first, trigger = (task.next_due if task.enabled else None), task.trigger
+        if first is None or count < 1:
+            return []
+        later = trigger.upcoming(datetime.fromtimestamp(first, UTC), count - 1)
+        return [first, *(fire.timestamp() for fire in later)]
 
     def next_due(self, name: str) -> float | None:
         """When `name` runs next (epoch seconds), None when disabled or unscheduled."""
