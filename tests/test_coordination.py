@@ -100,6 +100,7 @@ def test_every_replica_names_the_same_slot_for_an_overdue_task() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.postgres  # starts its own server (it stops and restarts it), no fixture shows that
 def test_database_outage_refuses_manual_runs_with_503_and_never_runs_unclaimed(live_app, make_settings) -> None:
     from servicescheduler.scheduling.registry import TaskRegistry
     from servicescheduler.scheduling.triggers import every
