@@ -180,20 +180,11 @@ def test_replicas_starting_together_may_both_create_a_state_row(database_url, mi
 
 @pytest.mark.kafka
 def test_a_consumer_toggle_on_one_replica_reaches_the_other(live_app, kafka_settings) -> None:
-    from tests.conftest import AUTH
+    from tests.conftest import AUTH, wait_until
 
     settings = kafka_settings()
     first, second = live_app(settings), live_app(settings)
     assert first.client.post("/consumer/disable", headers=AUTH).json()["enabled"] is False
-    _within_one_second(lambda: second.client.get("/consumer").json()["enabled"] is False)
+    wait_until(lambda: second.client.get("/consumer").json()["enabled"] is False, timeout=1.0)  # within 1 s
     assert second.client.post("/consumer/enable", headers=AUTH).json()["enabled"] is True
-    _within_one_second(lambda: first.client.get("/consumer").json()["enabled"] is True)
-
-
-def _within_one_second(condition: Any) -> None:
-    import time
-
-    deadline = time.monotonic() + 1.0
-    while not condition():
-        assert time.monotonic() < deadline, "not applied within 1 s"
-        time.sleep(0.01)
+    wait_until(lambda: first.client.get("/consumer").json()["enabled"] is True, timeout=1.0)
