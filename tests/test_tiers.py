@@ -1,22 +1,20 @@
 """Test tiers: a test that reaches PostgreSQL, the Kafka broker or chromium carries the marker
 `make test-fast` deselects, so the fast tier never needs (or silently starts) any of them.
 
-The suite is collected in a separate pytest process (tests/infra/tiers_probe.py), exactly as
+The suite is collected by a nested pytest session (tests/infra/tiers_probe.py), exactly as
 `make test` collects it. What a test needs is read from the source of the test and of every fixture
 it uses, independently of the fixture lists in tests/conftest.py that add the markers.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.infra.tiers_probe import TiersProbe
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST_TIERS = {"postgres", "kafka", "browser", "slow"}  # what `make test-fast` leaves out
@@ -33,20 +31,12 @@ SERVERLESS_PARAMS = {"sqlite"}
 
 
 @pytest.fixture(scope="module")
-def collected(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def collected() -> dict[str, Any]:
     """The whole suite as `make test` collects it (one collection for this module's tests)."""
-    out = tmp_path_factory.mktemp("tiers") / "tiers.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "tests.infra.tiers_probe", "tests"],
-        cwd=ROOT,
-        env={**os.environ, "TIERS_PROBE_OUT": str(out)},
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-    )
-    assert result.returncode == 0, f"collection failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return json.loads(out.read_text())
+    probe = TiersProbe()
+    status = pytest.main(["--collect-only", "-qq", str(ROOT / "tests")], plugins=[probe])
+    assert status == pytest.ExitCode.OK, f"collecting the suite failed ({status!r})"
+    return {"items": probe.items, "fixtures": probe.fixtures}
 
 
 def _needs(item: dict[str, Any], fixtures: dict[str, str]) -> dict[str, list[str]]:
