@@ -15,7 +15,7 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP     := $(VENV)/.dev-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv dev-venv run test lint format bench bench-quick soak produce migrate clean
+.PHONY: help venv dev-venv run test test-fast lint format bench bench-quick soak produce migrate clean
 
 help: ## List the targets
 	@echo "ServiceScheduler make targets:"
@@ -42,11 +42,17 @@ dev-venv: $(DEV_STAMP) ## Create .venv with the test/bench requirements too
 run: $(RUNTIME_STAMP) ## Run the service (HOST, PORT; starts a dev Kafka unless KAFKA_BOOTSTRAP_SERVERS is set)
 	HOST=$(HOST) PORT=$(PORT) exec $(PY) -m devtools.run
 
-test: $(DEV_STAMP) ## Run the test suite (PYTEST_ARGS=...)
+# --durations=25: every run names its 25 slowest tests, so a test drifting into `slow` shows.
+test: $(DEV_STAMP) ## Run the whole test suite, all tiers (PYTEST_ARGS=...)
 	bash scripts/ensure-postgres.sh
 	bash scripts/ensure-chromium.sh
 	bash scripts/ensure-promtool.sh
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=25 $(PYTEST_ARGS)
+
+# The tiers are markers tests/conftest.py derives from the fixtures a test uses; tests/test_tiers.py
+# checks that nothing reaching PostgreSQL, the broker or chromium runs here.
+test-fast: $(DEV_STAMP) ## Run the fast tier: SQLite only, no broker, no browser, nothing slow (< 1 min)
+	$(PY) -m pytest -m "not kafka and not browser and not slow and not postgres" --durations=10 $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP) ## ruff (lint + format check) and mypy (strict for the app code)
 	$(VENV)/bin/ruff check .

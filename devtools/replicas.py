@@ -32,7 +32,7 @@ TASK_MODULE = textwrap.dedent("""
 
     @tasks.task("slow", trigger=every(4).seconds, description="holds its lease for 3 s")
     def slow() -> None:
-        time.sleep(3)
+        time.sleep(3)  # the task's work: it holds its lease this long (what the failover test kills)
 """)
 
 
@@ -122,4 +122,4 @@ def wait_ready(servers: list[ServerProcess], timeout: float = 60.0) -> None:
     for server in servers:
         while not server.ready():
             assert time.monotonic() < deadline, f"{server.name} did not start: {server.log_tail()}"
-            time.sleep(0.1)
+            time.sleep(0.1)  # poll interval of the readiness wait

@@ -269,3 +269,39 @@ def make_scheduler(make_settings: Callable[..., Settings]):
     for scheduler, database in built:
         scheduler.stop(timeout=5)
         database.dispose()
+
+
+# ----------------------------------------------------------------------------- test tiers
+# A test's tiers follow from the fixtures it uses, so `make test-fast` (which deselects
+# postgres, kafka, browser and slow) can never reach PostgreSQL, the broker or chromium because
+# someone forgot a decorator. tests/test_tiers.py checks every collected test against these rules.
+POSTGRES_FIXTURES = frozenset({"postgres_server_url", "cluster_database_url"})
+KAFKA_FIXTURES = frozenset({"kafka", "kafka_topic", "kafka_settings", "kafka_producer"})  # tests/kafka_fixtures.py
+BROWSER_FIXTURES = frozenset({"browser"})  # Playwright's chromium (tests/infra/browser.py)
+SLOW_FIXTURES = frozenset({"servers"})  # real uvicorn processes, each several seconds to start
+
+
+def required_tiers(item: pytest.Item) -> set[str]:
+    """The tier markers `item` must carry, from the fixtures it uses (transitively) and its parameters."""
+    fixtures = set(getattr(item, "fixturenames", ()))
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    tiers = set()
+    # database_url asks for the server at run time (getfixturevalue): only its parameter shows it.
+    if fixtures & POSTGRES_FIXTURES or params.get("database_url") == "postgresql":
+        tiers.add("postgres")
+    if fixtures & KAFKA_FIXTURES:
+        tiers.add("kafka")
+    if fixtures & BROWSER_FIXTURES:
+        tiers.add("browser")
+    if fixtures & SLOW_FIXTURES:
+        tiers.add("slow")
+    return tiers
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Adds the tier markers each test's fixtures imply (before `-m` deselects)."""
+    for item in items:
+        present = {marker.name for marker in item.iter_markers()}
+        for tier in sorted(required_tiers(item) - present):
+            item.add_marker(getattr(pytest.mark, tier))

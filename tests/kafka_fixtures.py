@@ -4,6 +4,10 @@ Clients connect through the proxy (the broker advertises the proxy's port), so a
 the network with `kafka.outage()` without restarting the broker (memory storage would lose every
 topic). Topic names and group ids are unique per test: Tansu wedges a group whose leader leaves
 while a rebalance is pending, so groups are never shared.
+
+A test using `kafka` (directly or through the fixtures built on it) is marked `kafka` by
+tests/conftest.py, so `make test-fast` leaves it out; a new fixture that reaches the broker
+without `kafka` must be added to KAFKA_FIXTURES there (tests/test_tiers.py fails otherwise).
 """
 
 from __future__ import annotations

@@ -54,9 +54,7 @@ def test_three_replicas_share_one_schedule_toggles_and_failover(tmp_path, server
     _start_cluster(tmp_path, servers, cluster_database_url, 3)
     a, b, c = servers
     started = time.time()
-    time.sleep(20)  # let the cluster run the 1 s task for a while (the measurement window)
-    window = _slots(_runs(a, "tick"), since=started + 1, until=time.time() - 1)
-    assert len(window) >= 15, window
+    window = _window_of(a, since=started + 1, slots=18, timeout=40)  # the measurement window (~18 s)
     assert _missing(window, 1.0) == 0, window
     assert all(run["replica"] for run in _runs(a, "tick")), "every run row names its replica"
 
@@ -64,9 +62,7 @@ def test_three_replicas_share_one_schedule_toggles_and_failover(tmp_path, server
     a.post("/tasks/tick/disable").raise_for_status()
     disabled_at = time.time()
     _seen_by_all([b, c], "enabled", False, since=disabled_at)
-    time.sleep(2.5)
-    late = [run for run in _runs(b, "tick") if epoch(run["started_at"]) > disabled_at + 1.0]
-    assert late == [], f"runs started more than 1 s after the disable: {late}"
+    _no_run_starts_late(b, disabled_at + 1.0, watch=2.5)
 
     # PATCH on one is seen by all within 1 s; enabling on another resumes on the new grid.
     c.patch("/tasks/tick", {"interval_seconds": 2}).raise_for_status()
@@ -77,6 +73,31 @@ def test_three_replicas_share_one_schedule_toggles_and_failover(tmp_path, server
     _kill_the_replica_running_slow_and_fail_over(servers)
     for task in ("tick", "slow"):
         _assert_one_run_per_slot(_runs(servers[0], task))
+
+
+def _window_of(server: ServerProcess, *, since: float, slots: int, timeout: float) -> list[float]:
+    """`tick`'s slots from `since` to 1 s ago, once there are `slots` of them (fails after `timeout`)."""
+
+    def window() -> list[float] | None:
+        found = _slots(_runs(server, "tick"), since=since, until=time.time() - 1)
+        return found if len(found) >= slots else None
+
+    found: list[float] = wait_until(window, timeout=timeout, interval=0.5)
+    return found
+
+
+def _no_run_starts_late(server: ServerProcess, after: float, *, watch: float) -> None:
+    """Watches `tick`'s runs for `watch` s and fails at the first one started after `after`.
+
+    The absence of runs is what is asserted, so this one must take its time: 2.5 s covers two
+    1 s slots past the allowed second."""
+    deadline = time.monotonic() + watch
+    while True:
+        late = [run for run in _runs(server, "tick") if (epoch(run["started_at"]) or 0) > after]
+        assert late == [], f"runs started more than 1 s after the disable: {late}"
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(0.2)  # poll interval of the watch
 
 
 def _seen_by_all(servers: list[ServerProcess], field: str, value: object, *, since: float) -> None:
@@ -153,9 +174,7 @@ def test_uvicorn_workers_on_sqlite_run_each_slot_once(tmp_path, servers) -> None
     wait_ready(servers)
     wait_until(lambda: len(server.get("/cluster")["replicas"]) == 3, timeout=20)
     started = time.time()
-    time.sleep(10)
-    runs = _runs(server, "tick")
-    _assert_one_run_per_slot(runs)
-    window = _slots(runs, since=started, until=time.time() - 1)
-    assert len(window) >= 8 and _missing(window, 1.0) == 0, window
+    window = _window_of(server, since=started, slots=9, timeout=30)
+    _assert_one_run_per_slot(_runs(server, "tick"))
+    assert _missing(window, 1.0) == 0, window
     assert "multiple_workers_detected" not in server.log_tail(500)

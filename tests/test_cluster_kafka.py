@@ -38,7 +38,7 @@ def _stream(producer, topic: str, sent: list[str]) -> None:
         sent.append(event["id"])
         delay = started + (index + 1) / RATE - time.monotonic()
         if delay > 0:
-            time.sleep(delay)
+            time.sleep(delay)  # paces the stream at RATE (not a synchronisation)
     producer.client.flush(timeout=30)
 
 

@@ -40,6 +40,7 @@ def test_database_locked_mid_stream_loses_nothing(
     )
 
 
+@pytest.mark.slow  # over 8 s (--durations)
 @pytest.mark.timeout(120)
 def test_disable_enable_and_crash_mid_stream(
     live_app, kafka_topic, confluent_settings, kafka_producer, monkeypatch

@@ -150,6 +150,7 @@ def test_every_message_is_stored_or_dead_lettered_exactly_once(fuzz_worker, batc
     _check_exactly_once(fuzz_worker, _records(batch, f"{uuid.uuid4().hex[:8]}-"))
 
 
+@pytest.mark.slow  # over 8 s (--durations): examples through the broker
 @pytest.mark.kafka
 @pytest.mark.timeout(120)
 @settings(

@@ -199,6 +199,7 @@ def _consumer_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "kafka-consumer"]
 
 
+@pytest.mark.slow  # over 8 s (--durations)
 @pytest.mark.timeout(120)
 def test_disable_enable_and_crash_mid_stream_no_loss_no_duplicates(
     live_app, kafka_topic, kafka_settings, kafka_producer, monkeypatch
@@ -239,6 +240,7 @@ def test_disable_enable_and_crash_mid_stream_no_loss_no_duplicates(
     assert len(_consumer_threads()) == 1
 
 
+@pytest.mark.slow  # over 8 s (--durations)
 @pytest.mark.timeout(120)
 def test_broker_down_at_startup_then_recovers_by_itself(
     live_app, kafka, kafka_topic, kafka_settings, kafka_producer

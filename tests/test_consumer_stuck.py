@@ -19,6 +19,7 @@ def _consumer_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "kafka-consumer" and t.is_alive()]
 
 
+@pytest.mark.slow  # over 8 s (--durations)
 @pytest.mark.timeout(120)
 def test_hanging_handler_is_reported_stuck_and_restart_waits_for_its_thread(
     live_app, kafka_topic, kafka_settings, kafka_producer, monkeypatch

@@ -102,6 +102,7 @@ def test_every_replica_names_the_same_slot_for_an_overdue_task() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.postgres  # starts its own server (it stops and restarts it), no fixture shows that
 def test_database_outage_refuses_manual_runs_with_503_and_never_runs_unclaimed(live_app, make_settings) -> None:
     from devtools.postgres import PostgresCluster, postgres_available, start_postgres, stop_postgres
     from servicescheduler.scheduling.registry import TaskRegistry
@@ -181,20 +182,11 @@ def test_replicas_starting_together_may_both_create_a_state_row(database_url, mi
 
 @pytest.mark.kafka
 def test_a_consumer_toggle_on_one_replica_reaches_the_other(live_app, kafka_settings) -> None:
-    from tests.conftest import AUTH
+    from tests.conftest import AUTH, wait_until
 
     settings = kafka_settings()
     first, second = live_app(settings), live_app(settings)
     assert first.client.post("/consumer/disable", headers=AUTH).json()["enabled"] is False
-    _within_one_second(lambda: second.client.get("/consumer").json()["enabled"] is False)
+    wait_until(lambda: second.client.get("/consumer").json()["enabled"] is False, timeout=1.0)  # within 1 s
     assert second.client.post("/consumer/enable", headers=AUTH).json()["enabled"] is True
-    _within_one_second(lambda: first.client.get("/consumer").json()["enabled"] is True)
-
-
-def _within_one_second(condition: Any) -> None:
-    import time
-
-    deadline = time.monotonic() + 1.0
-    while not condition():
-        assert time.monotonic() < deadline, "not applied within 1 s"
-        time.sleep(0.01)
+    wait_until(lambda: first.client.get("/consumer").json()["enabled"] is True, timeout=1.0)

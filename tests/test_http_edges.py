@@ -278,6 +278,7 @@ def test_405_lists_every_method_the_path_allows(live_app, make_settings) -> None
     assert "PATCH" in response.json()["detail"]
 
 
+@pytest.mark.postgres  # starts its own server to stop it
 def test_a_database_outage_is_a_json_503_not_a_500(live_app, make_settings) -> None:
     from devtools.postgres import PostgresCluster, postgres_available, stop_postgres
 

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, update
 
 from devtools.webhook import WebhookReceiver
@@ -101,6 +102,7 @@ def test_a_hanging_receiver_costs_one_row_its_timeout_not_the_batch(database_url
     assert rows["fast"].status == "sent" and rows["hang"].status == "failed"
 
 
+@pytest.mark.slow  # 2.8 s by design: the answer trickles past a 2 s row timeout
 def test_a_trickling_answer_is_cut_at_the_row_timeout(database_url, make_settings, migrated) -> None:
     """Every read is within the client's 1 s timeout, but the answer takes 20 × 0.5 s: the row's
     own timeout (1 s + 1 s margin) ends it, the row fails and the pass ends in time."""
@@ -130,6 +132,7 @@ def _deliver_in_a_process(database_url: str, webhook_url: str) -> subprocess.Pop
     )
 
 
+@pytest.mark.slow  # 4.7 s: six delivering processes, each started and killed
 def test_a_payload_that_kills_the_process_is_not_retried_forever(database_url, migrated) -> None:
     """Every POST of the poison notification kills the delivering process (SIGKILL, as an OOM
     would). Each attempt is counted before its POST, so after NOTIFY_MAX_ATTEMPTS the row is
