@@ -339,6 +339,7 @@ def test_three_replicas_run_each_jittered_slot_once(make_settings, database_url)
 
 
 @pytest.mark.realtime
+@pytest.mark.slow  # a subprocess or a live server for seconds: out of the fast tier
 def test_a_six_field_cron_task_runs_on_its_even_seconds_in_a_live_app(live_app, make_settings) -> None:
     registry = TaskRegistry()
     registry.register("even-seconds", lambda: None, trigger=cron("*/2 * * * * *", tz="UTC"))

@@ -154,8 +154,8 @@ def _leaky_registry(database_holder: dict) -> TaskRegistry:
 def test_error_texts_on_public_routes_carry_no_sql_parameters(live_app, make_settings, database_url) -> None:
     app = live_app(make_settings(database_url=database_url), _leaky_registry({}))
     assert app.client.post("/tasks/leaky/run", headers=AUTH).status_code == 202
-    wait_until(lambda: app.client.get("/tasks/leaky/runs").json())
-    runs = app.client.get("/tasks/leaky/runs").json()
+    # Until the run has ended: its start (`running`) is stored first, its end when it ends.
+    runs = wait_until(lambda: [r for r in app.client.get("/tasks/leaky/runs").json() if r["outcome"] != "running"])
     error = runs[0]["error"]
     assert runs[0]["outcome"] == "error" and "IntegrityError" in error
     assert SECRET not in error and len(error) <= 500
@@ -197,6 +197,7 @@ def _start_server_process(tmp_path: Path, token_file: Path) -> subprocess.Comple
     )
 
 
+@pytest.mark.slow  # a subprocess or a live server for seconds: out of the fast tier
 def test_a_group_or_world_readable_token_file_stops_start_up(tmp_path) -> None:
     token_file = tmp_path / "admin_token"
     token_file.write_text("an-old-token-value\n")
@@ -208,6 +209,7 @@ def test_a_group_or_world_readable_token_file_stops_start_up(tmp_path) -> None:
     assert "ADMIN_TOKEN_FILE" in lines[0] and "0644" in lines[0] and "an-old-token-value" not in lines[0]
 
 
+@pytest.mark.slow  # a subprocess or a live server for seconds: out of the fast tier
 def test_a_symlinked_token_file_is_refused(tmp_path) -> None:
     target = tmp_path / "elsewhere"
     target.write_text("x\n")

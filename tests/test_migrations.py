@@ -301,6 +301,7 @@ def run_cli(args: list[str], environ: dict[str, str], cwd: Path) -> subprocess.C
     )
 
 
+@pytest.mark.slow  # a subprocess or a live server for seconds: out of the fast tier
 def test_servicescheduler_migrate_migrates_the_configured_database(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     first = run_cli(["-m", "servicescheduler.cli", "migrate"], {"DATABASE_URL": url}, tmp_path)
@@ -317,6 +318,7 @@ def test_servicescheduler_migrate_migrates_the_configured_database(tmp_path) -> 
     database.dispose()
 
 
+@pytest.mark.slow  # a subprocess or a live server for seconds: out of the fast tier
 def test_servicescheduler_migrate_moves_a_legacy_database(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'legacy.db'}"
     database = Database(load_settings({"DATABASE_URL": url}))
@@ -328,6 +330,7 @@ def test_servicescheduler_migrate_moves_a_legacy_database(tmp_path) -> None:
     assert f"migrated from revision 0004 to {head_revision()}" in result.stdout
 
 
+@pytest.mark.slow  # a subprocess or a live server for seconds: out of the fast tier
 def test_servicescheduler_migrate_refuses_bad_settings_and_has_help(tmp_path) -> None:
     bad = run_cli(
         ["-m", "servicescheduler.cli", "migrate"],
