@@ -15,6 +15,14 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from servicescheduler.settings import Settings
 
+# Page cache per SQLite connection, in KiB. SQLite's default (2,000 KiB) is per connection, and
+# every pooled connection takes its turn at the consumer's inserts (the pool hands out another one
+# whenever the most recent is busy), so each fills its cache with event pages: the soak measured
+# SQLite's heap growing to 25 MiB and more with 11 connections, RSS +20 % after the first minute.
+# 512 KiB still holds the interior b-tree pages an insert walks; leaf pages then come from the
+# OS's file cache (a read call, not a disk access).
+SQLITE_CACHE_KIB = 512
+
 # Engine execution option naming the PostgreSQL schema (DATABASE_SCHEMA) that storage/migrate.py creates.
 SCHEMA_OPTION = "servicescheduler_schema"
 
@@ -59,6 +67,7 @@ def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")  # negative: KiB, not pages
         cursor.close()
 
     return engine
