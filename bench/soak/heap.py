@@ -11,8 +11,10 @@ bytes in use, and bytes free but kept in its arenas — fragmentation shows ther
 from __future__ import annotations
 
 import ctypes
+import gc
 import json
 import os
+import sqlite3
 import sys
 import threading
 import time
@@ -45,12 +47,40 @@ def sqlite_library() -> Any | None:
     return library
 
 
+# sqlite3_db_status() counters: what one connection holds.
+DB_STATUS = {"cache": 1, "schema": 2, "statements": 3}
+
+
+def connection_memory(sqlite: Any) -> dict[str, float]:
+    """SQLite's memory summed over the process's open sqlite3 connections (MiB: page caches,
+    schemas, prepared statements) and how many there are. CPython 3.11's Connection object holds
+    its `sqlite3 *` right after the object header; a diagnostic for the soak only."""
+    totals = dict.fromkeys(DB_STATUS, 0)
+    count = 0
+    current, highest = ctypes.c_int(), ctypes.c_int()
+    for obj in gc.get_objects():
+        if type(obj) is not sqlite3.Connection:
+            continue
+        handle = ctypes.c_void_p.from_address(id(obj) + object.__basicsize__).value
+        if not handle:  # closed
+            continue
+        count += 1
+        for name, op in DB_STATUS.items():
+            if (
+                sqlite.sqlite3_db_status(ctypes.c_void_p(handle), op, ctypes.byref(current), ctypes.byref(highest), 0)
+                == 0
+            ):
+                totals[name] += current.value
+    return {"sqlite_connections": count, **{f"sqlite_{name}_mib": round(v / MIB, 2) for name, v in totals.items()}}
+
+
 def sample(sqlite: Any | None, libc: Any | None) -> dict[str, float | int | None]:
     """One reading: SQLite's heap, Python's allocated blocks, glibc's in-use and free arena bytes."""
     row: dict[str, float | int | None] = {"t": round(time.time(), 2), "python_blocks": sys.getallocatedblocks()}
     if sqlite is not None:
         row["sqlite_mib"] = round(sqlite.sqlite3_memory_used() / MIB, 2)
         row["sqlite_highwater_mib"] = round(sqlite.sqlite3_memory_highwater(0) / MIB, 2)
+        row.update(connection_memory(sqlite))
     if libc is not None:
         info = libc.mallinfo2()
         row["malloc_in_use_mib"] = round((info.uordblks + info.hblkhd) / MIB, 2)

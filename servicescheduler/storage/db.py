@@ -15,12 +15,19 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from servicescheduler.settings import Settings
 
-# Page cache per SQLite connection, in KiB. SQLite's default (2,000 KiB) is per connection, and
-# every pooled connection takes its turn at the consumer's inserts (the pool hands out another one
-# whenever the most recent is busy), so each fills its cache with event pages: the soak measured
-# SQLite's heap growing to 25 MiB and more with 11 connections, RSS +20 % after the first minute.
-# 512 KiB still holds the interior b-tree pages an insert walks; leaf pages then come from the
-# OS's file cache (a read call, not a disk access).
+# SQLite connections the pool keeps open between uses; bursts (20 tasks due in the same second,
+# the API's thread pool) may open SQLITE_POOL_MAX in all, closed again when returned. Each kept
+# connection holds its own prepared statements, up to 2.3 MiB for the consumer's bulk inserts
+# (storage/events.py), and every one takes its turn at them: the pool hands the consumer whichever
+# connection was returned last, usually one a task or the recorder just used. Keeping 20 let the
+# soak's 11 collect 25 MiB of statements, its +20 % RSS. One writer at a time is all SQLite
+# allows, so 4 kept connections cost nothing but a connect (~0.3 ms) for a burst's extra ones.
+SQLITE_POOL_KEPT = 4
+SQLITE_POOL_MAX = 40
+
+# Page cache per SQLite connection, in KiB (SQLite's default: 2,000 KiB each). WAL drops a
+# connection's cache whenever another one wrote, so caches rarely fill in the service; bounded
+# anyway, so that connections held by long readers cannot take 2 MiB each.
 SQLITE_CACHE_KIB = 512
 
 # Engine execution option naming the PostgreSQL schema (DATABASE_SCHEMA) that storage/migrate.py creates.
@@ -46,8 +53,8 @@ def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
         isolation_level=None,
         # Bound values are event data: never part of an error text or a log line.
         hide_parameters=True,
-        pool_size=20,
-        max_overflow=20,
+        pool_size=SQLITE_POOL_KEPT,
+        max_overflow=SQLITE_POOL_MAX - SQLITE_POOL_KEPT,
         # The most recently returned connection first: a sequential user such as the consumer
         # keeps reusing one connection (and its prepared statements, a few MiB for the bulk
         # insert) instead of rotating through every pooled one.
