@@ -21,7 +21,8 @@ from servicescheduler.settings import Settings
 # (storage/events.py), and every one takes its turn at them: the pool hands the consumer whichever
 # connection was returned last, usually one a task or the recorder just used. Keeping 20 let the
 # soak's 11 collect 25 MiB of statements, its +20 % RSS. One writer at a time is all SQLite
-# allows, so 4 kept connections cost nothing but a connect (~0.3 ms) for a burst's extra ones.
+# allows, so 4 kept connections cost only a connect (~1 ms, schema read included) per extra one a
+# burst opens.
 SQLITE_POOL_KEPT = 4
 SQLITE_POOL_MAX = 40
 
