@@ -27,4 +27,6 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
 
 STOPSIGNAL SIGTERM
 # 0.0.0.0 inside the container only; docker-compose.yml publishes it on the host's 127.0.0.1.
-CMD ["uvicorn", "server:app", "--host", "0.0.0.0", "--port", "8000", "--workers", "1"]
+# --http: a deadline for each request head, so that slow clients cannot hold connections
+# (servicescheduler/uvicorn_protocol.py; devtools/serve.py serves the same command line).
+CMD ["uvicorn", "server:app", "--host", "0.0.0.0", "--port", "8000", "--workers", "1", "--http", "servicescheduler.uvicorn_protocol:HeadTimeoutH11Protocol"]

@@ -349,6 +349,39 @@ FAULTS: tuple[Fault, ...] = (
         "that run is recorded `error` (worker process died), the pool is rebuilt, later runs succeed",
     ),
     Fault(
+        "Slow clients (slowloris)",
+        "500 loopback connections to the real server command line (`devtools/serve.py`, as `make run` and the "
+        "Dockerfile serve it) each send a partial request head, then one more header byte per second; on a "
+        "keep-alive connection, a second head started after a response and trickled the same way",
+        (
+            "test_slow_clients.py::test_trickled_request_heads_are_closed_within_the_deadline_and_others_are_served",
+            "test_slow_clients.py::test_the_deadline_is_rearmed_for_the_next_request_on_a_keep_alive_connection",
+        ),
+        "each gets a `408` and is closed 10 s (`REQUEST_HEAD_TIMEOUT`) after its head began, none earlier, "
+        "with one `request_head_timeout` warning naming the client; a normal request is answered meanwhile; "
+        "with uvicorn's plain h11 protocol all 500 stayed open",
+    ),
+    Fault(
+        "Bursts of SQLite users, and connections reading a large database",
+        "12 connections checked out at once, each running a 1,000-parameter statement; 6 held at once, each "
+        "scanning an 8 MiB table (4 times SQLite's default page cache)",
+        (
+            "test_sqlite_memory.py::test_a_burst_of_connections_leaves_only_the_kept_ones_open",
+            "test_sqlite_memory.py::test_each_pooled_connection_caches_at_most_its_bounded_page_cache",
+        ),
+        "the burst is served at once, then only 4 connections stay open (each kept one ends up holding the "
+        "consumer's 2.3 MiB of bulk-insert statements: 20 kept were the soak's +20 % RSS); SQLite's heap grows "
+        "by at most 512 KiB of page cache per connection, not SQLite's default 2 MiB (12 MiB here)",
+    ),
+    Fault(
+        "Power cut right after the consumer committed offsets (SQLite)",
+        "not injectable in a test: the consumer's batch is checked to commit with `synchronous=FULL` while "
+        "the pooled connection goes back at `NORMAL`",
+        ("test_consumer_store.py::test_sqlite_batches_commit_with_synchronous_full",),
+        "the batch is fsynced before its offsets are committed, so no event whose offset Kafka counts as "
+        "consumed can be lost with the power; other writes stay NORMAL (README, Kafka events)",
+    ),
+    Fault(
         "Fuzzed HTTP: schemathesis",
         "schema-driven requests from the published OpenAPI (30 examples per operation, random seed), with "
         "and without the token, and on /consumer with a real consumer",

@@ -92,6 +92,7 @@ def take_sample(
 ) -> dict[str, Any]:
     """/proc first (the harness's own requests must not be in flight), then the consumer and the DB."""
     sample: dict[str, Any] = {"t_s": round(t_s, 2), **sample_process(service.pid, target.file).as_dict()}
+    sample.update(service.heap_sample())
     if target.file is None:
         sample["db_connections"] = target.server_connections()
     sample.update(target.sizes())

@@ -133,6 +133,13 @@ def _memory_and_api_lines(result: dict[str, Any]) -> list[str]:
             f"{growth['first_third_mib_per_min']} MiB/min in the first third of that period and "
             f"{growth['last_third_mib_per_min']} MiB/min in the last third."
         )
+        if growth.get("sqlite_mib") is not None:
+            first = _first_after_warmup(result)
+            lines.append(
+                f"- Whose memory (the server's heap probe, `bench/soak/heap.py`), growth after the warm-up: "
+                f"SQLite {growth['sqlite_mib']:+} MiB (from {first.get('sqlite_mib')}), glibc malloc in use "
+                f"{growth['malloc_in_use_mib']:+} MiB, free in malloc's arenas {growth['malloc_free_mib']:+} MiB."
+            )
     timed = [s["api_ms"] for s in result["samples"] if s.get("api_ms") is not None and not s.get("api_error")]
     errors = [s["api_error"] for s in result["samples"] if s.get("api_error")]
     if timed:
@@ -142,6 +149,11 @@ def _memory_and_api_lines(result: dict[str, Any]) -> list[str]:
             f"failed {len(errors)} of {len(result['samples'])} times{kinds}."
         )
     return lines
+
+
+def _first_after_warmup(result: dict[str, Any]) -> dict[str, Any]:
+    warmup = result["config"]["warmup_s"]
+    return next((s for s in result["samples"] if s["t_s"] >= warmup and s.get("sqlite_mib") is not None), {})
 
 
 def _exit(code: int | None) -> str:

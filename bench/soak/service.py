@@ -33,6 +33,7 @@ class SoakService:
 
         self.workdir = workdir
         self.runs_file = workdir / "soak-runs.log"
+        self.heap_file = workdir / "soak-heap.log"
         self.log_path = workdir / "server.log"
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -53,6 +54,7 @@ class SoakService:
             KAFKA_HEARTBEAT_INTERVAL_MS="1000",
             TASK_MODULES=TASK_MODULE,
             SOAK_RUNS_FILE=str(self.runs_file),
+            SOAK_HEAP_FILE=str(self.heap_file),
         )
         # The app as users serve it; a diagnostic run may swap in another launcher of `server:app`.
         self.command = uvicorn_command(self.port, "--log-level", "warning", "--no-access-log")
@@ -111,6 +113,14 @@ class SoakService:
                 self.proc.wait(10)
         self.stop_seconds = round(time.monotonic() - started, 2)
         self.exit_code = self.proc.returncode
+
+    def heap_sample(self) -> dict[str, Any]:
+        """The latest line of the server's heap probe (bench.soak.heap), {} before the first."""
+        try:
+            lines = self.heap_file.read_text().splitlines()
+            return {k: v for k, v in json.loads(lines[-1]).items() if k != "t"} if lines else {}
+        except (OSError, ValueError):
+            return {}
 
     def log_summary(self, top: int = 8) -> dict[str, Any]:
         """Counts of the server's log lines by level, and the most frequent warning/error events."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from bench.soak.heap import start_heap_probe
 from bench.soak.task_plan import is_async, task_names
 from servicescheduler.scheduling import TaskContext, every, tasks
 
@@ -56,6 +57,9 @@ def _async_body() -> Callable[[TaskContext], Any]:
 
     return body
 
+
+# Imported once per server process (TASK_MODULES): the heap probe samples it from inside.
+start_heap_probe()
 
 for _index, _name in enumerate(task_names()):
     tasks.register(

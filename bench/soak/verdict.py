@@ -120,6 +120,11 @@ def accounting_rows(accounting: dict[str, Any]) -> list[dict[str, Any]]:
     return [events, runs]
 
 
+RSS_PARTS = ("rss_mib", "rss_anon_mib", "rss_file_mib", "rss_shmem_mib")
+# From the server's heap probe (bench.soak.heap): who owns the anonymous memory.
+HEAP_OWNERS = ("sqlite_mib", "malloc_in_use_mib", "malloc_free_mib")
+
+
 def memory_growth(samples: Sequence[Sample], warmup_s: float = WARMUP_SECONDS) -> dict[str, Any] | None:
     """Where RSS grew after the warm-up (MiB: total, anonymous, file-backed, shared) and how fast at
     the start and at the end of that period (MiB/min), to tell a plateau from a steady leak."""
@@ -128,7 +133,7 @@ def memory_growth(samples: Sequence[Sample], warmup_s: float = WARMUP_SECONDS) -
     if index is None or len(readable) < 3:
         return None
     first, last = readable[0], readable[-1]
-    growth = {key: _delta(first, last, key) for key in ("rss_mib", "rss_anon_mib", "rss_file_mib", "rss_shmem_mib")}
+    growth = {key: _delta(first, last, key) for key in (*RSS_PARTS, *HEAP_OWNERS)}
     third = max(1, len(readable) // 3)
     return {
         **growth,
