@@ -47,6 +47,7 @@ class Application:
         self.handlers = handlers
         self.metrics = metrics or Metrics()
         self.database = Database(settings)
+        self.consumer_database = self.database
         self.registry = registry
         # Cluster hook: replicas (and uvicorn workers) on one database share one schedule.
         self.coordinator: Coordinator = (
@@ -66,7 +67,11 @@ class Application:
             )
             from servicescheduler.consumers.running.throughput import ThroughputSampler
 
-            self.consumer = build_consumer(settings, self.database, self.metrics, self.scheduler, handlers)
+            # On SQLite the consumer writes through an engine of its own: its bulk inserts' big
+            # prepared statements then live in its own two connections, not in every pooled one.
+            if self.database.dialect == "sqlite":
+                self.consumer_database = Database(settings, for_consumer=True)
+            self.consumer = build_consumer(settings, self.consumer_database, self.metrics, self.scheduler, handlers)
             self.throughput = ThroughputSampler(self.consumer.status)
             self.scheduler.supervise(self.throughput)
         self.cluster_sync: ClusterSync | None = None
@@ -121,6 +126,8 @@ class Application:
         unfinished = self.scheduler.stop(timeout) if self.started else []
         if self.cluster_sync is not None and self.started:
             self.cluster_sync.stop()  # after the runs: their leases were renewed while they finished
+        if self.consumer_database is not self.database:
+            self.consumer_database.dispose()
         self.database.dispose()
         return unfinished
 

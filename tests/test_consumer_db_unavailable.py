@@ -25,24 +25,26 @@ pytestmark = pytest.mark.kafka
 
 
 class _DiskFull:
-    """Every new connection of `engine` may not grow the file past its current size (SQLITE_FULL)."""
+    """Every new connection of the engines may not grow the file past its current size (SQLITE_FULL)."""
 
-    def __init__(self, engine: Engine, path: Path) -> None:
+    def __init__(self, engines: list[Engine], path: Path) -> None:
         probe = sqlite3.connect(path)
         try:
             self.pages = probe.execute("PRAGMA page_count").fetchone()[0]
         finally:
             probe.close()
-        self.engine = engine
-        event.listen(engine, "connect", self._limit)
-        engine.dispose()  # pooled connections are replaced by limited ones
+        self.engines = engines
+        for engine in engines:
+            event.listen(engine, "connect", self._limit)
+            engine.dispose()  # pooled connections are replaced by limited ones
 
     def _limit(self, dbapi_connection, _record) -> None:
         dbapi_connection.execute(f"PRAGMA max_page_count = {self.pages}")
 
     def release(self) -> None:
-        event.remove(self.engine, "connect", self._limit)
-        self.engine.dispose()
+        for engine in self.engines:
+            event.remove(engine, "connect", self._limit)
+            engine.dispose()
 
 
 @pytest.mark.timeout(120)
@@ -59,7 +61,8 @@ def test_a_database_refusing_writes_turns_ready_503_and_the_consumer_db_unavaila
     wait_until(lambda: _count(database, Event) == 50, timeout=30)
     wait_until(lambda: client.get("/ready").status_code == 200, timeout=10)
 
-    full = _DiskFull(database.engine, path)
+    # The service's engine and the consumer's own (SQLite gives the consumer an engine of its own).
+    full = _DiskFull([database.engine, app.application.consumer_database.engine], path)
     try:
         kafka_producer.send(kafka_topic, _events(100, "b", big="x" * 6000))  # each needs new pages
         refused = wait_until(lambda: (r := client.get("/ready")).status_code == 503 and r.json(), timeout=15)

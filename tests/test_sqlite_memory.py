@@ -5,13 +5,15 @@ its own page cache, and the soak's RSS grew while each of a dozen connections fi
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.pool import QueuePool
 
 from bench.soak.heap import MIB, connection_memory, sqlite_library
+from servicescheduler.scheduling.registry import TaskRegistry
 from servicescheduler.settings import load_settings
-from servicescheduler.storage.db import SQLITE_CACHE_KIB, SQLITE_POOL_KEPT, Database
+from servicescheduler.storage.db import SQLITE_CACHE_KIB, Database
+from servicescheduler.storage.migrate import upgrade
 
 CONNECTIONS = 6
 TABLE_MIB = 8  # four times SQLite's default cache, so a full scan fills any cache
@@ -44,23 +46,55 @@ def test_each_pooled_connection_caches_at_most_its_bounded_page_cache(tmp_path) 
         database.dispose()
 
 
-def test_a_burst_of_connections_leaves_only_the_kept_ones_open(tmp_path) -> None:
-    """Every pooled connection ends up holding the consumer's big prepared statements (the pool
-    hands out whichever was returned last), so the number kept open bounds that memory."""
+def test_the_consumers_bulk_inserts_are_prepared_on_its_own_engine_only(tmp_path) -> None:
+    """The consumer's multi-row INSERTs are MiB-sized prepared statements: on the shared pool every
+    connection ended up holding them (the soak's RSS growth); on its own engine, only its own do."""
+    from servicescheduler.service import Application
+    from servicescheduler.storage.events import event_row, insert_new_events
+    from servicescheduler.support.clock import utcnow
+
+    def row(event_id: str) -> tuple:
+        now = utcnow()
+        return event_row(
+            {
+                "id": event_id,
+                "type": "t",
+                "occurred_at": now,
+                "received_at": now,
+                "data": {"n": 1},
+                "key": None,
+                "topic": "events",
+                "partition": 0,
+                "offset": 0,
+            }
+        )
+
     sqlite = sqlite_library()
     assert sqlite is not None
-    database = Database(load_settings({"DATABASE_URL": f"sqlite:///{tmp_path / 'pool.db'}"}))
-    burst = SQLITE_POOL_KEPT * 3
-    statement = "SELECT " + ", ".join("?" * 1000)  # a big statement each connection caches
-    pool = database.engine.pool
-    assert isinstance(pool, QueuePool)
+    settings = load_settings(
+        {"DATABASE_URL": f"sqlite:///{tmp_path / 'split.db'}", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"},
+        admin_token="t",
+    )
+    application = Application(settings, TaskRegistry())
     try:
-        with contextlib.ExitStack() as held:
-            readers = database.engine.execution_options(sqlite_read_only=True)
-            for connection in [held.enter_context(readers.connect()) for _ in range(burst)]:
-                connection.exec_driver_sql(statement, tuple(range(1000))).fetchall()
-            assert pool.checkedout() == burst  # the burst is served, not queued
-        assert pool.checkedin() <= SQLITE_POOL_KEPT
-        assert connection_memory(sqlite)["sqlite_connections"] <= SQLITE_POOL_KEPT
+        upgrade(application.database.engine)
+        consumer_db = application.consumer_database
+        assert consumer_db is not application.database  # what the consumer's worker writes through
+        assert application.consumer is not None
+        worker: Any = application.consumer._factory()  # the worker the supervisor would start
+        assert worker.database is consumer_db
+        for size in (1000, 500, 250):  # three statement sizes, as batches of a busy stream
+            rows = [row(f"{size}-{i}") for i in range(size)]
+            with consumer_db.engine.begin() as connection:
+                insert_new_events(connection, rows)
+        consumer_memory = connection_memory(sqlite)["sqlite_statements_mib"]
+        assert consumer_memory > 0.5, consumer_memory  # the big statements exist, on its connection
+        with contextlib.ExitStack() as held:  # a burst on the service's own pool
+            readers = application.database.engine.execution_options(sqlite_read_only=True)
+            for connection in [held.enter_context(readers.connect()) for _ in range(12)]:
+                connection.exec_driver_sql("SELECT count(*) FROM ss_events").scalar()
+            burst_memory = connection_memory(sqlite)["sqlite_statements_mib"]
+        assert burst_memory - consumer_memory < 0.25, (consumer_memory, burst_memory)
     finally:
-        database.dispose()
+        application.consumer_database.dispose()
+        application.database.dispose()

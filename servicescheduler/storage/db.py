@@ -15,16 +15,17 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from servicescheduler.settings import Settings
 
-# SQLite connections the pool keeps open between uses; bursts (20 tasks due in the same second,
-# the API's thread pool) may open SQLITE_POOL_MAX in all, closed again when returned. Each kept
-# connection holds its own prepared statements, up to 2.3 MiB for the consumer's bulk inserts
-# (storage/events.py), and every one takes its turn at them: the pool hands the consumer whichever
-# connection was returned last, usually one a task or the recorder just used. Keeping 20 let the
-# soak's 11 collect 25 MiB of statements, its +20 % RSS. One writer at a time is all SQLite
-# allows, so 4 kept connections cost only a connect (~1 ms, schema read included) per extra one a
-# burst opens.
-SQLITE_POOL_KEPT = 4
+# SQLite connections the service's pool keeps open between uses, and at most (bursts: 20 tasks due
+# in one second, the API's thread pool). Kept, not churned: a connection closed while another holds
+# a lock keeps its descriptor until the lock goes (the 30-minute soak's descriptors +6).
+SQLITE_POOL_KEPT = 20
 SQLITE_POOL_MAX = 40
+# The consumer's own engine (Database(..., for_consumer=True)): its thread and the store-ahead
+# thread. Its multi-row INSERTs (storage/events.py) are prepared statements of ~2.3 MiB per
+# connection; on the shared pool every connection took its turn at them (the pool hands out
+# whichever was returned last), 25 MiB over the soak's 11 connections, its RSS growth.
+SQLITE_CONSUMER_POOL_KEPT = 2
+SQLITE_CONSUMER_POOL_MAX = 4
 
 # Page cache per SQLite connection, in KiB (SQLite's default: 2,000 KiB each). WAL drops a
 # connection's cache whenever another one wrote, so caches rarely fill in the service; bounded
@@ -40,7 +41,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
+def _sqlite_engine(url: str, busy_timeout_ms: int, *, kept: int, most: int) -> Engine:
     """A SQLite engine in WAL mode with a busy timeout, its directory created."""
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
@@ -54,8 +55,8 @@ def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
         isolation_level=None,
         # Bound values are event data: never part of an error text or a log line.
         hide_parameters=True,
-        pool_size=SQLITE_POOL_KEPT,
-        max_overflow=SQLITE_POOL_MAX - SQLITE_POOL_KEPT,
+        pool_size=kept,
+        max_overflow=most - kept,
         # The most recently returned connection first: a sequential user such as the consumer
         # keeps reusing one connection (and its prepared statements, a few MiB for the bulk
         # insert) instead of rotating through every pooled one.
@@ -84,10 +85,17 @@ def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
 class Database:
     """Owns the engine and hands out sessions (`session()` context manager) for one unit of work."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, for_consumer: bool = False) -> None:
+        """`for_consumer`: the Kafka consumer's own engine on SQLite (a small pool of its own, see
+        SQLITE_CONSUMER_POOL_KEPT); on PostgreSQL the same engine as the service's."""
         url = settings.database_url
         if url.startswith("sqlite"):
-            self.engine = _sqlite_engine(url, settings.sqlite_busy_timeout_ms)
+            kept, most = (
+                (SQLITE_CONSUMER_POOL_KEPT, SQLITE_CONSUMER_POOL_MAX)
+                if for_consumer
+                else (SQLITE_POOL_KEPT, SQLITE_POOL_MAX)
+            )
+            self.engine = _sqlite_engine(url, settings.sqlite_busy_timeout_ms, kept=kept, most=most)
         else:
             if url.startswith("postgresql://"):
                 url = "postgresql+psycopg://" + url[len("postgresql://") :]
