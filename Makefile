@@ -51,8 +51,8 @@ test: $(DEV_STAMP) ## Run the whole test suite, all tiers (PYTEST_ARGS=...)
 
 # The tiers are markers tests/conftest.py derives from the fixtures a test uses; tests/test_tiers.py
 # checks that nothing reaching PostgreSQL, the broker or chromium runs here.
-test-fast: $(DEV_STAMP) ## Run the fast tier: SQLite only, no broker, no browser, nothing slow (< 1 min)
-	$(PY) -m pytest -m "not kafka and not browser and not slow and not postgres" --durations=10 $(PYTEST_ARGS)
+test-fast: $(DEV_STAMP) ## Run the fast tier: SQLite only, no broker, no browser, nothing slow, on 2 workers (< 1 min)
+	$(PY) -m pytest -n 2 -m "not kafka and not browser and not slow and not postgres" --durations=10 $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP) ## ruff (lint + format check) and mypy (strict for the app code)
 	$(VENV)/bin/ruff check .

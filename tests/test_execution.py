@@ -99,6 +99,7 @@ def _children(pid: int) -> set[int]:
     return children
 
 
+@pytest.mark.slow  # seconds of real waiting (a process pool, a timeout): out of the fast tier
 def test_process_executor_runs_cpu_work_and_leaves_no_child_after_stop(make_scheduler) -> None:
     registry = TaskRegistry()
     registry.register("burn", cpu_burn, trigger=every(1).hours, executor="process")

@@ -6,6 +6,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from servicescheduler.scheduling.registry import TaskRegistry
 from servicescheduler.scheduling.triggers import every
 from tests.conftest import wait_until
@@ -21,6 +23,7 @@ def quick() -> int:
     return os.getpid()
 
 
+@pytest.mark.slow  # seconds of real waiting (a process pool, a timeout): out of the fast tier
 def test_a_killed_process_worker_is_recorded_and_the_pool_rebuilt(make_scheduler) -> None:
     registry = TaskRegistry()
     registry.register("victim", sleep_long, trigger=every(1).hours, executor="process", enabled=False)

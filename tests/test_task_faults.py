@@ -243,6 +243,7 @@ def test_leftovers_that_swallow_cancellation_are_abandoned_after_the_grace(monke
     assert fields["leftovers"] == ["stubborn (_swallow_forever)"]
 
 
+@pytest.mark.slow  # seconds of real waiting (a process pool, a timeout): out of the fast tier
 def test_a_run_that_swallows_its_own_timeout_is_abandoned_as_a_timeout(monkeypatch) -> None:
     monkeypatch.setattr(executor_module, "log", _Log())
     started = time.monotonic()
