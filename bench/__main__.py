@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import time
@@ -104,13 +105,6 @@ def _reaction(context: Context) -> Result:
     return data, section.reaction_section(data)
 
 
-def _async_overhead(context: Context) -> Result:
-    from bench.async_overhead import measure, section
-
-    data = measure.measure(context.quick)
-    return data, section.section(data)
-
-
 def _web_load(context: Context) -> Result:
     from bench.web import measure, section
 
@@ -147,25 +141,17 @@ def _footprint(context: Context) -> Result:
     return data, section.section(data)
 
 
-def _dashboard(context: Context) -> Result:
-    from bench.dashboard import measure, section
+def _standard(package: str) -> Callable[[Context], Result]:
+    """A benchmark whose package has `measure.measure(quick)` and `section.section(data)`
+    (imported when it runs: a run of one benchmark imports only its own package)."""
 
-    data = measure.measure(context.quick)
-    return data, section.section(data)
+    def run(context: Context) -> Result:
+        measure = importlib.import_module(f"{package}.measure")
+        section = importlib.import_module(f"{package}.section")
+        data = measure.measure(context.quick)
+        return data, section.section(data)
 
-
-def _retention(context: Context) -> Result:
-    from bench.retention import measure, section
-
-    data = measure.measure(context.quick)
-    return data, section.section(data)
-
-
-def _cluster(context: Context) -> Result:
-    from bench.cluster import measure, section
-
-    data = measure.measure(context.quick)
-    return data, section.section(data)
+    return run
 
 
 BENCHMARKS = (
@@ -173,14 +159,14 @@ BENCHMARKS = (
     Benchmark(2, "Head-of-line blocking", _head_of_line),
     Benchmark(3, "Scale: 10 to 10,000 tasks", _scale),
     Benchmark(4, "Reaction to the API", _reaction),
-    Benchmark(5, "Async overhead per run", _async_overhead),
+    Benchmark(5, "Async overhead per run", _standard("bench.async_overhead")),
     Benchmark(6, "Web latency under task load", _web_load),
     Benchmark(7, "Consumer throughput", _throughput),
     Benchmark(8, "Event → notification latency", _e2e),
     Benchmark(9, "Footprint and start-up", _footprint),
-    Benchmark(10, "Dashboard render time", _dashboard),
-    Benchmark(11, "Retention throughput", _retention),
-    Benchmark(12, "Several replicas on one database", _cluster),
+    Benchmark(10, "Dashboard render time", _standard("bench.dashboard")),
+    Benchmark(11, "Retention throughput", _standard("bench.retention")),
+    Benchmark(12, "Several replicas on one database", _standard("bench.cluster")),
 )
 BY_NUMBER = {benchmark.number: benchmark for benchmark in BENCHMARKS}
 
