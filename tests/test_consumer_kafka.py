@@ -146,6 +146,9 @@ def test_database_locked_mid_stream_loses_nothing(
         lock.close()
         wait_until(lambda: _count(database, Event) == 200, timeout=20)
         assert _count(database, DeadLetter) == 0
+        # The rows can be visible a moment before the worker has taken the batch back from the
+        # store-ahead thread and said so: wait for its word, bounded.
+        wait_until(lambda: worker.snapshot().state == "running", timeout=10)
         snapshot = worker.snapshot()
         assert (snapshot.state, snapshot.db_error, snapshot.db_unavailable_since) == ("running", None, None)
         wait_until(lambda: sum(_committed(kafka.bootstrap, kafka_group, kafka_topic).values()) == 200, timeout=10)
