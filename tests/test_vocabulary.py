@@ -106,6 +106,8 @@ def test_the_task_json_keeps_its_fields_while_a_run_is_in_progress_and_after(liv
         "interrupted": 0,
         "runs": 1,
     }
+    # The history row is written by the recorder thread, a moment after the in-memory status.
+    wait_until(lambda: app.client.get("/tasks/held/runs").json(), timeout=5)
     assert [list(run) for run in app.client.get("/tasks/held/runs").json()] == [RUN_FIELDS]
 
 
