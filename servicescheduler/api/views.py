@@ -61,6 +61,12 @@ class TaskView(View):
     stale: bool
     stats: dict[str, int] = Field(description="runs, successes, failures, timeouts, skipped, missed, ...")
     run_requests_dropped: int = Field(default=0, description="event-triggered run requests dropped while disabled")
+    trigger: dict[str, Any] | None = Field(
+        default=None, description='{"cron", "tz"} or {"interval_seconds"}; null for other declared triggers'
+    )
+    origin: str = Field(default="code", description="code (declared) or runtime (created through the API)")
+    function: str | None = Field(default=None, description="runtime tasks: the declared function")
+    kwargs: dict[str, Any] | None = Field(default=None, description="runtime tasks: its keyword arguments")
 
 
 class AuditView(View):

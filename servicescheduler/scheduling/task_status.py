@@ -53,6 +53,10 @@ class TaskStatus:
     stale: bool
     stats: dict[str, int]  # runs, successes, failures, timeouts, skipped, missed, interrupted
     run_requests_dropped: int
+    trigger: dict[str, Any] | None = None  # JSON form of a cron or plain interval trigger
+    origin: str = "code"  # "code" (declared) or "runtime" (POST /tasks, add_task)
+    function: str | None = None  # runtime tasks: the declared function and its arguments
+    kwargs: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON the API publishes for this task."""
@@ -74,6 +78,10 @@ class TaskStatus:
             "stale": self.stale,
             "stats": dict(self.stats),
             "run_requests_dropped": self.run_requests_dropped,
+            "trigger": self.trigger,
+            "origin": self.origin,
+            "function": self.function,
+            "kwargs": self.kwargs,
         }
 
 
