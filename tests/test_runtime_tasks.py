@@ -31,6 +31,7 @@ class Reports:
 
         @registry.function("send-report")
         def send_report(ctx: TaskContext, *, region: str, copies: int = 1) -> None:
+            """Sends one region's report."""
             with self.lock:
                 self.calls.append((ctx.task, region, copies))
 
@@ -66,6 +67,8 @@ def test_post_creates_a_task_that_runs_with_its_kwargs_and_survives_restart(
     assert (audit["action"], audit["target"], audit["actor"]) == ("create", "report-eu", "admin")
     assert audit["detail"]["kwargs"] == {"region": "eu", "copies": 2}
     assert app.client.get("/tasks/job").json()["origin"] == "code"
+    function = {"name": "send-report", "parameters": "*, region: str, copies: int = 1"}
+    assert app.client.get("/functions").json() == [function | {"description": "Sends one region's report."}]
     app.stop()
 
     again = live_app(settings, reports.registry())
