@@ -96,7 +96,9 @@ def list_tasks(application: AppDep) -> list[dict[str, Any]]:
     return [scrub_errors(status.as_dict()) for status in application.scheduler.statuses()]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=TaskView, responses=error_responses(401, 409))
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=TaskView, responses=error_responses(400, 401, 409, 413)
+)
 def create_task(body: TaskCreate, application: AppDep, actor: AdminDep) -> dict[str, Any]:
     """Creates a task from a declared function (persisted, audited, on every replica within 1 s);
     409 when the name is taken, 422 naming what does not fit (function, trigger, kwargs)."""
