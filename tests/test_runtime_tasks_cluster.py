@@ -1,5 +1,6 @@
 """A task created over HTTP on one of three replicas (real processes, one PostgreSQL database)
-runs once per slot cluster-wide, and stops everywhere within 1 s of its DELETE on another."""
+runs once per slot cluster-wide, switches to a cron line everywhere within 1 s of a PATCH on
+another, and stops everywhere within 1 s of its DELETE on the third."""
 
 from __future__ import annotations
 
@@ -44,13 +45,19 @@ def _runs(database_url: str) -> list[tuple[float | None, float | None, str | Non
     return [(to_epoch(slot), to_epoch(started), outcome, replica) for slot, started, outcome, replica in rows]
 
 
-def _until_all(servers: list[ServerProcess], status: int, since: float) -> float:
-    """Seconds from `since` until every server answers GET /tasks/rt with `status`; fails past 1 s."""
+def _until_all(servers: list[ServerProcess], status: int, since: float, schedule: str | None = None) -> float:
+    """Seconds from `since` until every server answers GET /tasks/rt with `status` (and shows
+    `schedule`); fails past 1 s."""
+
+    def shown(server: ServerProcess) -> bool:
+        response = server.client.get("/tasks/rt")
+        return response.status_code == status and (schedule is None or response.json()["schedule"] == schedule)
+
     pending = list(servers)
     while pending and time.time() - since <= 1.0:
-        pending = [server for server in pending if server.client.get("/tasks/rt").status_code != status]
+        pending = [server for server in pending if not shown(server)]
         time.sleep(0.01)  # poll interval
-    assert not pending, f"{[s.name for s in pending]} did not answer {status} within 1 s"
+    assert not pending, f"{[s.name for s in pending]} did not answer {status} {schedule or ''} within 1 s"
     return time.time() - since
 
 
@@ -71,6 +78,17 @@ def test_a_runtime_task_runs_once_per_slot_on_three_replicas_and_stops_within_1s
 
     # About ten slots: each once, on one grid, none missing, whichever replica won it.
     wait_until(lambda: len(_runs(cluster_database_url)) >= 10, timeout=30, interval=0.5)
+
+    # A PATCH on another replica switches it to a cron line (every even second) everywhere.
+    patched = b.patch("/tasks/rt", {"trigger": {"cron": "*/2 * * * * *", "tz": "UTC"}})
+    switched_at = time.time()
+    assert patched.status_code == 200, patched.text
+    patched_seen = _until_all([a, c], 200, switched_at, "cron '*/2 * * * * *' UTC")
+    wait_until(
+        lambda: len([run for run in _runs(cluster_database_url) if (run[0] or 0) > switched_at + 1]) >= 3,
+        timeout=20,
+        interval=0.5,
+    )
     response = c.client.delete("/tasks/rt", headers=AUTH)
     deleted_at = time.time()
     assert response.status_code == 204, response.text
@@ -83,10 +101,13 @@ def test_a_runtime_task_runs_once_per_slot_on_three_replicas_and_stops_within_1s
     slots = sorted(run[0] for run in runs if run[0] is not None and run[2] != "missed")
     duplicated = {slot: n for slot, n in Counter(slots).items() if n > 1}
     assert not duplicated, f"slots run more than once: {duplicated}"
-    gaps = [later - earlier for earlier, later in zip(slots, slots[1:], strict=False)]
-    assert all(abs(gap - 1.0) < 0.001 for gap in gaps), f"slots off a common 1 s grid or missing: {slots}"
+    before = [slot for slot in slots if slot < switched_at]
+    gaps = [later - earlier for earlier, later in zip(before, before[1:], strict=False)]
+    assert all(abs(gap - 1.0) < 0.001 for gap in gaps), f"slots off a common 1 s grid or missing: {before}"
+    after = [slot for slot in slots if slot > switched_at + 1]
+    assert after and all(slot % 2 == 0 for slot in after), f"cron slots not on even seconds: {after}"
     assert all(run[2] == "success" for run in runs), runs
     print(
-        f"created seen by all in {created_seen * 1000:.0f} ms; deleted in {deleted_seen * 1000:.0f} ms; "
-        f"{len(slots)} slots on {len({run[3] for run in runs})} replicas"
+        f"created seen by all in {created_seen * 1000:.0f} ms, patched in {patched_seen * 1000:.0f} ms, "
+        f"deleted in {deleted_seen * 1000:.0f} ms; {len(slots)} slots on {len({run[3] for run in runs})} replicas"
     )
