@@ -84,6 +84,7 @@ def test_post_creates_a_task_that_runs_with_its_kwargs_and_survives_restart(
         ({"kwargs": {}}, "missing a required argument: 'region'"),
         ({"kwargs": {"region": "eu", "colour": "red"}}, "unexpected keyword argument 'colour'"),
         ({"kwargs": {"ctx": 1, "region": "eu"}}, "'ctx' is the TaskContext of send-report"),
+        ({"kwargs": {"region": "eu", "copies": "two"}}, "'copies' of send-report: Input should be a valid integer"),
         ({"trigger": {"cron": "0 25 * * *"}, "kwargs": {"region": "eu"}}, "hour"),
         ({"trigger": {"cron": "0 3 * * *", "tz": "Mars/Base"}, "kwargs": {"region": "eu"}}, "unknown time zone"),
         ({"trigger": {"interval_seconds": 0}, "kwargs": {"region": "eu"}}, "interval_seconds"),

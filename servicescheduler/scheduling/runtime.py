@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import functools
 import inspect
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from servicescheduler.scheduling.cron import zone_name
 from servicescheduler.scheduling.errors import InvalidTask
@@ -73,6 +76,27 @@ def check_kwargs(function: str, func: Callable[..., Any], kwargs: Mapping[str, A
         signature.bind(None, **kwargs)
     except TypeError as exc:
         raise InvalidTask(f"kwargs do not fit {function}{_shown(signature)}: {exc}") from None
+    _check_types(function, func, kwargs)
+
+
+def _check_types(function: str, func: Callable[..., Any], kwargs: Mapping[str, Any]) -> None:
+    """Checks each argument against its parameter's annotation (pydantic, lax: 2 fits a float),
+    so that `{"copies": "two"}` is refused now rather than failing every run. Annotations that
+    cannot be resolved (names imported under TYPE_CHECKING) are not checked."""
+    try:
+        hints = typing.get_type_hints(func)
+    except Exception:
+        return
+    for name, value in kwargs.items():
+        if name not in hints:
+            continue
+        try:
+            TypeAdapter(hints[name]).validate_python(value)
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"] if exc.errors() else str(exc)
+            raise InvalidTask(f"kwargs: {name!r} of {function}: {reason}, got {value!r}") from None
+        except Exception:  # a type pydantic cannot validate: the function's own business
+            continue
 
 
 def _shown(signature: inspect.Signature) -> str:
