@@ -129,6 +129,10 @@ TASK_FIELDS = [
     "stale",
     "stats",
     "run_requests_dropped",
+    "trigger",
+    "origin",
+    "function",
+    "kwargs",
 ]
 RUN_FIELDS = [
     "run_id",
