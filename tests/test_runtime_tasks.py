@@ -201,3 +201,28 @@ def test_runtime_functions_are_checked_at_declaration() -> None:
     registry.add_function("fine", lambda ctx, *, region="eu": None)
     with pytest.raises(TaskDefinitionError, match="already declared"):
         registry.add_function("fine", lambda ctx: None)
+
+
+def test_a_run_in_progress_finishes_and_is_recorded_after_its_task_is_deleted(make_scheduler) -> None:
+    from servicescheduler.storage.history import run_rows
+    from tests.conftest import FakeClock
+
+    started, release = threading.Event(), threading.Event()
+    registry = TaskRegistry()
+
+    @registry.function("hold")
+    def hold(ctx: TaskContext, *, seconds: float) -> None:
+        started.set()
+        release.wait(seconds)
+
+    clock = FakeClock()
+    scheduler = make_scheduler(registry, clock=clock, run_loop=False)
+    scheduler.add_task("held", "hold", {"interval_seconds": 10}, kwargs={"seconds": 10})
+    scheduler.tick(clock.advance(10))  # its first slot, one interval after creation
+    assert started.wait(5)
+    scheduler.remove_task("held")
+    assert scheduler.names() == [] and scheduler.running_tasks() == []
+    assert scheduler.tick(clock.advance(60)) is None  # nothing of it is planned any more
+    release.set()
+    assert scheduler.recorder.flush(5)
+    wait_until(lambda: [row["outcome"] for row in run_rows(scheduler.database, "held", 10, None)] == ["success"])
