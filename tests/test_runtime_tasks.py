@@ -122,7 +122,7 @@ def test_name_clashes_answer_409_and_delete_keeps_history(live_app, make_setting
     assert "report-eu" not in [task["name"] for task in app.client.get("/tasks").json()]
     database = Database(make_settings(database_url=database_url))
     try:
-        wait_until(lambda: _rows(database, "report-eu") >= deleted_at)  # the recorder writes after the run
+        wait_until(lambda: _successes(database, "report-eu") >= deleted_at)  # the recorder writes after the run ends
     finally:
         database.dispose()
     audit = [(entry["action"], entry["target"]) for entry in app.client.get("/audit").json()[:2]]
@@ -135,9 +135,10 @@ def test_name_clashes_answer_409_and_delete_keeps_history(live_app, make_setting
     assert again.json()["stats"]["runs"] >= deleted_at  # history by name stays with the name
 
 
-def _rows(database: Database, task: str) -> int:
+def _successes(database: Database, task: str) -> int:
     with database.read_session() as session:
-        return int(session.scalar(select(func.count()).select_from(TaskRun).where(TaskRun.task == task)) or 0)
+        finished = select(func.count()).select_from(TaskRun).where(TaskRun.task == task, TaskRun.outcome == "success")
+        return int(session.scalar(finished) or 0)
 
 
 def test_patch_switches_between_interval_and_cron_and_survives_restart(live_app, make_settings, database_url) -> None:
