@@ -43,7 +43,7 @@ def _fill(row: TaskRun, run: RunRecord) -> None:
     row.task, row.trigger, row.outcome, row.error = run.task, run.cause, run.outcome or RunOutcome.ERROR, run.error
     row.scheduled_for, row.started_at = to_datetime(run.scheduled_for), started
     row.finished_at, row.duration_ms = to_datetime(run.finished_at), run.duration_ms
-    row.replica = run.replica
+    row.replica, row.attempt = run.replica, run.attempt
 
 
 def _advance_state(session: Session, run: RunRecord) -> None:
@@ -75,6 +75,7 @@ def record_from_row(row: TaskRun) -> RunRecord:
         RunOutcome(row.outcome),
         row.error,
         row.replica,
+        row.attempt,
     )
 
 
