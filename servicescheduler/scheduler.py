@@ -353,7 +353,8 @@ class Scheduler(SchedulerViews):
         """Queues the next attempt of `failed` (caller holds the lock): only this replica knows
         of the failure, and the attempt claims its due time as a slot like any scheduled run."""
         attempt = failed.attempt + 1
-        due = self.clock() + retry_delay(attempt, task.spec.retry_backoff, jitter_for(failed.run_id))
+        ended = self.clock() if failed.finished_at is None else failed.finished_at
+        due = ended + retry_delay(attempt, task.spec.retry_backoff, jitter_for(failed.run_id))
         task.pending_retry = PendingRetry(attempt, due, failed.run_id)
         self.metrics.task_retries.labels(task.name, "scheduled").inc()
         log.info("task_retry_scheduled", task=task.name, attempt=attempt, due=iso(due), after_run=failed.run_id)
