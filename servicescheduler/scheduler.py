@@ -375,6 +375,10 @@ class Scheduler(SchedulerViews):
             self._drop_retry(task, f"the task's next scheduled slot ({iso(task.next_due)}) comes first")
         else:
             self._agenda.push(due, RETRY, task.name, 0, failed.run_id)
+            if self.wake_deadline is None or due < self.wake_deadline:
+                # Pushed off the loop: the loop recomputes it once woken, but simulate() steps
+                # from it between ticks and must see the retry now.
+                self.wake_deadline = due
             self._wake.set()
 
     def _dispatch_retry(self, task: TrackedTask, token: str) -> None:

@@ -71,6 +71,7 @@ class RunResult:
     started_at: str | None
     duration_ms: float | None
     error: str | None
+    attempt: int = 1  # 2.. for a retry (cause `retry`)
 
 
 @dataclass(frozen=True)
@@ -258,4 +259,5 @@ def _run_result(row: dict[str, Any]) -> RunResult:
         started_at=row["started_at"],
         duration_ms=row["duration_ms"],
         error=row["error"],
+        attempt=row["attempt"],
     )

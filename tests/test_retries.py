@@ -217,3 +217,30 @@ def test_two_replicas_run_each_retry_once(tmp_path: Path, servers, cluster_datab
     assert max(slots.values()) == 1, "a slot or a retry ran twice"
     # Both replicas saw the schedule; only the one that ran a slot knew of its failure.
     assert {r["replica"] for r in runs} <= {a.get("/cluster")["self"], b.get("/cluster")["self"]}
+
+
+# ----------------------------------------------------------------------------- simulate()
+def test_simulate_runs_each_retry_at_its_due_time_on_the_fake_clock() -> None:
+    from servicescheduler import ServiceScheduler
+    from servicescheduler.testing import simulate
+
+    scheduler = ServiceScheduler(database_url="sqlite:///./never-used.db")
+    seen: list[tuple[int, float]] = []
+
+    @scheduler.task("feed", trigger=every(1).hours, retries=2, retry_backoff=60)
+    def feed(ctx) -> None:
+        seen.append((ctx.attempt, ctx.scheduled_for))
+        raise ConnectionError("feed down")
+
+    with simulate(scheduler) as sim:
+        start = sim.clock.now
+        assert [run.attempt for run in sim.runs("feed")] == [1]
+        sim.advance(300)  # 30-60 s, then 60-120 s: both within 5 minutes of fake time
+        runs = sim.runs("feed")
+    assert [(run.attempt, run.cause, run.outcome) for run in runs] == [
+        (1, "startup", "error"),
+        (2, "retry", "error"),
+        (3, "retry", "error"),
+    ]
+    first, second = seen[1][1] - start, seen[2][1] - seen[1][1]
+    assert 30 <= first <= 60 and 60 <= second <= 120, seen
