@@ -39,8 +39,8 @@ class Metrics:
             ["task"],
             registry=r,
         )
-        # Retries (scheduling/retries.py): `scheduled` when a failed run gets another attempt,
-        # `dropped` when a pending one is given up (disabled, superseded by a run, shutdown).
+        # Retries (scheduling/retries.py): `scheduled` when a failed run's next attempt is queued,
+        # `dropped` when one is given up (disabled, its next slot first, superseded, shutdown).
         self.task_retries = Counter(
             "task_retries", "Retry attempts scheduled and dropped, by task", ["task", "result"], registry=r
         )

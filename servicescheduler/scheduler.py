@@ -365,8 +365,6 @@ class Scheduler(SchedulerViews):
         ended = self.clock() if failed.finished_at is None else failed.finished_at
         due = ended + retry_delay(attempt, task.spec.retry_backoff, jitter_for(failed.run_id))
         task.pending_retry = PendingRetry(attempt, due, failed.run_id)
-        self.metrics.task_retries.labels(task.name, "scheduled").inc()
-        log.info("task_retry_scheduled", task=task.name, attempt=attempt, due=iso(due), after_run=failed.run_id)
         if self._stopping.is_set():
             self._drop_retry(task, "the service is stopping")
         elif not task.enabled:  # a manual run of a disabled task failed
@@ -374,6 +372,8 @@ class Scheduler(SchedulerViews):
         elif task.next_due is not None and task.next_due <= due:
             self._drop_retry(task, f"the task's next scheduled slot ({iso(task.next_due)}) comes first")
         else:
+            self.metrics.task_retries.labels(task.name, "scheduled").inc()
+            log.info("task_retry_scheduled", task=task.name, attempt=attempt, due=iso(due), after_run=failed.run_id)
             self._agenda.push(due, RETRY, task.name, 0, failed.run_id)
             if self.wake_deadline is None or due < self.wake_deadline:
                 # Pushed off the loop: the loop recomputes it once woken, but simulate() steps

@@ -169,6 +169,9 @@ def test_a_retry_due_after_the_next_slot_is_dropped_at_once(live_app, make_setti
         ("retry", 2, "skipped"),
     ]
     assert "next scheduled slot" in runs[1]["error"] and "comes first" in runs[1]["error"]
+    metrics = app.client.get("/metrics").text
+    assert 'task_retries_total{result="dropped",task="often"}' in metrics
+    assert 'task_retries_total{result="scheduled",task="often"}' not in metrics  # never queued
 
 
 def test_a_manual_run_supersedes_a_pending_retry(live_app, make_settings) -> None:
