@@ -18,6 +18,8 @@ from devtools.replicas import ServerProcess, epoch, wait_ready
 from servicescheduler.scheduling.registry import TaskDefinitionError, TaskRegistry
 from servicescheduler.scheduling.retries import RETRY_DELAY_CAP_SECONDS, jitter_for, retry_delay
 from servicescheduler.scheduling.triggers import every
+from servicescheduler.storage.models import TaskState
+from servicescheduler.support.clock import iso
 from tests.conftest import AUTH, wait_until
 
 BACKOFF = 0.05  # the first retry waits 25-50 ms: the tests wait on conditions, not on the backoff
@@ -101,6 +103,10 @@ def test_a_task_failing_twice_then_succeeding_shows_attempts_1_to_3(live_app, ma
     task = app.client.get("/tasks/flaky").json()
     assert task["retries"] == 3 and task["pending_retry"] is None
     assert task["last_run"]["attempt"] == 3 and task["stats"]["failures"] == 2 and task["stats"]["successes"] == 1
+    # The grid stays on the task's slots: a retry's due time never becomes the stored anchor.
+    with app.application.database.read_session() as session:
+        anchor = session.get(TaskState, "flaky").last_run_scheduled_for
+    assert iso(anchor) == runs[0]["scheduled_for"]
     metrics = app.client.get("/metrics").text
     assert 'task_retries_total{result="scheduled",task="flaky"} 2.0' in metrics
     assert 'task_runs_total{outcome="success",task="flaky"} 1.0' in metrics
@@ -192,6 +198,10 @@ from servicescheduler.scheduling import every, tasks
 @tasks.task("flaky", trigger=every(1).seconds, retries=2, retry_backoff=0.05)
 def flaky() -> None:
     raise ConnectionError("always fails")
+
+@tasks.task("patient", trigger=every(1).hours, retries=1, retry_backoff=120)
+def patient() -> None:
+    raise ConnectionError("fails once an hour")
 """
 
 
@@ -205,21 +215,52 @@ def test_two_replicas_run_each_retry_once(tmp_path: Path, servers, cluster_datab
     wait_ready(servers)
     a, b = servers
 
-    def chains() -> list[dict[str, Any]] | None:
-        runs = [r for r in reversed(list(a.get("/tasks/flaky/runs", limit=500))) if r["outcome"] == "error"]
-        return runs if sum(r["attempt"] == 3 for r in runs) >= 4 else None
+    def history() -> list[dict[str, Any]] | None:
+        runs = sorted(a.get("/tasks/flaky/runs", limit=500), key=lambda r: r["started_at"])
+        return runs if sum(r["attempt"] == 3 and r["outcome"] == "error" for r in runs) >= 4 else None
 
-    runs = wait_until(chains, timeout=60, interval=0.2)
-    # Oldest first: every slot's run, then its two retries, each once, on the replica that ran it.
-    complete = runs[: 3 * (len(runs) // 3)]
-    assert [r["attempt"] for r in complete] == [1, 2, 3] * (len(complete) // 3), runs
-    for first, second, third in zip(complete[::3], complete[1::3], complete[2::3], strict=True):
-        assert first["replica"] == second["replica"] == third["replica"]
-        assert first["trigger"] != "retry" and second["trigger"] == third["trigger"] == "retry"
-    slots = Counter(r["scheduled_for"] for r in runs)
+    runs = wait_until(history, timeout=60, interval=0.2)
+    ran = [r for r in runs if r["outcome"] == "error"]
+    slots = Counter(r["scheduled_for"] for r in ran)
     assert max(slots.values()) == 1, "a slot or a retry ran twice"
+    for retry in (r for r in ran if r["trigger"] == "retry"):
+        # It follows the failure of the attempt before it, on the replica that ran that attempt,
+        # after that attempt's backoff: it was planned there, and nowhere else.
+        before = [p for p in ran if p["replica"] == retry["replica"] and p["finished_at"] <= retry["started_at"]]
+        previous = before[-1]
+        assert previous["attempt"] == retry["attempt"] - 1, (previous, retry)
+        backoff = 0.05 * 2 ** (retry["attempt"] - 2)
+        waited = epoch(retry["scheduled_for"]) - epoch(previous["finished_at"])
+        assert backoff / 2 - 0.001 <= waited <= backoff + 0.001, (previous, retry)
+    for given_up in (r for r in runs if r["trigger"] == "retry" and r["outcome"] != "error"):
+        # Under load a slot may come first, or the other replica's run of it may still hold the lease.
+        assert given_up["outcome"] == "skipped" and (
+            "slot came before" in given_up["error"] or "still running" in given_up["error"]
+        ), given_up
+    assert all(r["attempt"] == 1 for r in runs if r["trigger"] != "retry")
     # Both replicas saw the schedule; only the one that ran a slot knew of its failure.
-    assert {r["replica"] for r in runs} <= {a.get("/cluster")["self"], b.get("/cluster")["self"]}
+    by_id = {a.get("/cluster")["self"]: a, b.get("/cluster")["self"]: b}
+    assert {r["replica"] for r in runs} <= set(by_id)
+
+    # A retry pending on one replica is dropped when the task is disabled through the other.
+    [failed] = wait_until(lambda: [r for r in a.get("/tasks/patient/runs") if r["outcome"] == "error"], timeout=10)
+    holder = by_id[failed["replica"]]
+    other = b if holder is a else a
+    pending = holder.get("/tasks/patient")["pending_retry"]
+    assert pending is not None and pending["attempt"] == 2
+    assert other.get("/tasks/patient")["pending_retry"] is None  # only the replica that ran it knows
+    other.post("/tasks/patient/disable").raise_for_status()
+    disabled_at = time.time()
+
+    def dropped() -> dict[str, Any] | None:
+        rows = [r for r in other.get("/tasks/patient/runs") if r["trigger"] == "retry"]
+        return rows[0] if rows else None
+
+    row = wait_until(dropped, timeout=5)
+    assert time.time() - disabled_at < 2.0
+    assert (row["attempt"], row["outcome"], row["error"]) == (2, "skipped", "the task was disabled")
+    assert row["replica"] == failed["replica"] and row["scheduled_for"] == pending["due"]
+    assert holder.get("/tasks/patient")["pending_retry"] is None
 
 
 # ----------------------------------------------------------------------------- simulate()

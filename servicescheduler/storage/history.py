@@ -14,7 +14,7 @@ from servicescheduler.storage.db import Database
 from servicescheduler.storage.models import TaskRun, TaskState
 from servicescheduler.storage.records import AuditRecord, RunRecord
 from servicescheduler.support.clock import to_datetime, to_epoch
-from servicescheduler.vocabulary import RunOutcome
+from servicescheduler.vocabulary import RunCause, RunOutcome
 
 
 def store_history(session: Session, runs: Iterable[RunRecord], audits: Iterable[AuditRecord]) -> None:
@@ -50,8 +50,9 @@ def _advance_state(session: Session, run: RunRecord) -> None:
     state = session.get(TaskState, run.task)
     if state is None:
         return
-    # Only a run that ended moves the grid anchor: one cut short is due again after a restart.
-    if run.scheduled_for is not None and (run.outcome is None or run.outcome.ran):
+    # Only a run that ended moves the grid anchor: one cut short is due again after a restart. A
+    # retry's due time is off the grid: as an anchor it would shift every replica's later slots.
+    if run.scheduled_for is not None and run.cause != RunCause.RETRY and (run.outcome is None or run.outcome.ran):
         anchor = to_datetime(run.scheduled_for)
         if anchor is not None and (state.last_run_scheduled_for is None or anchor > state.last_run_scheduled_for):
             state.last_run_scheduled_for = anchor
