@@ -23,7 +23,7 @@ def store_history(session: Session, runs: Iterable[RunRecord], audits: Iterable[
     latest = {run.run_id: run for run in runs}  # a run's start and end in one batch: one row
     # One query for the rows that exist (runs whose start was stored earlier): a merge() per run
     # would issue a SELECT each, and every run now has two records (start and end).
-    query = select(TaskRun).where(TaskRun.run_id.in_(list(latest)))
+    query = select(TaskRun).where(TaskRun.run_id.in_(padded_keys(list(latest))))
     existing = {row.run_id: row for row in session.scalars(query)} if latest else {}
     for run in latest.values():
         row = existing.get(run.run_id)
@@ -35,6 +35,16 @@ def store_history(session: Session, runs: Iterable[RunRecord], audits: Iterable[
         _advance_state(session, run)  # monotonic: the latest record of a run is the one that counts
     for audit in audits:
         add_audit(session, audit)
+
+
+def padded_keys(keys: list[str]) -> list[str]:
+    """`keys` repeated at the end up to the next power of two: an IN list's SQL text (and prepared
+    statement, which SQLite keeps per connection) depends on its length, so a batch of each size
+    1..N would be a statement of its own; powers of two make it at most log2(N) + 1."""
+    if not keys:
+        return keys
+    size = 1 << (len(keys) - 1).bit_length()
+    return keys + keys[-1:] * (size - len(keys))
 
 
 def _fill(row: TaskRun, run: RunRecord) -> None:
