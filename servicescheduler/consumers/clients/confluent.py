@@ -35,7 +35,7 @@ class Record(msgspec.Struct, frozen=True):
     timestamp: int
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, bytes]] | None = None  # declared topics read them (CloudEvents, decoders)
+    headers: Any = None  # [(name, value)], as librdkafka gives them: declared topics read them (CloudEvents, decoders)
 
 
 @dataclass

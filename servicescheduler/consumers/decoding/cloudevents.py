@@ -54,7 +54,7 @@ class RawCloudEvent:
 def header_text(headers: Headers | None, name: str) -> str | None:
     """The value of header `name` (case-insensitive) as text, or None."""
     for key, value in headers or ():
-        if key.lower() == name:
+        if key.lower() == name and value is not None:
             return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
     return None
 
@@ -74,7 +74,7 @@ def split_binary(headers: Headers | None, value: bytes) -> RawCloudEvent:
     attributes: dict[str, Any] = {}
     for key, raw in headers or ():
         name = key.lower()
-        if name.startswith("ce_"):
+        if name.startswith("ce_") and raw is not None:
             attributes[name[3:]] = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
     content_type = header_text(headers, "content-type")
     if content_type is not None:
