@@ -248,3 +248,36 @@ def test_an_envelope_contract_keeps_notify() -> None:
     meta = MessageMeta("audit", 0, 0, None, datetime.now(UTC))
     HandlerRegistry().handle_topic(buffer, contract, event, payload, meta)
     assert len(buffer.events) == 1 and len(buffer.notifications) == 1
+
+
+def test_contract_errors_stop_start_up_with_one_line(make_settings, tmp_path, monkeypatch) -> None:
+    from servicescheduler import StartupError, topics
+    from servicescheduler.embedding import ServiceScheduler
+
+    monkeypatch.setattr(topics, "_contracts", {})  # the module-level registry, restored afterwards
+    (tmp_path / "orders_module.py").write_text(
+        "from servicescheduler import topics\n\n"
+        "@topics.topic('orders', model=dict)\n"
+        "def on_order(batch, order, meta):\n"
+        "    pass\n"
+    )
+    (tmp_path / "broken_module.py").write_text(
+        "from servicescheduler import topics\n\n@topics.topic('x', model=int)\ndef f(batch, p, meta): pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    twice = ServiceScheduler(make_settings(task_modules="orders_module", builtin_tasks=""))
+    twice.topic("orders")(lambda batch, payload, meta: None)
+    with pytest.raises(StartupError, match="^topic contracts: topic 'orders' already has a contract"):
+        twice.check()
+    with pytest.raises(StartupError, match="topic contracts: topic 'orders' already has a contract"):
+        twice.start()
+    assert not twice.is_running
+    served = ServiceScheduler(make_settings(task_modules="orders_module", builtin_tasks=""))
+    assert served.declared_topics().names() == ["orders"]  # TASK_MODULES' topics are served
+    envelope_too = ServiceScheduler(make_settings(kafka_topics="events,orders", builtin_tasks=""))
+    envelope_too.topic("orders", model=Order, key=lambda o: o.order_id)(lambda batch, order, meta: None)
+    with pytest.raises(StartupError, match="'orders' is in KAFKA_TOPICS"):
+        envelope_too.check()
+    broken = ServiceScheduler(make_settings(task_modules="broken_module", builtin_tasks=""))
+    with pytest.raises(StartupError, match="TopicDefinitionError: topic 'x': model must be a pydantic BaseModel"):
+        broken.check()
