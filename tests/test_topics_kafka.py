@@ -152,6 +152,7 @@ def test_host_app_topic_counts_and_lag_in_consumer_status(
 
     app = FastAPI(lifespan=scheduler.lifespan)
     app.include_router(scheduler.router, prefix="/ops")
+    app.mount("/ops/ui", scheduler.dashboard)
     served = host_app(app)
     _send(kafka_producer, orders, [_order(f"o-{i}") for i in range(25)] + [_order("o-1"), b"{}"])
 
@@ -163,3 +164,6 @@ def test_host_app_topic_counts_and_lag_in_consumer_status(
     body = wait_until(counted, timeout=30, interval=0.1)
     assert body["topics"][orders] | {"lag": None} == {"stored": 25, "duplicates": 1, "dead_lettered": 1, "lag": None}
     wait_until(lambda: served.client.get("/ops/consumer").json()["topics"][orders]["lag"] == 0, timeout=10)
+    page = served.client.get("/ops/ui/panels/consumer").text
+    row = f"<tr><td><code>{orders}</code></td><td>25</td><td>1</td><td>1</td><td>0</td></tr>"
+    assert 'id="consumer-topics"' in page and row in page, page
