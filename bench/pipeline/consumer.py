@@ -200,20 +200,25 @@ def run_product(
     profile_if=None,
     produce_more=None,
     client: str = "kafka-python",
+    topics=None,
+    envelope_topic: str | None = None,
 ) -> dict:
     """One product run on `topic`. When `profile_if(rate)` is true, `produce_more(n)` adds n
-    events to the topic and the SAME worker (no second group join) consumes them under cProfile."""
+    events to the topic and the SAME worker (no second group join) consumes them under cProfile.
+    With `topics` (a TopicRegistry declaring `topic`), KAFKA_TOPICS is `envelope_topic` instead."""
     from bench.common import open_database
     from servicescheduler.consumers.running.worker import ConsumerWorker
 
     profile = None
     with fresh_database(backend) as (url, tmp):
-        settings = consumer_settings(tmp, url, bootstrap, topic, kafka_client=client)
+        subscribed = envelope_topic if topics is not None and envelope_topic else topic
+        settings = consumer_settings(tmp, url, bootstrap, subscribed, kafka_client=client)
         database = open_database(settings)
         # The product logs one WARNING line per malformed message on stdout: kept (it is part of
         # the cost), but sent to /dev/null so the harness output stays readable.
         with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-            run = _run_thread(ConsumerWorker(settings=settings, database=database), count, max(60.0, count / 500))
+            worker = ConsumerWorker(settings=settings, database=database, topics=topics)
+            run = _run_thread(worker, count, max(60.0, count / 500))
             rate, seconds = _rate(run)
             if profile_if is not None and produce_more is not None and profile_if(rate):
                 profile = _profile(ConsumerWorker(settings=settings, database=database), produce_more)
