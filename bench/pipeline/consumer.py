@@ -205,13 +205,14 @@ def run_product(
 ) -> dict:
     """One product run on `topic`. When `profile_if(rate)` is true, `produce_more(n)` adds n
     events to the topic and the SAME worker (no second group join) consumes them under cProfile.
-    With `topics` (a TopicRegistry declaring `topic`), KAFKA_TOPICS is `envelope_topic` instead."""
+    With `topics` (a TopicRegistry declaring `topic`), KAFKA_TOPICS is `envelope_topic` (default
+    none: the declared topic alone is subscribed)."""
     from bench.common import open_database
     from servicescheduler.consumers.running.worker import ConsumerWorker
 
     profile = None
     with fresh_database(backend) as (url, tmp):
-        subscribed = envelope_topic if topics is not None and envelope_topic else topic
+        subscribed = topic if topics is None else (envelope_topic or "")
         settings = consumer_settings(tmp, url, bootstrap, subscribed, kafka_client=client)
         database = open_database(settings)
         # The product logs one WARNING line per malformed message on stdout: kept (it is part of

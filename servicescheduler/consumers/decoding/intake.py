@@ -17,7 +17,7 @@ from servicescheduler.consumers.clients.batches import UndecodableBatch
 from servicescheduler.consumers.decoding.contracts import TopicContract
 from servicescheduler.consumers.decoding.deadletter import DeadRow
 from servicescheduler.consumers.decoding.events import BATCH, DECODE, BadMessage, decode_key
-from servicescheduler.consumers.decoding.topic_records import decode_record
+from servicescheduler.consumers.decoding.topic_records import record_decoder
 from servicescheduler.consumers.decoding.wire import decode_event
 from servicescheduler.consumers.storing.handlers import MessageMeta
 from servicescheduler.consumers.storing.store import Prepared
@@ -90,13 +90,14 @@ def _decode_declared(
     dead: list[DeadRow],
 ) -> None:
     """The messages of one partition of a declared topic, by its contract (same guarantees)."""
+    decode = record_decoder(contract)
     for msg in messages:
         if isinstance(msg, UndecodableBatch):
             error = f"record batch at offsets {msg.offsets} could not be decoded: {msg.reason}"
             dead.append(DeadRow(tp.topic, tp.partition, msg.first_offset, None, None, BATCH, error))
             continue
         try:
-            event, payload = decode_record(contract, msg, max_bytes=max_bytes)
+            event, payload = decode(msg, max_bytes)
         except BadMessage as exc:
             dead.append(DeadRow(tp.topic, tp.partition, msg.offset, msg.key, msg.value, exc.kind, exc.reason))
             log.warning(
