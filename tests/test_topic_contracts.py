@@ -281,3 +281,20 @@ def test_contract_errors_stop_start_up_with_one_line(make_settings, tmp_path, mo
     broken = ServiceScheduler(make_settings(task_modules="broken_module", builtin_tasks=""))
     with pytest.raises(StartupError, match="TopicDefinitionError: topic 'x': model must be a pydantic BaseModel"):
         broken.check()
+
+
+def test_simulate_feeds_a_declared_topic_through_its_contract(tmp_path) -> None:
+    from servicescheduler.embedding import ServiceScheduler
+    from servicescheduler.testing import simulate
+
+    scheduler = ServiceScheduler(database_url=f"sqlite:///{tmp_path}/app.db")
+    seen: list[Order] = []
+
+    @scheduler.topic("orders", model=Order, key=lambda o: o.order_id)
+    def on_order(batch: BatchWriter, order: Order, meta: MessageMeta) -> None:
+        seen.append(order)
+
+    with simulate(scheduler) as sim:
+        result = sim.feed([_order("o-1"), _order("o-1"), _order("o-2", status=3)], topic="orders")
+    assert (result.stored, result.duplicates, result.dead_lettered) == (1, 1, 1)
+    assert [o.order_id for o in seen] == ["o-1", "o-1"]
