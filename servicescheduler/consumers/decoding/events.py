@@ -38,6 +38,7 @@ OVERSIZE, ENCODING, JSON_INVALID, SCHEMA, EMPTY, HANDLER, DECODE, STORE, BATCH =
     "store",
     "batch",  # a whole record batch the client could not decode (codec missing, corrupt)
 )
+KEY = "key"  # a declared topic's idempotency key could not be had (decoding/topic_records.py)
 KEY_MAX_CHARS = 256  # width of events.key
 # Nesting a producer can mean; far below the recursion limits of the JSON encoders the store uses.
 MAX_DEPTH = 64

@@ -31,6 +31,7 @@ from servicescheduler.consumers.decoding.events import (
     DECODE,
     EMPTY,
     JSON_INVALID,
+    KEY,
     MAX_DEPTH,
     OVERSIZE,
     SCHEMA,
@@ -44,7 +45,6 @@ from servicescheduler.consumers.decoding.payload import depth_exceeds
 from servicescheduler.consumers.decoding.wire import ID_MAX_CHARS, PlainEvent, decode_event
 from servicescheduler.support.validation import describe_errors
 
-KEY = "key"  # dead-letter kind: the idempotency key could not be had
 _encode = msgspec.json.Encoder().encode
 _roundtrip = msgspec.json.Decoder().decode
 
