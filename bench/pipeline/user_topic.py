@@ -67,10 +67,14 @@ def measure(bootstrap: str, count: int) -> dict:
         user = run_product(backend, bootstrap, orders, count, topics=registry)  # KAFKA_TOPICS empty
         r_base, r_user = base.get("events_per_s"), user.get("events_per_s")
         relative = round(r_user / r_base, 2) if r_base and r_user else None
-        out[f"envelope → {backend}"] = base
+        c_base, c_user = base.get("cpu_us_per_event"), user.get("cpu_us_per_event")
+        cpu_relative = round(c_base / c_user, 2) if c_base and c_user else None
+        out[f"envelope → {backend}"] = {**base, "note": f"{base.get('note', '')}; CPU {c_base} µs/event"}
         out[f"user model topic → {backend}"] = {
             **user,
             "vs_envelope": relative,
-            "note": f"{user.get('note', '')}; {relative} × the envelope row above (goal ≥ {GOAL})",
+            "cpu_vs_envelope": cpu_relative,
+            "note": f"{user.get('note', '')}; {relative} × the envelope row above by rate, {cpu_relative} × "
+            f"by CPU per event ({c_user} µs; goal ≥ {GOAL})",
         }
     return out
