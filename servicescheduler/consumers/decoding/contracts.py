@@ -176,7 +176,8 @@ def subscribing(settings: Settings, declared: list[str]) -> Settings:
     to (one consumer, one group, one batch transaction for all of them)."""
     if not declared:
         return settings
-    return settings.model_copy(update={"kafka_topics": ",".join([*settings.topics, *declared])})
+    names = list(dict.fromkeys([*settings.topics, *declared]))  # once each, in order
+    return settings.model_copy(update={"kafka_topics": ",".join(names)})
 
 
 # The module-level registry: modules named by TASK_MODULES declare on it (`from servicescheduler
