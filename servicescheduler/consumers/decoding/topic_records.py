@@ -141,7 +141,7 @@ def _validate(contract: TopicContract, obj: Any, *, from_decoder: bool) -> Any:
     model = contract.model
     if model is bytes:
         if not isinstance(obj, bytes):
-            raise BadMessage(SCHEMA, f"the decoder returned {type(obj).__name__}, the model wants bytes")
+            raise BadMessage(SCHEMA, f"the payload is {type(obj).__name__}, the model wants bytes")
         return obj
     if contract.is_model:
         assert model is not None
