@@ -167,3 +167,37 @@ def test_host_app_topic_counts_and_lag_in_consumer_status(
     page = served.client.get("/ops/ui/panels/consumer").text
     row = f"<tr><td><code>{orders}</code></td><td>25</td><td>1</td><td>1</td><td>0</td></tr>"
     assert 'id="consumer-topics"' in page and row in page, page
+
+
+def test_reference_service_serves_a_topic_declared_in_a_task_module(
+    kafka, kafka_topic, kafka_settings, kafka_producer, live_app, tmp_path, monkeypatch
+) -> None:
+    from servicescheduler import topics
+
+    orders = kafka.create_topic()
+    module = f"shop_{orders.replace('-', '_')}"
+    monkeypatch.setattr(topics, "_contracts", {})  # the module-level registry, restored afterwards
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / f"{module}.py").write_text(
+        "from datetime import datetime\n"
+        "from pydantic import BaseModel\n"
+        "from servicescheduler import topics\n\n\n"
+        "class Order(BaseModel):\n"
+        "    order_id: str\n"
+        "    status: str\n\n\n"
+        f"@topics.topic({orders!r}, model=Order, key=lambda o: 'order:' + o.order_id, type='order')\n"
+        "def on_order(batch, order, meta):\n"
+        "    pass\n"
+    )
+    served = live_app(kafka_settings(task_modules=module, builtin_tasks=""))
+    _send(kafka_producer, orders, [_order(f"o-{i}") for i in range(10)] + [b'{"order_id": 1}'])
+
+    def counted() -> dict[str, Any] | None:
+        entry = served.client.get("/consumer").json()["topics"].get(orders)
+        return entry if entry and entry["stored"] + entry["dead_lettered"] == 11 else None
+
+    entry = wait_until(counted, timeout=30, interval=0.1)
+    assert (entry["stored"], entry["dead_lettered"]) == (10, 1)
+    with served.application.database.read_session() as session:
+        row = session.get(Event, "order:o-3")
+    assert row is not None and (row.type, row.topic, row.data["order_id"]) == ("order", orders, "o-3")
