@@ -298,3 +298,27 @@ def test_simulate_feeds_a_declared_topic_through_its_contract(tmp_path) -> None:
         result = sim.feed([_order("o-1"), _order("o-1"), _order("o-2", status=3)], topic="orders")
     assert (result.stored, result.duplicates, result.dead_lettered) == (1, 1, 1)
     assert [o.order_id for o in seen] == ["o-1", "o-1"]
+
+
+def test_a_value_only_the_database_refuses_is_one_dead_letter(migrated, tmp_path) -> None:
+    from servicescheduler.consumers.storing.store import store_batch
+
+    class Sneaky(BaseModel):
+        id: str
+        text: str
+
+        @field_validator("text")
+        @classmethod
+        def lone_surrogate(cls, value: str) -> str:
+            return value.replace("?", "\ud800")  # valid in Python, not in UTF-8: no column holds it
+
+    database = migrated(f"sqlite:///{tmp_path / 'sneaky.db'}")
+    contract = TopicContract("sneaky", model=Sneaky)
+    values = [b'{"id": "a", "text": "ok"}', b'{"id": "b", "text": "?"}', b'{"id": "c", "text": "ok"}']
+    records = {TopicPartition("sneaky", 0): [Msg(v, offset=i, topic="sneaky") for i, v in enumerate(values)]}
+    prepared, dead = decode_batch(records, max_bytes=1000, contracts={"sneaky": contract})
+    result = store_batch(
+        database, prepared=prepared, dead=dead, registry=HandlerRegistry(), max_attempts=1, value_cap=1000
+    )
+    assert (result.events_stored, [(d.offset, d.kind) for d in result.dead]) == (2, [(1, "store")])
+    assert result.by_topic == {"sneaky": (2, 0)}
