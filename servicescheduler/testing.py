@@ -191,7 +191,10 @@ class Simulation:
         ]
         self._offsets[(topic, partition)] = first + len(messages)
         records: dict[Any, list[Any]] = {_Topic(topic, partition): messages}
-        prepared, dead = decode_batch(records, max_bytes=settings.kafka_max_message_bytes)
+        topics = self.application.topics
+        prepared, dead = decode_batch(
+            records, max_bytes=settings.kafka_max_message_bytes, contracts=topics.as_dict() if topics else None
+        )
         result = store_batch(
             self.database,
             prepared=prepared,
@@ -237,6 +240,7 @@ def simulate(
             settings,
             build_registry(settings, scheduler.tasks),
             handlers=scheduler.declared_handlers(),
+            topics=scheduler.declared_topics(),  # `feed` to a declared topic decodes by its contract
             admin_token="simulation",
             clock=clock,
         )
