@@ -39,6 +39,11 @@ class Metrics:
             ["task"],
             registry=r,
         )
+        # Retries (scheduling/retries.py): `scheduled` when a failed run's next attempt is queued,
+        # `dropped` when one is given up (disabled, its next slot first, superseded, shutdown).
+        self.task_retries = Counter(
+            "task_retries", "Retry attempts scheduled and dropped, by task", ["task", "result"], registry=r
+        )
         self.loop_heartbeat_age = Gauge(
             "scheduler_loop_heartbeat_age_seconds", "Seconds since the scheduler loop last woke up", registry=r
         )

@@ -27,6 +27,8 @@ log = get_logger(__name__)
 # ~20 µs on these VMs: the single largest cost of starting a run.
 _RUN_ID_PREFIX = os.urandom(8).hex()
 _run_counter = itertools.count(1)
+# Runs that hold a slot of their own and are given up, not started, when disabled or too late.
+_SLOTTED = frozenset({RunCause.SCHEDULE, RunCause.RETRY})
 SPIN_SECONDS = 0.0003  # the OS wakes sleepers about this late: yield-spin the last stretch
 
 ContextFactory = Callable[[TrackedTask, RunRecord], TaskContext]
@@ -110,10 +112,10 @@ class RunLauncher:
         run.started_at = self._clock()
         # Handed over early (2 ms, 100 ms in a cluster): an operator may have disabled the task
         # since. A scheduled run of a disabled task never starts (a plain read: a bool flips whole).
-        if run.cause == RunCause.SCHEDULE and not task.enabled:
+        if run.cause in _SLOTTED and not task.enabled:
             return Outcome(RunOutcome.SKIPPED, "the task was disabled before this run started")
         late = 0.0 if run.scheduled_for is None else run.started_at - run.scheduled_for
-        if run.cause == RunCause.SCHEDULE and late > task.grace_seconds():
+        if run.cause in _SLOTTED and late > task.grace_seconds():
             return Outcome(RunOutcome.MISSED, f"waited {late:.3f} s for a worker")
         outcome = self._executor.invoke(task.spec, self._make_context(task, run))
         timeout = task.spec.timeout_seconds

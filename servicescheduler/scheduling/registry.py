@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from servicescheduler.settings import Settings
     from servicescheduler.storage.db import Database
 
+# The first retry waits 5-10 s unless the declaration says otherwise (scheduling/retries.py).
+DEFAULT_RETRY_BACKOFF_SECONDS = 10.0
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 Executor = Literal["thread", "process"]
 
@@ -50,6 +52,7 @@ class TaskContext:
     settings: Settings
     database: Database
     extras: dict[str, Any] = field(default_factory=dict)
+    attempt: int = 1  # 2.. when this run is a retry of a failed one
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,8 @@ class TaskSpec:
     executor: Executor = "thread"
     misfire_grace_seconds: float | None = None
     catch_up: bool = False  # calendar triggers: run once at start-up if slots passed while down
+    retries: int = 0  # more attempts of a run that ends `error` or `timeout` (scheduling/retries.py)
+    retry_backoff: float = DEFAULT_RETRY_BACKOFF_SECONDS  # the first retry waits 0.5-1 times this
     # Derived once at declaration: inspecting a function costs tens of µs on every run otherwise.
     is_async: bool = field(init=False)
     takes_context: bool = field(init=False)
@@ -94,6 +99,8 @@ def build_spec(
     executor: Executor = "thread",
     misfire_grace: float | None = None,
     catch_up: bool = False,
+    retries: int = 0,
+    retry_backoff: float = DEFAULT_RETRY_BACKOFF_SECONDS,
 ) -> TaskSpec:
     """Validates a declaration and returns its TaskSpec; raises TaskDefinitionError naming `name`."""
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
@@ -113,7 +120,21 @@ def build_spec(
     if executor not in ("thread", "process"):
         raise TaskDefinitionError(f"{name}: executor must be 'thread' or 'process', got {executor!r}")
     _check_catch_up(name, catch_up, parsed)
-    spec = TaskSpec(name, func, parsed, description, timeout, enabled, run_at_start, executor, misfire_grace, catch_up)
+    _check_retries(name, retries, retry_backoff)
+    spec = TaskSpec(
+        name,
+        func,
+        parsed,
+        description,
+        timeout,
+        enabled,
+        run_at_start,
+        executor,
+        misfire_grace,
+        catch_up,
+        retries,
+        float(retry_backoff),
+    )
     _check_signature(spec)
     return spec
 
@@ -126,6 +147,14 @@ def _check_catch_up(name: str, catch_up: object, trigger: Trigger) -> None:
             f"{name}: catch_up needs a calendar trigger (.at(...), a weekday or cron(...)); "
             "an overdue interval task runs at start-up anyway"
         )
+
+
+def _check_retries(name: str, retries: object, backoff: object) -> None:
+    # bool is an int: `retries=True` is a mistake, not one retry.
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise TaskDefinitionError(f"{name}: retries must be an integer >= 0, got {retries!r}")
+    if not isinstance(backoff, (int, float)) or isinstance(backoff, bool) or not 0 < backoff < float("inf"):
+        raise TaskDefinitionError(f"{name}: retry_backoff must be a positive number of seconds, got {backoff!r}")
 
 
 def _check_signature(spec: TaskSpec) -> None:

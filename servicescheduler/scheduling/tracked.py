@@ -9,6 +9,7 @@ from typing import Any
 from servicescheduler.logs import get_logger
 from servicescheduler.scheduling.errors import InvalidTask
 from servicescheduler.scheduling.registry import TaskSpec
+from servicescheduler.scheduling.retries import PendingRetry
 from servicescheduler.scheduling.runtime import trigger_from_json, trigger_to_json
 from servicescheduler.scheduling.task_status import TaskStatus, current_run
 from servicescheduler.scheduling.triggers import Trigger
@@ -42,6 +43,7 @@ class TrackedTask:
     last_run: RunRecord | None = None
     last_success_at: float | None = None
     anchor: float | None = None  # scheduled_for of the last run that started: the grid origin
+    pending_retry: PendingRetry | None = None  # the next attempt of a failed run (this replica's)
     stats: Counter[RunOutcome] = field(default_factory=Counter)
     cron_override: dict[str, Any] | None = None  # an operator's cron line ({"cron", "tz"})
     runtime: RuntimeDefinition | None = None  # set for tasks created at runtime
@@ -124,6 +126,8 @@ class TrackedTask:
             stale=self.is_stale(now),
             stats=counts,
             run_requests_dropped=self.run_requests_dropped,
+            retries=self.spec.retries,
+            pending_retry=self.pending_retry,
             trigger=trigger_to_json(self.trigger),
             origin="runtime" if self.runtime is not None else "code",
             function=self.runtime.function if self.runtime is not None else None,

@@ -28,6 +28,7 @@ class RunRecord:
     outcome: RunOutcome | None = None
     error: str | None = None
     replica: str | None = None  # the replica that ran (or recorded) it; None outside a cluster
+    attempt: int = 1  # 1 for a run itself, 2.. for its retries (cause `retry`)
 
     @property
     def duration_ms(self) -> float | None:
@@ -48,6 +49,7 @@ class RunRecord:
             "outcome": self.outcome,
             "error": self.error,
             "replica": self.replica,
+            "attempt": self.attempt,
         }
 
 

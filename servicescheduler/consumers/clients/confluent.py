@@ -35,6 +35,7 @@ class Record(msgspec.Struct, frozen=True):
     timestamp: int
     key: bytes | None
     value: bytes | None
+    headers: Any = None  # [(name, value)], as librdkafka gives them: declared topics read them (CloudEvents, decoders)
 
 
 @dataclass
@@ -139,6 +140,7 @@ class ConfluentConsumer:
                     message.timestamp()[1],
                     message.key(),
                     message.value(),
+                    message.headers(),
                 )
             )
         for where in list(self._skipping):

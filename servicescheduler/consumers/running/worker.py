@@ -25,6 +25,7 @@ from kafka.structs import TopicPartition
 
 from servicescheduler.consumers.clients import kafka as kafka_client
 from servicescheduler.consumers.clients.rebalance import CommitOnRevoke
+from servicescheduler.consumers.decoding.contracts import TopicRegistry, subscribing
 from servicescheduler.consumers.decoding.deadletter import publish_copies
 from servicescheduler.consumers.decoding.intake import decode_batch
 from servicescheduler.consumers.running.status import ConsumerStatus, WorkerSnapshot
@@ -71,8 +72,10 @@ class ConsumerWorker:
         metrics: Metrics | None = None,
         registry: HandlerRegistry = handlers,
         on_notifications: Callable[[], object] | None = None,
+        topics: TopicRegistry | None = None,
     ) -> None:
         self.settings = settings
+        self.contracts = topics.as_dict() if topics is not None else {}  # declared topics, by name
         self.database = database
         self.metrics = metrics or Metrics()
         self.registry = registry
@@ -153,7 +156,7 @@ class ConsumerWorker:
                 "consumer_fatal",
                 error=error,
                 bootstrap=self.settings.kafka_bootstrap_servers,
-                topics=self.settings.topics,
+                topics=[*self.settings.topics, *self.contracts],
                 group_id=self.settings.kafka_group_id,
                 exc_info=True,
             )
@@ -166,7 +169,7 @@ class ConsumerWorker:
         """Creates the consumer (and the DLQ producer) in the calling thread; may block to bootstrap."""
         # Cluster hook: replicas share the group; a rebalance first commits what was stored.
         listener = CommitOnRevoke(self._commit_revoked, lambda assigned: self._publish(assigned_partitions=assigned))
-        self._consumer = kafka_client.build_consumer(self.settings, listener)
+        self._consumer = kafka_client.build_consumer(subscribing(self.settings, list(self.contracts)), listener)
         self._publish(broker_ok_at=time.time())
         if self.settings.kafka_dlq_topic:
             self._producer = kafka_client.build_producer(self.settings)
@@ -313,7 +316,7 @@ class ConsumerWorker:
 
     def _decode(self, records: dict[TopicPartition, list[Any]]) -> tuple[list[Prepared], list[DeadRow]]:
         """Splits a poll result into decoded messages and dead letters (see decode_batch)."""
-        return decode_batch(records, max_bytes=self.settings.kafka_max_message_bytes)
+        return decode_batch(records, max_bytes=self.settings.kafka_max_message_bytes, contracts=self.contracts)
 
     def _rewind(self, consumer: Any, batches: list[dict[TopicPartition, list[Any]]], exc: Exception) -> PollOutcome:
         """Seeks each partition of the unstored batches back to its first offset; backs off."""

@@ -1,7 +1,7 @@
 """Tasks created at runtime (ss_runtime_tasks) and a cron override on task_state (PATCH trigger).
 
 Revision ID: 0007
-Revises: 0005 (re-chained after 0006 at merge)
+Revises: 0006
 Create Date: 2026-12-03
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from servicescheduler.storage.table_names import CURRENT as name
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
