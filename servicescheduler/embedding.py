@@ -52,7 +52,7 @@ from servicescheduler.consumers.storing.handlers import handlers as module_handl
 from servicescheduler.dashboard.app import build_dashboard
 from servicescheduler.errors import StartupError
 from servicescheduler.metrics import Metrics
-from servicescheduler.scheduling.registry import TaskRegistry
+from servicescheduler.scheduling.registry import DEFAULT_RETRY_BACKOFF_SECONDS, TaskRegistry
 from servicescheduler.scheduling.registry import tasks as module_tasks
 from servicescheduler.scheduling.triggers import Trigger
 from servicescheduler.service import Application
@@ -120,6 +120,8 @@ class ServiceScheduler:
         kwargs: dict[str, Any] | None = None,
         enabled: bool = True,
         description: str = "",
+        retries: int = 0,
+        retry_backoff: float = DEFAULT_RETRY_BACKOFF_SECONDS,
         actor: str = "python",
     ) -> dict[str, Any]:
         """Creates a runtime task from a declared function, on the running scheduler, the way
@@ -127,7 +129,15 @@ class ServiceScheduler:
         an interval `every(N).seconds` trigger or its JSON form. Returns the task's JSON; raises
         InvalidTask (bad trigger, kwargs, function) or TaskConflict (name taken)."""
         return self.application.scheduler.add_task(
-            name, function, trigger, kwargs=kwargs or {}, enabled=enabled, description=description, actor=actor
+            name,
+            function,
+            trigger,
+            kwargs=kwargs or {},
+            enabled=enabled,
+            description=description,
+            retries=retries,
+            retry_backoff=retry_backoff,
+            actor=actor,
         ).as_dict()
 
     def remove_task(self, name: str, *, actor: str = "python") -> None:

@@ -66,7 +66,7 @@ from servicescheduler.scheduling.errors import InvalidTask, TaskBusy, TaskConfli
 from servicescheduler.scheduling.executor import Outcome, TaskExecutor
 from servicescheduler.scheduling.launcher import RunLauncher, new_run_id
 from servicescheduler.scheduling.recorder import RunRecorder
-from servicescheduler.scheduling.registry import TaskContext, TaskRegistry, TaskSpec
+from servicescheduler.scheduling.registry import DEFAULT_RETRY_BACKOFF_SECONDS, TaskContext, TaskRegistry, TaskSpec
 from servicescheduler.scheduling.retries import PendingRetry, jitter_for, retry_delay
 from servicescheduler.scheduling.runtime import build_runtime_spec, trigger_from_json, trigger_to_json
 from servicescheduler.scheduling.supervision import Components, Supervised
@@ -515,6 +515,8 @@ class Scheduler(SchedulerViews):
         kwargs: dict[str, Any],
         enabled: bool = True,
         description: str = "",
+        retries: int = 0,
+        retry_backoff: float = DEFAULT_RETRY_BACKOFF_SECONDS,
         actor: str = "admin",
     ) -> TaskStatus:
         """Creates a task from a declared function (scheduling/runtime.py), persisted and audited;
@@ -525,7 +527,15 @@ class Scheduler(SchedulerViews):
             spelled = trigger if isinstance(trigger, dict) else trigger_to_json(_as_trigger(trigger))
             if spelled is None:
                 raise InvalidTask("a runtime task's trigger is a cron(...) line or a plain interval")
-            definition = RuntimeDefinition(name, function, dict(spelled), dict(kwargs), description)
+            definition = RuntimeDefinition(
+                name,
+                function,
+                dict(spelled),
+                dict(kwargs),
+                description,
+                retries=retries,
+                retry_backoff=retry_backoff,
+            )
             spec = build_runtime_spec(definition, self._registry.functions)
             definition = dataclasses.replace(definition, trigger=trigger_to_json(spec.trigger) or definition.trigger)
             # An interval task's grid starts now (first run one interval later) on every replica.

@@ -91,6 +91,8 @@ def test_post_creates_a_task_that_runs_with_its_kwargs_and_survives_restart(
         ({"trigger": {"at": "03:00"}, "kwargs": {"region": "eu"}}, "trigger"),
         ({"name": "Bad Name", "kwargs": {"region": "eu"}}, "name"),
         ({"enabled": "yes", "kwargs": {"region": "eu"}}, "enabled"),
+        ({"retries": -1, "kwargs": {"region": "eu"}}, "retries"),
+        ({"retry_backoff": 0, "kwargs": {"region": "eu"}}, "retry_backoff"),
     ],
 )
 def test_post_rejects_what_does_not_fit_with_422_and_the_reason(live_app, make_settings, body, reason) -> None:
@@ -227,3 +229,42 @@ def test_a_run_in_progress_finishes_and_is_recorded_after_its_task_is_deleted(ma
     release.set()
     assert scheduler.recorder.flush(5)
     wait_until(lambda: [row["outcome"] for row in run_rows(scheduler.database, "held", 10, None)] == ["success"])
+
+
+def test_a_runtime_task_created_with_retries_is_attempted_again_and_keeps_them_after_restart(
+    live_app, make_settings, database_url
+) -> None:
+    """POST /tasks takes retries and retry_backoff as a declaration does: failing twice then
+    succeeding is attempts 1-3 (cause retry), and the options survive a restart."""
+    failures = {"left": 2}
+    lock = threading.Lock()
+
+    def registry() -> TaskRegistry:
+        registry = TaskRegistry()
+
+        @registry.function("flaky")
+        def flaky(ctx: TaskContext) -> None:
+            with lock:
+                if failures["left"] > 0:
+                    failures["left"] -= 1
+                    raise RuntimeError("transient")
+
+        return registry
+
+    settings = make_settings(database_url=database_url)
+    app = live_app(settings, registry())
+    body = {"name": "nightly", "function": "flaky", "trigger": {"interval_seconds": 3600}}
+    created = app.client.post("/tasks", json=body | {"retries": 2, "retry_backoff": 0.05}, headers=AUTH)
+    assert created.status_code == 201, created.text
+    assert created.json()["retries"] == 2
+    assert app.client.post("/tasks/nightly/run", headers=AUTH).status_code == 202
+
+    def attempts() -> list[tuple[int, str, str]] | None:
+        runs = app.client.get("/tasks/nightly/runs").json()
+        done = sorted((r["attempt"], r["trigger"], r["outcome"]) for r in runs if r["outcome"] != "running")
+        return done if len(done) == 3 else None
+
+    assert wait_until(attempts, timeout=10) == [(1, "manual", "error"), (2, "retry", "error"), (3, "retry", "success")]
+    app.stop()
+    again = live_app(settings, registry())
+    assert again.client.get("/tasks/nightly").json()["retries"] == 2

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from servicescheduler.api.deps import AdminDep, AppDep
 from servicescheduler.api.responses import error_responses
 from servicescheduler.api.views import RunView, TaskView
-from servicescheduler.scheduling.registry import NAME_PATTERN
+from servicescheduler.scheduling.registry import DEFAULT_RETRY_BACKOFF_SECONDS, NAME_PATTERN
 from servicescheduler.settings import MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS
 from servicescheduler.storage.history import run_rows
 from servicescheduler.support.redact import scrub_errors
@@ -82,6 +82,10 @@ class TaskCreate(BaseModel):
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments besides ctx")
     enabled: bool = Field(default=True, strict=True)
     description: str = Field(default="", max_length=500)
+    retries: int = Field(default=0, ge=0, le=100, strict=True, description="Attempts after a failed one")
+    retry_backoff: float = Field(
+        default=DEFAULT_RETRY_BACKOFF_SECONDS, gt=0, le=86_400, description="Seconds; the first retry waits 0.5-1x this"
+    )
 
 
 class RunAccepted(BaseModel):
@@ -109,6 +113,8 @@ def create_task(body: TaskCreate, application: AppDep, actor: AdminDep) -> dict[
         kwargs=body.kwargs,
         enabled=body.enabled,
         description=body.description,
+        retries=body.retries,
+        retry_backoff=body.retry_backoff,
         actor=actor,
     )
     return scrub_errors(status_.as_dict())

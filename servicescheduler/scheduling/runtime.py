@@ -113,6 +113,13 @@ def build_runtime_spec(definition: RuntimeDefinition, functions: Mapping[str, Ca
     check_kwargs(definition.function, func, definition.kwargs)
     bound = functools.partial(func, **definition.kwargs) if definition.kwargs else func
     try:
-        return build_spec(definition.name, bound, trigger=trigger, description=definition.description)
+        return build_spec(
+            definition.name,
+            bound,
+            trigger=trigger,
+            description=definition.description,
+            retries=definition.retries,
+            retry_backoff=definition.retry_backoff,
+        )
     except TaskDefinitionError as exc:
         raise InvalidTask(str(exc)) from None

@@ -85,6 +85,8 @@ class RuntimeTask(Base):
     trigger: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"cron", "tz"} or {"interval_seconds"}
     kwargs: Mapped[dict[str, Any]] = mapped_column(JSON)
     description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    retry_backoff: Mapped[float] = mapped_column(Float, default=10.0, server_default="10")
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(200))
     deleted_at: Mapped[datetime | None]

@@ -31,6 +31,8 @@ class RuntimeDefinition:
     description: str = ""
     version: int = 0
     deleted: bool = False
+    retries: int = 0
+    retry_backoff: float = 10.0
 
 
 def _definition(row: RuntimeTask) -> RuntimeDefinition:
@@ -42,6 +44,8 @@ def _definition(row: RuntimeTask) -> RuntimeDefinition:
         row.description,
         row.version,
         row.deleted_at is not None,
+        row.retries,
+        row.retry_backoff,
     )
 
 
@@ -61,6 +65,7 @@ def create(
                 session.add(row)
             row.function, row.trigger, row.kwargs = definition.function, definition.trigger, definition.kwargs
             row.description, row.created_at, row.created_by, row.deleted_at = definition.description, now, actor, None
+            row.retries, row.retry_backoff = definition.retries, definition.retry_backoff
             version = row.version = bump_version(session)
             # A fresh state: a name used before starts over (its run history stays).
             session.execute(delete(TaskState).where(TaskState.name == definition.name))
@@ -79,6 +84,8 @@ def create(
                 "trigger": definition.trigger,
                 "kwargs": definition.kwargs,
                 "enabled": enabled,
+                "retries": definition.retries,
+                "retry_backoff": definition.retry_backoff,
             }
             add_audit(session, AuditRecord(actor=actor, action="create", target=definition.name, detail=detail))
             return version

@@ -25,6 +25,8 @@ def upgrade() -> None:
         sa.Column("trigger", sa.JSON(), nullable=False),
         sa.Column("kwargs", sa.JSON(), nullable=False),
         sa.Column("description", sa.Text(), server_default="", nullable=False),
+        sa.Column("retries", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("retry_backoff", sa.Float(), server_default="10", nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_by", sa.String(length=200), nullable=False),
         sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
