@@ -7,6 +7,8 @@
   next to 1 and 3 processes with CLUSTER_ENABLED=false, measured in the same run;
 - toggle propagation: disable/enable sent to one replica until the two others show it (HTTP poll
   every 2 ms);
+- claim curve: claim attempts/s and latency with 1, 3, 10 and 30 coordinators racing for every
+  slot on one PostgreSQL (bench/cluster/claim_curve.py);
 - failover: kill -9 of the replica running `slow` (3 s body every 4 s) → its run recorded
   `interrupted`, and the next run of `slow` on another replica; the 1 s task's largest gap.
 """
@@ -218,4 +220,7 @@ def measure(quick: bool) -> dict[str, Any]:
     # replicas, without the coordination; the baseline of the 3-replica lateness.
     data["three_unclustered"] = lateness(3, seconds, CLUSTER_ENABLED="false")
     data["three_replicas"] = cluster_scenario(seconds, toggles)
+    from bench.cluster import claim_curve
+
+    data["claim_curve"] = claim_curve.measure(quick)
     return data
