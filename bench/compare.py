@@ -33,12 +33,18 @@ MARK = "BENCH-COMPARE-RESULT "  # prefix of the one stdout line a run's result i
 
 # Runs inside the tree being measured (REV's worktree or the working tree): only names that
 # `python -m bench` has had since the BY_NUMBER table exists.
+# A benchmark is a number of that table, or a call `package.module:function(args)` (e.g. one
+# stage alone: `bench.pipeline.storage_floor:mixed('PostgreSQL', 20000)`) returning a dict.
 DRIVER = """
-import json, sys
+import importlib, json, sys
 from bench.__main__ import BY_NUMBER, Broker, Context, _stop_helpers
 broker = Broker()
 try:
-    data, _ = BY_NUMBER[int(sys.argv[1])].run(Context(quick=sys.argv[2] == "1", broker=broker))
+    if ":" in sys.argv[1]:
+        module, call = sys.argv[1].split(":", 1)
+        data = eval(call, vars(importlib.import_module(module)))
+    else:
+        data, _ = BY_NUMBER[int(sys.argv[1])].run(Context(quick=sys.argv[2] == "1", broker=broker))
 finally:
     broker.stop()
     _stop_helpers()
@@ -70,7 +76,7 @@ def worktree(repo: Path, rev: str) -> Iterator[Path]:
         subprocess.run(["git", "-C", str(repo), "worktree", "prune"], capture_output=True)
 
 
-def run_once(tree: Path, bench: int, quick: bool, timeout: float, python: str) -> dict[str, float]:
+def run_once(tree: Path, bench: int | str, quick: bool, timeout: float, python: str) -> dict[str, float]:
     """One benchmark run in a fresh process importing from `tree`; its numeric leaves."""
     env = {**os.environ, "PYTHONPATH": str(tree), "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING")}
     done = subprocess.run(
@@ -112,7 +118,7 @@ def summarize(runs: dict[str, list[dict[str, float]]], metric: str = "") -> list
 
 
 def compare(
-    rev: str, bench: int, rounds: int, *, quick: bool, repo: Path = ROOT, timeout: float = 3600, python: str = ""
+    rev: str, bench: int | str, rounds: int, *, quick: bool, repo: Path = ROOT, timeout: float = 3600, python: str = ""
 ) -> dict:
     """Alternating runs (ABBA) of benchmark `bench` for REV and the working tree `repo`."""
     python = python or sys.executable
@@ -147,9 +153,9 @@ def render(result: dict, metric: str = "") -> str:
     return "\n".join(lines)
 
 
-def _bench_number(word: str) -> int:
-    if word.isdigit():
-        return int(word)
+def _bench_number(word: str) -> int | str:
+    if word.isdigit() or ":" in word:
+        return word if ":" in word else int(word)
     sys.path.insert(0, str(ROOT))
     from bench.__main__ import BENCHMARKS
 
@@ -162,7 +168,11 @@ def _bench_number(word: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rev", required=True, help="commit (or branch, tag) to compare the working tree with")
-    parser.add_argument("--bench", default="7", help="benchmark number or a word of its title (default 7)")
+    parser.add_argument(
+        "--bench",
+        default="7",
+        help="benchmark number, a word of its title, or module:call(...) returning a dict (default 7)",
+    )
     parser.add_argument("--rounds", type=int, default=6, help="alternating rounds (default 6)")
     parser.add_argument("--full", action="store_true", help="full samples instead of --quick")
     parser.add_argument("--metric", default="", help="only metrics whose path contains this text")
