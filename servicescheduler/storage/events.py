@@ -14,6 +14,11 @@ row, RETURNING through insertmanyvalues): here each dialect gets its fastest ide
   repeated to fill them (`ON CONFLICT (id) DO NOTHING` skips the copies): at most 11 distinct
   statements stay in each connection's cache however batch sizes vary.
 
+Notifications and dead letters take the same road on PostgreSQL (`insert_ignoring`): one
+`INSERT … SELECT FROM unnest(%b::type[], …) ON CONFLICT DO NOTHING RETURNING …` per table and
+batch, the columns sent as binary arrays: SQLAlchemy's executemany with RETURNING cost ~120 µs
+per notification row, a quarter of the store's time for 6 % of its rows.
+
 Both run inside the caller's transaction (with the notifications, handler rows and dead letters
 of the batch). Rows must be unique by id. Values are written exactly as SQLAlchemy's types
 would write them (UTC timestamps; SQLite's `YYYY-MM-DD HH:MM:SS.ffffff` text; JSON text).
@@ -27,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+from sqlalchemy import Table
 
 from servicescheduler.storage.table_names import TABLE_PREFIX
 
@@ -63,6 +69,44 @@ def insert_new_events(connection: Any, rows: list[tuple[Any, ...]]) -> set[str]:
     if connection.dialect.name == "postgresql":
         return _postgres(driver, rows)
     return _sqlite(driver, rows)
+
+
+def insert_ignoring(
+    connection: Any, table: Table, rows: list[dict[str, Any]], conflict: tuple[str, ...], returning: str
+) -> set[Any] | None:
+    """PostgreSQL: inserts `rows` (dicts with the same keys) into `table` with ON CONFLICT
+    (`conflict`) DO NOTHING in one statement of one array per column; returns the `returning`
+    values of the rows inserted. None on another dialect (the caller keeps its own path)."""
+    if connection.dialect.name != "postgresql":
+        return None
+    if not rows:
+        return set()
+    columns = tuple(rows[0])
+    statement, json_columns = _pg_unnest_insert(connection.dialect, table, columns, conflict, returning)
+    arrays = []
+    for index, name in enumerate(columns):
+        values = [row[name] for row in rows]
+        arrays.append([None if v is None else _encode(v).decode() for v in values] if index in json_columns else values)
+    with connection.connection.driver_connection.cursor() as cursor:
+        cursor.execute(statement, arrays)
+        return {row[0] for row in cursor.fetchall()}
+
+
+@functools.cache
+def _pg_unnest_insert(
+    dialect: Any, table: Table, columns: tuple[str, ...], conflict: tuple[str, ...], returning: str
+) -> tuple[str, frozenset[int]]:
+    """The statement for `insert_ignoring` (cached: one per table and column set) and the
+    positions of its JSON columns (sent as JSON text)."""
+    types = [table.c[name].type.compile(dialect=dialect) for name in columns]
+    quoted = ", ".join(f'"{name}"' for name in columns)
+    arrays = ", ".join(f"%b::{kind}[]" for kind in types)
+    keys = ", ".join(f'"{name}"' for name in conflict)
+    sql = (
+        f"INSERT INTO {table.name} ({quoted}) SELECT * FROM unnest({arrays}) "
+        f'ON CONFLICT ({keys}) DO NOTHING RETURNING "{returning}"'
+    )
+    return sql, frozenset(i for i, kind in enumerate(types) if kind in ("JSON", "JSONB"))
 
 
 def json_text(value: Any) -> str:
