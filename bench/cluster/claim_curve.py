@@ -111,12 +111,12 @@ def curve_point(url: str, replicas: int, slots: int, *, floor: bool = False) -> 
 
 def measure(quick: bool) -> dict[str, Any]:
     """The curve on a fresh PostgreSQL database per replica count (quick: fewer slots)."""
-    from bench.cluster.measure import _postgres_url
+    from bench.postgres import fresh_database
 
     slots = 60 if quick else 300
     points = []
     for count in REPLICAS:
-        with _postgres_url() as url:
+        with fresh_database("bench_claims") as url:
             point = curve_point(url, count, slots)
             point["select1_ms"] = curve_point(url, count, slots, floor=True)["attempt_ms"]
             points.append(point)

@@ -15,10 +15,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
 import time
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +29,11 @@ ensure_path()
 TTL_SECONDS = 5.0
 
 
-@contextlib.contextmanager
-def _postgres_url() -> Iterator[str]:
-    from bench.postgres import postgres_server
-    from devtools.postgres import create_database, drop_database
+def _postgres_url() -> AbstractContextManager[str]:
+    """A fresh database on the bench's PostgreSQL server (bench/postgres.py), as a context."""
+    from bench.postgres import fresh_database
 
-    server, error = postgres_server()
-    if server is None:
-        raise RuntimeError(error or "PostgreSQL unavailable")
-    name = f"bench_cluster_{int(time.time() * 1000) % 10**9}"
-    url = create_database(server, name)
-    try:
-        yield url
-    finally:
-        with contextlib.suppress(Exception):
-            drop_database(server, name)
+    return fresh_database("bench_cluster")
 
 
 def claim_cost(database_url: str, runs: int) -> dict[str, Any]:
