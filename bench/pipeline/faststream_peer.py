@@ -219,7 +219,9 @@ def _broker(client: str, bootstrap: str) -> tuple[Any, Any]:
     return confluent.KafkaBroker(bootstrap, logger=None), confluent.KafkaMessage
 
 
-async def _consume(client, bootstrap, topic, database_url, expected, timeout, session_ms, heartbeat_ms) -> dict:
+async def _consume(
+    client, bootstrap, topic, database_url, expected, timeout, session_ms, heartbeat_ms, group_id=None
+) -> dict:
     from faststream import AckPolicy
 
     store = Store(database_url)
@@ -232,7 +234,7 @@ async def _consume(client, bootstrap, topic, database_url, expected, timeout, se
         topic,
         batch=True,
         max_records=BATCH,
-        group_id=f"bench-fs-{uuid.uuid4().hex[:8]}",
+        group_id=group_id or f"bench-fs-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
         session_timeout_ms=session_ms,
         heartbeat_interval_ms=heartbeat_ms,
@@ -282,9 +284,13 @@ def run_peer(
     timeout: float = 120.0,
     session_ms: int = 6000,
     heartbeat_ms: int = 1000,
+    group_id: str | None = None,
 ) -> dict:
-    """One peer run (its own event loop): events/s after the first batch and exact counts."""
-    run = asyncio.run(_consume(client, bootstrap, topic, database_url, expected, timeout, session_ms, heartbeat_ms))
+    """One peer run (its own event loop): events/s after the first batch and exact counts
+    (a fresh consumer group unless `group_id` is given)."""
+    run = asyncio.run(
+        _consume(client, bootstrap, topic, database_url, expected, timeout, session_ms, heartbeat_ms, group_id)
+    )
     seconds = (run["last_at"] - run["first_at"]) if run["first_at"] is not None else 0.0
     rate = round((run["seen"] - run["first_n"]) / seconds) if seconds > 0 else None
     return {
@@ -297,3 +303,12 @@ def run_peer(
         "batches": run["batches"],
         "join_s": None if run["first_at"] is None else round(run["first_at"] - run["started"], 2),
     }
+
+
+if __name__ == "__main__":  # the kill -9 check's victim: python -m ... CLIENT BOOTSTRAP TOPIC URL COUNT GROUP
+    import sys
+
+    client_, bootstrap_, topic_, url_, count_, group_ = sys.argv[1:7]
+    run_peer(
+        client_, bootstrap_, topic_, url_, int(count_), timeout=600, session_ms=2000, heartbeat_ms=500, group_id=group_
+    )

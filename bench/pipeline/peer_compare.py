@@ -93,7 +93,11 @@ def measure(quick: bool, bootstrap: str, count: int) -> dict:
                     entry = run(backend, bootstrap, topic, count, client)
                     entry["exact"] = entry["counts"] == expected
                     runs.setdefault(name, []).append(entry)
+    from bench.pipeline.peer_kill9 import kill9_check
+
+    kill9 = [kill9_check(client, bootstrap, topic, count, expected) for _, client in PAIRS]
     return {
+        "kill9": kill9,
         "topic_events": count,
         "expected": expected,
         "rounds": len(raw),
