@@ -119,3 +119,26 @@ def test_metrics_are_the_numeric_leaves_and_ratios_are_paired_per_round() -> Non
     # medians 100 vs 90 say "slower"; the paired ratios (1.1, 1.2, 0.9) say "faster in 2 of 3 rounds"
     assert (row["rev_median"], row["work_median"]) == (100.0, 90.0)
     assert round(row["ratio_median"], 6) == 1.1 and round(row["ratio_min"], 6) == 0.9
+
+
+def test_a_benchmark_may_be_one_call_of_a_module_of_each_tree(tmp_path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "bench").mkdir(parents=True)
+    (repo / "bench" / "__init__.py").write_text("")
+    (repo / "bench" / "__main__.py").write_text(TINY_BENCH.format(rate=1, side="rev"))
+    (repo / "bench" / "stage.py").write_text("def measure(n):\n    return {'per_s': n * 10}\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "stage")
+    (repo / "bench" / "stage.py").write_text("def measure(n):\n    return {'per_s': n * 15}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.compare", "--rev", "HEAD", "--rounds", "2", "--repo", str(repo)]
+        + ["--bench", "bench.stage:measure(100)"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in done.stdout.splitlines() if line.startswith("per_s"))
+    assert row.split()[1:4] == ["1,000", "1,500", "1.5"], row
