@@ -10,12 +10,16 @@ COUNT  ?= 100
 PYTEST_ARGS  ?=
 PRODUCE_ARGS ?=
 SOAK_ARGS    ?=
+REV          ?=
+BENCH        ?= 7
+ROUNDS       ?= 6
+COMPARE_ARGS ?=
 
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP     := $(VENV)/.dev-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv dev-venv run test test-fast lint format bench bench-quick soak produce migrate clean
+.PHONY: help venv dev-venv run test test-fast lint format bench bench-quick bench-compare soak produce migrate clean
 
 help: ## List the targets
 	@echo "ServiceScheduler make targets:"
@@ -68,6 +72,11 @@ bench: $(DEV_STAMP) ## Run the benchmarks
 
 bench-quick: $(DEV_STAMP) ## Run a short benchmark
 	$(PY) -m bench --quick
+
+# One process per run, REV in a temporary git worktree, ABBA order: medians and paired ratios.
+bench-compare: $(DEV_STAMP) ## Benchmark BENCH (7) of commit REV vs the working tree, alternating ROUNDS (6) times (--quick; COMPARE_ARGS=--full)
+	@test -n "$(REV)" || { echo "usage: make bench-compare REV=<commit> [BENCH=7] [ROUNDS=6] [COMPARE_ARGS='--full --metric events_per_s']"; exit 2; }
+	$(PY) -m bench.compare --rev "$(REV)" --bench "$(BENCH)" --rounds "$(ROUNDS)" $(COMPARE_ARGS)
 
 soak: $(DEV_STAMP) ## 10-minute soak of the real service (SOAK_ARGS=--quick); writes docs/reliability.md
 	$(PY) -m bench.soak $(SOAK_ARGS)

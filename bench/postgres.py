@@ -4,7 +4,10 @@ databases on it), else a throw-away cluster (devtools.postgres) started on first
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
+from collections.abc import Iterator
 
 _PG: dict = {"cluster": None, "url": None, "error": None}
 
@@ -43,3 +46,20 @@ def shutdown() -> None:
     _PG["url"] = None if cluster is not None else _PG["url"]
     if cluster is not None:
         cluster.stop()
+
+
+@contextlib.contextmanager
+def fresh_database(prefix: str) -> Iterator[str]:
+    """A new database named `prefix_<n>` on the bench's server (dropped afterwards); its URL."""
+    from devtools.postgres import create_database, drop_database
+
+    server, error = postgres_server()
+    if server is None:
+        raise RuntimeError(error or "PostgreSQL unavailable")
+    name = f"{prefix}_{int(time.time() * 1000) % 10**9}"
+    url = create_database(server, name)
+    try:
+        yield url
+    finally:
+        with contextlib.suppress(Exception):
+            drop_database(server, name)

@@ -7,16 +7,17 @@
   next to 1 and 3 processes with CLUSTER_ENABLED=false, measured in the same run;
 - toggle propagation: disable/enable sent to one replica until the two others show it (HTTP poll
   every 2 ms);
+- claim curve: claim attempts/s and latency with 1, 3, 10 and 30 coordinators racing for every
+  slot on one PostgreSQL (bench/cluster/claim_curve.py);
 - failover: kill -9 of the replica running `slow` (3 s body every 4 s) → its run recorded
   `interrupted`, and the next run of `slow` on another replica; the 1 s task's largest gap.
 """
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
 import time
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -28,21 +29,11 @@ ensure_path()
 TTL_SECONDS = 5.0
 
 
-@contextlib.contextmanager
-def _postgres_url() -> Iterator[str]:
-    from bench.postgres import postgres_server
-    from devtools.postgres import create_database, drop_database
+def _postgres_url() -> AbstractContextManager[str]:
+    """A fresh database on the bench's PostgreSQL server (bench/postgres.py), as a context."""
+    from bench.postgres import fresh_database
 
-    server, error = postgres_server()
-    if server is None:
-        raise RuntimeError(error or "PostgreSQL unavailable")
-    name = f"bench_cluster_{int(time.time() * 1000) % 10**9}"
-    url = create_database(server, name)
-    try:
-        yield url
-    finally:
-        with contextlib.suppress(Exception):
-            drop_database(server, name)
+    return fresh_database("bench_cluster")
 
 
 def claim_cost(database_url: str, runs: int) -> dict[str, Any]:
@@ -218,4 +209,7 @@ def measure(quick: bool) -> dict[str, Any]:
     # replicas, without the coordination; the baseline of the 3-replica lateness.
     data["three_unclustered"] = lateness(3, seconds, CLUSTER_ENABLED="false")
     data["three_replicas"] = cluster_scenario(seconds, toggles)
+    from bench.cluster import claim_curve
+
+    data["claim_curve"] = claim_curve.measure(quick)
     return data

@@ -86,25 +86,87 @@ def _failover_goals(three: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _curve(curve: dict[str, Any] | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(tables, goals) of the claim curve (bench/cluster/claim_curve.py), when it was measured."""
+    if not curve:
+        return [], []
+    rows = [
+        [
+            point["replicas"],
+            point["attempts"],
+            point["attempts_per_s"],
+            point["slots_per_s"],
+            _p(point["attempt_ms"], "p50"),
+            _p(point["attempt_ms"]),
+            _p(point.get("select1_ms") or {}, "p50"),
+            _p(point.get("select1_ms") or {}),
+            point["slots_won"],
+            point["slots_won_twice"],
+        ]
+        for point in curve["points"]
+    ]
+    table = {
+        "title": f"Claim curve: N DatabaseCoordinators race for each of {curve['slots']} slots on one PostgreSQL "
+        f"({curve['tasks']} tasks round-robin)",
+        "columns": [
+            "replicas",
+            "claim attempts",
+            "attempts/s",
+            "slots/s",
+            "attempt p50 ms",
+            "attempt p99 ms",
+            "SELECT 1 p50 ms (same concurrency)",
+            "SELECT 1 p99 ms",
+            "slots won",
+            "won twice",
+        ],
+        "rows": rows,
+    }
+    first, last = curve["points"][0], curve["points"][-1]
+    won_once = all(p["slots_won"] == p["slots"] and p["slots_won_twice"] == 0 for p in curve["points"])
+    goals = [
+        goal(
+            f"claim attempt p50, {last['replicas']} replicas racing (PostgreSQL)",
+            "(report)",
+            f"{_p(last['attempt_ms'], 'p50')} ms ({last['attempts_per_s']} attempts/s)",
+            None,
+            f"1 replica {_p(first['attempt_ms'], 'p50')} ms",
+            ratio(_p(last["attempt_ms"], "p50"), _p(first["attempt_ms"], "p50")),
+        ),
+        goal("every slot claimed exactly once (1 … 30 replicas)", "yes", "yes" if won_once else "NO", won_once),
+    ]
+    return [table], goals
+
+
 def section(data: dict[str, Any]) -> dict[str, Any]:
     """The report section of benchmark 12."""
+    curve_tables, curve_goals = _curve(data.get("claim_curve"))
     goals = [
         _claim_goal("SQLite", data["claim_sqlite"]),
         _claim_goal("PostgreSQL", data["claim_postgresql"]),
         *_lateness_goals(data),
         *_failover_goals(data["three_replicas"]),
+        *curve_goals,
     ]
     method = (cluster_doc() or "").split("\n\n", 1)[1].replace("\n", " ").strip()
     return {
         "id": 12,
         "title": "Several replicas on one database",
         "goals": goals,
-        "method": f"{method} Lateness windows {data['seconds']} s; lateness = started_at − scheduled_for.",
+        "method": f"{method} Lateness windows {data['seconds']} s; lateness = started_at − scheduled_for."
+        + (f" Claim curve: {_curve_doc()}" if curve_tables else ""),
+        "tables": curve_tables,
     }
 
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
+
+
+def _curve_doc() -> str:
+    from bench.cluster import claim_curve
+
+    return (claim_curve.__doc__ or "").split("\n\n", 1)[1].replace("\n", " ").strip()
 
 
 def cluster_doc() -> str | None:

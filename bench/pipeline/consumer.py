@@ -125,13 +125,14 @@ def _poll_until(worker, target: int, timeout: float, profiler: cProfile.Profile 
     }
 
 
-def _row_count(database) -> int:
+def _row_count(database, model_name: str = "Event") -> int:
+    """Rows of one table of storage/models.py (Event by default)."""
     from sqlalchemy import func, select
 
-    from servicescheduler.storage.models import Event as EventRow
+    from servicescheduler.storage import models
 
     with database.session() as session:
-        return int(session.scalar(select(func.count()).select_from(EventRow.__table__)))
+        return int(session.scalar(select(func.count()).select_from(getattr(models, model_name).__table__)))
 
 
 def _rate(run: dict) -> tuple[float | None, float]:
@@ -234,6 +235,7 @@ def run_product(
             if profile_if is not None and produce_more is not None and profile_if(rate):
                 profile = _profile(ConsumerWorker(settings=settings, database=database), produce_more)
         rows = _row_count(database)
+        dead_rows, notifications = _row_count(database, "DeadLetter"), _row_count(database, "Notification")
         database.dispose()
     entry: dict = {
         "events": run["seen"],
@@ -241,6 +243,8 @@ def run_product(
         "dead_lettered": run["dead"],
         "duplicates": run["duplicates"],
         "rows_in_db": rows,
+        "dead_letter_rows": dead_rows,
+        "notification_rows": notifications,
         "events_per_s": rate,
         "cpu_us_per_event": run.get("cpu_us_per_event"),
     }

@@ -38,6 +38,18 @@ def make_event(i: int, malformed: bool = False) -> bytes:
     return json.dumps(body).encode()
 
 
+NOTIFY_EVERY = 20  # the FastStream comparison's topic: 5 % of the events ask for a notification
+
+
+def make_notify_event(i: int, malformed: bool = False) -> bytes:
+    """`make_event`, with `notify` on every NOTIFY_EVERY-th event (i % 20 == 0; never a malformed one)."""
+    if malformed or i % NOTIFY_EVERY:
+        return make_event(i, malformed)
+    body = json.loads(make_event(i))
+    body["notify"] = {"channel": "log", "recipient": f"ops+{i % 7}@example.com"}
+    return json.dumps(body).encode()
+
+
 def produce(bootstrap: str, topic: str, count: int, malformed_every: int = 0, factory=make_event) -> float:
     """Produces `count` events round-robin over the partitions; returns the seconds it took."""
     from confluent_kafka import Producer

@@ -9,6 +9,8 @@ store faster than its storage stage alone.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from collections import namedtuple
 
@@ -20,8 +22,18 @@ BATCH = 2000
 _Record = namedtuple("_Record", "topic partition offset timestamp key value headers")
 
 
-def measure(backend: str, count: int) -> dict:
-    """{'events', 'events_per_s', 'note'} for `count` events stored in batches of BATCH."""
+def mixed(backend: str, count: int) -> dict:
+    """The FastStream comparison's mix: 1 % malformed, 5 % with `notify` (notifications, dead letters)."""
+    from bench.pipeline.events import make_notify_event
+
+    # One warning line per malformed message on stdout: part of the decode (untimed), not shown.
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        return measure(backend, count, make_notify_event, 100)
+
+
+def measure(backend: str, count: int, factory=make_event, malformed_every: int = 0) -> dict:
+    """{'events', 'events_per_s', 'note'} for `count` events (`factory(i, malformed)`, every
+    `malformed_every`-th malformed) stored in batches of BATCH."""
     from kafka.structs import TopicPartition
 
     from servicescheduler.consumers.running.worker import ConsumerWorker
@@ -32,11 +44,14 @@ def measure(backend: str, count: int) -> dict:
         database = open_database(settings)
         worker = ConsumerWorker(settings=settings, database=database)
         tp = TopicPartition("floor", 0)
+
+        def _bad(i: int) -> bool:
+            return bool(malformed_every) and i % malformed_every == malformed_every - 1
+
         batches = []
         for start in range(0, count, BATCH):
-            records = [
-                _Record("floor", 0, i, 0, None, make_event(i), []) for i in range(start, min(count, start + BATCH))
-            ]
+            stop = min(count, start + BATCH)
+            records = [_Record("floor", 0, i, 0, None, factory(i, _bad(i)), []) for i in range(start, stop)]
             batches.append(worker._decode({tp: records}))  # untimed: the stage measured is storing
         stored = 0
         started = time.perf_counter()

@@ -9,9 +9,10 @@ PostgreSQL, next to the ceiling its storage stage alone sets (`storage_floor`).
 
 from __future__ import annotations
 
-from bench.pipeline import storage_floor, user_topic
+from bench.pipeline import peer_compare, storage_floor, user_topic
 from bench.pipeline.consumer import consumer_available, run_product, set_quick
 from bench.pipeline.events import EVENTS, LAST_TOPICS, PARTITIONS, create_topic, produce
+from bench.pipeline.peer_compare import faststream_available
 from bench.pipeline.profile import profile_findings
 from bench.pipeline.raw_consumers import confluent_loop, kafka_python_loop
 from bench.postgres import postgres_server
@@ -111,6 +112,8 @@ def measure_throughput(quick: bool, bootstrap: str) -> dict:
         user_events = USER_TOPIC_EVENTS["quick" if quick else "full"]
         out["topics"]["user model topic"] = user_topic.measure(bootstrap, user_events)
     out["analysis"] = profile_findings(out["profiles"])
+    reason = consumer_available() or faststream_available()
+    out["faststream"] = {"skipped": reason} if reason else peer_compare.measure(quick, bootstrap, count)
     out["method"] = (
         f"{count} pre-produced ~300 B JSON events (product format) on 3 partitions of a Tansu broker "
         "(in-memory storage) on 127.0.0.1, clean and with 1 % malformed (invalid JSON / UTF-8 / "
@@ -123,6 +126,7 @@ def measure_throughput(quick: bool, bootstrap: str) -> dict:
         "6 s session timeout; --quick uses 2 s, ~1 s) is excluded. `storage alone` rows store the same "
         "events, decoded beforehand, with the product's `store_batch()` and no Kafka: the ceiling the "
         "database sets for the whole consumer. All consumers read the same topics in this run, "
-        "one after another."
+        "one after another. FastStream comparison: see its table (bench/pipeline/peer_compare.py, "
+        "bench/pipeline/faststream_peer.py)."
     )
     return out

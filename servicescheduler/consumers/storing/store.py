@@ -34,7 +34,7 @@ from servicescheduler.consumers.storing.watchdog import HandlerWatch
 from servicescheduler.logs import get_logger
 from servicescheduler.storage.db import Database
 from servicescheduler.storage.db_errors import is_db_error, is_message_error, is_transient_db_error
-from servicescheduler.storage.events import event_row, insert_new_events
+from servicescheduler.storage.events import event_row, insert_ignoring, insert_new_events
 from servicescheduler.storage.models import DeadLetter, Notification
 
 log = get_logger(__name__)
@@ -368,6 +368,9 @@ def _insert_ignore(
     """
     if not rows:
         return set()
+    bulk = insert_ignoring(session.connection(), table, rows, tuple(conflict), returning)
+    if bulk is not None:  # PostgreSQL: one statement of arrays (storage/events.py)
+        return bulk
     dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = dialect_insert(table).on_conflict_do_nothing(index_elements=conflict).returning(table.c[returning])
     return set(session.scalars(statement, rows))
