@@ -286,9 +286,17 @@ class Scheduler(SchedulerViews):
             self._agenda.push(next_check, SUPERVISE, name, 0, "")
 
     # ------------------------------------------------------------------ runs
-    def _start_run(self, task: TrackedTask, cause: str, scheduled_for: float | None, run_id: str | None = None) -> str:
+    def _start_run(
+        self,
+        task: TrackedTask,
+        cause: str,
+        scheduled_for: float | None,
+        run_id: str | None = None,
+        trace_link: str | None = None,
+    ) -> str:
         """Marks `task` running and launches a run (caller holds the lock)."""
         run = RunRecord(run_id or new_run_id(), task.name, cause, scheduled_for, self.clock(), replica=self.replica_id)
+        run.trace_link = trace_link
         task.running, task.overrunning = run, False
         if self._start_at_dispatch:
             self._book.started(run)
@@ -440,9 +448,12 @@ class Scheduler(SchedulerViews):
         self.metrics.task_enabled.labels(task.name).set(1 if task.enabled else 0)
         self.metrics.task_interval.labels(task.name).set(task.trigger.nominal_period_seconds)
 
-    def trigger(self, name: str, *, actor: str = "admin", label: str = RunCause.MANUAL) -> str:
+    def trigger(
+        self, name: str, *, actor: str = "admin", label: str = RunCause.MANUAL, trace_link: str | None = None
+    ) -> str:
         """Starts a run now, even when disabled; raises TaskBusy while one runs (on any replica).
-        Returns its run id."""
+        Returns its run id. `trace_link`: the W3C traceparent of the request asking for it (the
+        run's span links to it)."""
         run_id = new_run_id()
         with self._lock:
             self._raise_if_running(self._get(name))
@@ -451,7 +462,7 @@ class Scheduler(SchedulerViews):
             with self._lock:
                 task = self._get(name)
                 self._raise_if_running(task)
-                self._start_run(task, label, None, run_id)
+                self._start_run(task, label, None, run_id, trace_link)
         except TaskBusy:
             self.coordinator.abandon(name, run_id)
             raise

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from servicescheduler import tracing
 from servicescheduler.logs import get_logger
 from servicescheduler.scheduling.executor import Outcome, TaskExecutor
 from servicescheduler.scheduling.registry import TaskContext
@@ -78,10 +79,20 @@ class RunLauncher:
                 self._finished(task, run, refused)
                 return
         self._admitted(run)
+        span = None
         try:
-            outcome = self._run(task, run)
+            if run.scheduled_for is not None:
+                self._wait_until(run.scheduled_for)
+            run.started_at = self._clock()
+            # None when tracing is off. Retries (attempt > 1) set `attempt` on the record.
+            span = tracing.start_run(task.name, run.run_id, run.cause, getattr(run, "attempt", 1), run.trace_link)
+            with tracing.activated(span):
+                outcome = self._run(task, run)
         except BaseException as exc:  # the executor itself failed: the run must still end
-            outcome = Outcome(RunOutcome.ERROR, f"the executor failed: {exception_text(exc)}", traceback_text(exc))
+            outcome = Outcome(
+                RunOutcome.ERROR, f"the executor failed: {exception_text(exc)}", traceback_text(exc), exception=exc
+            )
+        tracing.end_run(span, outcome.outcome, outcome.error, outcome.exception)
         self._end(task, run, outcome)
 
     def _end(self, task: TrackedTask, run: RunRecord, outcome: Outcome) -> None:
@@ -105,9 +116,6 @@ class RunLauncher:
             )
 
     def _run(self, task: TrackedTask, run: RunRecord) -> Outcome:
-        if run.scheduled_for is not None:
-            self._wait_until(run.scheduled_for)
-        run.started_at = self._clock()
         # Handed over early (2 ms, 100 ms in a cluster): an operator may have disabled the task
         # since. A scheduled run of a disabled task never starts (a plain read: a bool flips whole).
         if run.cause == RunCause.SCHEDULE and not task.enabled:

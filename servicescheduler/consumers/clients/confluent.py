@@ -35,6 +35,8 @@ class Record(msgspec.Struct, frozen=True):
     timestamp: int
     key: bytes | None
     value: bytes | None
+    # [(name, bytes)] or None, as librdkafka gives them: the trace context travels here (`traceparent`).
+    headers: Any = None
 
 
 @dataclass
@@ -139,6 +141,7 @@ class ConfluentConsumer:
                     message.timestamp()[1],
                     message.key(),
                     message.value(),
+                    message.headers(),
                 )
             )
         for where in list(self._skipping):
