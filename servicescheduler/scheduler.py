@@ -47,6 +47,7 @@ from servicescheduler.logs import get_logger
 from servicescheduler.metrics import Metrics
 from servicescheduler.scheduling.agenda import Agenda, DueItem
 from servicescheduler.scheduling.bookkeeping import RunBook
+from servicescheduler.scheduling.checkins import CheckIns
 from servicescheduler.scheduling.coordination import UNCLAIMED, Coordinator, LocalCoordinator
 from servicescheduler.scheduling.downtime import record_downtime
 from servicescheduler.scheduling.errors import TaskBusy
@@ -110,6 +111,7 @@ class Scheduler(SchedulerViews):
         # A run's start is stored once it is claimed: alone, as it is dispatched; in a cluster, once
         # its worker won the slot (a replica that lost it leaves no row).
         self._start_at_dispatch = self.coordinator.claims_at_dispatch
+        self.checkins = CheckIns(settings, self.metrics)
         self._launcher = RunLauncher(
             self.executor,
             clock,
@@ -117,6 +119,7 @@ class Scheduler(SchedulerViews):
             self._finished,
             self.coordinator,
             admitted=_ignore if self._start_at_dispatch else self._book.started,
+            succeeded=lambda task, run: self.checkins.after_success(task.spec, run.run_id),
         )
         self._registry = registry
         self._tasks: dict[str, TrackedTask] = {}
@@ -211,6 +214,7 @@ class Scheduler(SchedulerViews):
         if unfinished:
             log.warning("shutdown_tasks_unfinished", tasks=unfinished, waited_seconds=timeout)
         self.executor.shutdown()
+        self.checkins.close()
         with self._lock:
             self._book.interrupt_unfinished(self._tasks.values(), timeout)
         self.recorder.stop(max(1.0, deadline - time.monotonic()))

@@ -58,6 +58,7 @@ class RunLauncher:
         finished: FinishedCallback,
         gate: Gate | None = None,
         admitted: Callable[[RunRecord], None] = lambda run: None,
+        succeeded: Callable[[TrackedTask, RunRecord], None] | None = None,
     ) -> None:
         self._executor = executor
         self._gate = gate
@@ -65,6 +66,7 @@ class RunLauncher:
         self._clock = clock
         self._make_context = make_context
         self._finished = finished
+        self._succeeded = succeeded  # after a successful run: its check-in (scheduling/checkins.py)
 
     def launch(self, task: TrackedTask, run: RunRecord) -> None:
         """Hands `run` to a worker thread; returns at once."""
@@ -94,6 +96,11 @@ class RunLauncher:
             )
         tracing.end_run(span, outcome.outcome, outcome.error, outcome.exception)
         self._end(task, run, outcome)
+        if outcome.outcome is RunOutcome.SUCCESS and self._succeeded is not None:
+            try:
+                self._succeeded(task, run)
+            except Exception as exc:  # the run is recorded already; its check-in is extra
+                log.error("run_succeeded_hook_failed", task=task.name, run_id=run.run_id, error=exception_text(exc))
 
     def _end(self, task: TrackedTask, run: RunRecord, outcome: Outcome) -> None:
         """Releases the run's lease and reports its outcome, each whatever the other does: a run

@@ -66,6 +66,7 @@ class TaskSpec:
     executor: Executor = "thread"
     misfire_grace_seconds: float | None = None
     catch_up: bool = False  # calendar triggers: run once at start-up if slots passed while down
+    checkin_url: str | None = None  # GET after each successful run (scheduling/checkins.py)
     # Derived once at declaration: inspecting a function costs tens of µs on every run otherwise.
     is_async: bool = field(init=False)
     takes_context: bool = field(init=False)
@@ -94,6 +95,7 @@ def build_spec(
     executor: Executor = "thread",
     misfire_grace: float | None = None,
     catch_up: bool = False,
+    checkin_url: str | None = None,
 ) -> TaskSpec:
     """Validates a declaration and returns its TaskSpec; raises TaskDefinitionError naming `name`."""
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
@@ -113,7 +115,13 @@ def build_spec(
     if executor not in ("thread", "process"):
         raise TaskDefinitionError(f"{name}: executor must be 'thread' or 'process', got {executor!r}")
     _check_catch_up(name, catch_up, parsed)
-    spec = TaskSpec(name, func, parsed, description, timeout, enabled, run_at_start, executor, misfire_grace, catch_up)
+    if checkin_url is not None and not (
+        isinstance(checkin_url, str) and checkin_url.startswith(("http://", "https://"))
+    ):
+        raise TaskDefinitionError(f"{name}: checkin_url must be an http:// or https:// URL, got {checkin_url!r}")
+    spec = TaskSpec(
+        name, func, parsed, description, timeout, enabled, run_at_start, executor, misfire_grace, catch_up, checkin_url
+    )
     _check_signature(spec)
     return spec
 
