@@ -133,3 +133,53 @@ def test_bad_checkin_urls_are_refused_naming_the_task_or_variable() -> None:
         load_settings({"TASK_NIGHTLY__EXPORT_CHECKIN_URL": "not a url"})
     settings = load_settings({"TASK_NIGHTLY__EXPORT_CHECKIN_URL": "https://hc-ping.com/abc"})
     assert settings.task_checkin_urls == {"nightly-export": "https://hc-ping.com/abc"}
+
+
+def test_a_run_another_replica_won_does_not_check_in(make_settings, receiver) -> None:
+    """In a cluster the launcher's gate refuses a slot another replica claimed: that run never
+    reaches the check-in, so only the winner checks in (one check-in per slot)."""
+    import time
+
+    from servicescheduler.metrics import Metrics
+    from servicescheduler.scheduling.checkins import CheckIns
+    from servicescheduler.scheduling.executor import Outcome, TaskExecutor
+    from servicescheduler.scheduling.launcher import RunLauncher, new_run_id
+    from servicescheduler.scheduling.tracked import TrackedTask
+    from servicescheduler.storage.records import RunRecord
+    from servicescheduler.vocabulary import RunOutcome
+
+    settings = make_settings()
+    spec = _registry(receiver.url("/slot")).get("fine")
+    assert spec is not None
+    task = TrackedTask.restore(spec, None, settings)
+    checkins = CheckIns(settings, Metrics())
+    ended: list[str] = []
+
+    class Gate:
+        def __init__(self, won: bool) -> None:
+            self.won = won
+
+        def admit(self, task: str, run: RunRecord) -> Outcome | None:
+            return None if self.won else Outcome(RunOutcome.SKIPPED, "another replica claimed the slot")
+
+        def release(self, task: str, run_id: str) -> None:
+            return None
+
+    executor = TaskExecutor(1, 1)
+    try:
+        for won in (False, True):
+            launcher = RunLauncher(
+                executor,
+                time.time,
+                lambda t, r: None,
+                lambda t, r, o: ended.append(o.outcome),
+                Gate(won),
+                succeeded=lambda t, r: checkins.after_success(t.spec, r.run_id),
+            )
+            launcher._execute(task, RunRecord(new_run_id(), "fine", "manual", None, time.time()))
+        wait_until(lambda: receiver.paths and checkins._pending == 0)
+        assert receiver.paths == ["/slot"]
+        assert ended == [RunOutcome.SKIPPED, RunOutcome.SUCCESS]
+    finally:
+        executor.shutdown()
+        checkins.close()
