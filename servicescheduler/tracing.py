@@ -13,6 +13,7 @@ the message's notification row, sent with the webhook POST that delivers it.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,9 +34,23 @@ TRACEPARENT = "traceparent"
 _ERROR_CHARS = 500  # a status description is for a human; the run history keeps the full text
 
 
+_UNSET = object()
+_DEFAULTS = (ProxyTracerProvider, NoOpTracerProvider)
+
+
 def enabled() -> bool:
-    """True when an SDK tracer provider is installed (the API's defaults record nothing)."""
-    return not isinstance(trace.get_tracer_provider(), ProxyTracerProvider | NoOpTracerProvider)
+    """True when an SDK tracer provider is installed (the API's defaults record nothing).
+
+    Reads the API's global directly: `trace.get_tracer_provider()` also looks up an environment
+    variable on every call, 3 µs that doubled the cost of a no-op run (bench/tracing)."""
+    provider = getattr(trace, "_TRACER_PROVIDER", _UNSET)
+    if provider is _UNSET:  # an API without that global: the public, slower way
+        provider = trace.get_tracer_provider()
+    return provider is not None and not isinstance(provider, _DEFAULTS)
+
+
+if os.environ.get("OTEL_PYTHON_TRACER_PROVIDER"):
+    trace.get_tracer_provider()  # the API installs a provider named so on first use: now, for enabled()
 
 
 def context_from_traceparent(traceparent: str | None) -> Context | None:

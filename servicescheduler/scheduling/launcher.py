@@ -88,8 +88,11 @@ class RunLauncher:
             run.started_at = self._clock()
             # None when tracing is off. Retries (attempt > 1) set `attempt` on the record.
             span = tracing.start_run(task.name, run.run_id, run.cause, getattr(run, "attempt", 1), run.trace_link)
-            with tracing.activated(span):
+            if span is None:
                 outcome = self._run(task, run)
+            else:
+                with tracing.activated(span):
+                    outcome = self._run(task, run)
         except BaseException as exc:  # the executor itself failed: the run must still end
             outcome = Outcome(
                 RunOutcome.ERROR, f"the executor failed: {exception_text(exc)}", traceback_text(exc), exception=exc
