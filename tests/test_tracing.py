@@ -120,10 +120,12 @@ def test_task_run_spans_carry_outcome_attempt_and_link_to_the_request(live_app, 
 
 @pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
 def test_a_records_traceparent_reaches_the_process_span_and_the_webhook(
-    live_app, kafka_topic, kafka_settings, kafka_producer, spans, client
+    live_app, kafka_topic, kafka_settings, kafka_producer, spans, client, database_url
 ) -> None:
+    """SQLite stores ahead on a second thread, PostgreSQL stores inline: both end the spans."""
     with WebhookReceiver(status=204) as receiver:
-        app = live_app(kafka_settings(notify_webhook_url=receiver.url, kafka_client=client))
+        settings = kafka_settings(notify_webhook_url=receiver.url, kafka_client=client, database_url=database_url)
+        app = live_app(settings)
         wait_until(lambda: app.client.get("/consumer").json()["assigned_partitions"], timeout=20)
         event = {"id": "t1", "type": "order.created", "data": {}, "notify": {"channel": "webhook", "recipient": "a"}}
         kafka_producer.client.send(
