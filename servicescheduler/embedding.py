@@ -26,6 +26,7 @@ import importlib
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import anyio.to_thread
@@ -36,6 +37,16 @@ from servicescheduler.api.binding import bind_routes
 from servicescheduler.api.deps import NotRunning
 from servicescheduler.api.routers import ROUTERS
 from servicescheduler.builtin import builtin_tasks
+from servicescheduler.consumers.decoding.contracts import (
+    Decoder,
+    Format,
+    TopicContract,
+    TopicDefinitionError,
+    TopicHandler,
+    TopicRegistry,
+    check_against_envelope_topics,
+)
+from servicescheduler.consumers.decoding.contracts import topics as module_topics
 from servicescheduler.consumers.storing.handlers import Handler, HandlerRegistry
 from servicescheduler.consumers.storing.handlers import handlers as module_handlers
 from servicescheduler.dashboard.app import build_dashboard
@@ -74,6 +85,7 @@ class ServiceScheduler:
         self.settings = settings if settings is not None else settings_from(**options)
         self.tasks = TaskRegistry()
         self.handlers = handlers if handlers is not None else HandlerRegistry()
+        self.topics = TopicRegistry()
         self.auth = auth
         self.metrics_registry = metrics_registry
         self._application: Application | None = None
@@ -97,6 +109,35 @@ class ServiceScheduler:
         """Decorator declaring this instance's handler of a Kafka event type."""
         return self.handlers.register(event_type, store_event=store_event)
 
+    def topic(
+        self,
+        topic: str,
+        *,
+        model: type[Any] | None = None,
+        key: Callable[[Any], object] | None = None,
+        occurred_at: Callable[[Any], datetime | None] | None = None,
+        type: str | None = None,  # noqa: A002 - the contract's own word
+        store_event: bool = True,
+        decoder: Decoder | None = None,
+        format: Format = "json",  # noqa: A002
+    ) -> Callable[[TopicHandler], TopicHandler]:
+        """Decorator declaring a topic this instance consumes, with its contract (TopicContract):
+        the decorated `handler(batch, payload, meta)` gets each validated payload."""
+        return self.topics.topic(
+            topic,
+            model=model,
+            key=key,
+            occurred_at=occurred_at,
+            type=type,
+            store_event=store_event,
+            decoder=decoder,
+            format=format,
+        )
+
+    def consume(self, contract: TopicContract) -> None:
+        """Declares a topic by its contract (e.g. one without a handler: the payload is stored)."""
+        self.topics.add(contract)
+
     def include(self, registry: TaskRegistry) -> None:
         """Adds every task of `registry` (e.g. a module's own registry) to this instance."""
         for spec in registry:
@@ -114,6 +155,7 @@ class ServiceScheduler:
         with MIGRATE_ON_START=false a database that is not migrated. A program calls it before
         it serves (the reference service does); start() checks the same."""
         self.declared_tasks()
+        self.declared_topics()
         self._token()
         if not self.settings.migrate_on_start:
             database = Database(self.settings)
@@ -157,6 +199,7 @@ class ServiceScheduler:
                 self.settings,
                 self.declared_tasks(),
                 handlers=self.declared_handlers(),
+                topics=self.declared_topics(),
                 metrics=Metrics(self.metrics_registry),
                 admin_token=self._token(),
             )
@@ -217,6 +260,20 @@ class ServiceScheduler:
             merged.update(module_handlers)
         except ValueError as exc:
             raise StartupError(f"TASK_MODULES: {exc}") from None
+        return merged
+
+    def declared_topics(self) -> TopicRegistry:
+        """This instance's topic contracts, plus the module-level ones when TASK_MODULES names
+        modules (call after declared_tasks(), which imports them). StartupError when a topic has
+        two contracts or is also in KAFKA_TOPICS."""
+        merged = TopicRegistry()
+        try:
+            merged.update(self.topics)
+            if self.settings.task_module_names:
+                merged.update(module_topics)
+            check_against_envelope_topics(merged, self.settings.topics)
+        except TopicDefinitionError as exc:
+            raise StartupError(f"topic contracts: {exc}") from None
         return merged
 
     def _unregister_metrics(self) -> None:

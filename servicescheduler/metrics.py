@@ -39,6 +39,11 @@ class Metrics:
             ["task"],
             registry=r,
         )
+        # Retries (scheduling/retries.py): `scheduled` when a failed run's next attempt is queued,
+        # `dropped` when one is given up (disabled, its next slot first, superseded, shutdown).
+        self.task_retries = Counter(
+            "task_retries", "Retry attempts scheduled and dropped, by task", ["task", "result"], registry=r
+        )
         self.task_checkins = Counter(
             "task_checkins",
             "Check-ins after successful runs, by outcome (ok, failed, dropped)",

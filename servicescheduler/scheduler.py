@@ -26,7 +26,16 @@ A run's life (outcomes: vocabulary.RunOutcome; who may run a slot: scheduling/co
      │           (executor.invoke, no lock held).
      v
     finished     success / error / timeout: coordinator.release, then Scheduler._finished under the
-                 scheduler lock -> RunBook: counters, metrics, the recorder's queue, one `task_run` line.
+     │           scheduler lock -> RunBook: counters, metrics, the recorder's queue, one `task_run` line.
+     │           error / timeout with attempts left (TaskSpec.retries): Scheduler._plan_retry keeps a
+     │           PendingRetry on the task and queues a RETRY item at the failed run's end + the backoff
+     v           (scheduling/retries.py); only this replica knows of it.
+    retry due    loop thread, Scheduler._dispatch_retry: a run with cause `retry`, attempt n+1 and
+                 scheduled_for = its due time, back at `dispatched` (claimed and leased like a slot).
+                 Dropped instead (Scheduler._drop_retry: a `skipped` row, cause `retry`) when the
+                 task is disabled, its next slot is dispatched first, a manual or event run starts,
+                 a run of the task is still going, or the service stops.
+
     interrupted  Scheduler.stop for runs past the shutdown grace (scheduler lock); at start-up,
                  storage/recovery.py for rows a dead process left `running`; in a cluster,
                  DatabaseCoordinator._take for the lease of a replica that stopped renewing it.
@@ -55,6 +64,7 @@ from servicescheduler.scheduling.executor import Outcome, TaskExecutor
 from servicescheduler.scheduling.launcher import RunLauncher, new_run_id
 from servicescheduler.scheduling.recorder import RunRecorder
 from servicescheduler.scheduling.registry import TaskContext, TaskRegistry
+from servicescheduler.scheduling.retries import PendingRetry, jitter_for, retry_delay
 from servicescheduler.scheduling.supervision import Components, Supervised
 from servicescheduler.scheduling.task_status import TaskStatus
 from servicescheduler.scheduling.tracked import TrackedTask
@@ -71,7 +81,9 @@ from servicescheduler.vocabulary import RunCause, RunOutcome
 
 log = get_logger(__name__)
 
-RUN, OVERRUN, SUPERVISE = "run", "overrun", "supervise"
+RUN, OVERRUN, SUPERVISE, RETRY = "run", "overrun", "supervise", "retry"
+# The outcomes a declared retry follows (not `interrupted`: the process is going away).
+_RETRIED = frozenset({RunOutcome.ERROR, RunOutcome.TIMEOUT})
 
 
 def _ignore(run: RunRecord) -> None:
@@ -217,6 +229,12 @@ class Scheduler(SchedulerViews):
         self.checkins.close()
         with self._lock:
             self._book.interrupt_unfinished(self._tasks.values(), timeout)
+            for task in self._tasks.values():
+                if task.pending_retry is not None:  # kept in memory only: recorded, not carried over
+                    pending, task.pending_retry = task.pending_retry, None
+                    self.metrics.task_retries.labels(task.name, "dropped").inc()
+                    reason = "the service stopped before this retry was due"
+                    self._book.unstarted(task, pending.due, RunOutcome.SKIPPED, reason, RunCause.RETRY, pending.attempt)
         self.recorder.stop(max(1.0, deadline - time.monotonic()))
         log.info("scheduler_stopped", unfinished=unfinished)
         return unfinished
@@ -262,10 +280,14 @@ class Scheduler(SchedulerViews):
             return
         if item.kind == OVERRUN:
             self._mark_overrun(task, item.label)
+        elif item.kind == RETRY:
+            self._dispatch_retry(task, item.label)
         elif item.generation == task.generation and task.enabled:
             self._dispatch_due(task, item.due, now, item.label)
 
     def _dispatch_due(self, task: TrackedTask, due: float, now: float, label: str) -> None:
+        if task.pending_retry is not None:
+            self._drop_retry(task, "the task's next scheduled slot came before this retry")
         self._plan_next(task, due, now)
         if now - due > task.grace_seconds() and label != RunCause.STARTUP:
             self._unstarted(task, due, RunOutcome.MISSED, f"started {now - due:.3f} s late")
@@ -274,13 +296,21 @@ class Scheduler(SchedulerViews):
         else:
             self._start_run(task, label, due)
 
-    def _unstarted(self, task: TrackedTask, due: float, outcome: RunOutcome, reason: str) -> None:
-        """Records a slot that will not run, once: alone at once, in a cluster by the replica that
-        claims it (off the loop: the claim is I/O)."""
+    def _unstarted(
+        self,
+        task: TrackedTask,
+        due: float,
+        outcome: RunOutcome,
+        reason: str,
+        cause: str = RunCause.SCHEDULE,
+        attempt: int = 1,
+    ) -> None:
+        """Records a slot (or a retry) that will not run, once: alone at once, in a cluster by the
+        replica that claims it (off the loop: the claim is I/O)."""
 
         def record() -> None:
             with self._lock:  # reentrant: held already when called from the loop
-                self._book.unstarted(task, due, outcome, reason)
+                self._book.unstarted(task, due, outcome, reason, cause, attempt)
 
         self.coordinator.claim_unstarted(task.name, due, record, self.executor.submit)
 
@@ -296,15 +326,19 @@ class Scheduler(SchedulerViews):
         cause: str,
         scheduled_for: float | None,
         run_id: str | None = None,
+        attempt: int = 1,
         trace_link: str | None = None,
     ) -> str:
         """Marks `task` running and launches a run (caller holds the lock)."""
-        run = RunRecord(run_id or new_run_id(), task.name, cause, scheduled_for, self.clock(), replica=self.replica_id)
+        if task.pending_retry is not None and cause != RunCause.RETRY:
+            self._drop_retry(task, f"a {cause} run started before this retry was due")
+        run_id = run_id or new_run_id()
+        run = RunRecord(run_id, task.name, cause, scheduled_for, self.clock(), replica=self.replica_id, attempt=attempt)
         run.trace_link = trace_link
         task.running, task.overrunning = run, False
         if self._start_at_dispatch:
             self._book.started(run)
-        if scheduled_for is not None:
+        if scheduled_for is not None and cause != RunCause.RETRY:  # a retry's due time is off the grid
             task.anchor = scheduled_for
         if task.spec.timeout_seconds and not task.spec.is_async:
             self._agenda.push(run.started_at + task.spec.timeout_seconds, OVERRUN, task.name, 0, run.run_id)
@@ -325,11 +359,57 @@ class Scheduler(SchedulerViews):
                 self._drop_request(task)
             elif wanted and not self._stopping.is_set():
                 self._start_run(task, RunCause.EVENT, None)
+                return  # the follow-up run is the next attempt: no retry besides it
+            if outcome.outcome in _RETRIED and run.attempt <= task.spec.retries:
+                self._plan_retry(task, run)
 
     def _context(self, task: TrackedTask, run: RunRecord) -> TaskContext:
         return TaskContext(
-            task.name, run.run_id, run.cause, run.scheduled_for, self.settings, self.database, self.extras
+            task.name, run.run_id, run.cause, run.scheduled_for, self.settings, self.database, self.extras, run.attempt
         )
+
+    # ------------------------------------------------------------------ retries
+    def _plan_retry(self, task: TrackedTask, failed: RunRecord) -> None:
+        """Queues the next attempt of `failed` (caller holds the lock): only this replica knows
+        of the failure, and the attempt claims its due time as a slot like any scheduled run."""
+        attempt = failed.attempt + 1
+        ended = self.clock() if failed.finished_at is None else failed.finished_at
+        due = ended + retry_delay(attempt, task.spec.retry_backoff, jitter_for(failed.run_id))
+        task.pending_retry = PendingRetry(attempt, due, failed.run_id)
+        if self._stopping.is_set():
+            self._drop_retry(task, "the service is stopping")
+        elif not task.enabled:  # a manual run of a disabled task failed
+            self._drop_retry(task, "the task is disabled")
+        elif task.next_due is not None and task.next_due <= due:
+            self._drop_retry(task, f"the task's next scheduled slot ({iso(task.next_due)}) comes first")
+        else:
+            self.metrics.task_retries.labels(task.name, "scheduled").inc()
+            log.info("task_retry_scheduled", task=task.name, attempt=attempt, due=iso(due), after_run=failed.run_id)
+            self._agenda.push(due, RETRY, task.name, 0, failed.run_id)
+            if self.wake_deadline is None or due < self.wake_deadline:
+                # Pushed off the loop: the loop recomputes it once woken, but simulate() steps
+                # from it between ticks and must see the retry now.
+                self.wake_deadline = due
+            self._wake.set()
+
+    def _dispatch_retry(self, task: TrackedTask, token: str) -> None:
+        """Loop thread: starts a pending retry that is due (one superseded since is ignored)."""
+        pending = task.pending_retry
+        if pending is None or pending.token != token:
+            return
+        if task.running is not None:  # never two runs of one task: given up, like a skipped slot
+            self._drop_retry(task, f"run {task.running.run_id} was still running when this retry was due")
+            return
+        task.pending_retry = None
+        self._start_run(task, RunCause.RETRY, pending.due, attempt=pending.attempt)
+
+    def _drop_retry(self, task: TrackedTask, reason: str) -> None:
+        """Gives up the pending retry of `task`, recorded once as a `skipped` run (caller holds the lock)."""
+        pending, task.pending_retry = task.pending_retry, None
+        if pending is None:
+            return
+        self.metrics.task_retries.labels(task.name, "dropped").inc()
+        self._unstarted(task, pending.due, RunOutcome.SKIPPED, reason, RunCause.RETRY, pending.attempt)
 
     def _mark_overrun(self, task: TrackedTask, run_id: str) -> None:
         if task.running is not None and task.running.run_id == run_id:
@@ -443,6 +523,7 @@ class Scheduler(SchedulerViews):
             else:
                 task.generation += 1
                 task.next_due = None
+                self._drop_retry(task, "the task was disabled")
                 if task.rerun_requested:  # a follow-up asked for before the disable
                     task.rerun_requested = False
                     self._drop_request(task)
@@ -466,7 +547,7 @@ class Scheduler(SchedulerViews):
             with self._lock:
                 task = self._get(name)
                 self._raise_if_running(task)
-                self._start_run(task, label, None, run_id, trace_link)
+                self._start_run(task, label, None, run_id, trace_link=trace_link)
         except TaskBusy:
             self.coordinator.abandon(name, run_id)
             raise

@@ -23,6 +23,7 @@ from servicescheduler.storage.db import Database
 from servicescheduler.storage.migrate import ensure_current
 
 if TYPE_CHECKING:
+    from servicescheduler.consumers.decoding.contracts import TopicRegistry
     from servicescheduler.consumers.running.supervisor import ConsumerSupervisor
     from servicescheduler.consumers.running.throughput import ThroughputSampler
     from servicescheduler.consumers.storing.handlers import HandlerRegistry
@@ -39,12 +40,14 @@ class Application:
         registry: TaskRegistry,
         *,
         handlers: HandlerRegistry | None = None,
+        topics: TopicRegistry | None = None,
         metrics: Metrics | None = None,
         admin_token: str = "",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.handlers = handlers
+        self.topics = topics
         self.metrics = metrics or Metrics()
         self.database = Database(settings)
         self.consumer_database = self.database
@@ -71,7 +74,9 @@ class Application:
             # prepared statements then live in its own two connections, not in every pooled one.
             if self.database.dialect == "sqlite":
                 self.consumer_database = Database(settings, for_consumer=True)
-            self.consumer = build_consumer(settings, self.consumer_database, self.metrics, self.scheduler, handlers)
+            self.consumer = build_consumer(
+                settings, self.consumer_database, self.metrics, self.scheduler, handlers, topics
+            )
             self.throughput = ThroughputSampler(self.consumer.status)
             self.scheduler.supervise(self.throughput)
         self.cluster_sync: ClusterSync | None = None

@@ -71,6 +71,7 @@ class RunResult:
     started_at: str | None
     duration_ms: float | None
     error: str | None
+    attempt: int = 1  # 2.. for a retry (cause `retry`)
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,10 @@ class Simulation:
         ]
         self._offsets[(topic, partition)] = first + len(messages)
         records: dict[Any, list[Any]] = {_Topic(topic, partition): messages}
-        prepared, dead = decode_batch(records, max_bytes=settings.kafka_max_message_bytes)
+        topics = self.application.topics
+        prepared, dead = decode_batch(
+            records, max_bytes=settings.kafka_max_message_bytes, contracts=topics.as_dict() if topics else None
+        )
         result = store_batch(
             self.database,
             prepared=prepared,
@@ -236,6 +240,7 @@ def simulate(
             settings,
             build_registry(settings, scheduler.tasks),
             handlers=scheduler.declared_handlers(),
+            topics=scheduler.declared_topics(),  # `feed` to a declared topic decodes by its contract
             admin_token="simulation",
             clock=clock,
         )
@@ -258,4 +263,5 @@ def _run_result(row: dict[str, Any]) -> RunResult:
         started_at=row["started_at"],
         duration_ms=row["duration_ms"],
         error=row["error"],
+        attempt=row["attempt"],
     )

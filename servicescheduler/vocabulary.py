@@ -58,6 +58,7 @@ class RunCause(StrEnum):
     CATCH_UP = "catch-up"  # slots were missed while the service was down
     MANUAL = "manual"  # POST /tasks/{name}/run
     EVENT = "event"  # requested by the consumer (a follow-up run, coalesced)
+    RETRY = "retry"  # a later attempt of a run that ended `error` or `timeout` (scheduling/retries.py)
 
 
 class ConsumerState(StrEnum):

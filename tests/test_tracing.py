@@ -107,9 +107,15 @@ def test_task_run_spans_carry_outcome_attempt_and_link_to_the_request(live_app, 
     # traceparent): each run links to the span current in the handler that triggered it.
     def request_of(run: ReadableSpan) -> ReadableSpan:
         [link] = run.links
-        finished = spans.get_finished_spans()
-        assert [s for s in finished if s.context.span_id == link.context.span_id]  # a span of the request
-        [server] = [s for s in finished if s.kind is SpanKind.SERVER and s.context.trace_id == link.context.trace_id]
+
+        # The request's spans end as its response is sent: maybe a moment after the client has it.
+        def server_span() -> list[ReadableSpan]:
+            finished = spans.get_finished_spans()
+            server = [s for s in finished if s.kind is SpanKind.SERVER and s.context.trace_id == link.context.trace_id]
+            linked = [s for s in finished if s.context.span_id == link.context.span_id]  # a span of the request
+            return server if linked else []
+
+        [server] = wait_until(server_span)
         assert server.attributes is not None and server.attributes["http.route"] == "/tasks/{name}/run"
         return server
 

@@ -63,7 +63,7 @@ def test_the_values_are_the_strings_stored_published_and_logged_before() -> None
     # The database, the API's JSON, the metrics' labels and the task_run log line carry these.
     assert list(RunOutcome) == ["success", "error", "timeout", "skipped", "missed", "interrupted", "running"]
     assert list(FINAL_OUTCOMES) == list(RunOutcome)[:-1]
-    assert list(RunCause) == ["schedule", "startup", "catch-up", "manual", "event"]
+    assert list(RunCause) == ["schedule", "startup", "catch-up", "manual", "event", "retry"]
     assert set(ConsumerState) == {
         "starting",
         "running",
@@ -129,6 +129,8 @@ TASK_FIELDS = [
     "stale",
     "stats",
     "run_requests_dropped",
+    "retries",
+    "pending_retry",
 ]
 RUN_FIELDS = [
     "run_id",
@@ -140,4 +142,5 @@ RUN_FIELDS = [
     "outcome",
     "error",
     "replica",
+    "attempt",
 ]

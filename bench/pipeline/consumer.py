@@ -145,9 +145,11 @@ def _rate(run: dict) -> tuple[float | None, float]:
 def _run_thread(worker, target: int, timeout: float) -> dict:
     """The worker as the service runs it (its own thread, batches overlapped), until `target`
     messages were processed or `timeout` s passed; times read from its published counters."""
+    from bench.common import process_cpu_seconds
+
     started = time.monotonic()
     deadline = started + timeout
-    first_at = first_n = last_at = None
+    first_at = first_n = last_at = first_cpu = last_cpu = None
     seen = 0
     worker.start()
     try:
@@ -157,7 +159,8 @@ def _run_thread(worker, target: int, timeout: float) -> dict:
             if snap.messages_processed > seen:
                 seen = snap.messages_processed
                 first_at, first_n = (first_at, first_n) if first_at is not None else (now, seen)
-                last_at = now
+                last_at, last_cpu = now, process_cpu_seconds()
+                first_cpu = first_cpu if first_cpu is not None else last_cpu
             time.sleep(0.002)  # sampling period of the counters (bounded by the deadline)
     finally:
         worker.stop(30)
@@ -172,6 +175,13 @@ def _run_thread(worker, target: int, timeout: float) -> dict:
         "first_n": first_n,
         "last_at": last_at,
         "fatal": snap.fatal_error,
+        # CPU of this process per event after the first batch: unlike the rate, it hardly moves
+        # when other processes load the machine (the broker and PostgreSQL are not in it).
+        "cpu_us_per_event": (
+            round((last_cpu - first_cpu) / (seen - first_n) * 1e6, 1)
+            if first_cpu is not None and last_cpu is not None and first_n is not None and seen > first_n
+            else None
+        ),
     }
 
 
@@ -200,20 +210,26 @@ def run_product(
     profile_if=None,
     produce_more=None,
     client: str = "kafka-python",
+    topics=None,
+    envelope_topic: str | None = None,
 ) -> dict:
     """One product run on `topic`. When `profile_if(rate)` is true, `produce_more(n)` adds n
-    events to the topic and the SAME worker (no second group join) consumes them under cProfile."""
+    events to the topic and the SAME worker (no second group join) consumes them under cProfile.
+    With `topics` (a TopicRegistry declaring `topic`), KAFKA_TOPICS is `envelope_topic` (default
+    none: the declared topic alone is subscribed)."""
     from bench.common import open_database
     from servicescheduler.consumers.running.worker import ConsumerWorker
 
     profile = None
     with fresh_database(backend) as (url, tmp):
-        settings = consumer_settings(tmp, url, bootstrap, topic, kafka_client=client)
+        subscribed = topic if topics is None else (envelope_topic or "")
+        settings = consumer_settings(tmp, url, bootstrap, subscribed, kafka_client=client)
         database = open_database(settings)
         # The product logs one WARNING line per malformed message on stdout: kept (it is part of
         # the cost), but sent to /dev/null so the harness output stays readable.
         with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-            run = _run_thread(ConsumerWorker(settings=settings, database=database), count, max(60.0, count / 500))
+            worker = ConsumerWorker(settings=settings, database=database, topics=topics)
+            run = _run_thread(worker, count, max(60.0, count / 500))
             rate, seconds = _rate(run)
             if profile_if is not None and produce_more is not None and profile_if(rate):
                 profile = _profile(ConsumerWorker(settings=settings, database=database), produce_more)
@@ -226,6 +242,7 @@ def run_product(
         "duplicates": run["duplicates"],
         "rows_in_db": rows,
         "events_per_s": rate,
+        "cpu_us_per_event": run.get("cpu_us_per_event"),
     }
     if run["first_at"] is None:
         return {**entry, "note": "no message consumed before the deadline"}

@@ -9,7 +9,7 @@ PostgreSQL, next to the ceiling its storage stage alone sets (`storage_floor`).
 
 from __future__ import annotations
 
-from bench.pipeline import storage_floor
+from bench.pipeline import storage_floor, user_topic
 from bench.pipeline.consumer import consumer_available, run_product, set_quick
 from bench.pipeline.events import EVENTS, LAST_TOPICS, PARTITIONS, create_topic, produce
 from bench.pipeline.profile import profile_findings
@@ -60,6 +60,7 @@ def product_rates(
     return out
 
 
+USER_TOPIC_EVENTS = {"full": 20_000, "quick": 10_000}  # per path: the comparison, not the ceiling
 REPEATS = 2  # product runs per row (full mode): rates here swing by ±25 % from run to run
 
 
@@ -106,6 +107,9 @@ def measure_throughput(quick: bool, bootstrap: str) -> dict:
                 entries[name] = {"events": None, "events_per_s": None, "note": "not run: " + reason[:120]}
         out["topics"][label] = entries
         out["notes"].append(f"{label}: {count} events produced in {produce_s:.2f} s (confluent-kafka, linger 5 ms).")
+    if consumer_available() is None:  # issue 17: a user-model topic against the envelope, same run
+        user_events = USER_TOPIC_EVENTS["quick" if quick else "full"]
+        out["topics"]["user model topic"] = user_topic.measure(bootstrap, user_events)
     out["analysis"] = profile_findings(out["profiles"])
     out["method"] = (
         f"{count} pre-produced ~300 B JSON events (product format) on 3 partitions of a Tansu broker "

@@ -23,13 +23,15 @@ class RunView(View):
     """One run of a task."""
 
     run_id: str
-    trigger: str = Field(description="schedule, startup, manual, event, ...")
+    trigger: str = Field(description="schedule, startup, catch-up, manual, event, retry")
     scheduled_for: str | None = Field(description="ISO 8601 UTC; null for unscheduled runs")
     started_at: str | None
     finished_at: str | None
     duration_ms: Number | None
     outcome: RunOutcome | None = Field(description="How it ended; `running` while in progress")
     error: str | None = Field(description="Why it failed (no SQL parameters or secrets, at most 500 characters)")
+    replica: str | None = Field(default=None, description="cluster: the replica that ran (or recorded) it")
+    attempt: int = Field(default=1, description="1 for a run itself, 2.. for its retries (trigger `retry`)")
 
 
 class CurrentRun(View):
@@ -39,6 +41,13 @@ class CurrentRun(View):
     trigger: str
     started_at: str | None
     overrunning: bool
+
+
+class PendingRetryView(View):
+    """The next attempt of a failed run, waiting for its due time."""
+
+    attempt: int = Field(description="2 for the first retry")
+    due: str | None = Field(description="ISO 8601 UTC")
 
 
 class TaskView(View):
@@ -61,6 +70,8 @@ class TaskView(View):
     stale: bool
     stats: dict[str, int] = Field(description="runs, successes, failures, timeouts, skipped, missed, ...")
     run_requests_dropped: int = Field(default=0, description="event-triggered run requests dropped while disabled")
+    retries: int = Field(default=0, description="declared: how many more attempts a failed run gets")
+    pending_retry: PendingRetryView | None = Field(default=None, description="the next attempt of a failed run")
 
 
 class AuditView(View):

@@ -62,6 +62,7 @@ def consumer_panel(application: Application) -> dict[str, Any]:
     return {
         "status": status,
         "lag": sorted(lag.items()),
+        "topics": sorted((status.get("topics") or {}).items()),  # stored, duplicates, dead letters, lag
         "throughput": throughput,
         "rate_chart": rate_chart(points, 240, 48, RATE_SLOTS),
         "latest_rate": points[-1]["events_per_second"] if points else None,

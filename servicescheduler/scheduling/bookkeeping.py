@@ -69,9 +69,17 @@ class RunBook:
         self._account(task, run)
         self._log(run, outcome)
 
-    def unstarted(self, task: TrackedTask, due: float, outcome: RunOutcome, reason: str) -> None:
-        """Records a scheduled run that did not start (`skipped` or `missed`)."""
-        run = RunRecord(new_run_id(), task.name, RunCause.SCHEDULE, due, self._clock(), replica=self._replica)
+    def unstarted(
+        self,
+        task: TrackedTask,
+        due: float,
+        outcome: RunOutcome,
+        reason: str,
+        cause: str = RunCause.SCHEDULE,
+        attempt: int = 1,
+    ) -> None:
+        """Records a scheduled run (or a retry) that did not start (`skipped` or `missed`)."""
+        run = RunRecord(new_run_id(), task.name, cause, due, self._clock(), replica=self._replica, attempt=attempt)
         run.finished_at, run.outcome, run.error = run.started_at, outcome, reason
         self._account(task, run)
         self._log(run, Outcome(outcome, reason))
@@ -98,6 +106,7 @@ class RunBook:
             duration_ms=run.duration_ms,
             error=run.error,
             replica=run.replica,
+            attempt=run.attempt,
         )
         if outcome.outcome == RunOutcome.ERROR:
             log.error("task_run", traceback=outcome.traceback, **fields)

@@ -28,6 +28,8 @@ log = get_logger(__name__)
 # ~20 µs on these VMs: the single largest cost of starting a run.
 _RUN_ID_PREFIX = os.urandom(8).hex()
 _run_counter = itertools.count(1)
+# Runs that hold a slot of their own and are given up, not started, when disabled or too late.
+_SLOTTED = frozenset({RunCause.SCHEDULE, RunCause.RETRY})
 SPIN_SECONDS = 0.0003  # the OS wakes sleepers about this late: yield-spin the last stretch
 
 ContextFactory = Callable[[TrackedTask, RunRecord], TaskContext]
@@ -86,8 +88,7 @@ class RunLauncher:
             if run.scheduled_for is not None:
                 self._wait_until(run.scheduled_for)
             run.started_at = self._clock()
-            # None when tracing is off. Retries (attempt > 1) set `attempt` on the record.
-            span = tracing.start_run(task.name, run.run_id, run.cause, getattr(run, "attempt", 1), run.trace_link)
+            span = tracing.start_run(task.name, run.run_id, run.cause, run.attempt, run.trace_link)  # None: off
             if span is None:
                 outcome = self._run(task, run)
             else:
@@ -128,10 +129,10 @@ class RunLauncher:
     def _run(self, task: TrackedTask, run: RunRecord) -> Outcome:
         # Handed over early (2 ms, 100 ms in a cluster): an operator may have disabled the task
         # since. A scheduled run of a disabled task never starts (a plain read: a bool flips whole).
-        if run.cause == RunCause.SCHEDULE and not task.enabled:
+        if run.cause in _SLOTTED and not task.enabled:
             return Outcome(RunOutcome.SKIPPED, "the task was disabled before this run started")
         late = 0.0 if run.scheduled_for is None else run.started_at - run.scheduled_for
-        if run.cause == RunCause.SCHEDULE and late > task.grace_seconds():
+        if run.cause in _SLOTTED and late > task.grace_seconds():
             return Outcome(RunOutcome.MISSED, f"waited {late:.3f} s for a worker")
         outcome = self._executor.invoke(task.spec, self._make_context(task, run))
         timeout = task.spec.timeout_seconds

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from servicescheduler.settings import Settings
     from servicescheduler.storage.db import Database
 
+# The first retry waits 5-10 s unless the declaration says otherwise (scheduling/retries.py).
+DEFAULT_RETRY_BACKOFF_SECONDS = 10.0
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 Executor = Literal["thread", "process"]
 
@@ -50,6 +52,7 @@ class TaskContext:
     settings: Settings
     database: Database
     extras: dict[str, Any] = field(default_factory=dict)
+    attempt: int = 1  # 2.. when this run is a retry of a failed one
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,8 @@ class TaskSpec:
     executor: Executor = "thread"
     misfire_grace_seconds: float | None = None
     catch_up: bool = False  # calendar triggers: run once at start-up if slots passed while down
+    retries: int = 0  # more attempts of a run that ends `error` or `timeout` (scheduling/retries.py)
+    retry_backoff: float = DEFAULT_RETRY_BACKOFF_SECONDS  # the first retry waits 0.5-1 times this
     checkin_url: str | None = None  # GET after each successful run (scheduling/checkins.py)
     # Derived once at declaration: inspecting a function costs tens of µs on every run otherwise.
     is_async: bool = field(init=False)
@@ -95,6 +100,8 @@ def build_spec(
     executor: Executor = "thread",
     misfire_grace: float | None = None,
     catch_up: bool = False,
+    retries: int = 0,
+    retry_backoff: float = DEFAULT_RETRY_BACKOFF_SECONDS,
     checkin_url: str | None = None,
 ) -> TaskSpec:
     """Validates a declaration and returns its TaskSpec; raises TaskDefinitionError naming `name`."""
@@ -115,12 +122,25 @@ def build_spec(
     if executor not in ("thread", "process"):
         raise TaskDefinitionError(f"{name}: executor must be 'thread' or 'process', got {executor!r}")
     _check_catch_up(name, catch_up, parsed)
+    _check_retries(name, retries, retry_backoff)
     if checkin_url is not None and not (
         isinstance(checkin_url, str) and checkin_url.startswith(("http://", "https://"))
     ):
         raise TaskDefinitionError(f"{name}: checkin_url must be an http:// or https:// URL, got {checkin_url!r}")
     spec = TaskSpec(
-        name, func, parsed, description, timeout, enabled, run_at_start, executor, misfire_grace, catch_up, checkin_url
+        name,
+        func,
+        parsed,
+        description,
+        timeout,
+        enabled,
+        run_at_start,
+        executor,
+        misfire_grace,
+        catch_up,
+        retries,
+        float(retry_backoff),
+        checkin_url,
     )
     _check_signature(spec)
     return spec
@@ -134,6 +154,14 @@ def _check_catch_up(name: str, catch_up: object, trigger: Trigger) -> None:
             f"{name}: catch_up needs a calendar trigger (.at(...), a weekday or cron(...)); "
             "an overdue interval task runs at start-up anyway"
         )
+
+
+def _check_retries(name: str, retries: object, backoff: object) -> None:
+    # bool is an int: `retries=True` is a mistake, not one retry.
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise TaskDefinitionError(f"{name}: retries must be an integer >= 0, got {retries!r}")
+    if not isinstance(backoff, (int, float)) or isinstance(backoff, bool) or not 0 < backoff < float("inf"):
+        raise TaskDefinitionError(f"{name}: retry_backoff must be a positive number of seconds, got {backoff!r}")
 
 
 def _check_signature(spec: TaskSpec) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from servicescheduler.scheduling.retries import PendingRetry
 from servicescheduler.storage.records import RunRecord
 from servicescheduler.support.clock import iso
 
@@ -53,6 +54,8 @@ class TaskStatus:
     stale: bool
     stats: dict[str, int]  # runs, successes, failures, timeouts, skipped, missed, interrupted
     run_requests_dropped: int
+    retries: int  # declared: attempts after a failed one
+    pending_retry: PendingRetry | None  # the next attempt of a failed run, if one waits
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON the API publishes for this task."""
@@ -74,6 +77,8 @@ class TaskStatus:
             "stale": self.stale,
             "stats": dict(self.stats),
             "run_requests_dropped": self.run_requests_dropped,
+            "retries": self.retries,
+            "pending_retry": self.pending_retry.as_dict() if self.pending_retry is not None else None,
         }
 
 

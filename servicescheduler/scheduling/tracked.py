@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from servicescheduler.scheduling.registry import TaskSpec
+from servicescheduler.scheduling.retries import PendingRetry
 from servicescheduler.scheduling.task_status import TaskStatus, current_run
 from servicescheduler.scheduling.triggers import Trigger
 from servicescheduler.settings import Settings
@@ -35,6 +36,7 @@ class TrackedTask:
     last_run: RunRecord | None = None
     last_success_at: float | None = None
     anchor: float | None = None  # scheduled_for of the last run that started: the grid origin
+    pending_retry: PendingRetry | None = None  # the next attempt of a failed run (this replica's)
     stats: Counter[RunOutcome] = field(default_factory=Counter)
 
     @classmethod
@@ -100,4 +102,6 @@ class TrackedTask:
             stale=self.is_stale(now),
             stats=counts,
             run_requests_dropped=self.run_requests_dropped,
+            retries=self.spec.retries,
+            pending_retry=self.pending_retry,
         )

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from servicescheduler.storage.cluster_models import SlotClaim, TaskLease
 from servicescheduler.storage.models import TaskRun, TaskState
 from servicescheduler.support.clock import to_datetime, to_epoch
-from servicescheduler.vocabulary import RunOutcome
+from servicescheduler.vocabulary import RunCause, RunOutcome
 
 
 def insert_ignoring_conflicts(session: Session, model: Any, values: dict[str, Any], keys: list[str]) -> bool:
@@ -161,7 +161,7 @@ def _advance_anchor(session: Session, lease: Lease) -> None:
     """An interrupted run did start: its slot becomes the task's grid anchor (as a finished run's
     would), so a restart does not take that slot for one still to run."""
     slot = to_datetime(lease.scheduled_for)
-    if slot is None:
+    if slot is None or lease.trigger == RunCause.RETRY:  # a retry's due time is off the grid
         return
     session.execute(
         update(TaskState)

@@ -14,7 +14,7 @@ from servicescheduler.storage.db import Database
 from servicescheduler.storage.models import TaskRun, TaskState
 from servicescheduler.storage.records import AuditRecord, RunRecord
 from servicescheduler.support.clock import to_datetime, to_epoch
-from servicescheduler.vocabulary import RunOutcome
+from servicescheduler.vocabulary import RunCause, RunOutcome
 
 
 def store_history(session: Session, runs: Iterable[RunRecord], audits: Iterable[AuditRecord]) -> None:
@@ -23,7 +23,7 @@ def store_history(session: Session, runs: Iterable[RunRecord], audits: Iterable[
     latest = {run.run_id: run for run in runs}  # a run's start and end in one batch: one row
     # One query for the rows that exist (runs whose start was stored earlier): a merge() per run
     # would issue a SELECT each, and every run now has two records (start and end).
-    query = select(TaskRun).where(TaskRun.run_id.in_(list(latest)))
+    query = select(TaskRun).where(TaskRun.run_id.in_(padded_keys(list(latest))))
     existing = {row.run_id: row for row in session.scalars(query)} if latest else {}
     for run in latest.values():
         row = existing.get(run.run_id)
@@ -37,21 +37,32 @@ def store_history(session: Session, runs: Iterable[RunRecord], audits: Iterable[
         add_audit(session, audit)
 
 
+def padded_keys(keys: list[str]) -> list[str]:
+    """`keys` repeated at the end up to the next power of two: an IN list's SQL text (and prepared
+    statement, which SQLite keeps per connection) depends on its length, so a batch of each size
+    1..N would be a statement of its own; powers of two make it at most log2(N) + 1."""
+    if not keys:
+        return keys
+    size = 1 << (len(keys) - 1).bit_length()
+    return keys + keys[-1:] * (size - len(keys))
+
+
 def _fill(row: TaskRun, run: RunRecord) -> None:
     started = to_datetime(run.started_at)
     assert started is not None
     row.task, row.trigger, row.outcome, row.error = run.task, run.cause, run.outcome or RunOutcome.ERROR, run.error
     row.scheduled_for, row.started_at = to_datetime(run.scheduled_for), started
     row.finished_at, row.duration_ms = to_datetime(run.finished_at), run.duration_ms
-    row.replica = run.replica
+    row.replica, row.attempt = run.replica, run.attempt
 
 
 def _advance_state(session: Session, run: RunRecord) -> None:
     state = session.get(TaskState, run.task)
     if state is None:
         return
-    # Only a run that ended moves the grid anchor: one cut short is due again after a restart.
-    if run.scheduled_for is not None and (run.outcome is None or run.outcome.ran):
+    # Only a run that ended moves the grid anchor: one cut short is due again after a restart. A
+    # retry's due time is off the grid: as an anchor it would shift every replica's later slots.
+    if run.scheduled_for is not None and run.cause != RunCause.RETRY and (run.outcome is None or run.outcome.ran):
         anchor = to_datetime(run.scheduled_for)
         if anchor is not None and (state.last_run_scheduled_for is None or anchor > state.last_run_scheduled_for):
             state.last_run_scheduled_for = anchor
@@ -75,6 +86,7 @@ def record_from_row(row: TaskRun) -> RunRecord:
         RunOutcome(row.outcome),
         row.error,
         row.replica,
+        row.attempt,
     )
 
 

@@ -97,6 +97,8 @@ class TaskRun(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     replica: Mapped[str | None] = mapped_column(String(64))  # cluster: the replica that ran (or recorded) it
+    # 1 for a run itself, 2.. for its retries (0006): rows written before it count as first attempts.
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class AuditEntry(Base):

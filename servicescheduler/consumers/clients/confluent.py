@@ -35,7 +35,8 @@ class Record(msgspec.Struct, frozen=True):
     timestamp: int
     key: bytes | None
     value: bytes | None
-    # [(name, bytes)] or None, as librdkafka gives them: the trace context travels here (`traceparent`).
+    # [(name, value)], as librdkafka gives them: declared topics read them (CloudEvents, decoders),
+    # and the trace context travels here (`traceparent`).
     headers: Any = None
 
 

@@ -38,6 +38,7 @@ OVERSIZE, ENCODING, JSON_INVALID, SCHEMA, EMPTY, HANDLER, DECODE, STORE, BATCH =
     "store",
     "batch",  # a whole record batch the client could not decode (codec missing, corrupt)
 )
+KEY = "key"  # a declared topic's idempotency key could not be had (decoding/topic_records.py)
 KEY_MAX_CHARS = 256  # width of events.key
 # Nesting a producer can mean; far below the recursion limits of the JSON encoders the store uses.
 MAX_DEPTH = 64
@@ -141,6 +142,9 @@ def _parse(value: bytes) -> Any:
     if where is not None:
         raise BadMessage(JSON_INVALID, f"invalid JSON: unpaired UTF-16 surrogate in {where}")
     raise BadMessage(JSON_INVALID, f"invalid JSON: {fast_error}")  # e.g. 1e400: "Number out of range"
+
+
+parse_json = _parse  # for the contracts of declared topics (decoding/topic_records.py)
 
 
 def _reject_constant(name: str) -> None:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from servicescheduler.consumers.decoding.contracts import TopicRegistry
 from servicescheduler.consumers.running.supervisor import ConsumerSupervisor
 from servicescheduler.consumers.running.worker import ConsumerWorker
 from servicescheduler.consumers.storing.handlers import HandlerRegistry
@@ -21,11 +22,13 @@ def build_consumer(
     metrics: Metrics,
     scheduler: Scheduler,
     handlers: HandlerRegistry | None = None,
+    topics: TopicRegistry | None = None,
 ) -> ConsumerSupervisor:
     """The ConsumerSupervisor, registered with `scheduler` (which starts, checks and stops it).
 
     Each worker asks the scheduler for a coalesced `notifications` run after a batch that created
-    notifications. `handlers` are the event handlers (default: the module-level registry).
+    notifications. `handlers` are the event handlers (default: the module-level registry);
+    `topics` the declared topics' contracts (consumed besides KAFKA_TOPICS).
     """
 
     def build_worker() -> ConsumerWorker:
@@ -35,6 +38,7 @@ def build_consumer(
             metrics=metrics,
             registry=handlers if handlers is not None else module_handlers,
             on_notifications=lambda: scheduler.request_run("notifications"),
+            topics=topics,
         )
 
     supervisor = ConsumerSupervisor(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from servicescheduler.consumers.clients import kafka as kafka_client
+from servicescheduler.consumers.running.topic_counts import add_topic_counts
 from servicescheduler.consumers.storing.store import StoreResult
 from servicescheduler.metrics import Metrics
 from servicescheduler.vocabulary import WorkerState
@@ -40,6 +41,8 @@ class WorkerSnapshot:
     started_at: float | None = None
     db_error: str | None = None  # why storing fails, while the state is DB_UNAVAILABLE
     db_unavailable_since: float | None = None
+    # topic -> (events stored, duplicates, dead letters): a new dict per stored batch, never changed
+    topics: dict[str, tuple[int, int, int]] = dataclasses.field(default_factory=dict)
 
 
 class ConsumerStatus:
@@ -74,6 +77,7 @@ class ConsumerStatus:
                 duplicates_skipped=snap.duplicates_skipped + result.duplicates,
                 dead_lettered=snap.dead_lettered + len(result.dead),
                 last_message_at=time.time(),
+                topics=add_topic_counts(snap.topics, result),
             )
         m = self.metrics
         m.messages_consumed.inc(messages)

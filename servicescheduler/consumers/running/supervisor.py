@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from servicescheduler.consumers.running.checkchain import CheckChain
 from servicescheduler.consumers.running.supervised import StateStore, Worker
+from servicescheduler.consumers.running.topic_counts import merge_topic_counts, topics_view
 from servicescheduler.logs import get_logger
 from servicescheduler.metrics import Metrics
 from servicescheduler.settings import Settings
@@ -83,6 +84,7 @@ class ConsumerSupervisor:
         self._down_since: float = clock()
         self._last_error: str | None = None
         self._totals = dict.fromkeys(COUNTERS, 0)
+        self._topic_totals: dict[str, tuple[int, int, int]] = {}  # of finished workers, per topic
         metrics.on_scrape(self._refresh_metrics)
 
     # ------------------------------------------------------------------ lifecycle
@@ -254,6 +256,7 @@ class ConsumerSupervisor:
         with self._lock:
             for key in COUNTERS:
                 self._totals[key] += getattr(snap, key)
+            self._topic_totals = merge_topic_counts(self._topic_totals, snap.topics)
             if snap.last_error:
                 self._last_error = snap.last_error
 
@@ -351,6 +354,7 @@ class ConsumerSupervisor:
                 "backoff_until": iso(self._restart_at),
                 **self._totals,
             }
+            topic_totals = self._topic_totals
         snap = worker.snapshot() if worker is not None else None
         live = snap if snap is not None and worker is not None and worker.is_alive() else None
         storing = _storing_failure(state, live)
@@ -370,6 +374,9 @@ class ConsumerSupervisor:
             ),
             broker_reachable=live.broker_connected if live is not None else None,
             lag=live.lag if live is not None else None,
+            topics=topics_view(
+                merge_topic_counts(topic_totals, snap.topics if snap else {}), live.lag if live is not None else None
+            ),
         )
         return body
 

@@ -27,6 +27,7 @@ from kafka.structs import TopicPartition
 from servicescheduler import tracing
 from servicescheduler.consumers.clients import kafka as kafka_client
 from servicescheduler.consumers.clients.rebalance import CommitOnRevoke
+from servicescheduler.consumers.decoding.contracts import TopicRegistry, subscribing
 from servicescheduler.consumers.decoding.deadletter import publish_copies
 from servicescheduler.consumers.decoding.intake import decode_batch
 from servicescheduler.consumers.running.status import ConsumerStatus, WorkerSnapshot
@@ -74,8 +75,10 @@ class ConsumerWorker:
         metrics: Metrics | None = None,
         registry: HandlerRegistry = handlers,
         on_notifications: Callable[[], object] | None = None,
+        topics: TopicRegistry | None = None,
     ) -> None:
         self.settings = settings
+        self.contracts = topics.as_dict() if topics is not None else {}  # declared topics, by name
         self.database = database
         self.metrics = metrics or Metrics()
         self.registry = registry
@@ -159,7 +162,7 @@ class ConsumerWorker:
                 "consumer_fatal",
                 error=error,
                 bootstrap=self.settings.kafka_bootstrap_servers,
-                topics=self.settings.topics,
+                topics=[*self.settings.topics, *self.contracts],
                 group_id=self.settings.kafka_group_id,
                 exc_info=True,
             )
@@ -172,7 +175,7 @@ class ConsumerWorker:
         """Creates the consumer (and the DLQ producer) in the calling thread; may block to bootstrap."""
         # Cluster hook: replicas share the group; a rebalance first commits what was stored.
         listener = CommitOnRevoke(self._commit_revoked, lambda assigned: self._publish(assigned_partitions=assigned))
-        self._consumer = kafka_client.build_consumer(self.settings, listener)
+        self._consumer = kafka_client.build_consumer(subscribing(self.settings, list(self.contracts)), listener)
         self._publish(broker_ok_at=time.time())
         if self.settings.kafka_dlq_topic:
             self._producer = kafka_client.build_producer(self.settings)
@@ -325,7 +328,9 @@ class ConsumerWorker:
 
     def _decode(self, records: dict[TopicPartition, list[Any]]) -> tuple[list[Prepared], list[DeadRow]]:
         """Splits a poll result into decoded messages and dead letters (see decode_batch)."""
-        prepared, dead = decode_batch(records, max_bytes=self.settings.kafka_max_message_bytes)
+        prepared, dead = decode_batch(
+            records, max_bytes=self.settings.kafka_max_message_bytes, contracts=self.contracts
+        )
         if tracing.enabled():  # one check per batch: nothing per message while tracing is off
             self._trace(records, prepared)
         return prepared, dead

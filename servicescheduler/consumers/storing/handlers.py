@@ -20,12 +20,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from servicescheduler.consumers.decoding.events import Event
+from servicescheduler.consumers.decoding.wire import PlainEvent
 from servicescheduler.support.clock import iso
+
+if TYPE_CHECKING:
+    from servicescheduler.consumers.decoding.contracts import TopicContract
 
 Handler = Callable[["BatchWriter", Event, "MessageMeta"], None]
 
@@ -52,7 +56,7 @@ class BatchWriter:
     notifications: list[dict[str, Any]] = field(default_factory=list)
     rows: list[Any] = field(default_factory=list)
 
-    def add_event(self, event: Event, meta: MessageMeta) -> None:
+    def add_event(self, event: Event | PlainEvent, meta: MessageMeta) -> None:
         """Buffers the `events` row (inserted idempotently on the event id)."""
         self.events.append(
             {
@@ -136,6 +140,19 @@ class HandlerRegistry:
         if with_default:
             self.default(batch, event, meta)
         handler(batch, event, meta)
+
+    def handle_topic(
+        self, batch: BatchWriter, contract: TopicContract, event: Event | PlainEvent, payload: Any, meta: MessageMeta
+    ) -> None:
+        """Runs a declared topic's handler with its payload, after storing the event unless the
+        contract says `store_event=False`; exceptions propagate."""
+        if contract.store_event:
+            if isinstance(payload, Event):  # an envelope topic: notify creates its notification
+                self.default(batch, payload, meta)
+            else:
+                batch.add_event(event, meta)
+        if contract.handler is not None:
+            contract.handler(batch, payload, meta)
 
     def types(self) -> list[str]:
         """Event types with a specific handler."""

@@ -12,6 +12,7 @@ failures (locked, unreachable) and failures of the system itself (missing table)
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -24,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from servicescheduler.consumers.decoding.contracts import TopicContract
 from servicescheduler.consumers.decoding.deadletter import DeadRow, dead_letter_rows
 from servicescheduler.consumers.decoding.events import HANDLER, STORE, Event
 from servicescheduler.consumers.decoding.wire import PlainEvent
@@ -47,6 +49,8 @@ class Prepared(msgspec.Struct):
     meta: MessageMeta
     raw_key: bytes | None
     raw_value: bytes | None
+    contract: TopicContract | None = None  # a declared topic's (decoding/contracts.py)
+    payload: Any = None  # what the contract's handler receives
 
 
 @dataclass
@@ -57,6 +61,7 @@ class StoreResult:
     duplicates: int = 0
     notifications_created: int = 0
     dead: list[DeadRow] = field(default_factory=list)
+    by_topic: dict[str, tuple[int, int]] = field(default_factory=dict)  # topic -> (stored, duplicates)
 
     def add(self, other: StoreResult) -> None:
         """Adds the counts and dead letters of a part of the batch."""
@@ -64,6 +69,9 @@ class StoreResult:
         self.duplicates += other.duplicates
         self.notifications_created += other.notifications_created
         self.dead.extend(other.dead)
+        for topic, (stored, duplicates) in other.by_topic.items():
+            was = self.by_topic.get(topic, (0, 0))
+            self.by_topic[topic] = (was[0] + stored, was[1] + duplicates)
 
 
 # Driver (PEP 249) exception classes, for errors of the bulk path, which uses the driver directly.
@@ -157,6 +165,7 @@ def _store_part(batch: _Batch, prepared: list[Prepared], dead: list[DeadRow]) ->
         new_ids = insert_new_events(session.connection(), _unique_rows(rows))
         result.events_stored = len(new_ids)
         result.duplicates = len(rows) - len(new_ids)
+        result.by_topic = _by_topic(rows, new_ids)
         notes = [n for n in _unique_by(notes, "event_id") if n["event_id"] in new_ids]
         created = _insert_ignore(session, _table(Notification), notes, ["event_id"], "event_id")
         result.notifications_created = len(created)
@@ -186,7 +195,12 @@ def _handle_all(
     registry = batch.registry
     for item in prepared:
         event, m = item.event, item.meta
-        if event.notify is None and registry.stores_only(event.type):
+        contract = item.contract
+        if contract is None:
+            stores_only = event.notify is None and registry.stores_only(event.type)
+        else:  # a declared topic: its own handler, or none (validated at declaration: then it stores)
+            stores_only = contract.handler is None
+        if stores_only:
             rows.append(
                 (
                     event.id,
@@ -207,6 +221,30 @@ def _handle_all(
             rows.extend(event_row(row) for row in buffer.events)
             notes.extend(buffer.notifications)
     return rows, notes, buffers
+
+
+_TOPIC = operator.itemgetter(6)
+
+
+def _by_topic(rows: list[tuple[Any, ...]], new_ids: set[str]) -> dict[str, tuple[int, int]]:
+    """(stored, duplicates) per topic of the batch's event rows (a row's topic is column 6).
+
+    A batch of one topic (the usual poll) is answered from the totals after one pass in C.
+    """
+    if not rows:
+        return {}
+    first = rows[0][6]
+    topics = set(map(_TOPIC, rows))
+    if len(topics) == 1:
+        return {first: (len(new_ids), len(rows) - len(new_ids))}
+    counts = dict.fromkeys(topics, (0, 0))
+    seen: set[object] = set()
+    for row in rows:
+        stored, duplicates = counts[row[6]]
+        new = row[0] in new_ids and row[0] not in seen
+        seen.add(row[0])
+        counts[row[6]] = (stored + 1, duplicates) if new else (stored, duplicates + 1)
+    return counts
 
 
 def _unique_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -249,11 +287,16 @@ def _run_handler(
 ) -> BatchWriter | None:
     """The message's buffered rows, or None after dead-lettering it; DB errors propagate."""
     error = ""
-    event = item.event if isinstance(item.event, Event) else item.event.to_event()  # handlers get an Event
+    contract = item.contract
+    if contract is None:
+        event = item.event if isinstance(item.event, Event) else item.event.to_event()  # handlers get an Event
     for attempt in range(1, max_attempts + 1):
         buffer = BatchWriter(session)
         try:
-            registry.handle(buffer, event, item.meta)
+            if contract is None:
+                registry.handle(buffer, event, item.meta)
+            else:
+                registry.handle_topic(buffer, contract, item.event, item.payload, item.meta)
             return buffer
         except Exception as exc:
             if is_db_error(exc):

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
+from servicescheduler.consumers.decoding.contracts import TopicContract
 from servicescheduler.consumers.decoding.events import Event
+from servicescheduler.consumers.decoding.wire import PlainEvent
 from servicescheduler.consumers.storing.handlers import BatchWriter, HandlerRegistry, MessageMeta
 
 
@@ -29,7 +32,7 @@ class HandlerWatch:
 
     def __init__(self, registry: HandlerRegistry) -> None:
         self.registry = registry
-        self._running: tuple[float, Event, MessageMeta] | None = None
+        self._running: tuple[float, Event | PlainEvent, MessageMeta] | None = None
 
     def stores_only(self, event_type: str) -> bool:
         """See HandlerRegistry.stores_only (no handler code runs for such events)."""
@@ -42,6 +45,16 @@ class HandlerWatch:
         self._running = (time.monotonic(), event, meta)
         try:
             self.registry.handle(batch, event, meta)
+        finally:
+            self._running = None
+
+    def handle_topic(
+        self, batch: BatchWriter, contract: TopicContract, event: Event | PlainEvent, payload: Any, meta: MessageMeta
+    ) -> None:
+        """Runs a declared topic's handler (HandlerRegistry.handle_topic), recorded the same way."""
+        self._running = (time.monotonic(), event, meta)
+        try:
+            self.registry.handle_topic(batch, contract, event, payload, meta)
         finally:
             self._running = None
 
