@@ -52,8 +52,9 @@ from servicescheduler.consumers.storing.handlers import handlers as module_handl
 from servicescheduler.dashboard.app import build_dashboard
 from servicescheduler.errors import StartupError
 from servicescheduler.metrics import Metrics
-from servicescheduler.scheduling.registry import TaskRegistry
+from servicescheduler.scheduling.registry import DEFAULT_RETRY_BACKOFF_SECONDS, TaskRegistry
 from servicescheduler.scheduling.registry import tasks as module_tasks
+from servicescheduler.scheduling.triggers import Trigger
 from servicescheduler.service import Application
 from servicescheduler.settings import Settings, load_settings, settings_from
 from servicescheduler.storage.admin_token import load_admin_token
@@ -105,6 +106,44 @@ class ServiceScheduler:
         """Decorator declaring a task of this instance (options as `TaskRegistry.task`)."""
         return self.tasks.task(name, **options)
 
+    def function(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator declaring a function operators may make tasks of at runtime (POST /tasks,
+        `add_task`): `def f(ctx, *, region: str) -> None`, keyword arguments besides ctx."""
+        return self.tasks.function(name)
+
+    def add_task(
+        self,
+        name: str,
+        function: str,
+        trigger: Trigger | dict[str, Any],
+        *,
+        kwargs: dict[str, Any] | None = None,
+        enabled: bool = True,
+        description: str = "",
+        retries: int = 0,
+        retry_backoff: float = DEFAULT_RETRY_BACKOFF_SECONDS,
+        actor: str = "python",
+    ) -> dict[str, Any]:
+        """Creates a runtime task from a declared function, on the running scheduler, the way
+        POST /tasks does (persisted, audited, on every replica within 1 s). `trigger`: `cron(...)`,
+        an interval `every(N).seconds` trigger or its JSON form. Returns the task's JSON; raises
+        InvalidTask (bad trigger, kwargs, function) or TaskConflict (name taken)."""
+        return self.application.scheduler.add_task(
+            name,
+            function,
+            trigger,
+            kwargs=kwargs or {},
+            enabled=enabled,
+            description=description,
+            retries=retries,
+            retry_backoff=retry_backoff,
+            actor=actor,
+        ).as_dict()
+
+    def remove_task(self, name: str, *, actor: str = "python") -> None:
+        """Deletes a runtime task (its run history stays); TaskConflict for a declared task."""
+        self.application.scheduler.remove_task(name, actor=actor)
+
     def handler(self, event_type: str, *, store_event: bool = True) -> Callable[[Handler], Handler]:
         """Decorator declaring this instance's handler of a Kafka event type."""
         return self.handlers.register(event_type, store_event=store_event)
@@ -142,6 +181,8 @@ class ServiceScheduler:
         """Adds every task of `registry` (e.g. a module's own registry) to this instance."""
         for spec in registry:
             self.tasks.add(spec)
+        for name, func in registry.functions.items():
+            self.tasks.add_function(name, func)
 
     def declared_tasks(self) -> TaskRegistry:
         """Every task this instance serves: the built-ins BUILTIN_TASKS names, the tasks of the
@@ -313,6 +354,10 @@ def build_registry(settings: Settings, own: TaskRegistry) -> TaskRegistry:
     if settings.task_module_names:
         for spec in module_tasks:
             registry.add(spec)
+        for name, func in module_tasks.functions.items():
+            registry.add_function(name, func)
     for spec in own:
         registry.add(spec)
+    for name, func in own.functions.items():
+        registry.add_function(name, func)
     return registry

@@ -47,10 +47,14 @@ recorder thread alone writes history. Task code never runs under any of them.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+import schedule
 
 from servicescheduler.logs import get_logger
 from servicescheduler.metrics import Metrics
@@ -59,24 +63,27 @@ from servicescheduler.scheduling.bookkeeping import RunBook
 from servicescheduler.scheduling.checkins import CheckIns
 from servicescheduler.scheduling.coordination import UNCLAIMED, Coordinator, LocalCoordinator
 from servicescheduler.scheduling.downtime import record_downtime
-from servicescheduler.scheduling.errors import TaskBusy
+from servicescheduler.scheduling.errors import InvalidTask, TaskBusy, TaskConflict, UnknownTask
 from servicescheduler.scheduling.executor import Outcome, TaskExecutor
 from servicescheduler.scheduling.launcher import RunLauncher, new_run_id
 from servicescheduler.scheduling.recorder import RunRecorder
-from servicescheduler.scheduling.registry import TaskContext, TaskRegistry
+from servicescheduler.scheduling.registry import DEFAULT_RETRY_BACKOFF_SECONDS, TaskContext, TaskRegistry, TaskSpec
 from servicescheduler.scheduling.retries import PendingRetry, jitter_for, retry_delay
+from servicescheduler.scheduling.runtime import build_runtime_spec, trigger_from_json, trigger_to_json
 from servicescheduler.scheduling.supervision import Components, Supervised
 from servicescheduler.scheduling.task_status import TaskStatus
 from servicescheduler.scheduling.tracked import TrackedTask
-from servicescheduler.scheduling.triggers import Trigger
+from servicescheduler.scheduling.triggers import Trigger, TriggerError
 from servicescheduler.scheduling.views import SchedulerViews
 from servicescheduler.settings import Settings
+from servicescheduler.storage import runtime_tasks
 from servicescheduler.storage.control import ControlState
 from servicescheduler.storage.db import Database
 from servicescheduler.storage.records import AuditRecord, RunRecord
 from servicescheduler.storage.recovery import interrupt_orphans
-from servicescheduler.storage.task_state import TaskStateStore
-from servicescheduler.support.clock import iso
+from servicescheduler.storage.runtime_tasks import RuntimeDefinition
+from servicescheduler.storage.task_state import SavedTaskState, TaskStateStore
+from servicescheduler.support.clock import iso, to_datetime
 from servicescheduler.vocabulary import RunCause, RunOutcome
 
 log = get_logger(__name__)
@@ -165,9 +172,11 @@ class Scheduler(SchedulerViews):
         first_seen: dict[str, tuple[bool, int | None]] = {}
         with self._lock:
             for spec in self._registry:
-                task = self._restore(spec.name, saved, now)
+                task = self._restore(spec, saved, now)
                 if spec.name not in saved:
                     first_seen[spec.name] = (task.enabled, task.interval_override)
+            for definition in runtime_tasks.active(self.database):
+                self._restore_runtime(definition, saved, now)
         self.states.create(first_seen)
         self.recorder.start()
         for task in self._tasks.values():
@@ -194,9 +203,22 @@ class Scheduler(SchedulerViews):
             initial[spec.name] = (task.enabled, task.interval_override, period)
         return initial
 
-    def _restore(self, name: str, saved: dict[str, Any], now: float) -> TrackedTask:
-        spec = self._registry.get(name)
-        assert spec is not None
+    def _restore_runtime(self, definition: RuntimeDefinition, saved: dict[str, SavedTaskState], now: float) -> None:
+        """Plans a persisted runtime task; one this replica cannot build (a function its code
+        does not declare, a name now declared in code) is logged and left out, never fatal."""
+        self._versions[definition.name] = definition.version
+        if self._registry.get(definition.name) is not None:
+            log.error("runtime_task_unavailable", task=definition.name, error="a task of this name is declared in code")
+            return
+        try:
+            spec = build_runtime_spec(definition, self._registry.functions)
+        except InvalidTask as exc:
+            log.error("runtime_task_unavailable", task=definition.name, error=str(exc))
+            return
+        self._restore(spec, saved, now).runtime = definition
+
+    def _restore(self, spec: TaskSpec, saved: dict[str, SavedTaskState], now: float) -> TrackedTask:
+        name = spec.name
         task = self._tasks[name] = TrackedTask.restore(spec, saved.get(name), self.settings)
         self._export_control(task)
         if task.last_success_at is not None:
@@ -357,10 +379,11 @@ class Scheduler(SchedulerViews):
             wanted, task.rerun_requested = task.rerun_requested or asked, False
             if wanted and not task.enabled:  # an operator's disable also holds against events
                 self._drop_request(task)
-            elif wanted and not self._stopping.is_set():
+            elif wanted and not self._stopping.is_set() and self._tasks.get(task.name) is task:
                 self._start_run(task, RunCause.EVENT, None)
                 return  # the follow-up run is the next attempt: no retry besides it
-            if outcome.outcome in _RETRIED and run.attempt <= task.spec.retries:
+            deleted = self._tasks.get(task.name) is not task  # a runtime task removed while it ran
+            if outcome.outcome in _RETRIED and run.attempt <= task.spec.retries and not deleted:
                 self._plan_retry(task, run)
 
     def _context(self, task: TrackedTask, run: RunRecord) -> TaskContext:
@@ -472,19 +495,136 @@ class Scheduler(SchedulerViews):
 
     def reschedule(self, name: str, interval_seconds: int, *, actor: str = "admin") -> TaskStatus:
         """Changes a task's interval at once (kept on its grid) and persists it. Returns its status."""
+        return self.retrigger(name, {"interval_seconds": interval_seconds}, actor=actor)
+
+    def retrigger(self, name: str, trigger: dict[str, Any], *, actor: str = "admin") -> TaskStatus:
+        """Replaces a task's trigger by `{"interval_seconds": N}` or `{"cron": ..., "tz": ...}` at
+        once and persists it (raises InvalidTask saying why it cannot). Returns its status."""
         with self._control_lock:
             task = self._get(name)
-            Trigger.interval(interval_seconds)  # validated before it is persisted
-            version = self.states.change(
-                name,
-                actor=actor,
-                action="reschedule",
-                detail={"interval_seconds": interval_seconds},
-                interval_seconds=interval_seconds,
-            )
-            self._apply(task, task.enabled, interval_seconds, version)
-            log.info("task_rescheduled", task=name, interval_seconds=interval_seconds, actor=actor)
+            parsed = trigger_from_json(trigger)  # validated before it is persisted
+            spelled = trigger_to_json(parsed) or trigger  # the zone spelled out: every replica reads the same
+            interval = spelled.get("interval_seconds")
+            cron_line = None if interval is not None else spelled
+            values: dict[str, Any] = {"interval_seconds": interval, "cron_override": cron_line}
+            if interval is not None and task.anchor is None:
+                # An interval needs a grid origin every replica agrees on (a cron task may never have run).
+                task.anchor = float(int(self.clock()))
+                values["last_run_scheduled_for"] = to_datetime(task.anchor)
+            version = self.states.change(name, actor=actor, action="reschedule", detail=spelled, **values)
+            self._apply(task, task.enabled, interval, version, cron_line)
+            log.info("task_rescheduled", task=name, trigger=spelled, actor=actor)
             return self.status(name)
+
+    # ------------------------------------------------------------------ runtime tasks
+    def add_task(
+        self,
+        name: str,
+        function: str,
+        trigger: Trigger | schedule.Job | dict[str, Any],
+        *,
+        kwargs: dict[str, Any],
+        enabled: bool = True,
+        description: str = "",
+        retries: int = 0,
+        retry_backoff: float = DEFAULT_RETRY_BACKOFF_SECONDS,
+        actor: str = "admin",
+    ) -> TaskStatus:
+        """Creates a task from a declared function (scheduling/runtime.py), persisted and audited;
+        raises InvalidTask (422) or TaskConflict (409). Returns its status."""
+        with self._control_lock:
+            if self._registry.get(name) is not None or name in self._tasks:
+                raise TaskConflict(f"a task named {name!r} exists already")
+            spelled = trigger if isinstance(trigger, dict) else trigger_to_json(_as_trigger(trigger))
+            if spelled is None:
+                raise InvalidTask("a runtime task's trigger is a cron(...) line or a plain interval")
+            definition = RuntimeDefinition(
+                name,
+                function,
+                dict(spelled),
+                dict(kwargs),
+                description,
+                retries=retries,
+                retry_backoff=retry_backoff,
+            )
+            spec = build_runtime_spec(definition, self._registry.functions)
+            definition = dataclasses.replace(definition, trigger=trigger_to_json(spec.trigger) or definition.trigger)
+            # An interval task's grid starts now (first run one interval later) on every replica.
+            anchor = None if spec.trigger.is_calendar else float(int(self.clock()))
+            version = runtime_tasks.create(
+                self.database,
+                definition,
+                enabled=enabled,
+                anchor=None if anchor is None else to_datetime(anchor),
+                actor=actor,
+            )
+            if version is None:
+                raise TaskConflict(f"a task named {name!r} exists already")
+            definition = dataclasses.replace(definition, version=version)
+            # Read back as a restart would: a name used before keeps its run history and counts.
+            saved = self.states.load().get(name) or SavedTaskState(enabled, None, anchor, None)
+            self._install(definition, spec, saved)
+            log.info("task_created", task=name, function=function, trigger=definition.trigger, actor=actor)
+            return self.status(name)
+
+    def remove_task(self, name: str, *, actor: str = "admin") -> None:
+        """Deletes a runtime task (its run history stays); a run in progress finishes. Raises
+        TaskConflict for a task declared in code, UnknownTask when no runtime task has the name."""
+        with self._control_lock:
+            if self._registry.get(name) is not None:
+                raise TaskConflict(f"task {name!r} is declared in code; disable it instead")
+            version = runtime_tasks.remove(self.database, name, actor=actor)
+            if version is None:
+                raise UnknownTask(name)
+            self._uninstall(name, version)
+            log.info("task_deleted", task=name, actor=actor)
+
+    def apply_definition(self, definition: RuntimeDefinition) -> None:
+        """Cluster hook: a runtime task created or deleted by any replica (its own are no-ops)."""
+        with self._control_lock:
+            name = definition.name
+            if definition.version <= self._versions.get(name, 0) or self._registry.get(name) is not None:
+                return
+            if definition.deleted:
+                self._uninstall(name, definition.version)
+                log.info("task_deleted", task=name, version=definition.version, replica=self.replica_id)
+                return
+            try:
+                spec = build_runtime_spec(definition, self._registry.functions)
+            except InvalidTask as exc:
+                self._versions[name] = definition.version
+                log.error("runtime_task_unavailable", task=name, error=str(exc))
+                return
+            saved = self.states.load().get(name) or SavedTaskState(True, None, None, None)
+            self._uninstall(name, definition.version)  # a name deleted and created again meanwhile
+            self._install(definition, spec, saved)
+            log.info("task_created", task=name, version=definition.version, replica=self.replica_id)
+
+    def _install(self, definition: RuntimeDefinition, spec: TaskSpec, saved: SavedTaskState) -> None:
+        """Tracks and plans a runtime task (caller holds the control lock)."""
+        self._versions[spec.name] = max(definition.version, self._versions.get(spec.name, 0))
+        with self._lock:
+            task = self._tasks[spec.name] = TrackedTask.restore(spec, saved, self.settings)
+            task.runtime = definition
+            self._export_control(task)
+            if task.enabled:
+                now = self.clock()
+                self._plan(task, now, due_now=task.is_overdue(now))
+
+    def _uninstall(self, name: str, version: int) -> None:
+        """Forgets a runtime task: queued runs are dropped, one in progress finishes and is recorded."""
+        self._versions[name] = max(version, self._versions.get(name, 0))
+        with self._lock:
+            task = self._tasks.pop(name, None)
+            if task is None:
+                return
+            task.generation += 1
+            task.next_due = None
+            task.rerun_requested = False
+            self._drop_retry(task, "the task was deleted")
+            for gauge in (self.metrics.task_enabled, self.metrics.task_interval):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(name)
 
     def apply_control(self, state: ControlState) -> None:
         """Cluster hook: applies a change persisted by any replica (this one's own are no-ops)."""
@@ -492,8 +632,14 @@ class Scheduler(SchedulerViews):
             task = self._tasks.get(state.name)
             if task is None or state.version <= self._versions.get(state.name, 0):
                 return
-            changed = task.enabled != state.enabled or task.interval_override != state.interval_seconds
-            self._apply(task, state.enabled, state.interval_seconds, state.version, replan=changed)
+            if task.anchor is None and state.anchor is not None:
+                task.anchor = state.anchor  # the grid origin of a switch to an interval (retrigger)
+            changed = (
+                task.enabled != state.enabled
+                or task.interval_override != state.interval_seconds
+                or task.cron_override != state.cron
+            )
+            self._apply(task, state.enabled, state.interval_seconds, state.version, state.cron, replan=changed)
             if changed:
                 log.info(
                     "task_control_applied",
@@ -505,16 +651,22 @@ class Scheduler(SchedulerViews):
                 )
 
     def _apply(
-        self, task: TrackedTask, enabled: bool, interval_seconds: int | None, version: int, *, replan: bool = True
+        self,
+        task: TrackedTask,
+        enabled: bool,
+        interval_seconds: int | None,
+        version: int,
+        cron_line: dict[str, Any] | None = None,
+        *,
+        replan: bool = True,
     ) -> None:
-        """Sets a task's enabled flag and interval and re-plans it (caller holds the control lock)."""
+        """Sets a task's enabled flag and trigger and re-plans it (caller holds the control lock)."""
         self._versions[task.name] = max(version, self._versions.get(task.name, 0))
         if not replan:
             return
         with self._lock:
-            if interval_seconds != task.interval_override:
-                task.trigger = Trigger.interval(interval_seconds) if interval_seconds else task.spec.trigger
-                task.interval_override = interval_seconds
+            if interval_seconds != task.interval_override or cron_line != task.cron_override:
+                task.set_trigger(interval_seconds, cron_line)
             task.enabled = enabled
             self._export_control(task)
             if enabled:
@@ -598,3 +750,13 @@ class Scheduler(SchedulerViews):
         self.metrics.loop_alive.set(1 if alive else 0)
         if self.last_wake_at is not None:
             self.metrics.loop_heartbeat_age.set(max(0.0, self.clock() - self.last_wake_at))
+
+
+def _as_trigger(trigger: Trigger | schedule.Job) -> Trigger:
+    """A Trigger from `cron(...)` or `every(...)` (validated); InvalidTask saying why not."""
+    if isinstance(trigger, Trigger):
+        return trigger
+    try:
+        return Trigger.from_job(trigger)
+    except TriggerError as exc:
+        raise InvalidTask(f"trigger: {exc}") from None

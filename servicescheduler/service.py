@@ -82,7 +82,11 @@ class Application:
         self.cluster_sync: ClusterSync | None = None
         if isinstance(self.coordinator, DatabaseCoordinator):
             self.cluster_sync = ClusterSync(
-                self.coordinator, self._apply_control, metrics=self.metrics, partitions=self._partitions
+                self.coordinator,
+                self._apply_control,
+                metrics=self.metrics,
+                partitions=self._partitions,
+                apply_definition=self.scheduler.apply_definition,
             )
         self.started = False
 

@@ -291,3 +291,37 @@ def test_page_says_when_it_stops_being_live(live_app, make_settings, page, relea
     page.locator("#run-quick").click()
     _enter_token(page, ADMIN_TOKEN)
     expect(page.locator("#msg-run-quick")).to_contain_text("No answer from the service")
+
+
+def test_create_a_runtime_task_from_the_form_then_delete_it(live_app, make_settings, page, release) -> None:
+    registry = _registry(release)
+
+    @registry.function("send-report")
+    def send_report(ctx, *, region: str) -> None:
+        """Sends the daily report of one region."""
+
+    app = live_app(make_settings(), registry)
+    page.goto(app.base_url + "/")
+    page.get_by_label("Name").fill("report-eu")
+    expect(page.get_by_label("Function")).to_contain_text("send-report(*, region: str)")
+    page.get_by_label("Cron line or interval (s)").fill("0 3 * * *")
+    page.get_by_label("Time zone").fill("Europe/Berlin")
+    page.get_by_label("Arguments (JSON)").fill('{"colour": "red"}')
+    page.get_by_role("button", name="Create").click()
+    _enter_token(page, ADMIN_TOKEN)
+    expect(page.locator("#msg-create")).to_contain_text("Invalid value (422): kwargs do not fit send-report")
+
+    page.get_by_label("Arguments (JSON)").fill('{"region": "eu"}')
+    page.get_by_role("button", name="Create").click()
+    expect(page.locator("#msg-create")).to_have_text("Created")
+    row = page.locator("#task-report-eu")
+    expect(row).to_contain_text("cron '0 3 * * *' Europe/Berlin")  # arrived by the live refresh
+    expect(row).to_contain_text("created at runtime from send-report")
+    assert app.client.get("/tasks/report-eu").json()["kwargs"] == {"region": "eu"}
+    expect(page.locator("#delete-quick")).to_have_count(0)  # declared in code: no delete button
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#delete-report-eu").click()
+    expect(row).to_have_count(0)
+    assert app.client.get("/tasks/report-eu").status_code == 404
+    page.screenshot(path=artifact("dashboard-runtime-task.png"))

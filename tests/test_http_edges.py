@@ -276,7 +276,7 @@ def test_405_lists_every_method_the_path_allows(live_app, make_settings) -> None
     app = live_app(make_settings(), _registry())
     response = app.client.request("OPTIONS", "/tasks/job")
     assert response.status_code == 405
-    assert {m.strip() for m in response.headers["allow"].split(",")} == {"GET", "PATCH"}
+    assert {m.strip() for m in response.headers["allow"].split(",")} == {"GET", "PATCH", "DELETE"}
     assert "PATCH" in response.json()["detail"]
 
 

@@ -131,6 +131,10 @@ TASK_FIELDS = [
     "run_requests_dropped",
     "retries",
     "pending_retry",
+    "trigger",
+    "origin",
+    "function",
+    "kwargs",
 ]
 RUN_FIELDS = [
     "run_id",

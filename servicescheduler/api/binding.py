@@ -40,7 +40,13 @@ from starlette.types import Message
 from servicescheduler.api.body_limit import BodyTooLarge
 from servicescheduler.api.deps import SCOPE_KEY, AdminDep, NotRunning, bearer, check_token
 from servicescheduler.logs import get_logger
-from servicescheduler.scheduling.errors import CoordinationUnavailable, TaskBusy, UnknownTask
+from servicescheduler.scheduling.errors import (
+    CoordinationUnavailable,
+    InvalidTask,
+    TaskBusy,
+    TaskConflict,
+    UnknownTask,
+)
 from servicescheduler.support.redact import mask_url_passwords, public_error
 from servicescheduler.support.validation import describe_errors
 
@@ -201,6 +207,8 @@ def _error_response(request: Request, exc: Exception) -> Response:
     for kind, code in (
         (UnknownTask, status.HTTP_404_NOT_FOUND),
         (TaskBusy, status.HTTP_409_CONFLICT),
+        (TaskConflict, status.HTTP_409_CONFLICT),
+        (InvalidTask, status.HTTP_422_UNPROCESSABLE_CONTENT),
         (CoordinationUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
         (NotRunning, status.HTTP_503_SERVICE_UNAVAILABLE),
     ):

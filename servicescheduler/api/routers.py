@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from servicescheduler.api import cluster, consumer, system, tasks
+from servicescheduler.api import cluster, consumer, functions, system, tasks
 
-ROUTERS: tuple[APIRouter, ...] = (system.router, tasks.router, consumer.router, cluster.router)
+ROUTERS: tuple[APIRouter, ...] = (system.router, tasks.router, functions.router, consumer.router, cluster.router)

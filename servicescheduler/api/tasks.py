@@ -1,4 +1,4 @@
-"""Task routes: list, inspect, enable, disable, trigger, reschedule, history.
+"""Task routes: list, inspect, create, delete, enable, disable, trigger, reschedule, history.
 
 Unknown task names (UnknownTask → 404) and busy tasks (TaskBusy → 409) are mapped once, for every
 bound route (api/binding.py), from the scheduler's own errors.
@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from servicescheduler import tracing
 from servicescheduler.api.deps import AdminDep, AppDep
 from servicescheduler.api.responses import error_responses
 from servicescheduler.api.views import RunView, TaskView
+from servicescheduler.scheduling.registry import DEFAULT_RETRY_BACKOFF_SECONDS, NAME_PATTERN
 from servicescheduler.settings import MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS
 from servicescheduler.storage.history import run_rows
 from servicescheduler.support.redact import scrub_errors
@@ -23,13 +24,68 @@ from servicescheduler.vocabulary import RunOutcome
 router = APIRouter(prefix="/tasks", tags=["tasks"], responses=error_responses(422, 500, 503))
 
 
-class TaskPatch(BaseModel):
-    """Fields an operator may change at application."""
+class IntervalTrigger(BaseModel):
+    """Every N seconds, on the task's grid."""
 
     model_config = ConfigDict(extra="forbid")
     # Strict: `true` or "60" would otherwise be coerced to an interval the schema does not allow.
     interval_seconds: int = Field(
-        ge=MIN_INTERVAL_SECONDS, le=MAX_INTERVAL_SECONDS, strict=True, description="New interval, 1 s to 7 days"
+        ge=MIN_INTERVAL_SECONDS, le=MAX_INTERVAL_SECONDS, strict=True, description="Interval, 1 s to 7 days"
+    )
+
+
+class CronLine(BaseModel):
+    """A cron line (5 fields, or 6 with seconds first) in an IANA zone."""
+
+    model_config = ConfigDict(extra="forbid")
+    cron: str = Field(min_length=1, max_length=200, description='e.g. "0 3 * * *"')
+    tz: str | None = Field(
+        default=None, max_length=64, description="IANA zone, e.g. Europe/Berlin (default: the server's)"
+    )
+
+
+TriggerBody = IntervalTrigger | CronLine
+
+
+class TaskPatch(BaseModel):
+    """Fields an operator may change at application: the interval, or the whole trigger."""
+
+    model_config = ConfigDict(extra="forbid")
+    interval_seconds: int | None = Field(
+        default=None,
+        ge=MIN_INTERVAL_SECONDS,
+        le=MAX_INTERVAL_SECONDS,
+        strict=True,
+        description="New interval, 1 s to 7 days",
+    )
+    trigger: TriggerBody | None = Field(default=None, description="New trigger: an interval or a cron line")
+
+    @model_validator(mode="after")
+    def _one_change(self) -> TaskPatch:
+        if (self.interval_seconds is None) == (self.trigger is None):
+            raise ValueError("give either interval_seconds or trigger")
+        return self
+
+    def trigger_json(self) -> dict[str, Any]:
+        """The change as the scheduler's JSON trigger."""
+        if self.trigger is not None:
+            return self.trigger.model_dump(exclude_none=True)
+        return {"interval_seconds": self.interval_seconds}
+
+
+class TaskCreate(BaseModel):
+    """A task made at runtime from a declared function (`@scheduler.function(...)`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=NAME_PATTERN.pattern, description="Lower case, digits, - and _; at most 64")
+    function: str = Field(min_length=1, max_length=80, description="A declared runtime function's name")
+    trigger: TriggerBody
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments besides ctx")
+    enabled: bool = Field(default=True, strict=True)
+    description: str = Field(default="", max_length=500)
+    retries: int = Field(default=0, ge=0, le=100, strict=True, description="Attempts after a failed one")
+    retry_backoff: float = Field(
+        default=DEFAULT_RETRY_BACKOFF_SECONDS, gt=0, le=86_400, description="Seconds; the first retry waits 0.5-1x this"
     )
 
 
@@ -43,6 +99,33 @@ class RunAccepted(BaseModel):
 def list_tasks(application: AppDep) -> list[dict[str, Any]]:
     """Every task with its schedule, next run, last run and counters."""
     return [scrub_errors(status.as_dict()) for status in application.scheduler.statuses()]
+
+
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=TaskView, responses=error_responses(400, 401, 409, 413)
+)
+def create_task(body: TaskCreate, application: AppDep, actor: AdminDep) -> dict[str, Any]:
+    """Creates a task from a declared function (persisted, audited, on every replica within 1 s);
+    409 when the name is taken, 422 naming what does not fit (function, trigger, kwargs)."""
+    status_ = application.scheduler.add_task(
+        body.name,
+        body.function,
+        body.trigger.model_dump(exclude_none=True),
+        kwargs=body.kwargs,
+        enabled=body.enabled,
+        description=body.description,
+        retries=body.retries,
+        retry_backoff=body.retry_backoff,
+        actor=actor,
+    )
+    return scrub_errors(status_.as_dict())
+
+
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401, 404, 409))
+def delete_task(name: str, application: AppDep, actor: AdminDep) -> Response:
+    """Deletes a runtime task (its run history stays); 409 for a task declared in code."""
+    application.scheduler.remove_task(name, actor=actor)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/{name}", response_model=TaskView, responses=error_responses(404))
@@ -73,8 +156,8 @@ def run_task(name: str, request: Request, application: AppDep, actor: AdminDep) 
 
 @router.patch("/{name}", response_model=TaskView, responses=error_responses(400, 401, 404, 413))
 def patch_task(name: str, body: TaskPatch, application: AppDep, actor: AdminDep) -> dict[str, Any]:
-    """Changes the interval (persisted, effective at once)."""
-    return application.scheduler.reschedule(name, body.interval_seconds, actor=actor).as_dict()
+    """Changes the interval or the trigger (persisted, effective at once)."""
+    return application.scheduler.retrigger(name, body.trigger_json(), actor=actor).as_dict()
 
 
 @router.get("/{name}/runs", response_model=list[RunView], responses=error_responses(404))

@@ -72,6 +72,12 @@ class TaskView(View):
     run_requests_dropped: int = Field(default=0, description="event-triggered run requests dropped while disabled")
     retries: int = Field(default=0, description="declared: how many more attempts a failed run gets")
     pending_retry: PendingRetryView | None = Field(default=None, description="the next attempt of a failed run")
+    trigger: dict[str, Any] | None = Field(
+        default=None, description='{"cron", "tz"} or {"interval_seconds"}; null for other declared triggers'
+    )
+    origin: str = Field(default="code", description="code (declared) or runtime (created through the API)")
+    function: str | None = Field(default=None, description="runtime tasks: the declared function")
+    kwargs: dict[str, Any] | None = Field(default=None, description="runtime tasks: its keyword arguments")
 
 
 class AuditView(View):

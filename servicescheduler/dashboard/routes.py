@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from servicescheduler.api import functions as functions_api
 from servicescheduler.api.deps import AppDep
 from servicescheduler.dashboard import TEMPLATE_DIR, views
 from servicescheduler.dashboard.format import FILTERS
@@ -41,7 +42,8 @@ PageNumber = Annotated[int, Query(ge=1, le=100_000)]
 def home(request: Request, application: AppDep) -> HTMLResponse:
     """Every panel, rendered at once (the page also works without its script)."""
     panels = [(panel, panel.build(application)) for panel in PANELS.values()]
-    return templates.TemplateResponse(request, "index.html", {"panels": panels})
+    functions = functions_api.list_functions(application)  # the create form's choices
+    return templates.TemplateResponse(request, "index.html", {"panels": panels, "functions": functions})
 
 
 @router.get("/panels/{name}", response_class=HTMLResponse)

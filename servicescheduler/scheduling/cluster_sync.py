@@ -2,9 +2,9 @@
 
 - heartbeat (every TTL/5): refreshes this replica's row, renews the leases of its runs in
   progress, records runs of dead replicas (expired leases) `interrupted`, prunes old claims;
-- control: applies enable/disable/PATCH persisted by any replica, polling the control version
-  (SQLite: 4 times a second) and, on PostgreSQL, woken at once by LISTEN/NOTIFY (`control-listener`
-  thread), with a once-a-second poll as the fallback.
+- control: applies enable/disable/PATCH and runtime tasks' creation and deletion persisted by any
+  replica, polling the control version (SQLite: 4 times a second) and, on PostgreSQL, woken at
+  once by LISTEN/NOTIFY (`control-listener` thread), with a once-a-second poll as the fallback.
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ from servicescheduler.scheduling.coordination import (
     interrupted_reason,
     log_interrupted,
 )
-from servicescheduler.storage import claims, cluster, control
+from servicescheduler.storage import claims, cluster, control, runtime_tasks
 from servicescheduler.storage.cluster import ReplicaInfo
 from servicescheduler.storage.control import ControlState
 from servicescheduler.storage.db import Database
+from servicescheduler.storage.runtime_tasks import RuntimeDefinition
 from servicescheduler.support.clock import to_epoch
 
 log = get_logger(__name__)
@@ -52,9 +53,11 @@ class ClusterSync:
         clock: Callable[[], float] = time.time,
         partitions: Callable[[], list[str]] | None = None,
         metrics: Metrics | None = None,
+        apply_definition: Callable[[RuntimeDefinition], None] | None = None,
     ) -> None:
         self.coordinator = coordinator
         self._apply = apply
+        self._apply_definition = apply_definition
         self._clock = clock
         self._partitions = partitions
         self._database = coordinator.database
@@ -125,9 +128,14 @@ class ClusterSync:
             if control.current_version(session) <= self._seen:
                 return
             changes = control.changed_since(session, self._seen)
+            definitions = runtime_tasks.changed_since(session, self._seen) if self._apply_definition else []
+        # Runtime tasks first: a created task must exist before its control state can apply.
+        for definition in definitions:
+            assert self._apply_definition is not None
+            self._apply_definition(definition)
         for change in changes:
             self._apply(change)
-            self._seen = max(self._seen, change.version)
+        self._seen = max([self._seen, *(c.version for c in changes), *(d.version for d in definitions)])
 
     def _beat(self) -> None:
         coordinator, now = self.coordinator, self._clock()

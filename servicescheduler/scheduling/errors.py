@@ -20,3 +20,11 @@ class TaskBusy(RuntimeError):
 
 class CoordinationUnavailable(RuntimeError):
     """The shared database cannot be reached to coordinate with other replicas (HTTP 503)."""
+
+
+class TaskConflict(RuntimeError):
+    """The change clashes with what exists: a name taken, a task declared in code (HTTP 409)."""
+
+
+class InvalidTask(ValueError):
+    """A runtime task or trigger cannot be built as asked; the message says why (HTTP 422)."""

@@ -186,11 +186,50 @@ def _check_signature(spec: TaskSpec) -> None:
             raise TaskDefinitionError(f"{spec.name}: executor='process' needs a module-level function (it is pickled)")
 
 
+def check_function(name: str, func: Callable[..., Any]) -> None:
+    """A runtime-usable function: a name like a task's, callable, and `ctx` as its only positional
+    parameter (the rest are keyword arguments a task fills from JSON). Raises TaskDefinitionError."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise TaskDefinitionError(f"{name!r}: function name must match {NAME_PATTERN.pattern}")
+    if not callable(func):
+        raise TaskDefinitionError(f"{name}: function is not callable")
+    try:
+        parameters = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        raise TaskDefinitionError(f"{name}: cannot inspect the function") from None
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if not positional:
+        raise TaskDefinitionError(f"{name}: a runtime function takes the TaskContext as its first parameter")
+    if any(p.default is inspect.Parameter.empty for p in positional[1:]) or any(
+        p.kind is p.VAR_POSITIONAL for p in parameters
+    ):
+        raise TaskDefinitionError(f"{name}: besides ctx, a runtime function's parameters must be keyword arguments")
+
+
 class TaskRegistry:
     """An ordered set of TaskSpecs with unique names."""
 
     def __init__(self) -> None:
         self._specs: dict[str, TaskSpec] = {}
+        # Functions operators may make tasks of at runtime (scheduling/runtime.py), by name.
+        self.functions: dict[str, Callable[..., Any]] = {}
+
+    def add_function(self, name: str, func: Callable[..., Any]) -> None:
+        """Declares `func` runtime-usable as `name`; raises TaskDefinitionError if it is not
+        usable or the name is taken."""
+        check_function(name, func)
+        if self.functions.get(name, func) is not func:
+            raise TaskDefinitionError(f"{name}: a function with this name is already declared")
+        self.functions[name] = func
+
+    def function(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator form of `add_function`; returns the function unchanged."""
+
+        def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+            self.add_function(name, func)
+            return func
+
+        return decorate
 
     def add(self, spec: TaskSpec) -> TaskSpec:
         """Adds `spec`; raises TaskDefinitionError if the name is taken."""
@@ -226,6 +265,7 @@ class TaskRegistry:
         """A new registry with the same specs (tests add to a copy, not the shared one)."""
         clone = TaskRegistry()
         clone._specs = dict(self._specs)
+        clone.functions = dict(self.functions)
         return clone
 
 

@@ -56,6 +56,10 @@ class TaskStatus:
     run_requests_dropped: int
     retries: int  # declared: attempts after a failed one
     pending_retry: PendingRetry | None  # the next attempt of a failed run, if one waits
+    trigger: dict[str, Any] | None = None  # JSON form of a cron or plain interval trigger
+    origin: str = "code"  # "code" (declared) or "runtime" (POST /tasks, add_task)
+    function: str | None = None  # runtime tasks: the declared function and its arguments
+    kwargs: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON the API publishes for this task."""
@@ -79,6 +83,10 @@ class TaskStatus:
             "run_requests_dropped": self.run_requests_dropped,
             "retries": self.retries,
             "pending_retry": self.pending_retry.as_dict() if self.pending_retry is not None else None,
+            "trigger": self.trigger,
+            "origin": self.origin,
+            "function": self.function,
+            "kwargs": self.kwargs,
         }
 
 

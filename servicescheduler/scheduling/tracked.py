@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
+from servicescheduler.logs import get_logger
+from servicescheduler.scheduling.errors import InvalidTask
 from servicescheduler.scheduling.registry import TaskSpec
 from servicescheduler.scheduling.retries import PendingRetry
+from servicescheduler.scheduling.runtime import trigger_from_json, trigger_to_json
 from servicescheduler.scheduling.task_status import TaskStatus, current_run
 from servicescheduler.scheduling.triggers import Trigger
 from servicescheduler.settings import Settings
 from servicescheduler.storage.records import RunRecord
+from servicescheduler.storage.runtime_tasks import RuntimeDefinition
 from servicescheduler.storage.task_state import SavedTaskState
 from servicescheduler.support.clock import iso
 from servicescheduler.vocabulary import STAT_NAMES, RunOutcome
+
+log = get_logger(__name__)
 
 # Runs counted in stats["runs"]: those that started (an interrupted one too), not the unstarted.
 _COUNTED_AS_RUNS = (RunOutcome.SUCCESS, RunOutcome.ERROR, RunOutcome.TIMEOUT, RunOutcome.INTERRUPTED)
@@ -38,6 +45,8 @@ class TrackedTask:
     anchor: float | None = None  # scheduled_for of the last run that started: the grid origin
     pending_retry: PendingRetry | None = None  # the next attempt of a failed run (this replica's)
     stats: Counter[RunOutcome] = field(default_factory=Counter)
+    cron_override: dict[str, Any] | None = None  # an operator's cron line ({"cron", "tz"})
+    runtime: RuntimeDefinition | None = None  # set for tasks created at runtime
 
     @classmethod
     def restore(cls, spec: TaskSpec, state: SavedTaskState | None, settings: Settings) -> TrackedTask:
@@ -47,11 +56,26 @@ class TrackedTask:
         if state is not None:
             enabled, override = state.enabled, state.interval_seconds
         tracked = cls(spec, Trigger.interval(override) if override else spec.trigger, enabled, override)
+        if state is not None and state.cron_override:
+            tracked.set_trigger(None, state.cron_override)
         if state is not None:
             tracked.anchor, tracked.last_success_at = state.last_run_scheduled_for, state.last_success_at
             tracked.stats.update(state.stats)
             tracked.last_run = state.last_run
         return tracked
+
+    def set_trigger(self, interval_seconds: int | None, cron_line: dict[str, Any] | None) -> None:
+        """Applies an operator's trigger: an interval, a cron line, or neither (the declared one)."""
+        trigger = self.spec.trigger
+        if cron_line:
+            try:
+                trigger = trigger_from_json(cron_line).for_task(self.name)
+            except InvalidTask as exc:  # e.g. a zone this replica's tzdata lacks: keep the declared one
+                log.error("task_trigger_unusable", task=self.name, trigger=cron_line, error=str(exc))
+                cron_line = None
+        elif interval_seconds:
+            trigger = Trigger.interval(interval_seconds)
+        self.trigger, self.interval_override, self.cron_override = trigger, interval_seconds, cron_line
 
     def is_overdue(self, now: float) -> bool:
         """True when the task never ran or its last run is at least one period old (interval
@@ -104,4 +128,8 @@ class TrackedTask:
             run_requests_dropped=self.run_requests_dropped,
             retries=self.spec.retries,
             pending_retry=self.pending_retry,
+            trigger=trigger_to_json(self.trigger),
+            origin="runtime" if self.runtime is not None else "code",
+            function=self.runtime.function if self.runtime is not None else None,
+            kwargs=dict(self.runtime.kwargs) if self.runtime is not None else None,
         )

@@ -5,6 +5,7 @@ version (and, on PostgreSQL, are woken by NOTIFY at commit) and re-read only the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
@@ -13,7 +14,7 @@ from servicescheduler.storage.claims import insert_ignoring_conflicts
 from servicescheduler.storage.cluster_models import ControlVersion
 from servicescheduler.storage.db import SCHEMA_OPTION
 from servicescheduler.storage.models import TaskState
-from servicescheduler.support.clock import to_datetime, utcnow
+from servicescheduler.support.clock import to_datetime, to_epoch, utcnow
 
 # PostgreSQL NOTIFY channel (channel_for: per schema).
 CHANNEL = "ss_control"
@@ -33,6 +34,8 @@ class ControlState:
     enabled: bool
     interval_seconds: int | None
     version: int
+    cron: dict[str, Any] | None = None  # a PATCHed cron line ({"cron", "tz"}) replacing the trigger
+    anchor: float | None = None  # the grid origin, for a replica that has none yet (cron -> interval)
 
 
 def bump_version(session: Session) -> int:
@@ -57,12 +60,18 @@ def current_version(session: Session) -> int:
 
 def changed_since(session: Session, version: int) -> list[ControlState]:
     """Tasks changed after `version`, oldest change first."""
-    rows = session.execute(
-        select(TaskState.name, TaskState.enabled, TaskState.interval_seconds, TaskState.version)
-        .where(TaskState.version > version)
-        .order_by(TaskState.version)
-    )
-    return [ControlState(name, enabled, interval, row_version) for name, enabled, interval, row_version in rows]
+    rows = session.execute(select(TaskState).where(TaskState.version > version).order_by(TaskState.version)).scalars()
+    return [
+        ControlState(
+            row.name,
+            row.enabled,
+            row.interval_seconds,
+            row.version,
+            row.cron_override,
+            to_epoch(row.last_run_scheduled_for),
+        )
+        for row in rows
+    ]
 
 
 def seed_states(session: Session, initial: dict[str, tuple[bool, int | None]], anchors: dict[str, float]) -> None:

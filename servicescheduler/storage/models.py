@@ -68,6 +68,29 @@ class TaskState(Base):
     updated_at: Mapped[datetime]
     # Cluster: the control version of the last change (storage/control.py); replicas poll for newer.
     version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # An operator's cron line replacing the declared trigger ({"cron": ..., "tz": ...}); exclusive
+    # with interval_seconds (PATCH sets one and clears the other).
+    cron_override: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class RuntimeTask(Base):
+    """A task created at runtime (POST /tasks, add_task) from a declared function. Deleting it
+    keeps the row (`deleted_at`, a new version) so every replica learns of the removal through
+    the control version; creating the name again reuses the row."""
+
+    __tablename__ = "ss_runtime_tasks"
+
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    function: Mapped[str] = mapped_column(String(80))
+    trigger: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"cron", "tz"} or {"interval_seconds"}
+    kwargs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    retry_backoff: Mapped[float] = mapped_column(Float, default=10.0, server_default="10")
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+    deleted_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class TaskRun(Base):

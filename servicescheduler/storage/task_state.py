@@ -30,6 +30,7 @@ class SavedTaskState:
     last_success_at: float | None
     stats: Counter[RunOutcome] = field(default_factory=Counter)
     last_run: RunRecord | None = None
+    cron_override: dict[str, Any] | None = None
 
 
 class TaskStateStore:
@@ -47,6 +48,7 @@ class TaskStateStore:
                     row.interval_seconds,
                     to_epoch(row.last_run_scheduled_for),
                     to_epoch(row.last_success_at),
+                    cron_override=row.cron_override,
                 )
                 for row in session.scalars(select(TaskState))
             }

@@ -42,8 +42,26 @@
     });
   }
 
+  // The create form's JSON (POST /tasks): a whole number is an interval, anything else a cron
+  // line; the API validates the rest and its message is shown.
+  function createBody(form) {
+    var schedule = form.elements.schedule.value.trim();
+    var zone = form.elements.tz.value.trim();
+    var trigger = /^[0-9]+$/.test(schedule) ? { interval_seconds: Number(schedule) } : { cron: schedule };
+    if (trigger.cron !== undefined && zone) { trigger.tz = zone; }
+    var kwargs;
+    try { kwargs = JSON.parse(form.elements.kwargs.value.trim() || "{}"); } catch (error) {
+      throw new Error("arguments must be a JSON object, e.g. {\"region\": \"eu\"}");
+    }
+    return JSON.stringify({
+      name: form.elements.name.value.trim(), function: form.elements.function.value, trigger: trigger,
+      kwargs: kwargs, enabled: form.elements.enabled.checked, description: form.elements.description.value
+    });
+  }
+
   function requestBody(form) {
     if (!form || form.tagName !== "FORM") { return undefined; }
+    if (form.dataset.form === "create") { return createBody(form); }
     var raw = form.elements.interval_seconds.value.trim();
     var number = Number(raw);
     // Sent as typed when it is not a whole number: the API's own validation message is shown.
@@ -68,7 +86,8 @@
       showTokenState();
     }
     var init = { method: control.dataset.method || "POST", headers: { Authorization: "Bearer " + token } };
-    var body = requestBody(control);
+    var body;
+    try { body = requestBody(control); } catch (error) { say(messageId, "Invalid value: " + error.message, "error"); return; }
     if (body !== undefined) { init.headers["Content-Type"] = "application/json"; init.body = body; }
     say(messageId, "Sending…", "pending");
     var response;
@@ -124,6 +143,7 @@
 
   document.addEventListener("click", function (event) {
     var button = event.target.closest("button[data-api]");
+    if (button && button.dataset.confirm && !window.confirm(button.dataset.confirm)) { return; }
     if (button) { event.preventDefault(); call(button); }
   });
   document.addEventListener("submit", function (event) {

@@ -5,7 +5,7 @@ delivery continues the trace the Kafka record's producer started. Nullable: rows
 tracing (or before this revision) have none.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-03
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 from servicescheduler.storage.table_names import CURRENT as name
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
