@@ -92,7 +92,7 @@ def start_run(task: str, run_id: str, cause: str, attempt: int, link: str | None
         attributes={
             "servicescheduler.task": task,
             "servicescheduler.run_id": run_id,
-            "servicescheduler.cause": cause,
+            "servicescheduler.cause": str(cause),  # a plain str for exporters, not the StrEnum
             "servicescheduler.attempt": attempt,
         },
     )

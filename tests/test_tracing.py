@@ -124,6 +124,24 @@ def test_task_run_spans_carry_outcome_attempt_and_link_to_the_request(live_app, 
     assert request_of(broken).parent is None
 
 
+def test_a_retry_run_span_carries_its_attempt(live_app, make_settings, spans) -> None:
+    registry = TaskRegistry()
+    calls: list[int] = []
+
+    def flaky() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("first attempt fails")
+
+    # A first-seen enabled task runs at start-up: that run fails, its retry (attempt 2) succeeds.
+    registry.register("flaky", flaky, trigger=every(1).hours, retries=1, retry_backoff=0.05)
+    live_app(make_settings(), registry)
+    runs = wait_until(lambda: _named(spans, "run flaky") if len(_named(spans, "run flaky")) == 2 else None)
+    attempts = {s.attributes["servicescheduler.attempt"]: dict(s.attributes) for s in runs if s.attributes is not None}
+    assert attempts[1]["servicescheduler.outcome"] == "error" and attempts[1]["servicescheduler.cause"] == "startup"
+    assert attempts[2]["servicescheduler.outcome"] == "success" and attempts[2]["servicescheduler.cause"] == "retry"
+
+
 @pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
 def test_a_records_traceparent_reaches_the_process_span_and_the_webhook(
     live_app, kafka_topic, kafka_settings, kafka_producer, spans, client, database_url
