@@ -167,6 +167,7 @@ BENCHMARKS = (
     Benchmark(10, "Dashboard render time", _standard("bench.dashboard")),
     Benchmark(11, "Retention throughput", _standard("bench.retention")),
     Benchmark(12, "Several replicas on one database", _standard("bench.cluster")),
+    Benchmark(13, "Tracing off vs on", _standard("bench.tracing")),
 )
 BY_NUMBER = {benchmark.number: benchmark for benchmark in BENCHMARKS}
 

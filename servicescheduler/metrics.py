@@ -44,6 +44,12 @@ class Metrics:
         self.task_retries = Counter(
             "task_retries", "Retry attempts scheduled and dropped, by task", ["task", "result"], registry=r
         )
+        self.task_checkins = Counter(
+            "task_checkins",
+            "Check-ins after successful runs, by outcome (ok, failed, dropped)",
+            ["task", "outcome"],
+            registry=r,
+        )
         self.loop_heartbeat_age = Gauge(
             "scheduler_loop_heartbeat_age_seconds", "Seconds since the scheduler loop last woke up", registry=r
         )

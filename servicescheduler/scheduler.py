@@ -60,6 +60,7 @@ from servicescheduler.logs import get_logger
 from servicescheduler.metrics import Metrics
 from servicescheduler.scheduling.agenda import Agenda, DueItem
 from servicescheduler.scheduling.bookkeeping import RunBook
+from servicescheduler.scheduling.checkins import CheckIns
 from servicescheduler.scheduling.coordination import UNCLAIMED, Coordinator, LocalCoordinator
 from servicescheduler.scheduling.downtime import record_downtime
 from servicescheduler.scheduling.errors import InvalidTask, TaskBusy, TaskConflict, UnknownTask
@@ -129,6 +130,7 @@ class Scheduler(SchedulerViews):
         # A run's start is stored once it is claimed: alone, as it is dispatched; in a cluster, once
         # its worker won the slot (a replica that lost it leaves no row).
         self._start_at_dispatch = self.coordinator.claims_at_dispatch
+        self.checkins = CheckIns(settings, self.metrics)
         self._launcher = RunLauncher(
             self.executor,
             clock,
@@ -136,6 +138,7 @@ class Scheduler(SchedulerViews):
             self._finished,
             self.coordinator,
             admitted=_ignore if self._start_at_dispatch else self._book.started,
+            succeeded=lambda task, run: self.checkins.after_success(task.spec, run.run_id),
         )
         self._registry = registry
         self._tasks: dict[str, TrackedTask] = {}
@@ -245,6 +248,7 @@ class Scheduler(SchedulerViews):
         if unfinished:
             log.warning("shutdown_tasks_unfinished", tasks=unfinished, waited_seconds=timeout)
         self.executor.shutdown()
+        self.checkins.close()
         with self._lock:
             self._book.interrupt_unfinished(self._tasks.values(), timeout)
             for task in self._tasks.values():
@@ -339,13 +343,20 @@ class Scheduler(SchedulerViews):
 
     # ------------------------------------------------------------------ runs
     def _start_run(
-        self, task: TrackedTask, cause: str, scheduled_for: float | None, run_id: str | None = None, attempt: int = 1
+        self,
+        task: TrackedTask,
+        cause: str,
+        scheduled_for: float | None,
+        run_id: str | None = None,
+        attempt: int = 1,
+        trace_link: str | None = None,
     ) -> str:
         """Marks `task` running and launches a run (caller holds the lock)."""
         if task.pending_retry is not None and cause != RunCause.RETRY:
             self._drop_retry(task, f"a {cause} run started before this retry was due")
         run_id = run_id or new_run_id()
         run = RunRecord(run_id, task.name, cause, scheduled_for, self.clock(), replica=self.replica_id, attempt=attempt)
+        run.trace_link = trace_link
         task.running, task.overrunning = run, False
         if self._start_at_dispatch:
             self._book.started(run)
@@ -674,9 +685,12 @@ class Scheduler(SchedulerViews):
         self.metrics.task_enabled.labels(task.name).set(1 if task.enabled else 0)
         self.metrics.task_interval.labels(task.name).set(task.trigger.nominal_period_seconds)
 
-    def trigger(self, name: str, *, actor: str = "admin", label: str = RunCause.MANUAL) -> str:
+    def trigger(
+        self, name: str, *, actor: str = "admin", label: str = RunCause.MANUAL, trace_link: str | None = None
+    ) -> str:
         """Starts a run now, even when disabled; raises TaskBusy while one runs (on any replica).
-        Returns its run id."""
+        Returns its run id. `trace_link`: the W3C traceparent of the request asking for it (the
+        run's span links to it)."""
         run_id = new_run_id()
         with self._lock:
             self._raise_if_running(self._get(name))
@@ -685,7 +699,7 @@ class Scheduler(SchedulerViews):
             with self._lock:
                 task = self._get(name)
                 self._raise_if_running(task)
-                self._start_run(task, label, None, run_id)
+                self._start_run(task, label, None, run_id, trace_link=trace_link)
         except TaskBusy:
             self.coordinator.abandon(name, run_id)
             raise

@@ -165,7 +165,11 @@ class Application:
 def warn_unknown_task_settings(settings: Settings, registry: TaskRegistry) -> None:
     """TASK_<NAME>_* naming no registered task is almost always a typo: say so at start-up."""
     known = {spec.name for spec in registry}
-    for field, suffix in (("task_intervals", "INTERVAL_SECONDS"), ("task_enabled", "ENABLED")):
+    for field, suffix in (
+        ("task_intervals", "INTERVAL_SECONDS"),
+        ("task_enabled", "ENABLED"),
+        ("task_checkin_urls", "CHECKIN_URL"),
+    ):
         for name in sorted(set(getattr(settings, field)) - known):
             log.warning(
                 "task_setting_unknown_task",

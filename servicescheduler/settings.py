@@ -27,6 +27,7 @@ MIN_INTERVAL_SECONDS = 1
 MAX_INTERVAL_SECONDS = 7 * 24 * 3600
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 IntervalSeconds = Annotated[int, Field(ge=MIN_INTERVAL_SECONDS, le=MAX_INTERVAL_SECONDS)]
+CheckinUrl = Annotated[str, Field(pattern=r"^https?://\S+$", max_length=2048)]
 
 
 class SettingsError(RuntimeError):
@@ -71,6 +72,10 @@ class Settings(BaseSettings):
     # (environment or .env; the environment wins).
     task_intervals: dict[str, IntervalSeconds] = Field(default_factory=dict)
     task_enabled: dict[str, bool] = Field(default_factory=dict)
+    # TASK_<NAME>_CHECKIN_URL: GET after each successful run (wins over the declared checkin_url).
+    task_checkin_urls: dict[str, CheckinUrl] = Field(default_factory=dict)
+    # Each check-in's limit (connect, and then the answer): a receiver that hangs costs only this.
+    checkin_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     # Which built-in tasks (services/) this instance runs: "all", "" (none) or a comma-separated list.
     builtin_tasks: str = "all"
     # Your own task modules, comma-separated importable names, imported after the built-ins.
@@ -207,15 +212,16 @@ def _names(text: str) -> list[str]:
 
 
 def _task_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
-    """Collects TASK_<NAME>_INTERVAL_SECONDS / TASK_<NAME>_ENABLED into settings fields."""
+    """Collects TASK_<NAME>_INTERVAL_SECONDS / _ENABLED / _CHECKIN_URL into settings fields."""
     intervals: dict[str, str] = {}
     enabled: dict[str, str] = {}
+    checkins: dict[str, str] = {}
     for key, value in environ.items():
         upper = key.upper()
         if not upper.startswith(TASK_OVERRIDE_PREFIX):
             continue
         body = upper[len(TASK_OVERRIDE_PREFIX) :]
-        for suffix, target in (("_INTERVAL_SECONDS", intervals), ("_ENABLED", enabled)):
+        for suffix, target in (("_INTERVAL_SECONDS", intervals), ("_ENABLED", enabled), ("_CHECKIN_URL", checkins)):
             if body.endswith(suffix) and len(body) > len(suffix):
                 name = body[: -len(suffix)].lower().replace("__", "-")
                 target[name] = value
@@ -224,6 +230,8 @@ def _task_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
         overrides["task_intervals"] = intervals
     if enabled:
         overrides["task_enabled"] = enabled
+    if checkins:
+        overrides["task_checkin_urls"] = checkins
     return overrides
 
 
@@ -269,12 +277,14 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
         raise SettingsError(_describe(exc)) from None
 
 
+_TASK_SUFFIXES = {"task_intervals": "INTERVAL_SECONDS", "task_enabled": "ENABLED", "task_checkin_urls": "CHECKIN_URL"}
+
+
 def _variable(location: Location) -> str:
     """The environment variable a settings error location stands for."""
     parts = [str(p) for p in location]
-    if parts and parts[0] in ("task_intervals", "task_enabled") and len(parts) > 1:
-        suffix = "INTERVAL_SECONDS" if parts[0] == "task_intervals" else "ENABLED"
-        return f"TASK_{parts[1].upper().replace('-', '__')}_{suffix}"
+    if parts and parts[0] in _TASK_SUFFIXES and len(parts) > 1:
+        return f"TASK_{parts[1].upper().replace('-', '__')}_{_TASK_SUFFIXES[parts[0]]}"
     return (parts[0] if parts else "settings").upper()
 
 

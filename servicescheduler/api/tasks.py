@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from servicescheduler import tracing
 from servicescheduler.api.deps import AdminDep, AppDep
 from servicescheduler.api.responses import error_responses
 from servicescheduler.api.views import RunView, TaskView
@@ -146,9 +147,11 @@ def disable_task(name: str, application: AppDep, actor: AdminDep) -> dict[str, A
 
 
 @router.post("/{name}/run", status_code=status.HTTP_202_ACCEPTED, responses=error_responses(401, 404, 409))
-def run_task(name: str, application: AppDep, actor: AdminDep) -> RunAccepted:
+def run_task(name: str, request: Request, application: AppDep, actor: AdminDep) -> RunAccepted:
     """Starts a run now (even when disabled); 409 while a run is in progress."""
-    return RunAccepted(run_id=application.scheduler.trigger(name, actor=actor))
+    # The run's span links to this request's: its span (FastAPI instrumentation) or its traceparent.
+    link = tracing.request_traceparent(request.headers) if tracing.enabled() else None
+    return RunAccepted(run_id=application.scheduler.trigger(name, actor=actor, trace_link=link))
 
 
 @router.patch("/{name}", response_model=TaskView, responses=error_responses(400, 401, 404, 413))

@@ -16,10 +16,12 @@ import math
 import socket
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy import select
 
+from servicescheduler import tracing
 from servicescheduler.builtin.registry import builtin_tasks
 from servicescheduler.logs import get_logger
 from servicescheduler.scheduling import TaskContext, every
@@ -117,13 +119,26 @@ async def _deliver(
     # The receiver drops repeats by this key: delivery is at-least-once (leases, retries).
     headers = {"Idempotency-Key": str(row.id)}
     async with gate:
-        try:
-            async with asyncio.timeout(row_timeout(settings)):
-                response = await client.post(settings.notify_webhook_url, json=body, headers=headers)
-        except TimeoutError:
-            return f"webhook did not answer within {row_timeout(settings):g} s"
-        except httpx.HTTPError as exc:
-            return f"{type(exc).__name__}: {exc}"
+        # `traceparent` continues the trace of the message that created the row (tracing.py).
+        with tracing.delivery(row.trace_parent, row.id, settings.notify_webhook_url) as trace_headers:
+            error = await _post(client, settings, body, {**headers, **trace_headers})
+            if error is not None:
+                tracing.delivery_failed(error)
+    return error
+
+
+async def _post(
+    client: httpx.AsyncClient, settings: Settings, body: dict[str, Any], headers: dict[str, str]
+) -> str | None:
+    """One POST within the row's timeout; None on a 2xx answer, else the error text."""
+    url = settings.notify_webhook_url or ""
+    try:
+        async with asyncio.timeout(row_timeout(settings)):
+            response = await client.post(url, json=body, headers=headers)
+    except TimeoutError:
+        return f"webhook did not answer within {row_timeout(settings):g} s"
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"
     if response.status_code >= 300:
         return f"webhook answered HTTP {response.status_code}"
     return None

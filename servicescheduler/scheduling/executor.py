@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from servicescheduler.logs import get_logger
@@ -38,6 +38,8 @@ class Outcome:
     outcome: RunOutcome
     error: str | None = None
     traceback: str | None = None
+    # What the run raised, for the run's span (record_exception); not part of the outcome's value.
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
 
 
 def _process_worker_init(parent_pid: int) -> None:
@@ -272,7 +274,7 @@ class TaskExecutor:
             return Outcome(RunOutcome.ERROR, exception_text(exc))
         except BaseException as exc:  # even SystemExit: a task must never take its worker down
             # The text is built by helpers that never raise: a task's exception may refuse str().
-            return Outcome(RunOutcome.ERROR, exception_text(exc), traceback_text(exc))
+            return Outcome(RunOutcome.ERROR, exception_text(exc), traceback_text(exc), exception=exc)
 
     def _invoke_in_process(self, spec: TaskSpec) -> Outcome:
         pool = self._process_pool()

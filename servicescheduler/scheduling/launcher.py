@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from servicescheduler import tracing
 from servicescheduler.logs import get_logger
 from servicescheduler.scheduling.executor import Outcome, TaskExecutor
 from servicescheduler.scheduling.registry import TaskContext
@@ -59,6 +60,7 @@ class RunLauncher:
         finished: FinishedCallback,
         gate: Gate | None = None,
         admitted: Callable[[RunRecord], None] = lambda run: None,
+        succeeded: Callable[[TrackedTask, RunRecord], None] | None = None,
     ) -> None:
         self._executor = executor
         self._gate = gate
@@ -66,6 +68,7 @@ class RunLauncher:
         self._clock = clock
         self._make_context = make_context
         self._finished = finished
+        self._succeeded = succeeded  # after a successful run: its check-in (scheduling/checkins.py)
 
     def launch(self, task: TrackedTask, run: RunRecord) -> None:
         """Hands `run` to a worker thread; returns at once."""
@@ -80,11 +83,28 @@ class RunLauncher:
                 self._finished(task, run, refused)
                 return
         self._admitted(run)
+        span = None
         try:
-            outcome = self._run(task, run)
+            if run.scheduled_for is not None:
+                self._wait_until(run.scheduled_for)
+            run.started_at = self._clock()
+            span = tracing.start_run(task.name, run.run_id, run.cause, run.attempt, run.trace_link)  # None: off
+            if span is None:
+                outcome = self._run(task, run)
+            else:
+                with tracing.activated(span):
+                    outcome = self._run(task, run)
         except BaseException as exc:  # the executor itself failed: the run must still end
-            outcome = Outcome(RunOutcome.ERROR, f"the executor failed: {exception_text(exc)}", traceback_text(exc))
+            outcome = Outcome(
+                RunOutcome.ERROR, f"the executor failed: {exception_text(exc)}", traceback_text(exc), exception=exc
+            )
+        tracing.end_run(span, outcome.outcome, outcome.error, outcome.exception)
         self._end(task, run, outcome)
+        if outcome.outcome is RunOutcome.SUCCESS and self._succeeded is not None:
+            try:
+                self._succeeded(task, run)
+            except Exception as exc:  # the run is recorded already; its check-in is extra
+                log.error("run_succeeded_hook_failed", task=task.name, run_id=run.run_id, error=exception_text(exc))
 
     def _end(self, task: TrackedTask, run: RunRecord, outcome: Outcome) -> None:
         """Releases the run's lease and reports its outcome, each whatever the other does: a run
@@ -107,9 +127,6 @@ class RunLauncher:
             )
 
     def _run(self, task: TrackedTask, run: RunRecord) -> Outcome:
-        if run.scheduled_for is not None:
-            self._wait_until(run.scheduled_for)
-        run.started_at = self._clock()
         # Handed over early (2 ms, 100 ms in a cluster): an operator may have disabled the task
         # since. A scheduled run of a disabled task never starts (a plain read: a bool flips whole).
         if run.cause in _SLOTTED and not task.enabled:

@@ -71,6 +71,7 @@ class TaskSpec:
     catch_up: bool = False  # calendar triggers: run once at start-up if slots passed while down
     retries: int = 0  # more attempts of a run that ends `error` or `timeout` (scheduling/retries.py)
     retry_backoff: float = DEFAULT_RETRY_BACKOFF_SECONDS  # the first retry waits 0.5-1 times this
+    checkin_url: str | None = None  # GET after each successful run (scheduling/checkins.py)
     # Derived once at declaration: inspecting a function costs tens of µs on every run otherwise.
     is_async: bool = field(init=False)
     takes_context: bool = field(init=False)
@@ -101,6 +102,7 @@ def build_spec(
     catch_up: bool = False,
     retries: int = 0,
     retry_backoff: float = DEFAULT_RETRY_BACKOFF_SECONDS,
+    checkin_url: str | None = None,
 ) -> TaskSpec:
     """Validates a declaration and returns its TaskSpec; raises TaskDefinitionError naming `name`."""
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
@@ -121,6 +123,10 @@ def build_spec(
         raise TaskDefinitionError(f"{name}: executor must be 'thread' or 'process', got {executor!r}")
     _check_catch_up(name, catch_up, parsed)
     _check_retries(name, retries, retry_backoff)
+    if checkin_url is not None and not (
+        isinstance(checkin_url, str) and checkin_url.startswith(("http://", "https://"))
+    ):
+        raise TaskDefinitionError(f"{name}: checkin_url must be an http:// or https:// URL, got {checkin_url!r}")
     spec = TaskSpec(
         name,
         func,
@@ -134,6 +140,7 @@ def build_spec(
         catch_up,
         retries,
         float(retry_backoff),
+        checkin_url,
     )
     _check_signature(spec)
     return spec

@@ -159,6 +159,8 @@ class Notification(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    # W3C traceparent of the message's process span: the webhook POST continues that trace.
+    trace_parent: Mapped[str | None] = mapped_column(String(55))
 
 
 class Report(Base):

@@ -29,6 +29,9 @@ class RunRecord:
     error: str | None = None
     replica: str | None = None  # the replica that ran (or recorded) it; None outside a cluster
     attempt: int = 1  # 1 for a run itself, 2.. for its retries (cause `retry`)
+    # W3C traceparent of the request that asked for the run (POST /tasks/{name}/run): its span
+    # links to it. In memory only.
+    trace_link: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def duration_ms(self) -> float | None:

@@ -35,7 +35,9 @@ class Record(msgspec.Struct, frozen=True):
     timestamp: int
     key: bytes | None
     value: bytes | None
-    headers: Any = None  # [(name, value)], as librdkafka gives them: declared topics read them (CloudEvents, decoders)
+    # [(name, value)], as librdkafka gives them: declared topics read them (CloudEvents, decoders),
+    # and the trace context travels here (`traceparent`).
+    headers: Any = None
 
 
 @dataclass

@@ -21,8 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from kafka.structs import TopicPartition
 
+from servicescheduler import tracing
 from servicescheduler.consumers.clients import kafka as kafka_client
 from servicescheduler.consumers.clients.rebalance import CommitOnRevoke
 from servicescheduler.consumers.decoding.contracts import TopicRegistry, subscribing
@@ -47,6 +49,7 @@ log = get_logger(__name__)
 # While a batch is being stored, poll waits at most this long for the next one: under load the
 # fetch returns well before, and on a quiet topic the stored batch is committed this much later.
 STORE_AHEAD_POLL_MS = 20
+MAX_TRACED_BATCHES = 4
 
 
 @dataclass
@@ -91,6 +94,9 @@ class ConsumerWorker:
         self._ahead = StoreAhead(self._store)
         self._failure: Exception | None = None  # of the batch in flight, met by a wait
         self._unstored: list[dict[TopicPartition, list[Any]]] = []  # its records, to rewind
+        # Spans of the batches decoded but not yet stored, by id() of their poll result (at most
+        # two: one storing ahead, one just polled). Empty while tracing is off.
+        self._traces: dict[int, tracing.BatchTrace] = {}
         self.status = ConsumerStatus(self.metrics)
 
     # ------------------------------------------------------------------ thread control
@@ -187,6 +193,9 @@ class ConsumerWorker:
             self._quietly(consumer.close, autocommit=False, timeout_ms=self._commit_timeout_ms())
         self._ahead.close()
         self._failure, self._unstored = None, []  # a restart polls again from the committed offsets
+        for trace in self._traces.values():
+            trace.end({}, error="the consumer stopped before the batch was stored")
+        self._traces.clear()
         if producer is not None:
             self._quietly(producer.close, timeout=2)
 
@@ -290,6 +299,9 @@ class ConsumerWorker:
         if self._db_failures:
             self._db_available()
         self._publish_dead(result.dead)
+        trace = self._traces.pop(id(records), None) if self._traces else None
+        if trace is not None:
+            trace.end({(d.topic, d.partition, d.offset): d.reason for d in result.dead})
         # Counted (and notifications requested) as soon as the rows are stored: the commit
         # can take a broker round trip, and status must not lag behind the database.
         self._account(records, result, seconds)
@@ -316,12 +328,33 @@ class ConsumerWorker:
 
     def _decode(self, records: dict[TopicPartition, list[Any]]) -> tuple[list[Prepared], list[DeadRow]]:
         """Splits a poll result into decoded messages and dead letters (see decode_batch)."""
-        return decode_batch(records, max_bytes=self.settings.kafka_max_message_bytes, contracts=self.contracts)
+        prepared, dead = decode_batch(
+            records, max_bytes=self.settings.kafka_max_message_bytes, contracts=self.contracts
+        )
+        if tracing.enabled():  # one check per batch: nothing per message while tracing is off
+            self._trace(records, prepared)
+        return prepared, dead
+
+    def _trace(self, records: dict[TopicPartition, list[Any]], prepared: list[Prepared]) -> None:
+        """Starts the batch's spans; each decoded message carries its span's context from here
+        (to the notification it creates)."""
+        while len(self._traces) >= MAX_TRACED_BATCHES:  # process() called without a store: not leaked
+            self._traces.pop(next(iter(self._traces))).end({}, error="the batch was never reported stored")
+        trace = tracing.BatchTrace(records, self.settings.kafka_group_id)
+        self._traces[id(records)] = trace
+        for item in prepared:
+            m = item.meta
+            parent = trace.traceparent(m.topic, m.partition, m.offset)
+            if parent is not None:
+                item.meta = msgspec.structs.replace(m, traceparent=parent)
 
     def _rewind(self, consumer: Any, batches: list[dict[TopicPartition, list[Any]]], exc: Exception) -> PollOutcome:
         """Seeks each partition of the unstored batches back to its first offset; backs off."""
         first: dict[TopicPartition, int] = {}
         for records in batches:
+            trace = self._traces.pop(id(records), None)
+            if trace is not None:
+                trace.end({}, error=f"not stored: {type(exc).__name__} (the batch is consumed again)")
             for tp, messages in records.items():
                 first[tp] = min(first.get(tp, messages[0].offset), messages[0].offset)
         assigned = consumer.assignment()  # a rebalance meanwhile resets the others from commits

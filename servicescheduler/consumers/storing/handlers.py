@@ -43,6 +43,8 @@ class MessageMeta(msgspec.Struct, frozen=True):
     offset: int
     key: str | None
     received_at: datetime
+    # W3C context of the message's `process` span (set only while tracing): its notification keeps it.
+    traceparent: str | None = None
 
 
 @dataclass
@@ -88,6 +90,7 @@ class BatchWriter:
                 "next_attempt_at": meta.received_at,
                 "created_at": meta.received_at,
                 "updated_at": meta.received_at,
+                "trace_parent": meta.traceparent,
             }
         )
 
