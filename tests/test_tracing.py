@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from devtools.webhook import WebhookReceiver
+from servicescheduler import tracing
 from servicescheduler.scheduling.registry import TaskRegistry
 from servicescheduler.scheduling.triggers import every
 from tests.conftest import AUTH, wait_until
@@ -44,20 +45,30 @@ _switch = _Switch()
 _install = threading.Lock()
 
 
+_provider = TracerProvider()
+_provider.add_span_processor(_switch)
+
+
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    """An in-memory exporter receiving every span ended during the test (the SDK installed)."""
+    """An in-memory exporter receiving every span ended during the test (the SDK installed).
+
+    The API lets a process set its provider once; the SDK is put in place and taken out again
+    through the global the API reads, so the tests after this one run untraced, as without an SDK
+    (tracing on costs the consumer ~5x: traced Kafka tests would crawl). One provider object for
+    every test: the API's proxy tracers keep the first real tracer they were given."""
     with _install:
-        if not isinstance(trace.get_tracer_provider(), TracerProvider):
-            provider = TracerProvider()
-            provider.add_span_processor(_switch)
-            trace.set_tracer_provider(provider)
+        assert not tracing.enabled(), "an SDK is installed already"
+        trace._TRACER_PROVIDER = _provider  # type: ignore[attr-defined]
     exporter = InMemorySpanExporter()
     _switch.target = SimpleSpanProcessor(exporter)
     try:
         yield exporter
     finally:
         _switch.target = None
+        with _install:
+            trace._TRACER_PROVIDER = None  # type: ignore[attr-defined]
+        assert not tracing.enabled()
 
 
 def _named(exporter: InMemorySpanExporter, prefix: str) -> list[ReadableSpan]:
