@@ -59,7 +59,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
     every test: the API's proxy tracers keep the first real tracer they were given."""
     with _install:
         assert not tracing.enabled(), "an SDK is installed already"
-        trace._TRACER_PROVIDER = _provider  # type: ignore[attr-defined]
+        trace._TRACER_PROVIDER = _provider
     exporter = InMemorySpanExporter()
     _switch.target = SimpleSpanProcessor(exporter)
     try:
@@ -67,7 +67,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
     finally:
         _switch.target = None
         with _install:
-            trace._TRACER_PROVIDER = None  # type: ignore[attr-defined]
+            trace._TRACER_PROVIDER = None
         assert not tracing.enabled()
 
 
