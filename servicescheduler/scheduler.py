@@ -82,7 +82,7 @@ from servicescheduler.storage.db import Database
 from servicescheduler.storage.records import AuditRecord, RunRecord
 from servicescheduler.storage.recovery import interrupt_orphans
 from servicescheduler.storage.runtime_tasks import RuntimeDefinition
-from servicescheduler.storage.task_state import SavedTaskState, TaskStateStore
+from servicescheduler.storage.task_state import SavedTaskState, StoredRetry, TaskStateStore
 from servicescheduler.support.clock import iso, to_datetime
 from servicescheduler.vocabulary import RunCause, RunOutcome
 
@@ -228,6 +228,9 @@ class Scheduler(SchedulerViews):
             startup = spec.run_at_start or task.is_overdue(now)
             label = RunCause.STARTUP if startup else RunCause.CATCH_UP if catch_up else RunCause.SCHEDULE
             self._plan(task, now, due_now=startup or catch_up, label=label)
+        state = saved.get(name)
+        if state is not None and state.pending_retry is not None:
+            self.recover_retry(task, state.pending_retry, now)
         return task
 
     def stop(self, timeout: float | None = None) -> list[str]:
@@ -252,11 +255,9 @@ class Scheduler(SchedulerViews):
         with self._lock:
             self._book.interrupt_unfinished(self._tasks.values(), timeout)
             for task in self._tasks.values():
-                if task.pending_retry is not None:  # kept in memory only: recorded, not carried over
+                if task.pending_retry is not None:  # persisted with its failed run: re-planned at start-up
                     pending, task.pending_retry = task.pending_retry, None
-                    self.metrics.task_retries.labels(task.name, "dropped").inc()
-                    reason = "the service stopped before this retry was due"
-                    self._book.unstarted(task, pending.due, RunOutcome.SKIPPED, reason, RunCause.RETRY, pending.attempt)
+                    log.info("task_retry_carried_over", task=task.name, attempt=pending.attempt, due=iso(pending.due))
         self.recorder.stop(max(1.0, deadline - time.monotonic()))
         log.info("scheduler_stopped", unfinished=unfinished)
         return unfinished
@@ -373,18 +374,20 @@ class Scheduler(SchedulerViews):
             if task.running is not run:
                 return  # already recorded `interrupted` by stop()
             task.running, task.overrunning = None, False
-            if outcome is not UNCLAIMED:  # cluster: a slot another replica won is not ours to count
-                self._book.finished(task, run, outcome)
             asked = self.coordinator.take_rerun(task.name)
             wanted, task.rerun_requested = task.rerun_requested or asked, False
+            current = self._tasks.get(task.name) is task  # False: a runtime task removed while it ran
+            # A requested follow-up run is the next attempt: no retry besides it.
+            follow_up = wanted and task.enabled and not self._stopping.is_set() and current
+            retried = not follow_up and current and outcome.outcome in _RETRIED and run.attempt <= task.spec.retries
+            if outcome is not UNCLAIMED:  # cluster: a slot another replica won is not ours to count
+                # The retry is planned as the run closes: its due time is stored with the run's end.
+                plan = (lambda failed: self._plan_retry(task, failed)) if retried else None
+                self._book.finished(task, run, outcome, plan)
             if wanted and not task.enabled:  # an operator's disable also holds against events
                 self._drop_request(task)
-            elif wanted and not self._stopping.is_set() and self._tasks.get(task.name) is task:
+            elif follow_up:
                 self._start_run(task, RunCause.EVENT, None)
-                return  # the follow-up run is the next attempt: no retry besides it
-            deleted = self._tasks.get(task.name) is not task  # a runtime task removed while it ran
-            if outcome.outcome in _RETRIED and run.attempt <= task.spec.retries and not deleted:
-                self._plan_retry(task, run)
 
     def _context(self, task: TrackedTask, run: RunRecord) -> TaskContext:
         return TaskContext(
@@ -392,28 +395,69 @@ class Scheduler(SchedulerViews):
         )
 
     # ------------------------------------------------------------------ retries
-    def _plan_retry(self, task: TrackedTask, failed: RunRecord) -> None:
-        """Queues the next attempt of `failed` (caller holds the lock): only this replica knows
-        of the failure, and the attempt claims its due time as a slot like any scheduled run."""
+    def _plan_retry(self, task: TrackedTask, failed: RunRecord) -> float | None:
+        """Queues the next attempt of `failed` (caller holds the lock); returns its due time, which
+        is stored with the failed run's end (a restart re-plans it: recover_retry), or None when it
+        is dropped at once. The attempt claims its due time as a slot like any scheduled run."""
         attempt = failed.attempt + 1
         ended = self.clock() if failed.finished_at is None else failed.finished_at
         due = ended + retry_delay(attempt, task.spec.retry_backoff, jitter_for(failed.run_id))
         task.pending_retry = PendingRetry(attempt, due, failed.run_id)
-        if self._stopping.is_set():
-            self._drop_retry(task, "the service is stopping")
-        elif not task.enabled:  # a manual run of a disabled task failed
+        if not task.enabled:  # a manual run of a disabled task failed
             self._drop_retry(task, "the task is disabled")
-        elif task.next_due is not None and task.next_due <= due:
+            return None
+        if task.next_due is not None and task.next_due <= due:
             self._drop_retry(task, f"the task's next scheduled slot ({iso(task.next_due)}) comes first")
-        else:
-            self.metrics.task_retries.labels(task.name, "scheduled").inc()
-            log.info("task_retry_scheduled", task=task.name, attempt=attempt, due=iso(due), after_run=failed.run_id)
-            self._agenda.push(due, RETRY, task.name, 0, failed.run_id)
-            if self.wake_deadline is None or due < self.wake_deadline:
-                # Pushed off the loop: the loop recomputes it once woken, but simulate() steps
-                # from it between ticks and must see the retry now.
-                self.wake_deadline = due
-            self._wake.set()
+            return None
+        self.metrics.task_retries.labels(task.name, "scheduled").inc()
+        log.info("task_retry_scheduled", task=task.name, attempt=attempt, due=iso(due), after_run=failed.run_id)
+        if not self._stopping.is_set():  # stopping: stored only, the next start runs it
+            self._queue_retry(task)
+        return due
+
+    def _queue_retry(self, task: TrackedTask) -> None:
+        """Puts the pending retry of `task` on the agenda and wakes the loop (caller holds the lock)."""
+        pending = task.pending_retry
+        assert pending is not None
+        self._agenda.push(pending.due, RETRY, task.name, 0, pending.token)
+        if self.wake_deadline is None or pending.due < self.wake_deadline:
+            # Pushed off the loop: the loop recomputes it once woken, but simulate() steps
+            # from it between ticks and must see the retry now.
+            self.wake_deadline = pending.due
+        self._wake.set()
+
+    def recover_retry(self, task: TrackedTask, stored: StoredRetry, now: float) -> None:
+        """Re-plans a persisted pending retry (start-up; in a cluster, one a dead replica left).
+        Its due time is kept, so every replica that re-plans it claims the same slot: it runs,
+        or is dropped, once. Dropped when the task is disabled, declares fewer retries now, or
+        its next regular slot after the failure came before the retry can run."""
+        with self._lock:
+            known = task.pending_retry
+            if (known is not None and known.token == stored.after_run) or (
+                task.running is not None and task.running.cause == RunCause.RETRY
+            ):
+                return  # this replica's own, planned or running already
+            task.pending_retry = PendingRetry(stored.attempt, stored.due, stored.after_run)
+            slot = None
+            if stored.attempt >= 2:
+                delay = retry_delay(stored.attempt, task.spec.retry_backoff, jitter_for(stored.after_run))
+                slot = task.trigger.next_due(task.anchor, stored.due - delay)  # the first slot after the failure
+            if not task.enabled:
+                self._drop_retry(task, "the task is disabled")
+            elif not 2 <= stored.attempt <= task.spec.retries + 1:
+                self._drop_retry(task, f"the task declares {task.spec.retries} retries now")
+            elif slot is not None and slot <= max(stored.due, now):
+                self._drop_retry(task, f"the task's next scheduled slot ({iso(slot)}) came before this retry")
+            else:
+                log.info(
+                    "task_retry_recovered",
+                    task=task.name,
+                    attempt=stored.attempt,
+                    due=iso(stored.due),
+                    after_run=stored.after_run,
+                    replica=self.replica_id,
+                )
+                self._queue_retry(task)
 
     def _dispatch_retry(self, task: TrackedTask, token: str) -> None:
         """Loop thread: starts a pending retry that is due (one superseded since is ignored)."""

@@ -9,6 +9,7 @@ import asyncio
 import itertools
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from devtools.replicas import ServerProcess, epoch, wait_ready
 from servicescheduler.scheduling.registry import TaskDefinitionError, TaskRegistry
 from servicescheduler.scheduling.retries import RETRY_DELAY_CAP_SECONDS, jitter_for, retry_delay
 from servicescheduler.scheduling.triggers import every
+from servicescheduler.storage.db import Database
+from servicescheduler.storage.history import run_rows
 from servicescheduler.storage.models import TaskState
 from servicescheduler.support.clock import iso
 from tests.conftest import AUTH, wait_until
@@ -189,6 +192,82 @@ def test_a_manual_run_supersedes_a_pending_retry(live_app, make_settings) -> Non
     runs = _settled(app, "fixme", 3)
     dropped = next(r for r in runs if r["trigger"] == "retry")
     assert dropped["outcome"] == "skipped" and dropped["error"] == "a manual run started before this retry was due"
+
+
+# ----------------------------------------------------------------------------- restarts
+def _stored_runs(database: Database, task: str) -> list[dict[str, Any]]:
+    """The task's history, oldest first, read from the database (the app may be stopped)."""
+    return list(reversed(run_rows(database, task, 100, None)))
+
+
+def _stored_retry(database: Database, task: str) -> tuple[int | None, str | None, str | None]:
+    with database.read_session() as session:
+        row = session.get(TaskState, task)
+        return row.retry_attempt, iso(row.retry_due), row.retry_after_run
+
+
+def test_a_pending_retry_survives_a_restart_and_runs_once_after_it(live_app, make_settings, database_url) -> None:
+    settings = make_settings(database_url=database_url)
+    registry = TaskRegistry()
+    calls = itertools.count(1)
+    attempts_seen: list[int] = []
+
+    @registry.task("comeback", trigger=every(1).hours, retries=2, retry_backoff=2)
+    def comeback(ctx) -> None:
+        attempts_seen.append(ctx.attempt)
+        if next(calls) == 1:
+            raise ConnectionError("the first attempt fails")
+
+    app = live_app(settings, registry)
+    database = Database(settings)  # the test's own: it reads while the service is stopped
+    pending = wait_until(lambda: app.client.get("/tasks/comeback").json()["pending_retry"], timeout=10)
+    app.stop()  # the retry waits 1-2 s: stopped before it is due
+    failed = _stored_runs(database, "comeback")
+    assert [(r["attempt"], r["trigger"], r["outcome"]) for r in failed] == [(1, "startup", "error")]
+    assert attempts_seen == [1]
+    # Stored with the failed run's end: the next attempt, its due time, the run it retries.
+    assert _stored_retry(database, "comeback") == (2, pending["due"], failed[0]["run_id"])
+
+    again = live_app(settings, registry)
+    runs = _settled(again, "comeback", 2)
+    outcomes = [(r["attempt"], r["trigger"], r["outcome"]) for r in runs]
+    assert outcomes == [(1, "startup", "error"), (2, "retry", "success")]
+    assert runs[1]["scheduled_for"] == pending["due"]  # its due time kept: the same slot on every replica
+    assert attempts_seen == [1, 2]
+    assert wait_until(lambda: _stored_retry(database, "comeback") == (None, None, None), timeout=5)
+    assert again.client.get("/tasks/comeback").json()["pending_retry"] is None
+    time.sleep(0.3)  # nothing more: one run of the retry, no `skipped` row for it
+    assert len(_oldest_first(again, "comeback")) == 2
+    database.dispose()
+
+
+def test_a_stored_retry_whose_next_slot_came_first_is_dropped_at_start_up(live_app, make_settings) -> None:
+    settings = make_settings()
+    registry = TaskRegistry()
+    registry.register("late", lambda: 1 / 0, trigger=every(1).hours, retries=1, retry_backoff=60)
+    app = live_app(settings, registry)
+    database = Database(settings)
+    wait_until(lambda: app.client.get("/tasks/late").json()["pending_retry"], timeout=5)
+    app.stop()
+    [failed] = _stored_runs(database, "late")
+    # As if the run failed 70 minutes ago and the service was down since: the task's next slot
+    # (an hour after the failed one) passed before the retry could run.
+    shift = timedelta(minutes=70)
+    with database.session() as session:
+        row = session.get(TaskState, "late")
+        row.last_run_scheduled_for -= shift
+        row.retry_due -= shift
+        due = iso(row.retry_due)
+    again = live_app(settings, registry)
+    runs = _settled(again, "late", 3)
+    dropped = next(r for r in runs if r["trigger"] == "retry")
+    assert (dropped["attempt"], dropped["outcome"], dropped["scheduled_for"]) == (2, "skipped", due)
+    assert dropped["error"].startswith("the task's next scheduled slot (")
+    assert dropped["error"].endswith("came before this retry")
+    assert [r["run_id"] for r in runs].count(failed["run_id"]) == 1
+    assert any(r["trigger"] == "startup" for r in runs[1:])  # the overdue task runs at once instead
+    assert 'task_retries_total{result="dropped",task="late"} 1.0' in again.client.get("/metrics").text
+    database.dispose()
 
 
 # ----------------------------------------------------------------------------- two replicas

@@ -63,9 +63,19 @@ class RunBook:
                     Outcome(RunOutcome.INTERRUPTED, f"still running when the service stopped ({grace:g} s grace)"),
                 )
 
-    def finished(self, task: TrackedTask, run: RunRecord, outcome: Outcome) -> None:
-        """Closes `run` with `outcome`, counts it, queues it for storage and logs it."""
+    def finished(
+        self,
+        task: TrackedTask,
+        run: RunRecord,
+        outcome: Outcome,
+        plan_retry: Callable[[RunRecord], float | None] | None = None,
+    ) -> None:
+        """Closes `run` with `outcome`, counts it, queues it for storage and logs it. `plan_retry`
+        (the closed run) returns the due time of its next attempt, if one is planned: stored with
+        the run's end, so the end and the pending retry are one transaction."""
         run.finished_at, run.outcome, run.error = self._clock(), outcome.outcome, outcome.error
+        if plan_retry is not None:
+            run.retry_due = plan_retry(run)  # before it is queued: the recorder thread reads it
         self._account(task, run)
         self._log(run, outcome)
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from servicescheduler.storage.audit import add_audit
+from servicescheduler.storage.claims import slot_time
 from servicescheduler.storage.db import Database
 from servicescheduler.storage.models import TaskRun, TaskState
 from servicescheduler.storage.records import AuditRecord, RunRecord
@@ -66,10 +67,30 @@ def _advance_state(session: Session, run: RunRecord) -> None:
         anchor = to_datetime(run.scheduled_for)
         if anchor is not None and (state.last_run_scheduled_for is None or anchor > state.last_run_scheduled_for):
             state.last_run_scheduled_for = anchor
+    _track_retry(state, run)
     if run.outcome is RunOutcome.SUCCESS:
         finished = to_datetime(run.finished_at)
         if finished is not None and (state.last_success_at is None or finished > state.last_success_at):
             state.last_success_at = finished
+
+
+def _track_retry(state: TaskState, run: RunRecord) -> None:
+    """Keeps the task's pending retry: a record of the retry itself (it started, or it was
+    dropped: cause `retry` at the pending due time) clears it; a failed run's end that plans the
+    next attempt sets it (after the clear: a failed retry plans the attempt after it)."""
+    pending_due = to_epoch(state.retry_due)
+    # Compared as claim keys (millisecond-rounded): the stored time has microseconds only.
+    is_the_retry = (
+        run.cause == RunCause.RETRY
+        and pending_due is not None
+        and run.scheduled_for is not None
+        and slot_time(run.scheduled_for) == slot_time(pending_due)
+    )
+    if is_the_retry:
+        state.retry_attempt, state.retry_due, state.retry_after_run = None, None, None
+    if run.retry_due is not None and run.outcome is not None and run.outcome is not RunOutcome.RUNNING:
+        state.retry_attempt, state.retry_after_run = run.attempt + 1, run.run_id
+        state.retry_due = to_datetime(run.retry_due)
 
 
 def record_from_row(row: TaskRun) -> RunRecord:

@@ -71,6 +71,11 @@ class TaskState(Base):
     # An operator's cron line replacing the declared trigger ({"cron": ..., "tz": ...}); exclusive
     # with interval_seconds (PATCH sets one and clears the other).
     cron_override: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The pending retry of a failed run (scheduling/retries.py): written with that run's end,
+    # cleared when the retry runs or is dropped, re-planned at start-up. Null: none pending.
+    retry_attempt: Mapped[int | None]
+    retry_due: Mapped[datetime | None]
+    retry_after_run: Mapped[str | None] = mapped_column(String(36))
 
 
 class RuntimeTask(Base):

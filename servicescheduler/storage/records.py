@@ -32,6 +32,9 @@ class RunRecord:
     # W3C traceparent of the request that asked for the run (POST /tasks/{name}/run): its span
     # links to it. In memory only.
     trace_link: str | None = field(default=None, repr=False, compare=False)
+    # A failed run's next attempt is due then (epoch seconds): stored with the run's end, in the
+    # same transaction, as the task's pending retry (storage/history.py). In memory otherwise.
+    retry_due: float | None = field(default=None, repr=False, compare=False)
 
     @property
     def duration_ms(self) -> float | None:

@@ -31,6 +31,23 @@ class SavedTaskState:
     stats: Counter[RunOutcome] = field(default_factory=Counter)
     last_run: RunRecord | None = None
     cron_override: dict[str, Any] | None = None
+    pending_retry: StoredRetry | None = None
+
+
+@dataclass(frozen=True)
+class StoredRetry:
+    """A task's persisted pending retry: the next attempt of the failed run `after_run`."""
+
+    attempt: int
+    due: float  # epoch seconds
+    after_run: str
+
+
+def _stored_retry(row: TaskState) -> StoredRetry | None:
+    due = to_epoch(row.retry_due)
+    if row.retry_attempt is None or due is None:
+        return None
+    return StoredRetry(row.retry_attempt, due, row.retry_after_run or "")
 
 
 class TaskStateStore:
@@ -49,6 +66,7 @@ class TaskStateStore:
                     to_epoch(row.last_run_scheduled_for),
                     to_epoch(row.last_success_at),
                     cron_override=row.cron_override,
+                    pending_retry=_stored_retry(row),
                 )
                 for row in session.scalars(select(TaskState))
             }
