@@ -82,7 +82,7 @@ from servicescheduler.storage.db import Database
 from servicescheduler.storage.records import AuditRecord, RunRecord
 from servicescheduler.storage.recovery import interrupt_orphans
 from servicescheduler.storage.runtime_tasks import RuntimeDefinition
-from servicescheduler.storage.task_state import SavedTaskState, StoredRetry, TaskStateStore
+from servicescheduler.storage.task_state import SavedTaskState, StoredRetry, TaskStateStore, stored_retries
 from servicescheduler.support.clock import iso, to_datetime
 from servicescheduler.vocabulary import RunCause, RunOutcome
 
@@ -125,6 +125,7 @@ class Scheduler(SchedulerViews):
         self.coordinator: Coordinator = coordinator or LocalCoordinator()
         self.replica_id = self.coordinator.replica_id
         self._versions: dict[str, int] = {}  # task → control version last applied here
+        self._recovered: set[str] = set()  # failed runs whose stored retry was re-planned here
         self._lead = self.coordinator.dispatch_lead_seconds
         self._book = RunBook(self.metrics, self.recorder, clock, self.replica_id)
         # A run's start is stored once it is claimed: alone, as it is dispatched; in a cluster, once
@@ -178,6 +179,7 @@ class Scheduler(SchedulerViews):
             for definition in runtime_tasks.active(self.database):
                 self._restore_runtime(definition, saved, now)
         self.states.create(first_seen)
+        self.recover_orphaned_retries(live)  # the predecessor's, and those of replicas gone meanwhile
         self.recorder.start()
         for task in self._tasks.values():
             log.info(
@@ -228,9 +230,6 @@ class Scheduler(SchedulerViews):
             startup = spec.run_at_start or task.is_overdue(now)
             label = RunCause.STARTUP if startup else RunCause.CATCH_UP if catch_up else RunCause.SCHEDULE
             self._plan(task, now, due_now=startup or catch_up, label=label)
-        state = saved.get(name)
-        if state is not None and state.pending_retry is not None:
-            self.recover_retry(task, state.pending_retry, now)
         return task
 
     def stop(self, timeout: float | None = None) -> list[str]:
@@ -426,6 +425,22 @@ class Scheduler(SchedulerViews):
             self.wake_deadline = pending.due
         self._wake.set()
 
+    def recover_orphaned_retries(self, live: frozenset[str] | None = None) -> None:
+        """Re-plans the stored pending retries of processes that are gone: at start-up (this
+        process's predecessor's) and, in a cluster, on each heartbeat (ClusterSync: replicas
+        killed, or stopped and carried over). A live replica's own stay its own. Several replicas
+        may re-plan one retry: its slot claim lets one of them run it (or record its drop), once."""
+        stored = stored_retries(self.database)
+        if not stored:
+            return
+        if live is None:  # a heartbeat: this replica's own retries are in its memory already
+            live = self.coordinator.live_replicas() | {self.replica_id or ""}
+        now = self.clock()
+        for name, (retry, replica) in stored.items():
+            task = self._tasks.get(name)
+            if task is not None and replica not in live:
+                self.recover_retry(task, retry, now)
+
     def recover_retry(self, task: TrackedTask, stored: StoredRetry, now: float) -> None:
         """Re-plans a persisted pending retry (start-up; in a cluster, one a dead replica left).
         Its due time is kept, so every replica that re-plans it claims the same slot: it runs,
@@ -433,10 +448,13 @@ class Scheduler(SchedulerViews):
         its next regular slot after the failure came before the retry can run."""
         with self._lock:
             known = task.pending_retry
-            if (known is not None and known.token == stored.after_run) or (
-                task.running is not None and task.running.cause == RunCause.RETRY
+            if (
+                stored.after_run in self._recovered
+                or (known is not None and known.token == stored.after_run)
+                or (task.running is not None and task.running.cause == RunCause.RETRY)
             ):
-                return  # this replica's own, planned or running already
+                return  # this replica's own, or handled here already (its row is cleared soon)
+            self._recovered.add(stored.after_run)
             task.pending_retry = PendingRetry(stored.attempt, stored.due, stored.after_run)
             slot = None
             if stored.attempt >= 2:

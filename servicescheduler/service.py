@@ -87,6 +87,7 @@ class Application:
                 metrics=self.metrics,
                 partitions=self._partitions,
                 apply_definition=self.scheduler.apply_definition,
+                recover_retries=self.scheduler.recover_orphaned_retries,
             )
         self.started = False
 

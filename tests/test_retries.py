@@ -367,3 +367,50 @@ def test_simulate_runs_each_retry_at_its_due_time_on_the_fake_clock() -> None:
     ]
     first, second = seen[1][1] - start, seen[2][1] - seen[1][1]
     assert 30 <= first <= 60 and 60 <= second <= 120, seen
+
+
+SECOND_CHANCE_MODULE = """
+from servicescheduler.scheduling import every, tasks
+
+@tasks.task("second-chance", trigger=every(1).hours, retries=1, retry_backoff=6)
+def second_chance(ctx) -> None:
+    if ctx.attempt == 1:
+        raise ConnectionError("the first attempt fails")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.realtime
+@pytest.mark.timeout(120)
+def test_a_killed_replicas_pending_retry_runs_once_on_another(tmp_path: Path, servers, cluster_database_url) -> None:
+    (tmp_path / "chancetasks.py").write_text(SECOND_CHANCE_MODULE)
+    env = {"DATABASE_URL": cluster_database_url, "TASK_MODULES": "chancetasks", "CLUSTER_REPLICA_TTL_SECONDS": "3"}
+    servers.extend(ServerProcess(tmp_path, f"replica-{index}", env) for index in range(2))
+    wait_ready(servers)
+    a, b = servers
+    by_id = {a.get("/cluster")["self"]: a, b.get("/cluster")["self"]: b}
+    # The failed attempt's row is stored: its pending retry with it (one transaction).
+    [failed] = wait_until(
+        lambda: [r for r in a.get("/tasks/second-chance/runs") if r["outcome"] == "error"], timeout=20, interval=0.05
+    )
+    holder = by_id[failed["replica"]]
+    survivor = b if holder is a else a
+    pending = holder.get("/tasks/second-chance")["pending_retry"]
+    assert pending is not None and pending["attempt"] == 2
+    holder.kill()  # kill -9 before the retry is due (3-6 s after the failure)
+    assert time.time() < epoch(pending["due"]), "the retry was due before the kill: the machine is too slow"
+
+    def retried() -> list[dict[str, Any]] | None:
+        rows = [r for r in survivor.get("/tasks/second-chance/runs") if r["trigger"] == "retry"]
+        return rows if rows and rows[0]["outcome"] != "running" else None
+
+    [retry] = wait_until(retried, timeout=30, interval=0.1)
+    assert (retry["attempt"], retry["outcome"], retry["scheduled_for"]) == (2, "success", pending["due"])
+    assert retry["replica"] == survivor.get("/cluster")["self"]
+    time.sleep(1.0)  # a second beat or more of the survivor: nothing re-plans it again
+    runs = survivor.get("/tasks/second-chance/runs")
+    assert [(r["attempt"], r["trigger"], r["outcome"]) for r in reversed(runs)] == [
+        (1, "startup", "error"),
+        (2, "retry", "success"),
+    ]
+    assert survivor.get("/tasks/second-chance")["pending_retry"] is None

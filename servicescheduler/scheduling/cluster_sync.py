@@ -1,7 +1,8 @@
 """ClusterSync: the `cluster-sync` thread of a replica.
 
 - heartbeat (every TTL/5): refreshes this replica's row, renews the leases of its runs in
-  progress, records runs of dead replicas (expired leases) `interrupted`, prunes old claims;
+  progress, records runs of dead replicas (expired leases) `interrupted`, re-plans the pending
+  retries dead replicas stored (Scheduler.recover_orphaned_retries), prunes old claims;
 - control: applies enable/disable/PATCH and runtime tasks' creation and deletion persisted by any
   replica, polling the control version (SQLite: 4 times a second) and, on PostgreSQL, woken at
   once by LISTEN/NOTIFY (`control-listener` thread), with a once-a-second poll as the fallback.
@@ -54,10 +55,12 @@ class ClusterSync:
         partitions: Callable[[], list[str]] | None = None,
         metrics: Metrics | None = None,
         apply_definition: Callable[[RuntimeDefinition], None] | None = None,
+        recover_retries: Callable[[], None] | None = None,
     ) -> None:
         self.coordinator = coordinator
         self._apply = apply
         self._apply_definition = apply_definition
+        self._recover_retries = recover_retries  # each beat: pending retries of dead replicas
         self._clock = clock
         self._partitions = partitions
         self._database = coordinator.database
@@ -168,6 +171,8 @@ class ClusterSync:
                 cluster.prune(session, now - max(10 * coordinator.ttl_seconds, PRUNE_EVERY_SECONDS))
         for lease in interrupted:
             log_interrupted(lease, coordinator.replica_id)
+        if self._recover_retries is not None:
+            self._recover_retries()
 
 
 class ControlListener:

@@ -14,7 +14,7 @@ from servicescheduler.storage.claims import insert_ignoring_conflicts
 from servicescheduler.storage.control import bump_version, seed_states
 from servicescheduler.storage.db import Database
 from servicescheduler.storage.history import last_runs, outcome_counts
-from servicescheduler.storage.models import TaskState
+from servicescheduler.storage.models import TaskRun, TaskState
 from servicescheduler.storage.records import AuditRecord, RunRecord
 from servicescheduler.support.clock import to_epoch, utcnow
 from servicescheduler.vocabulary import RunOutcome
@@ -31,7 +31,6 @@ class SavedTaskState:
     stats: Counter[RunOutcome] = field(default_factory=Counter)
     last_run: RunRecord | None = None
     cron_override: dict[str, Any] | None = None
-    pending_retry: StoredRetry | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +49,23 @@ def _stored_retry(row: TaskState) -> StoredRetry | None:
     return StoredRetry(row.retry_attempt, due, row.retry_after_run or "")
 
 
+def stored_retries(database: Database) -> dict[str, tuple[StoredRetry, str | None]]:
+    """{task: (its pending retry, the replica that ran the failed attempt)} for every task with
+    one: a retry planned by a replica that died is re-planned by another (ClusterSync)."""
+    query = (
+        select(TaskState, TaskRun.replica)
+        .outerjoin(TaskRun, TaskRun.run_id == TaskState.retry_after_run)
+        .where(TaskState.retry_due.is_not(None))
+    )
+    found: dict[str, tuple[StoredRetry, str | None]] = {}
+    with database.read_session() as session:
+        for row, replica in session.execute(query):
+            stored = _stored_retry(row)
+            if stored is not None:
+                found[row.name] = (stored, replica)
+    return found
+
+
 class TaskStateStore:
     """Reads and writes `task_state` rows; every change is audited in the same transaction."""
 
@@ -66,7 +82,6 @@ class TaskStateStore:
                     to_epoch(row.last_run_scheduled_for),
                     to_epoch(row.last_success_at),
                     cron_override=row.cron_override,
-                    pending_retry=_stored_retry(row),
                 )
                 for row in session.scalars(select(TaskState))
             }
