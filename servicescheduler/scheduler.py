@@ -29,12 +29,13 @@ A run's life (outcomes: vocabulary.RunOutcome; who may run a slot: scheduling/co
      │           scheduler lock -> RunBook: counters, metrics, the recorder's queue, one `task_run` line.
      │           error / timeout with attempts left (TaskSpec.retries): Scheduler._plan_retry keeps a
      │           PendingRetry on the task and queues a RETRY item at the failed run's end + the backoff
-     v           (scheduling/retries.py); only this replica knows of it.
+     v           (scheduling/retries.py); stored with the run's end (recover_orphaned_retries re-plans
+                 it after a restart, or on another replica once this one is dead).
     retry due    loop thread, Scheduler._dispatch_retry: a run with cause `retry`, attempt n+1 and
                  scheduled_for = its due time, back at `dispatched` (claimed and leased like a slot).
                  Dropped instead (Scheduler._drop_retry: a `skipped` row, cause `retry`) when the
                  task is disabled, its next slot is dispatched first, a manual or event run starts,
-                 a run of the task is still going, or the service stops.
+                 or a run of the task is still going.
 
     interrupted  Scheduler.stop for runs past the shutdown grace (scheduler lock); at start-up,
                  storage/recovery.py for rows a dead process left `running`; in a cluster,

@@ -1,7 +1,8 @@
 """Retries: a run that ends `error` or `timeout` is attempted again after an exponential, jittered,
 capped delay, each attempt its own run row (`attempt`, trigger `retry`); a pending retry shows in
 the task JSON and the dashboard and is dropped (recorded `skipped`) when the task is disabled or
-its next slot comes first; two replicas never both retry."""
+its next slot comes first; two replicas never both retry; a pending retry survives a restart
+and a replica killed with -9."""
 
 from __future__ import annotations
 

@@ -8,8 +8,9 @@ delay before attempt `a` (a >= 2), after the previous attempt ended, is
 so 3 retries with `retry_backoff=10` wait about 5-10 s, 10-20 s, 20-40 s. The jitter spreads the
 retries of tasks that failed together (one database outage) instead of sending them back at
 once; it is derived from the failed run's id rather than drawn, so a delay can be reproduced
-from the run history. A pending retry lives in the memory of the replica that ran the failed
-attempt: a restart drops it (the task's regular schedule goes on).
+from the run history. A pending retry waits in the memory of the replica that ran the failed
+attempt and is stored with that attempt's end (ss_task_state, storage/history.py): a restart,
+or another replica once that one is dead, plans it again (Scheduler.recover_orphaned_retries).
 """
 
 from __future__ import annotations
