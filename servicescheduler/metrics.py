@@ -76,6 +76,21 @@ class Metrics:
         self.consumer_lag = Gauge(
             "consumer_lag", "Messages behind the end of the partition", ["topic", "partition"], registry=r
         )
+        # Per topic (consumers/running/topic_counts.py feeds /consumer the same numbers): a declared
+        # topic's own rates and dead letters, which the totals above mix with every other topic's.
+        # Incremented once per topic per stored batch, not per message.
+        self.topic_events = Counter(
+            "consumer_topic_events",
+            "Messages of a topic by result (stored, duplicate, dead_lettered)",
+            ["topic", "result"],
+            registry=r,
+        )
+        self.topic_lag = Gauge(
+            "consumer_topic_lag",
+            "Messages behind, summed over the topic's partitions this replica consumes",
+            ["topic"],
+            registry=r,
+        )
 
     def on_scrape(self, refresh: Callable[[], None]) -> None:
         """Registers a callback that refreshes computed gauges (heartbeat age, lag) before a scrape."""
