@@ -40,9 +40,10 @@ class Metrics:
             registry=r,
         )
         # Retries (scheduling/retries.py): `scheduled` when a failed run's next attempt is queued,
-        # `dropped` when one is given up (disabled, its next slot first, superseded, shutdown).
+        # `dropped` when one is given up (disabled, its next slot first, superseded, shutdown),
+        # `exhausted` when the last attempt a task declares (`retries=N`) failed too.
         self.task_retries = Counter(
-            "task_retries", "Retry attempts scheduled and dropped, by task", ["task", "result"], registry=r
+            "task_retries", "Retry attempts scheduled, dropped and exhausted, by task", ["task", "result"], registry=r
         )
         self.task_checkins = Counter(
             "task_checkins",

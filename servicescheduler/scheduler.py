@@ -385,6 +385,9 @@ class Scheduler(SchedulerViews):
             deleted = self._tasks.get(task.name) is not task  # a runtime task removed while it ran
             if outcome.outcome in _RETRIED and run.attempt <= task.spec.retries and not deleted:
                 self._plan_retry(task, run)
+            elif outcome.outcome in _RETRIED and task.spec.retries > 0:
+                # Its last attempt failed: the alert on given-up work (TaskRetriesExhausted) reads this.
+                self.metrics.task_retries.labels(task.name, "exhausted").inc()
 
     def _context(self, task: TrackedTask, run: RunRecord) -> TaskContext:
         return TaskContext(
