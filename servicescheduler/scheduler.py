@@ -687,6 +687,13 @@ class Scheduler(SchedulerViews):
         """Publishes what control changes: the enabled flag and the interval (as a nominal period)."""
         self.metrics.task_enabled.labels(task.name).set(1 if task.enabled else 0)
         self.metrics.task_interval.labels(task.name).set(task.trigger.nominal_period_seconds)
+        # The counters alert rules take increase() of start at 0: a series born at its first event
+        # (value 1) shows Prometheus no increase, and the alert would miss that first failure.
+        if task.spec.retries > 0:
+            self.metrics.task_retries.labels(task.name, "exhausted")
+        if self.checkins.url(task.spec) is not None:
+            for outcome in ("ok", "failed"):
+                self.metrics.task_checkins.labels(task.name, outcome)
 
     def trigger(
         self, name: str, *, actor: str = "admin", label: str = RunCause.MANUAL, trace_link: str | None = None

@@ -6,6 +6,7 @@ under its readers; the supervisor sums the tables of finished workers with the l
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from servicescheduler.consumers.storing.store import StoreResult
@@ -24,6 +25,13 @@ def add_topic_counts(counts: dict[str, tuple[int, int, int]], result: StoreResul
         was = merged.get(dead.topic, (0, 0, 0))
         merged[dead.topic] = (was[0], was[1], was[2] + 1)
     return merged
+
+
+def declare_topics(metrics: Metrics, topics: Iterable[str]) -> None:
+    """Starts each consumed topic's dead-letter count at 0: the alert takes its increase(), and a
+    series born at its first dead letter (value 1) would show Prometheus no increase."""
+    for topic in topics:
+        metrics.topic_events.labels(topic, "dead_lettered")
 
 
 def count_topics(metrics: Metrics, result: StoreResult) -> None:
