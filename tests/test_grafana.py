@@ -166,6 +166,7 @@ def test_the_dashboard_is_valid_json_with_a_query_in_every_panel() -> None:
     for needed in ("Runs by outcome", "Run duration (p50, p95, p99)", "Consumer rate", "Lag per partition"):
         assert needed in titles
     assert {"Dead letters", "Replicas alive"} <= titles
+    assert {"Retries", "Check-ins", "Messages per topic", "Dead-letter share per topic", "Lag per topic"} <= titles
 
 
 def test_the_dashboards_expressions_parse(tmp_path: Path) -> None:
