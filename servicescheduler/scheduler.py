@@ -528,6 +528,7 @@ class Scheduler(SchedulerViews):
         description: str = "",
         retries: int = 0,
         retry_backoff: float = DEFAULT_RETRY_BACKOFF_SECONDS,
+        checkin_url: str | None = None,
         actor: str = "admin",
     ) -> TaskStatus:
         """Creates a task from a declared function (scheduling/runtime.py), persisted and audited;
@@ -546,6 +547,7 @@ class Scheduler(SchedulerViews):
                 description,
                 retries=retries,
                 retry_backoff=retry_backoff,
+                checkin_url=checkin_url,
             )
             spec = build_runtime_spec(definition, self._registry.functions)
             definition = dataclasses.replace(definition, trigger=trigger_to_json(spec.trigger) or definition.trigger)

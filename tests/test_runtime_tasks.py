@@ -268,3 +268,65 @@ def test_a_runtime_task_created_with_retries_is_attempted_again_and_keeps_them_a
     app.stop()
     again = live_app(settings, registry())
     assert again.client.get("/tasks/nightly").json()["retries"] == 2
+
+
+def test_a_runtime_task_created_with_a_checkin_url_checks_in_after_each_success_and_keeps_it(
+    live_app, make_settings, database_url
+) -> None:
+    """POST /tasks takes `checkin_url` as a declaration does: a successful run GETs it, the URL
+    is kept with the definition (a restart checks in again) and never shown back (its path is a
+    secret): the task and its audit entry name the host only."""
+    from tests.test_checkins import CheckinReceiver
+
+    settings = make_settings(database_url=database_url)
+    with CheckinReceiver() as receiver:
+        app = live_app(settings, Reports().registry())
+        url = receiver.url("/ping/secret-uuid")
+        created = _create(app, kwargs={"region": "eu"}, trigger={"interval_seconds": 3600}, checkin_url=url)
+        assert created.status_code == 201, created.text
+        assert "secret-uuid" not in created.text and "secret-uuid" not in app.client.get("/tasks").text
+        audit = app.client.get("/audit").json()[0]
+        assert audit["detail"]["checkin_host"] == "127.0.0.1" and "secret-uuid" not in str(audit)
+        assert app.client.post("/tasks/report-eu/run", headers=AUTH).status_code == 202
+        wait_until(lambda: receiver.paths == ["/ping/secret-uuid"])
+        app.stop()
+
+        again = live_app(settings, Reports().registry())
+        assert again.client.post("/tasks/report-eu/run", headers=AUTH).status_code == 202
+        wait_until(lambda: receiver.paths == ["/ping/secret-uuid"] * 2)
+
+
+def test_a_checkin_url_given_on_one_replica_is_applied_on_another(make_scheduler, tmp_path) -> None:
+    """The second replica builds the task from the persisted definition (the cluster's path,
+    cluster_sync → apply_definition) and checks in after the runs it makes."""
+    from servicescheduler.storage import runtime_tasks
+    from tests.test_checkins import CheckinReceiver
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    first = make_scheduler(Reports().registry(), database_url=url)
+    second = make_scheduler(Reports().registry(), database_url=url)
+    with CheckinReceiver() as receiver:
+        first.add_task(
+            "report-eu",
+            "send-report",
+            {"interval_seconds": 3600},
+            kwargs={"region": "eu"},
+            checkin_url=receiver.url("/from-first"),
+        )
+        with second.database.read_session() as session:
+            for definition in runtime_tasks.changed_since(session, 0):
+                second.apply_definition(definition)
+        assert "report-eu" in second.names()
+        second.trigger("report-eu")
+        wait_until(lambda: receiver.paths == ["/from-first"])
+
+
+def test_a_bad_checkin_url_is_a_422_naming_the_field(live_app, make_settings) -> None:
+    app = live_app(make_settings(), Reports().registry())
+    for bad in ("ftp://example.org/x", "hc-ping.com/abc", ""):
+        response = _create(app, kwargs={"region": "eu"}, checkin_url=bad)
+        assert response.status_code == 422, response.text
+        assert "checkin_url" in response.json()["detail"]
+    assert app.client.get("/tasks/report-eu").status_code == 404
+    with pytest.raises(InvalidTask, match="checkin_url must be an http"):
+        app.service.add_task("report-eu", "send-report", every(1).hours, kwargs={"region": "eu"}, checkin_url="x")

@@ -87,6 +87,10 @@ class TaskCreate(BaseModel):
     retry_backoff: float = Field(
         default=DEFAULT_RETRY_BACKOFF_SECONDS, gt=0, le=86_400, description="Seconds; the first retry waits 0.5-1x this"
     )
+    # Checked as a declaration's (http:// or https://) by the scheduler; never shown back: its path is a secret.
+    checkin_url: str | None = Field(
+        default=None, min_length=1, max_length=2048, description="http(s) URL to GET after each successful run"
+    )
 
 
 class RunAccepted(BaseModel):
@@ -116,6 +120,7 @@ def create_task(body: TaskCreate, application: AppDep, actor: AdminDep) -> dict[
         description=body.description,
         retries=body.retries,
         retry_backoff=body.retry_backoff,
+        checkin_url=body.checkin_url,
         actor=actor,
     )
     return scrub_errors(status_.as_dict())
