@@ -330,3 +330,25 @@ def test_a_bad_checkin_url_is_a_422_naming_the_field(live_app, make_settings) ->
     assert app.client.get("/tasks/report-eu").status_code == 404
     with pytest.raises(InvalidTask, match="checkin_url must be an http"):
         app.service.add_task("report-eu", "send-report", every(1).hours, kwargs={"region": "eu"}, checkin_url="x")
+
+
+def test_the_history_of_a_deleted_runtime_task_is_still_served(live_app, make_settings, database_url) -> None:
+    """DELETE keeps the runs (ss_task_runs): GET /tasks/{name}/runs answers 200 with them, filters
+    and pages as before; a name that never ran anything is still a 404."""
+    app = live_app(make_settings(database_url=database_url), Reports().registry())
+    assert _create(app, kwargs={"region": "eu"}, trigger={"interval_seconds": 3600}).status_code == 201
+    assert app.client.post("/tasks/report-eu/run", headers=AUTH).status_code == 202
+
+    def finished() -> list[dict[str, Any]] | None:
+        runs = app.client.get("/tasks/report-eu/runs").json()
+        return runs if runs and runs[0]["outcome"] == "success" else None
+
+    before = wait_until(finished)
+    assert app.client.delete("/tasks/report-eu", headers=AUTH).status_code == 204
+    assert app.client.get("/tasks/report-eu").status_code == 404
+    after = app.client.get("/tasks/report-eu/runs")
+    assert after.status_code == 200, after.text
+    assert [run["run_id"] for run in after.json()] == [run["run_id"] for run in before]
+    assert app.client.get("/tasks/report-eu/runs?outcome=error").json() == []
+    assert app.client.get("/tasks/report-eu/runs?offset=1").json() == []
+    assert app.client.get("/tasks/never-was/runs").status_code == 404
