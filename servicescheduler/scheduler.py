@@ -142,6 +142,9 @@ class Scheduler(SchedulerViews):
         )
         self._registry = registry
         self._tasks: dict[str, TrackedTask] = {}
+        # Runtime tasks deleted while a run of theirs went on: no longer listed, but stop() still
+        # waits for that run and records it `interrupted` past the grace, as any other.
+        self._departed: list[TrackedTask] = []
         self._agenda = Agenda()
         self._lock = threading.RLock()
         self._control_lock = threading.Lock()
@@ -250,7 +253,7 @@ class Scheduler(SchedulerViews):
         self.executor.shutdown()
         self.checkins.close()
         with self._lock:
-            self._book.interrupt_unfinished(self._tasks.values(), timeout)
+            self._book.interrupt_unfinished([*self._tasks.values(), *self._departed], timeout)
             for task in self._tasks.values():
                 if task.pending_retry is not None:  # kept in memory only: recorded, not carried over
                     pending, task.pending_retry = task.pending_retry, None
@@ -262,9 +265,14 @@ class Scheduler(SchedulerViews):
         return unfinished
 
     def _wait_for_runs(self, deadline: float) -> list[str]:
-        while time.monotonic() < deadline and self.running_tasks():
+        while time.monotonic() < deadline and self._unfinished():
             time.sleep(0.02)
-        return self.running_tasks()
+        return self._unfinished()
+
+    def _unfinished(self) -> list[str]:
+        """Tasks with a run going, those deleted while it ran included."""
+        with self._lock:
+            return sorted({*self.running_tasks(), *(task.name for task in self._departed if task.running)})
 
     def _loop(self) -> None:
         try:
@@ -373,6 +381,8 @@ class Scheduler(SchedulerViews):
             if task.running is not run:
                 return  # already recorded `interrupted` by stop()
             task.running, task.overrunning = None, False
+            if self._departed and self._tasks.get(task.name) is not task:
+                self._departed = [other for other in self._departed if other is not task]
             if outcome is not UNCLAIMED:  # cluster: a slot another replica won is not ours to count
                 self._book.finished(task, run, outcome)
             asked = self.coordinator.take_rerun(task.name)
@@ -614,7 +624,8 @@ class Scheduler(SchedulerViews):
                 self._plan(task, now, due_now=task.is_overdue(now))
 
     def _uninstall(self, name: str, version: int) -> None:
-        """Forgets a runtime task: queued runs are dropped, one in progress finishes and is recorded."""
+        """Forgets a runtime task: queued runs are dropped, one in progress finishes and is recorded
+        (and is waited for, or interrupted, by stop())."""
         self._versions[name] = max(version, self._versions.get(name, 0))
         with self._lock:
             task = self._tasks.pop(name, None)
@@ -624,6 +635,8 @@ class Scheduler(SchedulerViews):
             task.next_due = None
             task.rerun_requested = False
             self._drop_retry(task, "the task was deleted")
+            if task.running is not None:
+                self._departed.append(task)
             for gauge in (self.metrics.task_enabled, self.metrics.task_interval):
                 with contextlib.suppress(KeyError):
                     gauge.remove(name)

@@ -352,3 +352,58 @@ def test_the_history_of_a_deleted_runtime_task_is_still_served(live_app, make_se
     assert app.client.get("/tasks/report-eu/runs?outcome=error").json() == []
     assert app.client.get("/tasks/report-eu/runs?offset=1").json() == []
     assert app.client.get("/tasks/never-was/runs").status_code == 404
+
+
+def _held_task(make_scheduler: Any) -> tuple[Any, threading.Event, threading.Event]:
+    """A scheduler whose runtime task `held` is running (until `release`), then deleted."""
+    from tests.conftest import FakeClock
+
+    started, release = threading.Event(), threading.Event()
+    registry = TaskRegistry()
+
+    @registry.function("hold")
+    def hold(ctx: TaskContext, *, seconds: float) -> None:
+        started.set()
+        release.wait(seconds)
+
+    clock = FakeClock()
+    scheduler = make_scheduler(registry, clock=clock, run_loop=False)
+    scheduler.add_task("held", "hold", {"interval_seconds": 10}, kwargs={"seconds": 10})
+    scheduler.tick(clock.advance(10))
+    assert started.wait(5)
+    scheduler.remove_task("held")
+    return scheduler, started, release
+
+
+def _outcomes(scheduler: Any, task: str) -> list[str]:
+    from servicescheduler.storage.history import run_rows
+
+    return [row["outcome"] for row in run_rows(scheduler.database, task, 10, None)]
+
+
+def test_shutdown_interrupts_a_run_of_a_deleted_task_past_the_grace(make_scheduler) -> None:
+    """Stopping records the run `interrupted` at once (not left `running` for the next start-up)
+    and names its task among the unfinished ones."""
+    scheduler, _, release = _held_task(make_scheduler)
+    try:
+        assert scheduler.stop(timeout=0.2) == ["held"]
+        assert _outcomes(scheduler, "held") == ["interrupted"]
+    finally:
+        release.set()
+
+
+def test_shutdown_waits_for_a_run_of_a_deleted_task_within_the_grace(make_scheduler) -> None:
+    """Stopping waits for it as for any running run: it ends `success` and is stored."""
+    scheduler, _, release = _held_task(make_scheduler)
+    stopped: list[list[str]] = []
+    stopping = threading.Thread(target=lambda: stopped.append(scheduler.stop(timeout=10)))
+    stopping.start()
+    try:
+        stopping.join(0.5)  # without waiting for the run, stop() returns in a few ms
+        assert stopping.is_alive() and not stopped, "stop() did not wait for the deleted task's run"
+        release.set()
+        stopping.join(10)
+    finally:
+        release.set()
+    assert stopped == [[]]
+    assert _outcomes(scheduler, "held") == ["success"]
