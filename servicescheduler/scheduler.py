@@ -515,16 +515,40 @@ class Scheduler(SchedulerViews):
             parsed = trigger_from_json(trigger)  # validated before it is persisted
             spelled = trigger_to_json(parsed) or trigger  # the zone spelled out: every replica reads the same
             interval = spelled.get("interval_seconds")
-            cron_line = None if interval is not None else spelled
-            values: dict[str, Any] = {"interval_seconds": interval, "cron_override": cron_line}
-            if interval is not None and task.anchor is None:
-                # An interval needs a grid origin every replica agrees on (a cron task may never have run).
-                task.anchor = float(int(self.clock()))
-                values["last_run_scheduled_for"] = to_datetime(task.anchor)
-            version = self.states.change(name, actor=actor, action="reschedule", detail=spelled, **values)
-            self._apply(task, task.enabled, interval, version, cron_line)
+            self._change_trigger(task, interval, None if interval is not None else spelled, spelled, actor)
             log.info("task_rescheduled", task=name, trigger=spelled, actor=actor)
             return self.status(name)
+
+    def reset_trigger(self, name: str, *, actor: str = "admin") -> TaskStatus:
+        """Drops an operator's trigger (PATCH): the task is back on its configured one, its
+        TASK_<NAME>_INTERVAL_SECONDS if set, else its declaration's (a runtime task's: the one it
+        was created with). Persisted, on every replica. Returns its status."""
+        with self._control_lock:
+            task = self._get(name)
+            interval = self.settings.task_intervals.get(name) if task.runtime is None else None
+            configured = Trigger.interval(interval) if interval else task.spec.trigger
+            detail = {"reset": trigger_to_json(configured) or configured.describe()}
+            self._change_trigger(task, interval, None, detail, actor)
+            log.info("task_trigger_reset", task=name, schedule=configured.describe(), actor=actor)
+            return self.status(name)
+
+    def _change_trigger(
+        self,
+        task: TrackedTask,
+        interval: int | None,
+        cron_line: dict[str, Any] | None,
+        detail: dict[str, Any],
+        actor: str,
+    ) -> None:
+        """Persists and applies a task's new trigger override (caller holds the control lock)."""
+        values: dict[str, Any] = {"interval_seconds": interval, "cron_override": cron_line}
+        calendar = cron_line is not None or (interval is None and task.spec.trigger.is_calendar)
+        if not calendar and task.anchor is None:
+            # An interval needs a grid origin every replica agrees on (a cron task may never have run).
+            task.anchor = float(int(self.clock()))
+            values["last_run_scheduled_for"] = to_datetime(task.anchor)
+        version = self.states.change(task.name, actor=actor, action="reschedule", detail=detail, **values)
+        self._apply(task, task.enabled, interval, version, cron_line)
 
     # ------------------------------------------------------------------ runtime tasks
     def add_task(

@@ -407,3 +407,49 @@ def test_shutdown_waits_for_a_run_of_a_deleted_task_within_the_grace(make_schedu
         release.set()
     assert stopped == [[]]
     assert _outcomes(scheduler, "held") == ["success"]
+
+
+def test_patch_trigger_null_puts_a_task_back_on_its_configured_trigger(live_app, make_settings, database_url) -> None:
+    """`PATCH {"trigger": null}` drops the operator's trigger: a declared task is back on its
+    code's (or TASK_<NAME>_INTERVAL_SECONDS'), a runtime task on the one it was created with;
+    persisted (a restart keeps it) and audited."""
+    settings = make_settings(database_url=database_url)
+    app = live_app(settings, Reports().registry())
+    every_5s = {"trigger": {"cron": "*/5 * * * * *", "tz": "UTC"}}
+    assert app.client.patch("/tasks/job", json=every_5s, headers=AUTH).status_code == 200
+    reset = app.client.patch("/tasks/job", json={"trigger": None}, headers=AUTH)
+    assert reset.status_code == 200, reset.text
+    task = reset.json()
+    assert (task["schedule"], task["trigger"], task["interval_overridden"]) == (
+        "every hour",
+        {"interval_seconds": 3600},
+        False,
+    )
+    assert app.client.get("/audit").json()[0]["detail"] == {"reset": {"interval_seconds": 3600}}
+    assert app.client.patch("/tasks/job", json={"interval_seconds": 60}, headers=AUTH).json()["schedule"] == (
+        "every 60 seconds"
+    )
+    assert app.client.patch("/tasks/job", json={"trigger": None}, headers=AUTH).json()["schedule"] == "every hour"
+
+    created = _create(app, kwargs={"region": "eu"}, trigger={"cron": "0 3 * * *", "tz": "Europe/Berlin"})
+    assert created.status_code == 201
+    to_interval = {"trigger": {"interval_seconds": 5}}
+    assert app.client.patch("/tasks/report-eu", json=to_interval, headers=AUTH).status_code == 200
+    back = app.client.patch("/tasks/report-eu", json={"trigger": None}, headers=AUTH).json()
+    assert back["trigger"] == {"cron": "0 3 * * *", "tz": "Europe/Berlin"}
+    for bad, reason in [({"trigger": None, "interval_seconds": 5}, "resets the trigger"), ({}, "give either")]:
+        response = app.client.patch("/tasks/job", json=bad, headers=AUTH)
+        assert response.status_code == 422 and reason in response.json()["detail"], response.text
+    app.stop()
+
+    again = live_app(settings, Reports().registry())
+    assert again.client.get("/tasks/job").json()["schedule"] == "every hour"
+    assert again.client.get("/tasks/report-eu").json()["schedule"] == "cron '0 3 * * *' Europe/Berlin"
+
+
+def test_patch_trigger_null_honours_the_configured_interval(live_app, make_settings) -> None:
+    app = live_app(make_settings(task_intervals={"job": 120}), Reports().registry())
+    assert app.client.get("/tasks/job").json()["schedule"] == "every 120 seconds"
+    assert app.client.patch("/tasks/job", json={"interval_seconds": 30}, headers=AUTH).status_code == 200
+    reset = app.client.patch("/tasks/job", json={"trigger": None}, headers=AUTH).json()
+    assert (reset["schedule"], reset["interval_seconds"]) == ("every 120 seconds", 120)

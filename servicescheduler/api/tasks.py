@@ -59,13 +59,22 @@ class TaskPatch(BaseModel):
         strict=True,
         description="New interval, 1 s to 7 days",
     )
-    trigger: TriggerBody | None = Field(default=None, description="New trigger: an interval or a cron line")
+    trigger: TriggerBody | None = Field(
+        default=None, description="New trigger: an interval or a cron line; null: back to the configured one"
+    )
 
     @model_validator(mode="after")
     def _one_change(self) -> TaskPatch:
-        if (self.interval_seconds is None) == (self.trigger is None):
+        if self.resets():
+            if self.interval_seconds is not None:
+                raise ValueError('"trigger": null resets the trigger; give no interval_seconds with it')
+        elif (self.interval_seconds is None) == (self.trigger is None):
             raise ValueError("give either interval_seconds or trigger")
         return self
+
+    def resets(self) -> bool:
+        """`{"trigger": null}`: drop the operator's trigger (an absent trigger is not a reset)."""
+        return "trigger" in self.model_fields_set and self.trigger is None
 
     def trigger_json(self) -> dict[str, Any]:
         """The change as the scheduler's JSON trigger."""
@@ -162,7 +171,10 @@ def run_task(name: str, request: Request, application: AppDep, actor: AdminDep) 
 
 @router.patch("/{name}", response_model=TaskView, responses=error_responses(400, 401, 404, 413))
 def patch_task(name: str, body: TaskPatch, application: AppDep, actor: AdminDep) -> dict[str, Any]:
-    """Changes the interval or the trigger (persisted, effective at once)."""
+    """Changes the interval or the trigger (persisted, effective at once); `{"trigger": null}`
+    puts the task back on its configured trigger."""
+    if body.resets():
+        return application.scheduler.reset_trigger(name, actor=actor).as_dict()
     return application.scheduler.retrigger(name, body.trigger_json(), actor=actor).as_dict()
 
 
