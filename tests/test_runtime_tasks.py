@@ -453,3 +453,25 @@ def test_patch_trigger_null_honours_the_configured_interval(live_app, make_setti
     assert app.client.patch("/tasks/job", json={"interval_seconds": 30}, headers=AUTH).status_code == 200
     reset = app.client.patch("/tasks/job", json={"trigger": None}, headers=AUTH).json()
     assert (reset["schedule"], reset["interval_seconds"]) == ("every 120 seconds", 120)
+
+
+def test_a_trigger_reset_on_one_replica_is_applied_on_another(make_scheduler, tmp_path) -> None:
+    """The reset is a control change like a PATCH (cluster_sync → apply_control): the other
+    replica drops its copy of the override too."""
+    from servicescheduler.storage import control
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    first = make_scheduler(Reports().registry(), database_url=url)
+    second = make_scheduler(Reports().registry(), database_url=url)
+
+    def sync() -> None:
+        with second.database.read_session() as session:
+            for state in control.changed_since(session, 0):
+                second.apply_control(state)
+
+    first.retrigger("job", {"cron": "0 3 * * *", "tz": "UTC"})
+    sync()
+    assert second.status("job").schedule == "cron '0 3 * * *' UTC"
+    first.reset_trigger("job")
+    sync()
+    assert second.status("job").schedule == "every hour"
