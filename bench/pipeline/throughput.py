@@ -38,9 +38,10 @@ def product_rates(
     """Rows 'product → SQLite' and 'product → PostgreSQL' for `topic` (each run is then profiled
     when `produce_more` is given), and the same two with KAFKA_CLIENT=confluent-kafka.
 
-    Every product run is paired with a raw kafka-python loop on the same topic right before it
-    (`paired_run`): the ratio of the two is what this machine's load moves least, so each row
-    carries the ratio of every run, its median and its lowest (the goal holds "in every run")."""
+    Every product run is paired with raw kafka-python loops on the same topic right before and
+    right after it (`paired_run`): the ratio to them is what this machine's load moves least, so
+    each row carries the ratio of every run, its median and its lowest (the goal holds "in every
+    run")."""
     out = {}
     for client, prefix in (("kafka-python", "product"), ("confluent-kafka", "product (confluent-kafka)")):
         for backend in ("SQLite", "PostgreSQL"):
@@ -75,20 +76,28 @@ REPEATS = 3  # product runs per row (full mode): rates here swing by ±25 % from
 
 
 def paired_run(name: str, backend: str, bootstrap: str, topic: str, count: int, **kwargs) -> dict:
-    """One product run (run_product) with a raw kafka-python loop on the same topic just before
-    it; the run's `ratio_to_raw` is printed as it is taken."""
-    raw = kafka_python_loop(bootstrap, topic, PARTITIONS, count, timeout=max(60, count / 2000))
-    raw_rate = round(raw["events"] / raw["seconds"]) if raw["seconds"] else None
+    """One product run (run_product) bracketed by raw kafka-python loops on the same topic, one
+    just before and one just after it: the raw rate is their mean, so a load change during the
+    run moves both sides. The run's `ratio_to_raw` is printed as it is taken."""
+    before = _raw_rate(bootstrap, topic, count)
     run = run_product(backend, bootstrap, topic, count, **kwargs)
+    after = _raw_rate(bootstrap, topic, count)
+    known = [rate for rate in (before, after) if rate]
+    raw_rate = round(statistics.mean(known)) if known else None
     run["raw_kafka_python_per_s"] = raw_rate
     run["ratio_to_raw"] = ratio(run.get("events_per_s"), raw_rate, 3)
     print(
-        f"[bench 7] {name}: {run.get('events_per_s')} ev/s, raw kafka-python just before {raw_rate} ev/s, "
-        f"ratio {run['ratio_to_raw']}, {run.get('cpu_us_per_event')} µs CPU/event",
+        f"[bench 7] {name}: {run.get('events_per_s')} ev/s, raw kafka-python before/after {before}/{after} "
+        f"ev/s, ratio {run['ratio_to_raw']}, {run.get('cpu_us_per_event')} µs CPU/event",
         file=sys.stderr,
         flush=True,
     )
     return run
+
+
+def _raw_rate(bootstrap: str, topic: str, count: int) -> int | None:
+    raw = kafka_python_loop(bootstrap, topic, PARTITIONS, count, timeout=max(60, count / 2000))
+    return round(raw["events"] / raw["seconds"]) if raw["seconds"] else None
 
 
 def _median_run(runs: list[dict]) -> dict:
@@ -162,9 +171,10 @@ def measure_throughput(quick: bool, bootstrap: str) -> dict:
         "6 s session timeout; --quick uses 2 s, ~1 s) is excluded. `storage alone` rows store the same "
         "events, decoded beforehand, with the product's `store_batch()` and no Kafka: the ceiling the "
         "database sets for the whole consumer. All consumers read the same topics in this run, "
-        "one after another; every product run is paired with a raw kafka-python loop on the same "
-        "topic just before it, and its row gives the median of the runs (3 in full mode) and of the "
-        "paired ratios (each run's ratio is in the note). FastStream comparison: see its table "
+        "one after another; every product run is paired with raw kafka-python loops on the same "
+        "topic just before and after it (their mean), and its row gives the median of the runs "
+        "(3 in full mode) and of the paired ratios (each run's ratio is in the note). "
+        "FastStream comparison: see its table "
         "(bench/pipeline/peer_compare.py, bench/pipeline/faststream_peer.py)."
     )
     return out
