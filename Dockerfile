@@ -1,9 +1,14 @@
 # ServiceScheduler API image: `docker compose up` (see docker-compose.yml).
 FROM python:3.11-slim
 
+# MALLOC_ARENA_MAX=2: glibc gives each thread that allocates an arena of its own (up to 8 per
+# core); the scheduler's and consumer's threads left free memory in a dozen of them. In the
+# 30-minute soak (docs/reliability.md) the free memory kept in the arenas grew 3.5 MiB with it
+# against 12.7 MiB without, RSS +14 % against +25 %.
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    MALLOC_ARENA_MAX=2
 
 WORKDIR /app
 

@@ -122,6 +122,7 @@ class ServiceScheduler:
         description: str = "",
         retries: int = 0,
         retry_backoff: float = DEFAULT_RETRY_BACKOFF_SECONDS,
+        checkin_url: str | None = None,
         actor: str = "python",
     ) -> dict[str, Any]:
         """Creates a runtime task from a declared function, on the running scheduler, the way
@@ -137,6 +138,7 @@ class ServiceScheduler:
             description=description,
             retries=retries,
             retry_backoff=retry_backoff,
+            checkin_url=checkin_url,
             actor=actor,
         ).as_dict()
 

@@ -40,9 +40,10 @@ class Metrics:
             registry=r,
         )
         # Retries (scheduling/retries.py): `scheduled` when a failed run's next attempt is queued,
-        # `dropped` when one is given up (disabled, its next slot first, superseded, shutdown).
+        # `dropped` when one is given up (disabled, its next slot first, superseded, shutdown),
+        # `exhausted` when the last attempt a task declares (`retries=N`) failed too.
         self.task_retries = Counter(
-            "task_retries", "Retry attempts scheduled and dropped, by task", ["task", "result"], registry=r
+            "task_retries", "Retry attempts scheduled, dropped and exhausted, by task", ["task", "result"], registry=r
         )
         self.task_checkins = Counter(
             "task_checkins",
@@ -75,6 +76,21 @@ class Metrics:
         self.consumer_crash_looping = Gauge("consumer_crash_looping", "1 while restarts exceed the limit", registry=r)
         self.consumer_lag = Gauge(
             "consumer_lag", "Messages behind the end of the partition", ["topic", "partition"], registry=r
+        )
+        # Per topic (consumers/running/topic_counts.py feeds /consumer the same numbers): a declared
+        # topic's own rates and dead letters, which the totals above mix with every other topic's.
+        # Incremented once per topic per stored batch, not per message.
+        self.topic_events = Counter(
+            "consumer_topic_events",
+            "Messages of a topic by result (stored, duplicate, dead_lettered)",
+            ["topic", "result"],
+            registry=r,
+        )
+        self.topic_lag = Gauge(
+            "consumer_topic_lag",
+            "Messages behind, summed over the topic's partitions this replica consumes",
+            ["topic"],
+            registry=r,
         )
 
     def on_scrape(self, refresh: Callable[[], None]) -> None:

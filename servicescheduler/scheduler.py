@@ -142,6 +142,9 @@ class Scheduler(SchedulerViews):
         )
         self._registry = registry
         self._tasks: dict[str, TrackedTask] = {}
+        # Runtime tasks deleted while a run of theirs went on: no longer listed, but stop() still
+        # waits for that run and records it `interrupted` past the grace, as any other.
+        self._departed: list[TrackedTask] = []
         self._agenda = Agenda()
         self._lock = threading.RLock()
         self._control_lock = threading.Lock()
@@ -250,7 +253,7 @@ class Scheduler(SchedulerViews):
         self.executor.shutdown()
         self.checkins.close()
         with self._lock:
-            self._book.interrupt_unfinished(self._tasks.values(), timeout)
+            self._book.interrupt_unfinished([*self._tasks.values(), *self._departed], timeout)
             for task in self._tasks.values():
                 if task.pending_retry is not None:  # kept in memory only: recorded, not carried over
                     pending, task.pending_retry = task.pending_retry, None
@@ -262,9 +265,14 @@ class Scheduler(SchedulerViews):
         return unfinished
 
     def _wait_for_runs(self, deadline: float) -> list[str]:
-        while time.monotonic() < deadline and self.running_tasks():
+        while time.monotonic() < deadline and self._unfinished():
             time.sleep(0.02)
-        return self.running_tasks()
+        return self._unfinished()
+
+    def _unfinished(self) -> list[str]:
+        """Tasks with a run going, those deleted while it ran included."""
+        with self._lock:
+            return sorted({*self.running_tasks(), *(task.name for task in self._departed if task.running)})
 
     def _loop(self) -> None:
         try:
@@ -373,6 +381,8 @@ class Scheduler(SchedulerViews):
             if task.running is not run:
                 return  # already recorded `interrupted` by stop()
             task.running, task.overrunning = None, False
+            if self._departed and self._tasks.get(task.name) is not task:
+                self._departed = [other for other in self._departed if other is not task]
             if outcome is not UNCLAIMED:  # cluster: a slot another replica won is not ours to count
                 self._book.finished(task, run, outcome)
             asked = self.coordinator.take_rerun(task.name)
@@ -385,6 +395,9 @@ class Scheduler(SchedulerViews):
             deleted = self._tasks.get(task.name) is not task  # a runtime task removed while it ran
             if outcome.outcome in _RETRIED and run.attempt <= task.spec.retries and not deleted:
                 self._plan_retry(task, run)
+            elif outcome.outcome in _RETRIED and task.spec.retries > 0:
+                # Its last attempt failed: the alert on given-up work (TaskRetriesExhausted) reads this.
+                self.metrics.task_retries.labels(task.name, "exhausted").inc()
 
     def _context(self, task: TrackedTask, run: RunRecord) -> TaskContext:
         return TaskContext(
@@ -505,16 +518,40 @@ class Scheduler(SchedulerViews):
             parsed = trigger_from_json(trigger)  # validated before it is persisted
             spelled = trigger_to_json(parsed) or trigger  # the zone spelled out: every replica reads the same
             interval = spelled.get("interval_seconds")
-            cron_line = None if interval is not None else spelled
-            values: dict[str, Any] = {"interval_seconds": interval, "cron_override": cron_line}
-            if interval is not None and task.anchor is None:
-                # An interval needs a grid origin every replica agrees on (a cron task may never have run).
-                task.anchor = float(int(self.clock()))
-                values["last_run_scheduled_for"] = to_datetime(task.anchor)
-            version = self.states.change(name, actor=actor, action="reschedule", detail=spelled, **values)
-            self._apply(task, task.enabled, interval, version, cron_line)
+            self._change_trigger(task, interval, None if interval is not None else spelled, spelled, actor)
             log.info("task_rescheduled", task=name, trigger=spelled, actor=actor)
             return self.status(name)
+
+    def reset_trigger(self, name: str, *, actor: str = "admin") -> TaskStatus:
+        """Drops an operator's trigger (PATCH): the task is back on its configured one, its
+        TASK_<NAME>_INTERVAL_SECONDS if set, else its declaration's (a runtime task's: the one it
+        was created with). Persisted, on every replica. Returns its status."""
+        with self._control_lock:
+            task = self._get(name)
+            interval = self.settings.task_intervals.get(name) if task.runtime is None else None
+            configured = Trigger.interval(interval) if interval else task.spec.trigger
+            detail = {"reset": trigger_to_json(configured) or configured.describe()}
+            self._change_trigger(task, interval, None, detail, actor)
+            log.info("task_trigger_reset", task=name, schedule=configured.describe(), actor=actor)
+            return self.status(name)
+
+    def _change_trigger(
+        self,
+        task: TrackedTask,
+        interval: int | None,
+        cron_line: dict[str, Any] | None,
+        detail: dict[str, Any],
+        actor: str,
+    ) -> None:
+        """Persists and applies a task's new trigger override (caller holds the control lock)."""
+        values: dict[str, Any] = {"interval_seconds": interval, "cron_override": cron_line}
+        calendar = cron_line is not None or (interval is None and task.spec.trigger.is_calendar)
+        if not calendar and task.anchor is None:
+            # An interval needs a grid origin every replica agrees on (a cron task may never have run).
+            task.anchor = float(int(self.clock()))
+            values["last_run_scheduled_for"] = to_datetime(task.anchor)
+        version = self.states.change(task.name, actor=actor, action="reschedule", detail=detail, **values)
+        self._apply(task, task.enabled, interval, version, cron_line)
 
     # ------------------------------------------------------------------ runtime tasks
     def add_task(
@@ -528,6 +565,7 @@ class Scheduler(SchedulerViews):
         description: str = "",
         retries: int = 0,
         retry_backoff: float = DEFAULT_RETRY_BACKOFF_SECONDS,
+        checkin_url: str | None = None,
         actor: str = "admin",
     ) -> TaskStatus:
         """Creates a task from a declared function (scheduling/runtime.py), persisted and audited;
@@ -546,6 +584,7 @@ class Scheduler(SchedulerViews):
                 description,
                 retries=retries,
                 retry_backoff=retry_backoff,
+                checkin_url=checkin_url,
             )
             spec = build_runtime_spec(definition, self._registry.functions)
             definition = dataclasses.replace(definition, trigger=trigger_to_json(spec.trigger) or definition.trigger)
@@ -612,7 +651,8 @@ class Scheduler(SchedulerViews):
                 self._plan(task, now, due_now=task.is_overdue(now))
 
     def _uninstall(self, name: str, version: int) -> None:
-        """Forgets a runtime task: queued runs are dropped, one in progress finishes and is recorded."""
+        """Forgets a runtime task: queued runs are dropped, one in progress finishes and is recorded
+        (and is waited for, or interrupted, by stop())."""
         self._versions[name] = max(version, self._versions.get(name, 0))
         with self._lock:
             task = self._tasks.pop(name, None)
@@ -622,6 +662,8 @@ class Scheduler(SchedulerViews):
             task.next_due = None
             task.rerun_requested = False
             self._drop_retry(task, "the task was deleted")
+            if task.running is not None:
+                self._departed.append(task)
             for gauge in (self.metrics.task_enabled, self.metrics.task_interval):
                 with contextlib.suppress(KeyError):
                     gauge.remove(name)
@@ -684,6 +726,13 @@ class Scheduler(SchedulerViews):
         """Publishes what control changes: the enabled flag and the interval (as a nominal period)."""
         self.metrics.task_enabled.labels(task.name).set(1 if task.enabled else 0)
         self.metrics.task_interval.labels(task.name).set(task.trigger.nominal_period_seconds)
+        # The counters alert rules take increase() of start at 0: a series born at its first event
+        # (value 1) shows Prometheus no increase, and the alert would miss that first failure.
+        if task.spec.retries > 0:
+            self.metrics.task_retries.labels(task.name, "exhausted")
+        if self.checkins.url(task.spec) is not None:
+            for outcome in ("ok", "failed"):
+                self.metrics.task_checkins.labels(task.name, outcome)
 
     def trigger(
         self, name: str, *, actor: str = "admin", label: str = RunCause.MANUAL, trace_link: str | None = None

@@ -92,12 +92,16 @@ def test_every_rule_has_a_firing_and_a_quiet_unit_test() -> None:
     assert set(names) == {
         "TaskNotSucceeding",
         "TaskFailureRatioHigh",
+        "TaskRetriesExhausted",
+        "TaskRetryingOften",
+        "TaskCheckinsFailing",
         "SchedulerLoopStalled",
         "RunHistoryDropped",
         "ConsumerNotConsuming",
         "ConsumerCrashLooping",
         "ConsumerLagGrowing",
         "DeadLettersRising",
+        "TopicDeadLettering",
         "ReplicaDead",
     }
     assert [name for name in names if name not in firing] == [], "rules without a firing test"

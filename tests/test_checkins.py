@@ -97,6 +97,11 @@ def _run(app, task: str) -> dict:
 
 def test_each_successful_run_checks_in_once_and_failed_runs_do_not(live_app, make_settings, receiver) -> None:
     app = live_app(make_settings(), _registry(receiver.url("/ping/fine")))
+    # Exported at 0 from the start (the alert's increase() sees the first failure); none for a
+    # task without a check-in URL.
+    get = app.application.metrics.registry.get_sample_value
+    assert get("task_checkins_total", {"task": "fine", "outcome": "failed"}) == 0.0
+    assert get("task_checkins_total", {"task": "silent", "outcome": "failed"}) is None
     assert _run(app, "fine")["outcome"] == "success"
     wait_until(lambda: receiver.paths == ["/ping/fine"])
     assert _run(app, "broken")["outcome"] == "error"

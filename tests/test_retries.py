@@ -110,6 +110,7 @@ def test_a_task_failing_twice_then_succeeding_shows_attempts_1_to_3(live_app, ma
     metrics = app.client.get("/metrics").text
     assert 'task_retries_total{result="scheduled",task="flaky"} 2.0' in metrics
     assert 'task_runs_total{outcome="success",task="flaky"} 1.0' in metrics
+    assert 'task_retries_total{result="exhausted",task="flaky"} 0.0' in metrics  # its last attempt succeeded
     page = app.client.get("/ui/tasks/flaky").text
     assert "attempt 3" in page and "up to 3 after a failed run, none pending" in page
 
@@ -141,7 +142,9 @@ def test_retries_exhausted_the_task_waits_for_its_next_slot(live_app, make_setti
     # A 4th attempt would have been due 100-200 ms after the 3rd ended: give it twice that.
     time.sleep(0.4)
     assert len(_oldest_first(app, "broken")) == 3
-    assert 'task_retries_total{result="scheduled",task="broken"} 2.0' in app.client.get("/metrics").text
+    metrics = app.client.get("/metrics").text
+    assert 'task_retries_total{result="scheduled",task="broken"} 2.0' in metrics
+    assert 'task_retries_total{result="exhausted",task="broken"} 1.0' in metrics  # once: its 3rd attempt
 
 
 def test_a_pending_retry_is_shown_and_dropped_when_the_task_is_disabled(live_app, make_settings) -> None:

@@ -268,3 +268,210 @@ def test_a_runtime_task_created_with_retries_is_attempted_again_and_keeps_them_a
     app.stop()
     again = live_app(settings, registry())
     assert again.client.get("/tasks/nightly").json()["retries"] == 2
+
+
+def test_a_runtime_task_created_with_a_checkin_url_checks_in_after_each_success_and_keeps_it(
+    live_app, make_settings, database_url
+) -> None:
+    """POST /tasks takes `checkin_url` as a declaration does: a successful run GETs it, the URL
+    is kept with the definition (a restart checks in again) and never shown back (its path is a
+    secret): the task and its audit entry name the host only."""
+    from tests.test_checkins import CheckinReceiver
+
+    settings = make_settings(database_url=database_url)
+    with CheckinReceiver() as receiver:
+        app = live_app(settings, Reports().registry())
+        url = receiver.url("/ping/secret-uuid")
+        created = _create(app, kwargs={"region": "eu"}, trigger={"interval_seconds": 3600}, checkin_url=url)
+        assert created.status_code == 201, created.text
+        assert "secret-uuid" not in created.text and "secret-uuid" not in app.client.get("/tasks").text
+        audit = app.client.get("/audit").json()[0]
+        assert audit["detail"]["checkin_host"] == "127.0.0.1" and "secret-uuid" not in str(audit)
+        assert app.client.post("/tasks/report-eu/run", headers=AUTH).status_code == 202
+        wait_until(lambda: receiver.paths == ["/ping/secret-uuid"])
+        app.stop()
+
+        again = live_app(settings, Reports().registry())
+        assert again.client.post("/tasks/report-eu/run", headers=AUTH).status_code == 202
+        wait_until(lambda: receiver.paths == ["/ping/secret-uuid"] * 2)
+
+
+def test_a_checkin_url_given_on_one_replica_is_applied_on_another(make_scheduler, tmp_path) -> None:
+    """The second replica builds the task from the persisted definition (the cluster's path,
+    cluster_sync → apply_definition) and checks in after the runs it makes."""
+    from servicescheduler.storage import runtime_tasks
+    from tests.test_checkins import CheckinReceiver
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    first = make_scheduler(Reports().registry(), database_url=url)
+    second = make_scheduler(Reports().registry(), database_url=url)
+    with CheckinReceiver() as receiver:
+        first.add_task(
+            "report-eu",
+            "send-report",
+            {"interval_seconds": 3600},
+            kwargs={"region": "eu"},
+            checkin_url=receiver.url("/from-first"),
+        )
+        with second.database.read_session() as session:
+            for definition in runtime_tasks.changed_since(session, 0):
+                second.apply_definition(definition)
+        assert "report-eu" in second.names()
+        second.trigger("report-eu")
+        wait_until(lambda: receiver.paths == ["/from-first"])
+
+
+def test_a_bad_checkin_url_is_a_422_naming_the_field(live_app, make_settings) -> None:
+    app = live_app(make_settings(), Reports().registry())
+    for bad in ("ftp://example.org/x", "hc-ping.com/abc", ""):
+        response = _create(app, kwargs={"region": "eu"}, checkin_url=bad)
+        assert response.status_code == 422, response.text
+        assert "checkin_url" in response.json()["detail"]
+    assert app.client.get("/tasks/report-eu").status_code == 404
+    with pytest.raises(InvalidTask, match="checkin_url must be an http"):
+        app.service.add_task("report-eu", "send-report", every(1).hours, kwargs={"region": "eu"}, checkin_url="x")
+
+
+def test_the_history_of_a_deleted_runtime_task_is_still_served(live_app, make_settings, database_url) -> None:
+    """DELETE keeps the runs (ss_task_runs): GET /tasks/{name}/runs answers 200 with them, filters
+    and pages as before; a name that never ran anything is still a 404."""
+    app = live_app(make_settings(database_url=database_url), Reports().registry())
+    assert _create(app, kwargs={"region": "eu"}, trigger={"interval_seconds": 3600}).status_code == 201
+    assert app.client.post("/tasks/report-eu/run", headers=AUTH).status_code == 202
+
+    def finished() -> list[dict[str, Any]] | None:
+        runs = app.client.get("/tasks/report-eu/runs").json()
+        return runs if runs and runs[0]["outcome"] == "success" else None
+
+    before = wait_until(finished)
+    assert app.client.delete("/tasks/report-eu", headers=AUTH).status_code == 204
+    assert app.client.get("/tasks/report-eu").status_code == 404
+    after = app.client.get("/tasks/report-eu/runs")
+    assert after.status_code == 200, after.text
+    assert [run["run_id"] for run in after.json()] == [run["run_id"] for run in before]
+    assert app.client.get("/tasks/report-eu/runs?outcome=error").json() == []
+    assert app.client.get("/tasks/report-eu/runs?offset=1").json() == []
+    assert app.client.get("/tasks/never-was/runs").status_code == 404
+
+
+def _held_task(make_scheduler: Any) -> tuple[Any, threading.Event, threading.Event]:
+    """A scheduler whose runtime task `held` is running (until `release`), then deleted."""
+    from tests.conftest import FakeClock
+
+    started, release = threading.Event(), threading.Event()
+    registry = TaskRegistry()
+
+    @registry.function("hold")
+    def hold(ctx: TaskContext, *, seconds: float) -> None:
+        started.set()
+        release.wait(seconds)
+
+    clock = FakeClock()
+    scheduler = make_scheduler(registry, clock=clock, run_loop=False)
+    scheduler.add_task("held", "hold", {"interval_seconds": 10}, kwargs={"seconds": 10})
+    scheduler.tick(clock.advance(10))
+    assert started.wait(5)
+    scheduler.remove_task("held")
+    return scheduler, started, release
+
+
+def _outcomes(scheduler: Any, task: str) -> list[str]:
+    from servicescheduler.storage.history import run_rows
+
+    return [row["outcome"] for row in run_rows(scheduler.database, task, 10, None)]
+
+
+def test_shutdown_interrupts_a_run_of_a_deleted_task_past_the_grace(make_scheduler) -> None:
+    """Stopping records the run `interrupted` at once (not left `running` for the next start-up)
+    and names its task among the unfinished ones."""
+    scheduler, _, release = _held_task(make_scheduler)
+    try:
+        assert scheduler.stop(timeout=0.2) == ["held"]
+        assert _outcomes(scheduler, "held") == ["interrupted"]
+    finally:
+        release.set()
+
+
+def test_shutdown_waits_for_a_run_of_a_deleted_task_within_the_grace(make_scheduler) -> None:
+    """Stopping waits for it as for any running run: it ends `success` and is stored."""
+    scheduler, _, release = _held_task(make_scheduler)
+    stopped: list[list[str]] = []
+    stopping = threading.Thread(target=lambda: stopped.append(scheduler.stop(timeout=10)))
+    stopping.start()
+    try:
+        stopping.join(0.5)  # without waiting for the run, stop() returns in a few ms
+        assert stopping.is_alive() and not stopped, "stop() did not wait for the deleted task's run"
+        release.set()
+        stopping.join(10)
+    finally:
+        release.set()
+    assert stopped == [[]]
+    assert _outcomes(scheduler, "held") == ["success"]
+
+
+def test_patch_trigger_null_puts_a_task_back_on_its_configured_trigger(live_app, make_settings, database_url) -> None:
+    """`PATCH {"trigger": null}` drops the operator's trigger: a declared task is back on its
+    code's (or TASK_<NAME>_INTERVAL_SECONDS'), a runtime task on the one it was created with;
+    persisted (a restart keeps it) and audited."""
+    settings = make_settings(database_url=database_url)
+    app = live_app(settings, Reports().registry())
+    every_5s = {"trigger": {"cron": "*/5 * * * * *", "tz": "UTC"}}
+    assert app.client.patch("/tasks/job", json=every_5s, headers=AUTH).status_code == 200
+    reset = app.client.patch("/tasks/job", json={"trigger": None}, headers=AUTH)
+    assert reset.status_code == 200, reset.text
+    task = reset.json()
+    assert (task["schedule"], task["trigger"], task["interval_overridden"]) == (
+        "every hour",
+        {"interval_seconds": 3600},
+        False,
+    )
+    assert app.client.get("/audit").json()[0]["detail"] == {"reset": {"interval_seconds": 3600}}
+    assert app.client.patch("/tasks/job", json={"interval_seconds": 60}, headers=AUTH).json()["schedule"] == (
+        "every 60 seconds"
+    )
+    assert app.client.patch("/tasks/job", json={"trigger": None}, headers=AUTH).json()["schedule"] == "every hour"
+
+    created = _create(app, kwargs={"region": "eu"}, trigger={"cron": "0 3 * * *", "tz": "Europe/Berlin"})
+    assert created.status_code == 201
+    to_interval = {"trigger": {"interval_seconds": 5}}
+    assert app.client.patch("/tasks/report-eu", json=to_interval, headers=AUTH).status_code == 200
+    back = app.client.patch("/tasks/report-eu", json={"trigger": None}, headers=AUTH).json()
+    assert back["trigger"] == {"cron": "0 3 * * *", "tz": "Europe/Berlin"}
+    for bad, reason in [({"trigger": None, "interval_seconds": 5}, "resets the trigger"), ({}, "give either")]:
+        response = app.client.patch("/tasks/job", json=bad, headers=AUTH)
+        assert response.status_code == 422 and reason in response.json()["detail"], response.text
+    app.stop()
+
+    again = live_app(settings, Reports().registry())
+    assert again.client.get("/tasks/job").json()["schedule"] == "every hour"
+    assert again.client.get("/tasks/report-eu").json()["schedule"] == "cron '0 3 * * *' Europe/Berlin"
+
+
+def test_patch_trigger_null_honours_the_configured_interval(live_app, make_settings) -> None:
+    app = live_app(make_settings(task_intervals={"job": 120}), Reports().registry())
+    assert app.client.get("/tasks/job").json()["schedule"] == "every 120 seconds"
+    assert app.client.patch("/tasks/job", json={"interval_seconds": 30}, headers=AUTH).status_code == 200
+    reset = app.client.patch("/tasks/job", json={"trigger": None}, headers=AUTH).json()
+    assert (reset["schedule"], reset["interval_seconds"]) == ("every 120 seconds", 120)
+
+
+def test_a_trigger_reset_on_one_replica_is_applied_on_another(make_scheduler, tmp_path) -> None:
+    """The reset is a control change like a PATCH (cluster_sync → apply_control): the other
+    replica drops its copy of the override too."""
+    from servicescheduler.storage import control
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    first = make_scheduler(Reports().registry(), database_url=url)
+    second = make_scheduler(Reports().registry(), database_url=url)
+
+    def sync() -> None:
+        with second.database.read_session() as session:
+            for state in control.changed_since(session, 0):
+                second.apply_control(state)
+
+    first.retrigger("job", {"cron": "0 3 * * *", "tz": "UTC"})
+    sync()
+    assert second.status("job").schedule == "cron '0 3 * * *' UTC"
+    first.reset_trigger("job")
+    sync()
+    assert second.status("job").schedule == "every hour"

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
@@ -201,3 +202,49 @@ def test_reference_service_serves_a_topic_declared_in_a_task_module(
     with served.application.database.read_session() as session:
         row = session.get(Event, "order:o-3")
     assert row is not None and (row.type, row.topic, row.data["order_id"]) == ("order", orders, "o-3")
+
+
+def _topic_series(text: str, topic: str) -> dict[str, float]:
+    """The per-topic consumer series of /metrics for `topic`: {"stored": n, ..., "lag": n}."""
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("topic") != topic:
+                continue
+            if sample.name == "consumer_topic_events_total":
+                found[sample.labels["result"]] = sample.value
+            elif sample.name == "consumer_topic_lag":
+                found["lag"] = sample.value
+    return found
+
+
+def test_per_topic_series_in_metrics_match_the_consumer_status(
+    kafka, kafka_topic, kafka_settings, kafka_producer, host_app
+) -> None:
+    orders = kafka.create_topic()
+    scheduler = ServiceScheduler(kafka_settings(builtin_tasks=""))
+
+    @scheduler.topic(orders, model=Order, key=lambda o: o.order_id)
+    def on_order(batch: Any, order: Order, meta: Any) -> None: ...
+
+    app = FastAPI(lifespan=scheduler.lifespan)
+    app.include_router(scheduler.router, prefix="/ops")
+    served = host_app(app)
+    _send(kafka_producer, orders, [_order(f"o-{i}") for i in range(12)] + [_order("o-3"), _order("o-4"), b"{}"])
+    kafka_producer.send(kafka_topic, _events(5))
+
+    def settled() -> dict[str, float] | None:
+        series = _topic_series(served.client.get("/ops/metrics").text, orders)
+        return series if series.get("lag") == 0 and sum(series.values()) == 15 else None
+
+    series = wait_until(settled, timeout=30, interval=0.1)
+    assert series == {"stored": 12.0, "duplicate": 2.0, "dead_lettered": 1.0, "lag": 0.0}
+    entry = served.client.get("/ops/consumer").json()["topics"][orders]
+    assert entry == {"stored": 12, "duplicates": 2, "dead_lettered": 1, "lag": 0}
+    # Envelope events on KAFKA_TOPICS count under their own topic; its dead letters are exported
+    # at 0 from the start (the alert's increase() then sees the first one).
+    envelope = wait_until(
+        lambda: (s := _topic_series(served.client.get("/ops/metrics").text, kafka_topic)).get("stored") == 5 and s,
+        timeout=10,
+    )
+    assert envelope == {"stored": 5.0, "dead_lettered": 0.0, "lag": 0.0}

@@ -15,9 +15,10 @@ from servicescheduler import tracing
 from servicescheduler.api.deps import AdminDep, AppDep
 from servicescheduler.api.responses import error_responses
 from servicescheduler.api.views import RunView, TaskView
+from servicescheduler.scheduling.errors import UnknownTask
 from servicescheduler.scheduling.registry import DEFAULT_RETRY_BACKOFF_SECONDS, NAME_PATTERN
 from servicescheduler.settings import MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS
-from servicescheduler.storage.history import run_rows
+from servicescheduler.storage.history import has_runs, run_rows
 from servicescheduler.support.redact import scrub_errors
 from servicescheduler.vocabulary import RunOutcome
 
@@ -58,13 +59,22 @@ class TaskPatch(BaseModel):
         strict=True,
         description="New interval, 1 s to 7 days",
     )
-    trigger: TriggerBody | None = Field(default=None, description="New trigger: an interval or a cron line")
+    trigger: TriggerBody | None = Field(
+        default=None, description="New trigger: an interval or a cron line; null: back to the configured one"
+    )
 
     @model_validator(mode="after")
     def _one_change(self) -> TaskPatch:
-        if (self.interval_seconds is None) == (self.trigger is None):
+        if self.resets():
+            if self.interval_seconds is not None:
+                raise ValueError('"trigger": null resets the trigger; give no interval_seconds with it')
+        elif (self.interval_seconds is None) == (self.trigger is None):
             raise ValueError("give either interval_seconds or trigger")
         return self
+
+    def resets(self) -> bool:
+        """`{"trigger": null}`: drop the operator's trigger (an absent trigger is not a reset)."""
+        return "trigger" in self.model_fields_set and self.trigger is None
 
     def trigger_json(self) -> dict[str, Any]:
         """The change as the scheduler's JSON trigger."""
@@ -86,6 +96,10 @@ class TaskCreate(BaseModel):
     retries: int = Field(default=0, ge=0, le=100, strict=True, description="Attempts after a failed one")
     retry_backoff: float = Field(
         default=DEFAULT_RETRY_BACKOFF_SECONDS, gt=0, le=86_400, description="Seconds; the first retry waits 0.5-1x this"
+    )
+    # Checked as a declaration's (http:// or https://) by the scheduler; never shown back: its path is a secret.
+    checkin_url: str | None = Field(
+        default=None, min_length=1, max_length=2048, description="http(s) URL to GET after each successful run"
     )
 
 
@@ -116,6 +130,7 @@ def create_task(body: TaskCreate, application: AppDep, actor: AdminDep) -> dict[
         description=body.description,
         retries=body.retries,
         retry_backoff=body.retry_backoff,
+        checkin_url=body.checkin_url,
         actor=actor,
     )
     return scrub_errors(status_.as_dict())
@@ -156,7 +171,10 @@ def run_task(name: str, request: Request, application: AppDep, actor: AdminDep) 
 
 @router.patch("/{name}", response_model=TaskView, responses=error_responses(400, 401, 404, 413))
 def patch_task(name: str, body: TaskPatch, application: AppDep, actor: AdminDep) -> dict[str, Any]:
-    """Changes the interval or the trigger (persisted, effective at once)."""
+    """Changes the interval or the trigger (persisted, effective at once); `{"trigger": null}`
+    puts the task back on its configured trigger."""
+    if body.resets():
+        return application.scheduler.reset_trigger(name, actor=actor).as_dict()
     return application.scheduler.retrigger(name, body.trigger_json(), actor=actor).as_dict()
 
 
@@ -168,6 +186,12 @@ def task_runs(
     outcome: RunOutcome | None = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[dict[str, Any]]:
-    """Run history, newest first; `offset` skips that many (paging)."""
-    application.scheduler.require(name)
+    """Run history, newest first; `offset` skips that many (paging). A name no task has now but
+    with stored runs (a deleted runtime task, a task taken out of the code) answers its history;
+    404 only for a name without task and without runs."""
+    try:
+        application.scheduler.require(name)
+    except UnknownTask:
+        if not has_runs(application.database, name):
+            raise
     return scrub_errors(run_rows(application.database, name, limit, outcome, offset))

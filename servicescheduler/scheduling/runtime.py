@@ -120,6 +120,7 @@ def build_runtime_spec(definition: RuntimeDefinition, functions: Mapping[str, Ca
             description=definition.description,
             retries=definition.retries,
             retry_backoff=definition.retry_backoff,
+            checkin_url=definition.checkin_url,
         )
     except TaskDefinitionError as exc:
         raise InvalidTask(str(exc)) from None

@@ -102,6 +102,12 @@ def run_rows(
         return [record_from_row(row).as_dict() for row in session.scalars(query)]
 
 
+def has_runs(database: Database, task: str) -> bool:
+    """Whether any run of `task` is stored (a deleted runtime task's history stays; index on task)."""
+    with database.read_session() as session:
+        return session.scalar(select(TaskRun.run_id).where(TaskRun.task == task).limit(1)) is not None
+
+
 def outcome_counts(session: Session) -> dict[str, Counter[RunOutcome]]:
     """{task: Counter(outcome → runs)} over the whole history."""
     counts: dict[str, Counter[RunOutcome]] = {}

@@ -87,6 +87,7 @@ class RuntimeTask(Base):
     description: Mapped[str] = mapped_column(Text, default="", server_default="")
     retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     retry_backoff: Mapped[float] = mapped_column(Float, default=10.0, server_default="10")
+    checkin_url: Mapped[str | None] = mapped_column(String(2048))  # GET after each success (checkins.py)
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(200))
     deleted_at: Mapped[datetime | None]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -33,6 +34,7 @@ class RuntimeDefinition:
     deleted: bool = False
     retries: int = 0
     retry_backoff: float = 10.0
+    checkin_url: str | None = None
 
 
 def _definition(row: RuntimeTask) -> RuntimeDefinition:
@@ -46,6 +48,7 @@ def _definition(row: RuntimeTask) -> RuntimeDefinition:
         row.deleted_at is not None,
         row.retries,
         row.retry_backoff,
+        row.checkin_url,
     )
 
 
@@ -66,6 +69,7 @@ def create(
             row.function, row.trigger, row.kwargs = definition.function, definition.trigger, definition.kwargs
             row.description, row.created_at, row.created_by, row.deleted_at = definition.description, now, actor, None
             row.retries, row.retry_backoff = definition.retries, definition.retry_backoff
+            row.checkin_url = definition.checkin_url
             version = row.version = bump_version(session)
             # A fresh state: a name used before starts over (its run history stays).
             session.execute(delete(TaskState).where(TaskState.name == definition.name))
@@ -86,6 +90,8 @@ def create(
                 "enabled": enabled,
                 "retries": definition.retries,
                 "retry_backoff": definition.retry_backoff,
+                # The host only: a check-in URL's path is its secret, and the audit is readable by all.
+                "checkin_host": None if definition.checkin_url is None else urlsplit(definition.checkin_url).hostname,
             }
             add_audit(session, AuditRecord(actor=actor, action="create", target=definition.name, detail=detail))
             return version

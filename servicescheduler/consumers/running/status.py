@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from servicescheduler.consumers.clients import kafka as kafka_client
-from servicescheduler.consumers.running.topic_counts import add_topic_counts
+from servicescheduler.consumers.running.topic_counts import add_topic_counts, count_topics
 from servicescheduler.consumers.storing.store import StoreResult
 from servicescheduler.metrics import Metrics
 from servicescheduler.vocabulary import WorkerState
@@ -85,6 +85,7 @@ class ConsumerStatus:
         m.duplicates.inc(result.duplicates)
         for d in result.dead:
             m.dead_lettered.labels(d.kind).inc()
+        count_topics(m, result)
         m.batch_seconds.observe(seconds)
 
     def observe(self, consumer: Any) -> None:

@@ -415,6 +415,10 @@ class ConsumerSupervisor:
             if lag is not None:
                 topic, _, partition = name.rpartition(":")
                 self.metrics.consumer_lag.labels(topic, partition).set(lag)
+        self.metrics.topic_lag.clear()  # likewise per topic: only the topics with a known lag here
+        for topic, entry in body["topics"].items():
+            if entry["lag"] is not None:
+                self.metrics.topic_lag.labels(topic).set(entry["lag"])
 
 
 def _storing_failure(state: str, live: WorkerSnapshot | None) -> tuple[str, float] | None:

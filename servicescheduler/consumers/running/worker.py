@@ -31,6 +31,7 @@ from servicescheduler.consumers.decoding.contracts import TopicRegistry, subscri
 from servicescheduler.consumers.decoding.deadletter import publish_copies
 from servicescheduler.consumers.decoding.intake import decode_batch
 from servicescheduler.consumers.running.status import ConsumerStatus, WorkerSnapshot
+from servicescheduler.consumers.running.topic_counts import declare_topics
 from servicescheduler.consumers.storing.handlers import HandlerRegistry, handlers
 from servicescheduler.consumers.storing.offsets import PendingOffsets
 from servicescheduler.consumers.storing.store import DeadRow, Prepared, StoreResult, is_transient_db_error, store_batch
@@ -98,6 +99,7 @@ class ConsumerWorker:
         # two: one storing ahead, one just polled). Empty while tracing is off.
         self._traces: dict[int, tracing.BatchTrace] = {}
         self.status = ConsumerStatus(self.metrics)
+        declare_topics(self.metrics, [*settings.topics, *self.contracts])
 
     # ------------------------------------------------------------------ thread control
     def start(self) -> None:

@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("description", sa.Text(), server_default="", nullable=False),
         sa.Column("retries", sa.Integer(), server_default="0", nullable=False),
         sa.Column("retry_backoff", sa.Float(), server_default="10", nullable=False),
+        sa.Column("checkin_url", sa.String(length=2048), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_by", sa.String(length=200), nullable=False),
         sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
