@@ -112,8 +112,8 @@ class Settings(BaseSettings):
     # Upper bound of one poll = one transaction = one offset commit (a batch is what one poll returns).
     kafka_batch_size: int = Field(default=2000, ge=1, le=100_000)
     # Store batch N on a thread while batch N+1 is polled (consumers/storeahead.py). "auto": on
-    # for SQLite (measured faster), off for PostgreSQL (slower here, beside the server; see
-    # docs/benchmarks.md section 7).
+    # for SQLite and for PostgreSQL with kafka-python (measured faster), off for PostgreSQL with
+    # confluent-kafka (no faster, more CPU; see docs/benchmarks.md section 7).
     kafka_store_ahead: Literal["auto", "on", "off"] = "auto"
     # read_committed: records of aborted (and still open) transactions are never stored.
     kafka_isolation_level: Literal["read_committed", "read_uncommitted"] = "read_committed"

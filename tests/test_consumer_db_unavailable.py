@@ -141,3 +141,62 @@ def test_a_read_only_postgresql_makes_the_worker_db_unavailable_not_fatal_until_
         assert snapshot.fatal_error is None and _count(database, DeadLetter) == 0
     finally:
         drop_database(postgres_server_url, name)
+
+
+@pytest.mark.timeout(120)
+def test_store_ahead_on_postgresql_rewinds_both_batches_and_stores_each_event_once(
+    kafka, kafka_topic, kafka_group, kafka_settings, kafka_producer, postgres_server_url, monkeypatch
+) -> None:
+    """KAFKA_STORE_AHEAD=auto stores ahead on PostgreSQL with kafka-python: a batch failing on the
+    store thread after the next one was polled sends both back, and once writes work again every
+    event is stored once and every offset committed (the SQLite test's guarantee, on PostgreSQL)."""
+    if postgres_server_url is None:
+        pytest.skip("PostgreSQL not available (set TEST_DATABASE_URL)")
+    from devtools.postgres import create_database, drop_database
+    from servicescheduler.consumers.running.worker import ConsumerWorker
+    from servicescheduler.storage.db import Database
+    from servicescheduler.storage.migrate import upgrade
+    from tests.test_consumer_kafka import _committed
+
+    name = f"ahead_{kafka_group.replace('-', '_')}"
+    url = create_database(postgres_server_url, name)
+    settings = kafka_settings(database_url=url, kafka_batch_size=50, consumer_backoff_cap_seconds=0.3)
+    database = Database(settings)
+    upgrade(database.engine)
+    worker = ConsumerWorker(settings=settings, database=database)
+    assert worker.stores_ahead  # auto, PostgreSQL, kafka-python
+    rewound: list[int] = []  # messages sent back per failure (the worker's own rewind, observed)
+    rewind = worker._rewind
+
+    def observed_rewind(consumer, batches, exc):
+        rewound.append(sum(len(m) for records in batches for m in records.values()))
+        return rewind(consumer, batches, exc)
+
+    monkeypatch.setattr(worker, "_rewind", observed_rewind)
+
+    def read_only(dbapi_connection, _record) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET default_transaction_read_only = on")
+        dbapi_connection.commit()
+
+    worker.start()
+    try:
+        kafka_producer.send(kafka_topic, _events(50, "a"))
+        wait_until(lambda: _count(database, Event) == 50, timeout=20)
+        event.listen(database.engine, "connect", read_only)
+        database.engine.dispose()
+        try:
+            kafka_producer.send(kafka_topic, _events(500, "b"))
+            wait_until(lambda: any(messages > settings.kafka_batch_size for messages in rewound), timeout=20)
+        finally:
+            event.remove(database.engine, "connect", read_only)
+            database.engine.dispose()
+        wait_until(lambda: _count(database, Event) == 550, timeout=30)
+        wait_until(lambda: sum(o or 0 for o in _committed(kafka.bootstrap, kafka_group, kafka_topic).values()) == 550)
+        snapshot = worker.snapshot()
+        assert (snapshot.events_stored, snapshot.duplicates_skipped, snapshot.dead_lettered) == (550, 0, 0)
+        assert snapshot.fatal_error is None and _count(database, DeadLetter) == 0
+    finally:
+        assert worker.stop(5)
+        database.dispose()
+        drop_database(postgres_server_url, name)

@@ -213,18 +213,19 @@ def run_product(
     client: str = "kafka-python",
     topics=None,
     envelope_topic: str | None = None,
+    **extra: object,
 ) -> dict:
     """One product run on `topic`. When `profile_if(rate)` is true, `produce_more(n)` adds n
     events to the topic and the SAME worker (no second group join) consumes them under cProfile.
     With `topics` (a TopicRegistry declaring `topic`), KAFKA_TOPICS is `envelope_topic` (default
-    none: the declared topic alone is subscribed)."""
+    none: the declared topic alone is subscribed). `extra`: more settings (e.g. kafka_store_ahead="on")."""
     from bench.common import open_database
     from servicescheduler.consumers.running.worker import ConsumerWorker
 
     profile = None
     with fresh_database(backend) as (url, tmp):
         subscribed = topic if topics is None else (envelope_topic or "")
-        settings = consumer_settings(tmp, url, bootstrap, subscribed, kafka_client=client)
+        settings = consumer_settings(tmp, url, bootstrap, subscribed, kafka_client=client, **extra)
         database = open_database(settings)
         # The product logs one WARNING line per malformed message on stdout: kept (it is part of
         # the cost), but sent to /dev/null so the harness output stays readable.

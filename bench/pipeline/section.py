@@ -26,6 +26,17 @@ def _throughput_goals(topics: dict) -> list[dict]:
 
     for name, target in (("product → SQLite", 0.5), ("product → PostgreSQL", 0.4)):
         entry = clean.get(name) or {}
+        paired = entry.get("ratios_to_raw")
+        if paired:  # each run against a raw loop taken just before it: the goal holds in every run
+            add(
+                f"{name} events/s vs raw kafka-python (paired per run)",
+                f"≥ {target} in every run",
+                entry,
+                min(paired) >= target,
+                f"per-run ratios {', '.join(str(r) for r in paired)} (median shown)",
+                entry.get("ratio_to_raw_median"),
+            )
+            continue
         r = ratio(entry.get("events_per_s"), base)
         add(
             f"{name} events/s vs raw kafka-python",
@@ -157,12 +168,24 @@ def throughput_section(data: dict) -> dict:
         base = (entries.get("raw kafka-python") or {}).get("events_per_s")
         for name, entry in entries.items():
             rate = entry.get("events_per_s")
-            rows.append([topic, name, entry.get("events"), rate, ratio(rate, base), entry.get("note", "")])
+            paired = entry.get("ratio_to_raw_median")  # product rows: median of per-run paired ratios
+            shown = paired if paired is not None else ratio(rate, base)
+            rows.append([topic, name, entry.get("events"), rate, shown, entry.get("note", "")])
             if topic == "clean":
                 bars[name] = rate
     goals = _throughput_goals(data["topics"])
     tables = [
-        {"columns": ["topic", "consumer", "events", "events/s", "ratio to raw kafka-python", "note"], "rows": rows}
+        {
+            "columns": [
+                "topic",
+                "consumer",
+                "events",
+                "events/s",
+                "ratio to raw kafka-python (product: median of per-run paired ratios)",
+                "note",
+            ],
+            "rows": rows,
+        }
     ]
     peer_tables, peer_goals, peer_notes = _faststream(data)
     goals += peer_goals

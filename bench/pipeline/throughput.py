@@ -9,6 +9,9 @@ PostgreSQL, next to the ceiling its storage stage alone sets (`storage_floor`).
 
 from __future__ import annotations
 
+import statistics
+import sys
+
 from bench.pipeline import peer_compare, storage_floor, user_topic
 from bench.pipeline.consumer import consumer_available, run_product, set_quick
 from bench.pipeline.events import EVENTS, LAST_TOPICS, PARTITIONS, create_topic, produce
@@ -16,6 +19,7 @@ from bench.pipeline.peer_compare import faststream_available
 from bench.pipeline.profile import profile_findings
 from bench.pipeline.raw_consumers import confluent_loop, kafka_python_loop
 from bench.postgres import postgres_server
+from bench.stats import ratio
 
 
 def raw_rates(bootstrap: str, topic: str, count: int) -> dict:
@@ -32,7 +36,12 @@ def product_rates(
     bootstrap: str, topic: str, count: int, *, quick: bool, base_rate: int | None, produce_more=None
 ) -> dict:
     """Rows 'product → SQLite' and 'product → PostgreSQL' for `topic` (each run is then profiled
-    when `produce_more` is given), and the same two with KAFKA_CLIENT=confluent-kafka."""
+    when `produce_more` is given), and the same two with KAFKA_CLIENT=confluent-kafka.
+
+    Every product run is paired with raw kafka-python loops on the same topic right before and
+    right after it (`paired_run`): the ratio to them is what this machine's load moves least, so
+    each row carries the ratio of every run, its median and its lowest (the goal holds "in every
+    run")."""
     out = {}
     for client, prefix in (("kafka-python", "product"), ("confluent-kafka", "product (confluent-kafka)")):
         for backend in ("SQLite", "PostgreSQL"):
@@ -46,7 +55,8 @@ def product_rates(
             if profiled and produce_more is not None:  # once, on the clean topic: the storage ceiling
                 out[f"storage alone → {backend}"] = storage_floor.measure(backend, count)
             runs = [
-                run_product(
+                paired_run(
+                    name,
                     backend,
                     bootstrap,
                     topic,
@@ -57,24 +67,59 @@ def product_rates(
                 )
                 for attempt in range(1 if quick else REPEATS)
             ]
-            out[name] = _best(runs)
+            out[name] = _median_run(runs)
     return out
 
 
 USER_TOPIC_EVENTS = {"full": 20_000, "quick": 10_000}  # per path: the comparison, not the ceiling
-REPEATS = 2  # product runs per row (full mode): rates here swing by ±25 % from run to run
+REPEATS = 3  # product runs per row (full mode): rates here swing by ±25 % from run to run
 
 
-def _best(runs: list[dict]) -> dict:
-    """The run with the highest rate (the profile stays with the run that took it)."""
-    best = max(runs, key=lambda run: run.get("events_per_s") or 0)
+def paired_run(name: str, backend: str, bootstrap: str, topic: str, count: int, **kwargs) -> dict:
+    """One product run (run_product) bracketed by raw kafka-python loops on the same topic, one
+    just before and one just after it: the raw rate is their mean, so a load change during the
+    run moves both sides. The run's `ratio_to_raw` is printed as it is taken."""
+    before = _raw_rate(bootstrap, topic, count)
+    run = run_product(backend, bootstrap, topic, count, **kwargs)
+    after = _raw_rate(bootstrap, topic, count)
+    known = [rate for rate in (before, after) if rate]
+    raw_rate = round(statistics.mean(known)) if known else None
+    run["raw_kafka_python_per_s"] = raw_rate
+    run["ratio_to_raw"] = ratio(run.get("events_per_s"), raw_rate, 3)
+    print(
+        f"[bench 7] {name}: {run.get('events_per_s')} ev/s, raw kafka-python before/after {before}/{after} "
+        f"ev/s, ratio {run['ratio_to_raw']}, {run.get('cpu_us_per_event')} µs CPU/event",
+        file=sys.stderr,
+        flush=True,
+    )
+    return run
+
+
+def _raw_rate(bootstrap: str, topic: str, count: int) -> int | None:
+    raw = kafka_python_loop(bootstrap, topic, PARTITIONS, count, timeout=max(60, count / 2000))
+    return round(raw["events"] / raw["seconds"]) if raw["seconds"] else None
+
+
+def _median_run(runs: list[dict]) -> dict:
+    """The run with the median rate, with every run's paired ratio to raw kafka-python, their
+    median and lowest (the profile stays with the run that took it)."""
+    ranked = sorted(runs, key=lambda run: run.get("events_per_s") or 0)
+    chosen = dict(ranked[(len(ranked) - 1) // 2])
     profile = next((run["profile"] for run in runs if run.get("profile")), None)
+    ratios = [run["ratio_to_raw"] for run in runs if run.get("ratio_to_raw") is not None]
+    chosen["ratios_to_raw"] = ratios
+    chosen["ratio_to_raw_median"] = round(statistics.median(ratios), 3) if ratios else None
+    chosen["ratio_to_raw_min"] = min(ratios) if ratios else None
+    chosen.pop("profile", None)
     if len(runs) > 1:
-        others = ", ".join(str(run.get("events_per_s")) for run in runs if run is not best)
-        best = {**best, "note": f"{best.get('note', '')}; best of {len(runs)} runs (other: {others} ev/s)"}
+        rates = ", ".join(str(run.get("events_per_s")) for run in runs)
+        chosen["note"] = (
+            f"{chosen.get('note', '')}; median of {len(runs)} runs ({rates} ev/s); paired ratios to raw "
+            f"kafka-python {', '.join(str(r) for r in ratios)}"
+        )
     if profile is not None:
-        best["profile"] = profile
-    return best
+        chosen["profile"] = profile
+    return chosen
 
 
 def measure_throughput(quick: bool, bootstrap: str) -> dict:
@@ -126,7 +171,10 @@ def measure_throughput(quick: bool, bootstrap: str) -> dict:
         "6 s session timeout; --quick uses 2 s, ~1 s) is excluded. `storage alone` rows store the same "
         "events, decoded beforehand, with the product's `store_batch()` and no Kafka: the ceiling the "
         "database sets for the whole consumer. All consumers read the same topics in this run, "
-        "one after another. FastStream comparison: see its table (bench/pipeline/peer_compare.py, "
-        "bench/pipeline/faststream_peer.py)."
+        "one after another; every product run is paired with raw kafka-python loops on the same "
+        "topic just before and after it (their mean), and its row gives the median of the runs "
+        "(3 in full mode) and of the paired ratios (each run's ratio is in the note). "
+        "FastStream comparison: see its table "
+        "(bench/pipeline/peer_compare.py, bench/pipeline/faststream_peer.py)."
     )
     return out

@@ -34,6 +34,18 @@ FAULTS: tuple[Fault, ...] = (
         "`last_error` says `locked`, and after the unlock all 200 events are stored, 0 dead letters",
     ),
     Fault(
+        "PostgreSQL read-only while a batch is stored ahead",
+        "`KAFKA_STORE_AHEAD=auto` (on for PostgreSQL with kafka-python), batches of 50: new connections get "
+        "`default_transaction_read_only` while 500 events arrive, so the batch in flight fails after the "
+        "next one was polled",
+        (
+            "test_consumer_db_unavailable.py::"
+            "test_store_ahead_on_postgresql_rewinds_both_batches_and_stores_each_event_once",
+        ),
+        "both batches are rewound; once writable all 550 events are stored once (0 duplicates, 0 dead "
+        "letters) and 550 offsets committed",
+    ),
+    Fault(
         "Database refusing writes (disk full) while events flow",
         "the live app's SQLite connections get `PRAGMA max_page_count` = the file's size, so every insert "
         "fails with `database or disk is full` while reads (and /ready's ping) work; 100 events of 6 KB "
