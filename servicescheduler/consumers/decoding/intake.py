@@ -52,28 +52,8 @@ def decode_batch(
                 continue  # logged where it was found (consumer_batch_undecodable)
             try:
                 event = decode_event(msg, max_bytes=max_bytes)
-            except BadMessage as exc:
-                dead.append(DeadRow(tp.topic, tp.partition, msg.offset, msg.key, msg.value, exc.kind, exc.reason))
-                log.warning(
-                    "consumer_bad_message",
-                    topic=tp.topic,
-                    partition=tp.partition,
-                    offset=msg.offset,
-                    kind=exc.kind,
-                    reason=exc.reason[:500],
-                )
-                continue
             except Exception as exc:  # a decoder bug must cost this message, never the partition
-                error = f"{type(exc).__name__}: {exc}"
-                dead.append(DeadRow(tp.topic, tp.partition, msg.offset, msg.key, msg.value, DECODE, error))
-                log.error(
-                    "consumer_decode_failed",
-                    topic=tp.topic,
-                    partition=tp.partition,
-                    offset=msg.offset,
-                    error=error[:500],
-                    exc_info=True,
-                )
+                dead.append(_dead_letter(tp, msg, exc))
                 continue
             meta = MessageMeta(tp.topic, tp.partition, msg.offset, decode_key(msg.key), received_at)
             prepared.append(Prepared(event, meta, msg.key, msg.value))
@@ -101,28 +81,34 @@ def _decode_declared(
             continue
         try:
             event, payload = decode(msg, max_bytes)
-        except BadMessage as exc:
-            dead.append(DeadRow(tp.topic, tp.partition, msg.offset, msg.key, msg.value, exc.kind, exc.reason))
-            log.warning(
-                "consumer_bad_message",
-                topic=tp.topic,
-                partition=tp.partition,
-                offset=msg.offset,
-                kind=exc.kind,
-                reason=exc.reason[:500],
-            )
-            continue
         except Exception as exc:  # a bug here must cost this message, never the partition
-            error = f"{type(exc).__name__}: {exc}"
-            dead.append(DeadRow(tp.topic, tp.partition, msg.offset, msg.key, msg.value, DECODE, error))
-            log.error(
-                "consumer_decode_failed",
-                topic=tp.topic,
-                partition=tp.partition,
-                offset=msg.offset,
-                error=error[:500],
-                exc_info=True,
-            )
+            dead.append(_dead_letter(tp, msg, exc))
             continue
         meta = MessageMeta(tp.topic, tp.partition, msg.offset, decode_key(msg.key), received_at)
         prepared.append(Prepared(event, meta, msg.key, msg.value, contract, payload if keep else None))
+
+
+def _dead_letter(tp: TopicPartition, msg: Any, exc: Exception) -> DeadRow:
+    """The dead letter of one message that could not be decoded, logged once: a BadMessage with
+    its kind and reason (a warning), anything else as a decoder bug (an error with the trace).
+    Called from inside the `except` block that caught `exc`."""
+    if isinstance(exc, BadMessage):
+        log.warning(
+            "consumer_bad_message",
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=msg.offset,
+            kind=exc.kind,
+            reason=exc.reason[:500],
+        )
+        return DeadRow(tp.topic, tp.partition, msg.offset, msg.key, msg.value, exc.kind, exc.reason)
+    error = f"{type(exc).__name__}: {exc}"
+    log.error(
+        "consumer_decode_failed",
+        topic=tp.topic,
+        partition=tp.partition,
+        offset=msg.offset,
+        error=error[:500],
+        exc_info=True,  # called from the except block: the trace is the current exception
+    )
+    return DeadRow(tp.topic, tp.partition, msg.offset, msg.key, msg.value, DECODE, error)
