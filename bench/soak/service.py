@@ -56,6 +56,8 @@ class SoakService:
             SOAK_RUNS_FILE=str(self.runs_file),
             SOAK_HEAP_FILE=str(self.heap_file),
         )
+        # As the Dockerfile ships the service: two glibc arenas, not eight per core (docs/reliability.md).
+        self.env.setdefault("MALLOC_ARENA_MAX", "2")
         # The app as users serve it; a diagnostic run may swap in another launcher of `server:app`.
         self.command = uvicorn_command(self.port, "--log-level", "warning", "--no-access-log")
         self.proc: subprocess.Popen[bytes] | None = None
