@@ -32,7 +32,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -207,6 +207,19 @@ class TansuBroker:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    @contextlib.contextmanager
+    def hung(self) -> Iterator[None]:
+        """The broker process stopped (SIGSTOP) inside the block, continued afterwards: a hung
+        broker (a long GC pause, a stalled disk); connections stay open and nothing answers."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            raise BrokerError("the broker is not running")
+        _signal_group(proc, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            _signal_group(proc, signal.SIGCONT)
 
     def _cli(self, *args: str, timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
         """Run ``tansu topic ARGS --broker <listener>``; return the completed process."""

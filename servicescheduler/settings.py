@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     kafka_max_attempts: int = Field(default=3, ge=1, le=100)
     # A handler call longer than this reports the consumer `stuck` (threads cannot be interrupted).
     kafka_handler_timeout_seconds: float = Field(default=60.0, gt=0)
+    # Behind (lag > 0) with nothing consumed for this long reports the consumer `stalled` and
+    # /ready 503: the worker's thread is alive, so nothing else would say it is not working.
+    kafka_stall_seconds: float = Field(default=60.0, gt=0)
     kafka_max_message_bytes: int = Field(default=1_048_576, ge=1024)
     kafka_dead_letter_value_cap_bytes: int = Field(default=65_536, ge=0)
     kafka_stop_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -73,6 +73,9 @@ class ConsumerState(StrEnum):
     # Running, but storing fails (database full, read-only, locked past its timeout, down):
     # nothing is committed, the batch is retried with backoff; left when a store succeeds.
     DB_UNAVAILABLE = "db_unavailable"
+    # Running and behind (lag > 0), but nothing consumed for KAFKA_STALL_SECONDS: a fetch that
+    # does not return records, a client wedged inside poll(), a store that never ends.
+    STALLED = "stalled"
     DISABLED = "disabled"  # the operator disabled it
     STOPPED = "stopped"  # the service is shutting down
 

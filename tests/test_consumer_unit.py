@@ -380,6 +380,71 @@ def test_a_worker_that_cannot_store_makes_the_consumer_db_unavailable_and_not_re
     assert supervisor.status()["state"] == "running" and "detail" not in supervisor.status()
 
 
+def test_a_worker_behind_that_consumes_nothing_is_stalled_until_it_consumes_again(make_settings, caplog) -> None:
+    supervisor, workers, clock = _supervisor(make_settings, kafka_stall_seconds=30)
+    supervisor.check(clock[0])
+    worker = workers[-1]
+    consumed_at = [clock[0] - 3600.0]  # the topic was quiet for an hour, then a burst arrives
+
+    def snapshot(lag: int) -> WorkerSnapshot:
+        return dataclasses.replace(
+            FakeWorker.snapshot(worker),
+            lag={"orders:0": lag, "orders:1": 0},
+            last_message_at=consumed_at[0],
+            last_poll_at=clock[0] - 0.2,  # polls keep returning: the thread looks healthy
+            started_at=clock[0] - 7200,
+        )
+
+    worker.snapshot = lambda: snapshot(5000)
+    supervisor.check(clock[0])
+    # Behind for the first time now: an hour-old last batch does not make it stalled at once.
+    assert supervisor.status()["state"] == "running" and supervisor.readiness() == (True, "ok")
+    clock[0] += 29
+    supervisor.check(clock[0])
+    assert supervisor.status()["state"] == "running"
+    clock[0] += 2
+    with caplog.at_level("ERROR"):
+        supervisor.check(clock[0])
+        supervisor.check(clock[0] + 1)  # one error line per stall, not one per check
+    status = supervisor.status()
+    assert status["state"] == "stalled" and status["restarts"] == 0 and worker.alive
+    assert status["detail"] == (
+        "nothing consumed for 32 s while 5000 messages behind (orders:0 5000); last poll returned 1.2 s ago"
+    )
+    ok, reason = supervisor.readiness()
+    assert not ok and reason.startswith("consumer stalled: nothing consumed for 32 s")
+    assert supervisor.metrics.consumer_up._value.get() == 0
+    assert [r.getMessage() for r in caplog.records].count("consumer_stalled") == 1
+
+    consumed_at[0] = clock[0]  # a batch is consumed; still behind, but moving
+    supervisor.check(clock[0])
+    assert supervisor.status()["state"] == "running" and supervisor.readiness() == (True, "ok")
+    clock[0] += 31  # ...and stalls again later
+    supervisor.check(clock[0])
+    assert supervisor.status()["state"] == "stalled"
+    worker.snapshot = lambda: snapshot(0)  # caught up: nothing to consume is not a stall
+    supervisor.check(clock[0])
+    assert supervisor.status()["state"] == "running"
+
+
+def test_a_worker_paused_for_the_database_is_db_unavailable_not_stalled(make_settings) -> None:
+    supervisor, workers, clock = _supervisor(make_settings, kafka_stall_seconds=5)
+    supervisor.check(clock[0])
+    worker = workers[-1]
+    worker.snapshot = lambda: dataclasses.replace(
+        FakeWorker.snapshot(worker),
+        state=WorkerState.DB_UNAVAILABLE,
+        lag={"orders:0": 900},
+        last_message_at=clock[0] - 600,
+        db_error="OperationalError: database is locked",
+        db_unavailable_since=clock[0] - 60,
+    )
+    for _ in range(3):
+        clock[0] += 10
+        supervisor.check(clock[0])
+    assert supervisor.status()["state"] == "db_unavailable"
+
+
 def test_database_errors_are_classified_wrapped_or_raw() -> None:
     import sqlite3
 

@@ -66,6 +66,23 @@ FAULTS: tuple[Fault, ...] = (
         "restart and no commit, and resumes by itself (before: fatal, restarts, crash_looping)",
     ),
     Fault(
+        "A hung broker while the consumer is behind (the soak's stall under load)",
+        "6,001 events (9 MB) on one partition; the first batch is held in a handler, the Tansu process is "
+        "stopped with SIGSTOP (connections stay open, nothing answers), the batch released; "
+        "`KAFKA_STALL_SECONDS=2`. The same rule without a broker: a worker snapshot behind and idle",
+        (
+            "test_consumer_stall.py::"
+            "test_a_hung_broker_with_a_backlog_makes_the_consumer_stalled_and_not_ready_until_it_answers",
+            "test_consumer_unit.py::test_a_worker_behind_that_consumes_nothing_is_stalled_until_it_consumes_again",
+            "test_consumer_unit.py::test_a_worker_paused_for_the_database_is_db_unavailable_not_stalled",
+        ),
+        "within 2 s of the last consumed batch: /consumer `state: stalled` with `detail` (seconds idle, "
+        "messages behind, per partition, last poll), /ready 503 `consumer stalled: ...`, `consumer_running` "
+        "0, one `consumer_stalled` error line; once the broker answers: `running`, all 6,001 stored, no "
+        "restart. A burst after an hour of quiet is not a stall; `db_unavailable` stays itself. Before: "
+        "`running` and /ready 200 for as long as nothing moved (the soak's run B: 40-90 s, lag 179,000)",
+    ),
+    Fault(
         "Compressed batches from real producers",
         "librdkafka producers with `compression.type` snappy, lz4, zstd and gzip (70 events each), a "
         "kafka-python producer with gzip and plain events, consumed by each client",

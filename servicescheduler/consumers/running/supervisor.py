@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from servicescheduler.consumers.running.checkchain import CheckChain
+from servicescheduler.consumers.running.stall import StallWatch
 from servicescheduler.consumers.running.supervised import StateStore, Worker
 from servicescheduler.consumers.running.topic_counts import merge_topic_counts, topics_view
 from servicescheduler.logs import get_logger
@@ -73,6 +74,7 @@ class ConsumerSupervisor:
         self._draining: Worker | None = None  # stopped, but its thread has not ended yet
         self._chain = CheckChain(EARLY_SLACK_SECONDS)
         self._stuck_logged = False
+        self._stall = StallWatch(settings.kafka_stall_seconds)
         self._enabled = True
         self._started = self._stopping = False
         self._state: ConsumerState = ConsumerState.STARTING
@@ -120,6 +122,7 @@ class ConsumerSupervisor:
     def _start_worker(self, now: float) -> None:
         """Creates and starts a fresh worker (lock held)."""
         self._worker = self._factory()
+        self._stall.reset()
         self._worker.start()
         self._state = ConsumerState.CRASH_LOOPING if self._crash_looping(now) else ConsumerState.STARTING
         self._restart_at = None
@@ -167,13 +170,22 @@ class ConsumerSupervisor:
             self._state = ConsumerState.STUCK
             self.metrics.consumer_up.set(0)
             return
-        if worker.snapshot().state in (WorkerState.RUNNING, WorkerState.DB_UNAVAILABLE):  # alive and polling either way
+        snap = worker.snapshot()
+        if snap.state in (WorkerState.RUNNING, WorkerState.DB_UNAVAILABLE):  # alive and polling either way
             if self._running_since is None:
                 self._running_since = now
             self._down_since = now
             if now - self._running_since >= self.settings.consumer_backoff_reset_seconds:
                 self._attempt = 0
-            if not self._crash_looping(now):
+            # db_unavailable pauses the partitions on purpose: behind and idle is expected there.
+            stalled = None
+            if snap.state == WorkerState.RUNNING:
+                stalled = self._stall.observe(snap, now)
+            else:
+                self._stall.reset()
+            if stalled is not None:
+                self._state = ConsumerState.STALLED
+            elif not self._crash_looping(now):
                 self._state = ConsumerState.RUNNING
             elif self._state != ConsumerState.RUNNING:
                 self._state = ConsumerState.CRASH_LOOPING
@@ -363,6 +375,8 @@ class ConsumerSupervisor:
                 state=ConsumerState.DB_UNAVAILABLE,
                 detail=f"cannot store events for {now - storing[1]:.0f} s: {storing[0]}",
             )
+        elif state == ConsumerState.STALLED:
+            body["detail"] = self._stall.reason
         for key in COUNTERS:
             body[key] += getattr(snap, key) if snap else 0
         body.update(
@@ -394,6 +408,8 @@ class ConsumerSupervisor:
         storing = _storing_failure(state, live)
         if storing is not None:  # no grace: the failed store already waited out the database's own timeout
             return False, f"consumer {ConsumerState.DB_UNAVAILABLE} for {now - storing[1]:.0f} s: {storing[0]}"
+        if state == ConsumerState.STALLED:  # no grace: the stall bound already waited
+            return False, f"consumer {state}: {self._stall.reason}"
         if state != ConsumerState.RUNNING:
             if down_for > self.settings.consumer_ready_grace_seconds:
                 return False, f"consumer {state} for {down_for:.0f} s: {self._last_error or 'starting'}"
