@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only 1,3]`: runs the benchmarks and writes the report."""
+"""`python -m bench [--quick] [--only 1,3 [--merge]]`: runs the benchmarks and writes the report."""
 
 from __future__ import annotations
 
@@ -63,12 +63,22 @@ class Context:
 
 @dataclass(frozen=True)
 class Benchmark:
+    """One benchmark: `measure` returns its raw results; `render` builds its report section from
+    them and the other benchmarks' results (benchmark 2 is drawn from 1's measurement), so a page
+    can be rebuilt from stored results (`--merge`)."""
+
     number: int
     title: str
-    run: Callable[[Context], Result]
+    measure: Callable[[Context], dict]
+    render: Callable[[dict, dict[str, dict]], dict]
+
+    def run(self, context: Context) -> Result:
+        """Measures, then renders with what this invocation has measured (bench.compare's call)."""
+        data = self.measure(context)
+        return data, self.render(data, {"1": context.timing or {}})
 
 
-# Each runner imports its package when it runs: a benchmark whose dependencies are missing or
+# Each function imports its package when it runs: a benchmark whose dependencies are missing or
 # broken fails alone (reported as ERROR, the others still run), and `--help` stays instant.
 def _timing(context: Context) -> dict:
     if context.timing is None:
@@ -78,96 +88,79 @@ def _timing(context: Context) -> dict:
     return context.timing
 
 
-def _lateness(context: Context) -> Result:
-    from bench.timing import section
-
-    data = _timing(context)
-    return data, section.lateness_section(data)
+def _head_of_line(context: Context) -> dict:
+    _timing(context)
+    return {"see": "1"}
 
 
-def _head_of_line(context: Context) -> Result:
-    from bench.timing import section
-
-    return {"see": "1"}, section.head_of_line_section(_timing(context))
-
-
-def _scale(context: Context) -> Result:
-    from bench.scale import measure, section
-
-    data = measure.measure(context.quick)
-    return data, section.section(data)
-
-
-def _reaction(context: Context) -> Result:
-    from bench.web import measure, section
-
-    data = measure.measure_reaction(context.quick)
-    return data, section.reaction_section(data)
-
-
-def _web_load(context: Context) -> Result:
-    from bench.web import measure, section
-
-    data = measure.measure_web(context.quick)
-    return data, section.load_section(data)
-
-
-def _throughput(context: Context) -> Result:
-    from bench.pipeline import section, throughput
+def _throughput(context: Context) -> dict:
+    from bench.pipeline import throughput
 
     bootstrap = context.broker.bootstrap()
-    data = throughput.measure_throughput(context.quick, bootstrap) if bootstrap else {"skipped": context.broker.error}
-    return data, section.throughput_section(data)
+    return throughput.measure_throughput(context.quick, bootstrap) if bootstrap else {"skipped": context.broker.error}
 
 
-def _e2e(context: Context) -> Result:
-    from bench.pipeline import consumer, e2e, section
+def _e2e(context: Context) -> dict:
+    from bench.pipeline import consumer, e2e
 
     bootstrap = context.broker.bootstrap()
     reason = context.broker.error or consumer.consumer_available()
-    data = {"skipped": reason} if reason or bootstrap is None else e2e.measure_e2e(context.quick, bootstrap)
-    return data, section.e2e_section(data)
+    return {"skipped": reason} if reason or bootstrap is None else e2e.measure_e2e(context.quick, bootstrap)
 
 
-def _footprint(context: Context) -> Result:
-    from bench.footprint import measure, section
+def _footprint(context: Context) -> dict:
+    from bench.footprint import measure
     from bench.pipeline.consumer import consumer_available
 
     bootstrap = context.broker.bootstrap()
     after = None
     if bootstrap and consumer_available() is None:
         after = partial(measure.after_consume, context.quick, bootstrap)
-    data = measure.measure(context.quick, bootstrap, after_consume=after)
-    return data, section.section(data)
+    return measure.measure(context.quick, bootstrap, after_consume=after)
 
 
-def _standard(package: str) -> Callable[[Context], Result]:
-    """A benchmark whose package has `measure.measure(quick)` and `section.section(data)`
-    (imported when it runs: a run of one benchmark imports only its own package)."""
+def _measure(package: str, function: str = "measure") -> Callable[[Context], dict]:
+    """`package.measure.<function>(quick)` (imported when it runs)."""
 
-    def run(context: Context) -> Result:
-        measure = importlib.import_module(f"{package}.measure")
-        section = importlib.import_module(f"{package}.section")
-        data = measure.measure(context.quick)
-        return data, section.section(data)
+    def run(context: Context) -> dict:
+        return getattr(importlib.import_module(f"{package}.measure"), function)(context.quick)
 
     return run
 
 
+def _section(package: str, function: str = "section") -> Callable[[dict, dict[str, dict]], dict]:
+    """`package.section.<function>(data)` (imported when it renders)."""
+
+    def render(data: dict, results: dict[str, dict]) -> dict:
+        return getattr(importlib.import_module(f"{package}.section"), function)(data)
+
+    return render
+
+
+def _head_of_line_section(data: dict, results: dict[str, dict]) -> dict:
+    from bench.timing import section
+
+    return section.head_of_line_section(results["1"])
+
+
 BENCHMARKS = (
-    Benchmark(1, "Start lateness and drift", _lateness),
-    Benchmark(2, "Head-of-line blocking", _head_of_line),
-    Benchmark(3, "Scale: 10 to 10,000 tasks", _scale),
-    Benchmark(4, "Reaction to the API", _reaction),
-    Benchmark(5, "Async overhead per run", _standard("bench.async_overhead")),
-    Benchmark(6, "Web latency under task load", _web_load),
-    Benchmark(7, "Consumer throughput", _throughput),
-    Benchmark(8, "Event → notification latency", _e2e),
-    Benchmark(9, "Footprint and start-up", _footprint),
-    Benchmark(10, "Dashboard render time", _standard("bench.dashboard")),
-    Benchmark(11, "Retention throughput", _standard("bench.retention")),
-    Benchmark(12, "Several replicas on one database", _standard("bench.cluster")),
-    Benchmark(13, "Tracing off vs on", _standard("bench.tracing")),
+    Benchmark(1, "Start lateness and drift", _timing, _section("bench.timing", "lateness_section")),
+    Benchmark(2, "Head-of-line blocking", _head_of_line, _head_of_line_section),
+    Benchmark(3, "Scale: 10 to 10,000 tasks", _measure("bench.scale"), _section("bench.scale")),
+    Benchmark(
+        4, "Reaction to the API", _measure("bench.web", "measure_reaction"), _section("bench.web", "reaction_section")
+    ),
+    Benchmark(5, "Async overhead per run", _measure("bench.async_overhead"), _section("bench.async_overhead")),
+    Benchmark(
+        6, "Web latency under task load", _measure("bench.web", "measure_web"), _section("bench.web", "load_section")
+    ),
+    Benchmark(7, "Consumer throughput", _throughput, _section("bench.pipeline", "throughput_section")),
+    Benchmark(8, "Event → notification latency", _e2e, _section("bench.pipeline", "e2e_section")),
+    Benchmark(9, "Footprint and start-up", _footprint, _section("bench.footprint")),
+    Benchmark(10, "Dashboard render time", _measure("bench.dashboard"), _section("bench.dashboard")),
+    Benchmark(11, "Retention throughput", _measure("bench.retention"), _section("bench.retention")),
+    Benchmark(12, "Several replicas on one database", _measure("bench.cluster"), _section("bench.cluster")),
+    Benchmark(13, "Tracing off vs on", _measure("bench.tracing"), _section("bench.tracing")),
 )
 BY_NUMBER = {benchmark.number: benchmark for benchmark in BENCHMARKS}
 
@@ -181,12 +174,21 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="same measurements, fewer samples (≤ 2 min)")
     parser.add_argument("--only", default="", help="comma-separated benchmark numbers, e.g. 1,3")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --only: keep the other benchmarks' results from the file docs/benchmarks.md was "
+        "written from and rewrite the whole page (each section says when it was measured)",
+    )
     args = parser.parse_args(argv)
     words = [word.strip() for word in args.only.split(",") if word.strip()]
     unknown = [word for word in words if not word.isdigit() or int(word) not in BY_NUMBER]
     if unknown:
         parser.error(f"--only: no benchmark {', '.join(unknown)} (known: {', '.join(map(str, BY_NUMBER))})")
     args.selected = sorted({int(word) for word in words}) or list(BY_NUMBER)
+    args.selected_keys = {str(number) for number in args.selected}
+    if args.merge and not words:
+        parser.error("--merge needs --only: without it every benchmark is measured anyway")
     return args
 
 
@@ -213,8 +215,17 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the selected benchmarks (one failing does not stop the others) and writes the report."""
     args = _parse(argv)
     started = time.monotonic()
-    results: dict = {}
-    sections: list[dict] = []
+    date = time.strftime("%Y-%m-%d %H:%M")
+    results: dict[str, dict] = {}
+    measured_on: dict[str, str] = {}
+    failures: dict[int, dict] = {}
+    merged_from = None
+    if args.merge:
+        merged_from, previous, previous_dates = report.previous_results()
+        for number in BY_NUMBER:
+            if number not in args.selected and str(number) in previous:
+                results[str(number)] = previous[str(number)]
+                measured_on[str(number)] = previous_dates.get(str(number), "earlier")
     broker = Broker()
     context = Context(quick=args.quick, broker=broker)
     try:
@@ -222,25 +233,39 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.monotonic()
             print(f"[bench] {benchmark.number} ...", file=sys.stderr, flush=True)
             try:
-                data, section = benchmark.run(context)
+                results[str(benchmark.number)] = benchmark.measure(context)
             except Exception as exc:
                 traceback.print_exc()
-                data, section = {"error": repr(exc)}, _failed(benchmark, exc)
-            results[str(benchmark.number)] = data
-            sections.append(section)
+                results[str(benchmark.number)] = {"error": repr(exc)}
+                failures[benchmark.number] = _failed(benchmark, exc)
+            measured_on[str(benchmark.number)] = date
             print(f"[bench] {benchmark.number} done in {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
     finally:
         broker.stop()
         _stop_helpers()
+    if context.timing is not None and "1" not in args.selected_keys:  # benchmark 2 is drawn from it
+        results["1"], measured_on["1"] = context.timing, date
+    sections = []
+    for benchmark in BENCHMARKS:
+        if str(benchmark.number) not in results:
+            continue
+        try:
+            section = failures.get(benchmark.number) or benchmark.render(results[str(benchmark.number)], results)
+        except Exception as exc:
+            traceback.print_exc()
+            section = _failed(benchmark, exc)
+        sections.append(section)
     meta = {
         "quick": args.quick,
         "selected": args.selected,
-        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "date": date,
         "wall_s": time.monotonic() - started,
+        "measured_on": measured_on,
+        "merged_from": merged_from,
     }
     json_path, doc = report.write_all(results, sections, meta)
     print(
-        f"[bench] wrote {json_path.relative_to(ROOT)} and {doc.relative_to(ROOT)} in {meta['wall_s']:.0f} s",
+        f"[bench] wrote {os.path.relpath(json_path, ROOT)} and {os.path.relpath(doc, ROOT)} in {meta['wall_s']:.0f} s",
         file=sys.stderr,
     )
     for section in sections:

@@ -4,6 +4,7 @@ the sections each benchmark package builds (its `section` module)."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -61,6 +62,19 @@ def write_json(results: dict, meta: dict) -> Path:
     payload = {"meta": {**meta, "machine": machine_info(), "versions": versions()}, "results": results}
     path.write_text(json.dumps(payload, indent=1, default=str) + "\n")
     return path
+
+
+def previous_results() -> tuple[str, dict, dict]:
+    """(file name, results, measured-on date per benchmark) of the results file docs/benchmarks.md
+    was written from (its "Raw samples" line): what `--merge` keeps of the benchmarks it does not run."""
+    text = DOC.read_text() if DOC.exists() else ""
+    match = re.search(r"Raw samples: `bench/results/([^`/]+\.json)`", text)
+    if match is None or not (RESULTS_DIR / match.group(1)).exists():
+        raise SystemExit(f"--merge: {DOC.name} names no results file in bench/results/ to merge into")
+    payload = json.loads((RESULTS_DIR / match.group(1)).read_text())
+    meta = payload.get("meta", {})
+    dates = meta.get("measured_on") or dict.fromkeys(payload.get("results", {}), meta.get("date", "earlier"))
+    return match.group(1), payload.get("results", {}), dates
 
 
 def _plot(spec: dict) -> str | None:
@@ -133,6 +147,7 @@ def render(sections: list[dict], meta: dict, json_name: str) -> str:
         f"{info['cpus']} CPUs ({info['cpu_model'] or 'unknown CPU'}), Python {info['python']}; "
         f"wall time {meta['wall_s']:.0f} s. Raw samples: `bench/results/{json_name}`.",
         "",
+        *_merge_lines(meta),
         "The machine is small and noisy: every baseline ran in the same invocation as the product "
         "(interleaved or side by side), and ratios are given next to absolute numbers. "
         "A missed goal is reported as MISS, not hidden.",
@@ -147,7 +162,10 @@ def render(sections: list[dict], meta: dict, json_name: str) -> str:
     ]
     lines += _table(["#", "measurement", "goal", "result", "baseline", "ratio", "status"], summary)
     for section in sections:
-        lines += ["", f"## {section['id']}. {section['title']}", "", section.get("method", ""), ""]
+        lines += ["", f"## {section['id']}. {section['title']}", ""]
+        if meta.get("merged_from"):
+            lines += [f"*Measured on {meta['measured_on'].get(str(section['id']), 'an earlier run')}.*", ""]
+        lines += [section.get("method", ""), ""]
         for table in section.get("tables", []):
             if table.get("title"):
                 lines += [f"**{table['title']}**", ""]
@@ -159,6 +177,21 @@ def render(sections: list[dict], meta: dict, json_name: str) -> str:
         for note in section.get("notes", []):
             lines += [f"- {note}"]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _merge_lines(meta: dict) -> list[str]:
+    """The header's provenance line for a page merged from runs of different dates (`--merge`)."""
+    if not meta.get("merged_from"):
+        return []
+    dates: dict[str, list[str]] = {}
+    for number, date in sorted(meta["measured_on"].items(), key=lambda kv: int(kv[0])):
+        dates.setdefault(date, []).append(number)
+    parts = [f"{', '.join(numbers)} on {date}" for date, numbers in sorted(dates.items(), reverse=True)]
+    return [
+        f"Merged (`--only {','.join(map(str, meta['selected']))} --merge`): benchmarks {'; '.join(parts)}; "
+        f"the older ones kept from `bench/results/{meta['merged_from']}`. Each section says when it was measured.",
+        "",
+    ]
 
 
 def write_all(results: dict, sections: list[dict], meta: dict) -> tuple[Path, Path]:

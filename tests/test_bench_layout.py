@@ -42,6 +42,53 @@ def test_only_refuses_a_benchmark_that_does_not_exist(bench_main, only: str, cap
     assert "--only: no benchmark" in err and "known: 1, 2, 3" in err
 
 
+def test_merge_remeasures_the_selected_and_keeps_the_others_from_the_page_s_results(
+    bench_main, monkeypatch, tmp_path
+) -> None:
+    import json
+
+    from bench import report
+
+    def fake(number: int, value: int):
+        def render(data: dict, results: dict) -> dict:
+            goal = report.goal(f"metric {number}", "≤ 1", str(data["value"]), data["value"] <= 1)
+            return {"id": number, "title": f"Fake {number}", "method": "m", "goals": [goal]}
+
+        return bench_main.Benchmark(number, f"Fake {number}", lambda context: {"value": value}, render)
+
+    table = (fake(1, 5), fake(2, 6), fake(3, 7))
+    monkeypatch.setattr(bench_main, "BENCHMARKS", table)
+    monkeypatch.setattr(bench_main, "BY_NUMBER", {b.number: b for b in table})
+    monkeypatch.setattr(report, "DOC", tmp_path / "benchmarks.md")
+    monkeypatch.setattr(report, "RESULTS_DIR", tmp_path / "results")
+    (tmp_path / "results").mkdir()
+    old = {"1": {"value": 1}, "2": {"value": 2}, "3": {"value": 3}}
+    (tmp_path / "results" / "old.json").write_text(json.dumps({"meta": {"date": "2026-01-02 03:04"}, "results": old}))
+    (tmp_path / "benchmarks.md").write_text("Raw samples: `bench/results/old.json`.\n")
+
+    assert bench_main.main(["--only", "2", "--merge"]) == 0
+    page = (tmp_path / "benchmarks.md").read_text()
+    written = json.loads(next(p for p in (tmp_path / "results").iterdir() if p.name != "old.json").read_text())
+    assert written["results"] == {"1": {"value": 1}, "2": {"value": 6}, "3": {"value": 3}}
+    assert written["meta"]["measured_on"]["1"] == "2026-01-02 03:04"
+    assert written["meta"]["measured_on"]["2"] != "2026-01-02 03:04"
+    assert "| 1 | metric 1 | ≤ 1 | 1 |" in page and "| 2 | metric 2 | ≤ 1 | 6 |" in page
+    assert "| 3 | metric 3 | ≤ 1 | 3 |" in page
+    assert "the older ones kept from `bench/results/old.json`" in page
+    assert page.count("*Measured on 2026-01-02 03:04.*") == 2
+
+
+def test_merge_without_only_or_without_a_results_file_is_refused(bench_main, monkeypatch, tmp_path, capsys) -> None:
+    from bench import report
+
+    with pytest.raises(SystemExit):
+        bench_main._parse(["--merge"])
+    assert "--merge needs --only" in capsys.readouterr().err
+    monkeypatch.setattr(report, "DOC", tmp_path / "benchmarks.md")
+    with pytest.raises(SystemExit, match="names no results file"):
+        report.previous_results()
+
+
 def test_bench_and_devtools_never_import_the_tests() -> None:
     graph = import_graph()
     assert "servicescheduler.settings" in graph["bench.common"]  # the graph sees imports inside functions
