@@ -237,9 +237,15 @@ def test_every_test_named_in_the_fault_table_exists() -> None:
 def test_short_soak_of_the_real_service_reports_what_it_measured(tmp_path: Path) -> None:
     from bench.soak import harness
 
-    config = harness.SoakConfig(seconds=20, rate=50, interval_s=2, warmup_s=6, bad_every=50, quick=True)
+    # Two catch-ups: the consumer is off for 3 s at the start and at 10 s, then works off the backlog.
+    config = harness.SoakConfig(
+        seconds=20, rate=50, interval_s=2, warmup_s=6, bad_every=50, quick=True, pause_s=3, pauses_at=(0.0, 0.5)
+    )
     result = harness.run(config)
     doc = harness.write_outputs(result, tmp_path)
+    catchups = result["catchups"]
+    assert [round(c["at_s"]) for c in catchups] == [0, 10] and all("error" not in c for c in catchups)
+    assert all(c["paused_s"] >= 3 and c["state"] in ("starting", "running") for c in catchups)
 
     samples = result["samples"]
     assert len(samples) >= 10
@@ -260,6 +266,8 @@ def test_short_soak_of_the_real_service_reports_what_it_measured(tmp_path: Path)
     text = doc.read_text()
     assert f"## Soak: {result['verdict']['overall']}" in text and "## Faults the test suite injects" in text
     assert "kill -9 of the server, at a random moment" in text and "(img/soak.png)" in text
+    assert "Catch-ups: at 0 min and 0 min the consumer is disabled for 3 s" in text
+    assert "- Mid-run catch-up at 10 s (consumer off " in text
     assert (tmp_path / "docs" / "img" / "soak.png").stat().st_size > 10_000
     saved = json.loads((tmp_path / "bench" / "results" / "soak.json").read_text())
     assert saved["verdict"] == result["verdict"] and len(saved["samples"]) == len(samples)

@@ -15,13 +15,14 @@ import contextlib
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, ensure_path
+from bench.common import AUTH, ROOT, ensure_path
 
 ensure_path()
 
@@ -50,6 +51,14 @@ class SoakConfig:
     rate: float = 500.0
     interval_s: float = 5.0
     warmup_s: float = 60.0
+    # Catch-ups: the consumer is disabled for `pause_s` at each of these fractions of the load, so
+    # it works off a backlog of rate × pause_s events in full batches. Every deployment has
+    # catch-ups (restarts, deploys, a slow broker); their batches are the consumer's largest working
+    # set, which the process keeps (Python and glibc hold freed memory for reuse). The first one
+    # comes before the baseline (warm-up = it + 60 s), so growth measured after it is a leak, not
+    # the first full batch; the second, mid-run, shows whether another one grows RSS again.
+    pause_s: float = 20.0
+    pauses_at: tuple[float, ...] = (0.0, 0.5)
     bad_every: int = 500
     quick: bool = False
     tasks: int = TASK_COUNT
@@ -75,14 +84,20 @@ def parse_args(argv: list[str] | None = None) -> tuple[SoakConfig, Path]:
     database = "PostgreSQL" if args.postgres else "SQLite"
     if args.quick:
         quick = SoakConfig(
-            seconds=30, rate=100, interval_s=2, warmup_s=10, bad_every=100, quick=True, database=database
+            seconds=30, rate=100, interval_s=2, warmup_s=10, bad_every=100, quick=True, database=database, pause_s=0
         )
         return quick, args.out
     if not 0.2 <= args.minutes <= 240 or not 1 <= args.rate <= 20_000 or not 0.5 <= args.interval <= 60:
         parser.error("--minutes 0.2..240, --rate 1..20000, --interval 0.5..60")
-    warmup = min(60.0, args.minutes * 60 / 4)
+    pause = min(SoakConfig.pause_s, args.minutes * 60 / 20)
+    warmup = min(60.0, args.minutes * 60 / 4) + pause
     config = SoakConfig(
-        seconds=args.minutes * 60, rate=args.rate, interval_s=args.interval, warmup_s=warmup, database=database
+        seconds=args.minutes * 60,
+        rate=args.rate,
+        interval_s=args.interval,
+        warmup_s=warmup,
+        database=database,
+        pause_s=pause,
     )
     return config, args.out
 
@@ -215,7 +230,11 @@ def drive(
             raise SoakError("the server was not ready (or had no partitions) in time:\n" + _tail(service))
         started = time.monotonic()
         producer.start()
-        result["samples"] = sample_during_load(config, service, target, client, producer, started)
+        catchups = CatchUps(service.base_url, config, started).start()
+        try:
+            result["samples"] = sample_during_load(config, service, target, client, producer, started)
+        finally:
+            result["catchups"] = catchups.join()
         if not producer.join(timeout=90):
             result["notes"].append("the producer did not finish within 90 s of the load's end")
         result["load"] = producer.counts()
@@ -227,6 +246,50 @@ def drive(
         result["consumer_restarts"] = client.get("/consumer").json().get("restarts")
         tasks: list[dict[str, Any]] = client.get("/tasks").json()
         return tasks
+
+
+class CatchUps:
+    """Disables the consumer for `pause_s` at each of `pauses_at` (fractions of the load), on a
+    thread of its own; `join()` returns what happened (bounded: one pause per entry)."""
+
+    def __init__(self, base_url: str, config: SoakConfig, started: float) -> None:
+        self.base_url = base_url
+        self.config = config
+        self.started = started
+        self.done: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="soak-catchups", daemon=True)
+
+    def start(self) -> CatchUps:
+        if self.config.pause_s > 0:
+            self._thread.start()
+        return self
+
+    def join(self) -> list[dict[str, Any]]:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+        return self.done
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.base_url, timeout=30, headers=AUTH) as client:
+            for fraction in self.config.pauses_at:
+                at = self.started + fraction * self.config.seconds
+                if self._stop.wait(max(0.0, at - time.monotonic())):
+                    return
+                entry: dict[str, Any] = {"at_s": round(time.monotonic() - self.started, 1)}
+                try:
+                    client.post("/consumer/disable", headers={"Connection": "close"}).raise_for_status()
+                    stopped = self._stop.wait(self.config.pause_s)
+                    body = client.post("/consumer/enable", headers={"Connection": "close"}).json()
+                    paused = time.monotonic() - self.started - entry["at_s"]
+                    entry.update(paused_s=round(paused, 1), state=body.get("state"))
+                except (httpx.HTTPError, ValueError) as exc:
+                    entry["error"] = f"{type(exc).__name__}: {exc}"
+                    stopped = self._stop.is_set()
+                self.done.append(entry)
+                if stopped:
+                    return
 
 
 def _log_fields(service: SoakService) -> dict[str, Any]:

@@ -140,6 +140,7 @@ def _memory_and_api_lines(result: dict[str, Any]) -> list[str]:
                 f"SQLite {growth['sqlite_mib']:+} MiB (from {first.get('sqlite_mib')}), glibc malloc in use "
                 f"{growth['malloc_in_use_mib']:+} MiB, free in malloc's arenas {growth['malloc_free_mib']:+} MiB."
             )
+    lines += _catchup_lines(result)
     timed = [s["api_ms"] for s in result["samples"] if s.get("api_ms") is not None and not s.get("api_error")]
     errors = [s["api_error"] for s in result["samples"] if s.get("api_error")]
     if timed:
@@ -148,6 +149,35 @@ def _memory_and_api_lines(result: dict[str, Any]) -> list[str]:
             f"- GET /consumer during the soak: median {sorted(timed)[len(timed) // 2]} ms, max {max(timed)} ms; "
             f"failed {len(errors)} of {len(result['samples'])} times{kinds}."
         )
+    return lines
+
+
+def _catchup_phrase(cfg: dict[str, Any]) -> str:
+    if not cfg.get("pause_s"):
+        return ""
+    at = " and ".join(f"{fraction * cfg['seconds'] / 60:.0f} min" for fraction in cfg["pauses_at"])
+    return (
+        f"Catch-ups: at {at} the consumer is disabled for {cfg['pause_s']:.0f} s (POST /consumer/disable, "
+        f"then /enable), so it works off a backlog of about {cfg['rate'] * cfg['pause_s']:,.0f} events in full "
+        f"batches, as after any restart or deploy; their batches are its largest working set, which the "
+        f"process keeps for reuse. The first is part of the warm-up, so later growth is not that high-water "
+        f"mark; the second shows whether another catch-up grows memory again. "
+    )
+
+
+def _catchup_lines(result: dict[str, Any]) -> list[str]:
+    """RSS just before the mid-run catch-up and the highest within 2 minutes after it."""
+    lines = []
+    for entry in (result.get("catchups") or [])[1:]:
+        before = [s for s in result["samples"] if s["t_s"] <= entry["at_s"] and s.get("rss_mib") is not None]
+        end = entry["at_s"] + entry.get("paused_s", 0)
+        after = [s["rss_mib"] for s in result["samples"] if end <= s["t_s"] <= end + 120 and s.get("rss_mib")]
+        if before and after:
+            step = round(max(after) - before[-1]["rss_mib"], 1)
+            lines.append(
+                f"- Mid-run catch-up at {entry['at_s']:.0f} s (consumer off {entry.get('paused_s')} s): RSS "
+                f"{before[-1]['rss_mib']} MiB before, at most {max(after)} MiB in the 2 minutes after ({step:+} MiB)."
+            )
     return lines
 
 
@@ -199,7 +229,8 @@ def render(result: dict[str, Any], plot_rel: str | None, json_rel: str, analysis
         f"/proc/<pid>/, its database connections ({_connections_phrase(cfg)}), the consumer's "
         f"`events_stored` (GET /consumer) and the rows in `task_runs`. After the load it waits for the "
         f"consumer to catch up, stops the server with SIGTERM and compares, by id, what was produced with "
-        f"`events` + `dead_letters`, and the runs the tasks counted with `task_runs`. The baseline of the "
+        f"`events` + `dead_letters`, and the runs the tasks counted with `task_runs`. "
+        f"{_catchup_phrase(cfg)}The baseline of the "
         f"resource checks is the first sample at or after {cfg['warmup_s']:.0f} s.",
         "",
         *_criteria_table(verdict),
