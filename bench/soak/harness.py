@@ -125,7 +125,7 @@ def take_sample(
         events_stored=consumer.get("events_stored"),
         dead_lettered=consumer.get("dead_lettered"),
         consumer_state=consumer.get("state"),
-        lag=sum(lag.values()) if lag else None,
+        lag=sum(v for v in lag.values() if v is not None) if lag else None,  # None: not known yet
         runs_recorded=count_rows(target.connect, "ss_task_runs"),
         produced=producer.acked,
     )
