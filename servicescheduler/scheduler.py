@@ -117,7 +117,7 @@ class Scheduler(SchedulerViews):
         self.metrics = metrics or Metrics()
         self.clock = clock
         self.extras = extras or {}  # handed to tasks in TaskContext.extras
-        self.executor = TaskExecutor(settings.worker_threads, settings.process_workers)
+        self.executor = TaskExecutor(settings.worker_threads, settings.process_workers, settings.process_pool_nice)
         self.recorder = RunRecorder(database, self.metrics, settings.recorder_queue_limit)
         self.states = TaskStateStore(database)
         # Who may run a slot (scheduling/coordination.py): this process alone by default; with a
