@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     scheduler_enabled: bool = True
     worker_threads: int = Field(default=8, ge=1, le=256)
     process_workers: int = Field(default=2, ge=1, le=64)
+    # Added to the niceness of process-pool workers: a CPU-bound task then yields the CPU to the
+    # server's own threads (the API, the loop) on a busy machine. Opt-in: 10 did not improve GET
+    # /tasks beside a CPU-bound process task in benchmark 6 here (docs/benchmarks.md).
+    process_pool_nice: int = Field(default=0, ge=0, le=19)
     shutdown_grace_seconds: float = Field(default=25.0, ge=0, le=600)
     loop_stall_seconds: float = Field(default=5.0, gt=0)
     # Run-history records waiting to be stored (e.g. while the database is down); beyond it,

@@ -42,3 +42,24 @@ def test_a_killed_process_worker_is_recorded_and_the_pool_rebuilt(make_scheduler
         wait_until(lambda: not scheduler.is_running("after"), timeout=30)
         assert scheduler.status("after").last_run.outcome == "success", scheduler.status("after")
     assert set(scheduler.executor.child_pids()).isdisjoint(pids)
+
+
+def _niceness(pid: int) -> int:
+    """Field 19 of /proc/<pid>/stat (after the parenthesised command name, which may hold spaces)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return int(fields[16])  # fields[0] is field 3 (state)
+
+
+@pytest.mark.slow  # spawns a real process pool (a fresh interpreter per worker)
+@pytest.mark.parametrize("nice", [10, 0])
+def test_process_pool_workers_run_at_the_configured_lower_priority(make_scheduler, nice: int) -> None:
+    registry = TaskRegistry()
+    registry.register("cpu", quick, trigger=every(1).hours, executor="process", enabled=False)
+    scheduler = make_scheduler(registry, process_workers=1, process_pool_nice=nice)
+    scheduler.trigger("cpu")
+    # A run that succeeded went through a worker whose initializer had run; the worker stays.
+    wait_until(lambda: not scheduler.is_running("cpu"), timeout=30)
+    assert scheduler.status("cpu").last_run.outcome == "success"
+    own = _niceness(os.getpid())
+    assert [_niceness(pid) for pid in scheduler.executor.child_pids()] == [min(19, own + nice)]

@@ -38,7 +38,7 @@ from starlette.responses import Response
 from starlette.types import Message
 
 from servicescheduler.api.body_limit import BodyTooLarge
-from servicescheduler.api.deps import SCOPE_KEY, AdminDep, NotRunning, bearer, check_token
+from servicescheduler.api.deps import SCOPE_KEY, AdminDep, NotRunning, bearer, check_token, verify_token
 from servicescheduler.logs import get_logger
 from servicescheduler.scheduling.errors import (
     CoordinationUnavailable,
@@ -100,7 +100,7 @@ class ServiceRoute(APIRoute):
             _limit_body(request, service.settings.max_request_bytes)
             try:
                 if token_first:
-                    check_token(request, await bearer(request))
+                    verify_token(request, await bearer(request))
                 return await handler(request)
             except Exception as exc:
                 return _error_response(request, exc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -70,11 +71,19 @@ class RunLauncher:
         self._finished = finished
         self._succeeded = succeeded  # after a successful run: its check-in (scheduling/checkins.py)
 
-    def launch(self, task: TrackedTask, run: RunRecord) -> None:
-        """Hands `run` to a worker thread; returns at once."""
-        self._executor.submit(self._execute, task, run)
+    def launch(self, task: TrackedTask, run: RunRecord, started: threading.Event | None = None) -> None:
+        """Hands `run` to a worker thread; returns at once. `started` is set as the task's code
+        is about to run (or as soon as it is known that it will not)."""
+        self._executor.submit(self._execute, task, run, started)
 
-    def _execute(self, task: TrackedTask, run: RunRecord) -> None:
+    def _execute(self, task: TrackedTask, run: RunRecord, started: threading.Event | None = None) -> None:
+        try:
+            self._go(task, run, started)
+        finally:
+            if started is not None:
+                started.set()  # whatever happened, whoever waits for the start waits no longer
+
+    def _go(self, task: TrackedTask, run: RunRecord, started: threading.Event | None) -> None:
         """Worker-thread side of a run: claim (cluster), wait for the due time, missed-check, invoke, report."""
         if self._gate is not None:
             # Claimed during the early hand-off, before the wait: the round trip is not lateness.
@@ -90,10 +99,10 @@ class RunLauncher:
             run.started_at = self._clock()
             span = tracing.start_run(task.name, run.run_id, run.cause, run.attempt, run.trace_link)  # None: off
             if span is None:
-                outcome = self._run(task, run)
+                outcome = self._run(task, run, started)
             else:
                 with tracing.activated(span):
-                    outcome = self._run(task, run)
+                    outcome = self._run(task, run, started)
         except BaseException as exc:  # the executor itself failed: the run must still end
             outcome = Outcome(
                 RunOutcome.ERROR, f"the executor failed: {exception_text(exc)}", traceback_text(exc), exception=exc
@@ -126,7 +135,7 @@ class RunLauncher:
                 traceback=traceback_text(exc),
             )
 
-    def _run(self, task: TrackedTask, run: RunRecord) -> Outcome:
+    def _run(self, task: TrackedTask, run: RunRecord, started: threading.Event | None = None) -> Outcome:
         # Handed over early (2 ms, 100 ms in a cluster): an operator may have disabled the task
         # since. A scheduled run of a disabled task never starts (a plain read: a bool flips whole).
         if run.cause in _SLOTTED and not task.enabled:
@@ -134,7 +143,12 @@ class RunLauncher:
         late = 0.0 if run.scheduled_for is None else run.started_at - run.scheduled_for
         if run.cause in _SLOTTED and late > task.grace_seconds():
             return Outcome(RunOutcome.MISSED, f"waited {late:.3f} s for a worker")
-        outcome = self._executor.invoke(task.spec, self._make_context(task, run))
+        context = self._make_context(task, run)
+        if started is not None:
+            # The waiter (a request thread) wakes now but finds this thread holding the GIL:
+            # the task's first line comes before the rest of its response.
+            started.set()
+        outcome = self._executor.invoke(task.spec, context)
         timeout = task.spec.timeout_seconds
         elapsed = self._clock() - run.started_at
         if outcome.outcome is RunOutcome.SUCCESS and timeout and elapsed > timeout:
