@@ -136,3 +136,16 @@ def test_the_profile_names_product_functions_that_exist() -> None:
         files = [path for path in package.rglob("*.py") if path.as_posix().endswith("/" + suffix)]
         assert len(files) == 1, f"{suffix}: {files}"
         assert f"def {func}(" in files[0].read_text(), f"{suffix} defines no {func}"
+
+
+def test_benchmark_1_reports_start_up_runs_apart_from_slot_lateness() -> None:
+    from bench.timing import measure, section
+
+    raw = measure.worker("product", "timing", 2.2)
+    tasks = {name for name, _, _ in measure.SCENARIOS["timing"]}
+    assert set(raw["startup_delay_ms"]) == tasks and all(v >= 0 for v in raw["startup_delay_ms"].values())
+    # Only grid slots are in the lateness records: each is due after its task's start-up run.
+    assert all(due is not None and due > raw["stop"] - 3 for r in raw["records"].values() for _, due in r)
+    product = {name: {"startup_run_delay_ms": delay} for name, delay in raw["startup_delay_ms"].items()}
+    note = section._startup_note(product)
+    assert note and all(name in note[0] for name in tasks)
