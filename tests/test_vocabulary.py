@@ -68,6 +68,7 @@ def test_the_values_are_the_strings_stored_published_and_logged_before() -> None
         "starting",
         "running",
         "db_unavailable",
+        "stalled",
         "backoff",
         "crash_looping",
         "stopping",
