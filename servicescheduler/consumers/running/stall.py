@@ -49,6 +49,7 @@ class StallWatch:
         behind = {name: lag for name, lag in (snap.lag or {}).items() if lag}
         if not behind:
             self._end("caught up")
+            self._behind_since = None  # the next lag starts a new count
             return None
         if self._behind_since is None:
             self._behind_since = now
@@ -83,5 +84,3 @@ class StallWatch:
             log.warning("consumer_stall_ended", why=why)
         self._logged = False
         self.reason = None
-        if why == "caught up":
-            self._behind_since = None
