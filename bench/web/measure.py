@@ -52,14 +52,16 @@ def _add_bench_routes(app, starts: dict, cond: threading.Condition) -> None:
     service = app.state.servicescheduler  # its engine exists once the lifespan has started it
     mode: dict[str, str | None] = {"task": None}
     stop = threading.Event()
+    switching = threading.Lock()
 
     def drive() -> None:  # keeps the load task running; bounded by stop and a run cap
         for _ in range(100_000):
             if stop.wait(0.02):
                 return
-            name = mode["task"]
-            if name and not service.application.scheduler.is_running(name):
-                service.application.scheduler.trigger(name, actor="bench")
+            with switching:  # a mode change cannot slip between reading the mode and starting its run
+                name = mode["task"]
+                if name and not service.application.scheduler.is_running(name):
+                    service.application.scheduler.trigger(name, actor="bench")
 
     threading.Thread(target=drive, name="bench-load", daemon=True).start()
 
@@ -69,15 +71,35 @@ def _add_bench_routes(app, starts: dict, cond: threading.Condition) -> None:
             cond.wait_for(lambda: any(t > after for t in starts[name]), timeout=3)
             return {"t": next((t for t in starts[name] if t > after), None)}
 
+    @app.post("/_bench/noop")
+    def noop() -> dict:  # a sync route, as /run's: request sent → route body is the HTTP floor
+        return {"t": time.monotonic()}
+
+    @app.post("/_bench/lease")
+    def lease() -> dict:  # /run's database write alone, server side (a manual run's lease)
+        coordinator = service.application.scheduler.coordinator
+        run_id = f"probe-{time.monotonic_ns()}"
+        started = time.perf_counter()
+        coordinator.acquire("lease-probe", run_id, "manual")
+        seconds = time.perf_counter() - started
+        coordinator.abandon("lease-probe", run_id)
+        return {"seconds": seconds}
+
     @app.post("/_bench/load/{kind}")
     def load(kind: str) -> dict:
-        mode["task"] = LOAD_TASKS.get(kind)
+        scheduler = service.application.scheduler
+        with switching:
+            mode["task"] = LOAD_TASKS.get(kind)
+        # A 2 s burn cannot be interrupted: the previous mode's run must end before this mode's
+        # samples start, or "idle" (and "process" after "thread") would be measured beside it.
+        others = [task for task in LOAD_TASKS.values() if task != mode["task"]]
         deadline = time.monotonic() + 30  # the first process run spawns the pool
-        while (
-            mode["task"] and not service.application.scheduler.is_running(mode["task"]) and time.monotonic() < deadline
+        while time.monotonic() < deadline and (
+            any(scheduler.is_running(task) for task in others)
+            or (mode["task"] and not scheduler.is_running(mode["task"]))
         ):
             time.sleep(0.01)
-        return {"mode": kind}
+        return {"mode": kind, "others_running": [task for task in others if scheduler.is_running(task)]}
 
 
 def serve(port: int, enable_tasks: int) -> None:
@@ -154,24 +176,27 @@ def _reaction(client, path: str, name: str) -> float | None:
 def measure_reaction(quick: bool) -> dict:
     """Benchmark 4: POST /tasks/manual/run and POST /tasks/en-i/enable to body start."""
     n = SAMPLES["quick" if quick else "full"]["reaction"]
-    run_s: list[float] = []
-    enable_s: list[float] = []
+    series: dict[str, list[float]] = {"run": [], "enable": [], "http": [], "lease": []}
     with AppProcess(enable_tasks=n) as client:
         time.sleep(0.5)
-        for i in range(n):  # interleaved: one run, one enable
-            for samples, path, name in (
-                (run_s, "/tasks/manual/run", "manual"),
-                (enable_s, f"/tasks/en-{i}/enable", f"en-{i}"),
+        for i in range(n):  # interleaved: a run, an enable and the two floors they are made of
+            for kind, path, name in (
+                ("run", "/tasks/manual/run", "manual"),
+                ("enable", f"/tasks/en-{i}/enable", f"en-{i}"),
             ):
                 value = _reaction(client, path, name)
                 if value is not None:
-                    samples.append(value)
+                    series[kind].append(value)
                 time.sleep(0.005)
+            sent = time.monotonic()
+            series["http"].append(client.post("/_bench/noop").json()["t"] - sent)
+            time.sleep(0.005)
+            series["lease"].append(client.post("/_bench/lease").json()["seconds"])
+            time.sleep(0.005)
     return {
         "samples": n,
-        "run": summarize(run_s, 1000),
-        "enable": summarize(enable_s, 1000),
-        "raw_ms": {"run": [round(v * 1000, 3) for v in run_s], "enable": [round(v * 1000, 3) for v in enable_s]},
+        **{kind: summarize(values, 1000) for kind, values in series.items()},
+        "raw_ms": {kind: [round(v * 1000, 3) for v in values] for kind, values in series.items()},
     }
 
 
@@ -187,7 +212,9 @@ def measure_web(quick: bool) -> dict:
         time.sleep(2.5)
         for _ in range(rounds):
             for mode, values in samples.items():
-                client.post(f"/_bench/load/{mode}")
+                still = client.post(f"/_bench/load/{mode}").json()["others_running"]
+                if still:
+                    raise RuntimeError(f"benchmark 6: {still} still running when the {mode!r} samples start")
                 for _ in range(n // rounds):
                     started = time.perf_counter()
                     client.get("/tasks").raise_for_status()
