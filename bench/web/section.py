@@ -78,7 +78,8 @@ def load_section(data: dict) -> dict:
         "method": (
             "GET /tasks (authenticated client, keep-alive) against the real app in a subprocess, in 5 "
             "interleaved rounds of idle / a 2 s pure-Python CPU task kept running in a worker thread / "
-            'the same task on executor="process" (pool spawned before measuring).'
+            'the same task on executor="process" (pool spawned before measuring). A 2 s run cannot be '
+            "stopped: each round's samples start once the previous load's run has ended."
         ),
         "tables": [{"columns": ["load", "n", "p50 ms", "p99 ms", "max ms", "p99 / idle"], "rows": rows}],
         "plots": [
