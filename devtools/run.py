@@ -95,6 +95,7 @@ def run_uvicorn(env: dict[str, str], host: str, port: str) -> int:
 def main() -> int:
     """Run the launcher; return the process exit code (uvicorn's, or 1 on set-up failure)."""
     env = dict(os.environ)
+    env.setdefault("GC_FREEZE_ON_START", "true")  # the service owns its process (as in the Dockerfile)
     host = env.get("HOST") or "127.0.0.1"
     port = env.get("PORT") or "8000"
     broker: TansuBroker | None = None

@@ -64,10 +64,15 @@ class Settings(BaseSettings):
     worker_threads: int = Field(default=8, ge=1, le=256)
     process_workers: int = Field(default=2, ge=1, le=64)
     # Added to the niceness of process-pool workers: a CPU-bound task then yields the CPU to the
-    # server's own threads (the API, the loop) on a busy machine. Opt-in: 10 did not improve GET
-    # /tasks beside a CPU-bound process task in benchmark 6 here (docs/benchmarks.md).
+    # server's own threads (the API, the loop) on a busy machine. Opt-in: at 0, GET /tasks beside a
+    # CPU-bound process task is already 1.1x idle in benchmark 6 here (docs/benchmarks.md).
     process_pool_nice: int = Field(default=0, ge=0, le=19)
     shutdown_grace_seconds: float = Field(default=25.0, ge=0, le=600)
+    # gc.collect() then gc.freeze() once at start: Python's full collections stop every thread
+    # while they walk every object alive, and a service's start-up objects are most of them (a
+    # 65 ms pause made a 1 s task's slot 20 ms late, docs/benchmarks.md 12). Process-wide, so
+    # opt-in for a host app; the reference service's container and `make run` turn it on.
+    gc_freeze_on_start: bool = False
     loop_stall_seconds: float = Field(default=5.0, gt=0)
     # Run-history records waiting to be stored (e.g. while the database is down); beyond it,
     # records are dropped and counted (metric run_history_dropped_total{reason="queue_full"}).

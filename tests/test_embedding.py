@@ -4,8 +4,10 @@ side by side, the dashboard mounted under a prefix, no logging configured, no en
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
+import weakref
 from typing import Annotated
 
 import pytest
@@ -201,3 +203,33 @@ def test_start_and_stop_from_several_threads_run_one_instance(tmp_path) -> None:
         assert all("already running" in str(error) for error in errors)
     finally:
         scheduler.stop()
+
+
+class _Cycle:
+    """Garbage that only the cyclic collector can free (it refers to itself)."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_gc_freeze_on_start_collects_then_freezes_what_is_alive_and_is_off_by_default(tmp_path, caplog) -> None:
+    assert gc.get_freeze_count() == 0, "another test left objects frozen"
+    plain = make_scheduler(tmp_path, name="plain")
+    plain.start()
+    plain.stop()
+    assert gc.get_freeze_count() == 0  # a host app's collector is its own unless it opts in
+
+    scheduler = make_scheduler(tmp_path, gc_freeze_on_start=True)
+    garbage = weakref.ref(_Cycle())  # unreachable from the start, freed only by a collection
+    try:
+        with caplog.at_level(logging.INFO, logger="servicescheduler"):
+            scheduler.start()
+        frozen = gc.get_freeze_count()
+        tracked = {id(o) for o in gc.get_objects()}  # every generation but the permanent one
+        scheduler.stop()
+    finally:
+        gc.unfreeze()
+    assert garbage() is None  # collected first: garbage is never frozen
+    assert frozen > 1000 and id(scheduler) not in tracked  # the app alive at start is frozen
+    logged = [r.servicescheduler for r in caplog.records if r.getMessage() == "gc_frozen"]
+    assert len(logged) == 1 and logged[0]["objects"] >= frozen  # freed since by reference counting: fewer
