@@ -5,7 +5,8 @@
   PostgreSQL, next to a `SELECT 1` transaction on the same engine (the floor of any round trip);
 - start lateness of a 1 s task with 1 and with 3 replicas on PostgreSQL (real server processes,
   GC_FREEZE_ON_START=true as the container ships it), next to 1 and 3 processes with
-  CLUSTER_ENABLED=false and 1 replica with GC_FREEZE_ON_START=false, measured in the same run;
+  CLUSTER_ENABLED=false, measured in the same run;
+- full collection of a started service, with and without GC_FREEZE_ON_START (gc_pause.py);
 - toggle propagation: disable/enable sent to one replica until the two others show it (HTTP poll
   every 2 ms);
 - claim curve: claim attempts/s and latency with 1, 3, 10 and 30 coordinators racing for every
@@ -83,7 +84,7 @@ def _start(tmp: Path, url: str, count: int, **env: str) -> list[Any]:
         "TASK_MODULES": module,
         "CLUSTER_REPLICA_TTL_SECONDS": str(TTL_SECONDS),
         "LOG_LEVEL": "WARNING",
-        "GC_FREEZE_ON_START": "true",  # as the container ships it (Dockerfile); one row measures it off
+        "GC_FREEZE_ON_START": "true",  # as the container ships it (Dockerfile); see gc_pause.py
         **env,
     }
     servers = [ServerProcess(tmp, f"replica-{index}", base) for index in range(count)]
@@ -207,9 +208,9 @@ def measure(quick: bool) -> dict[str, Any]:
         data["claim_postgresql"] = claim_cost(url, runs)
     data["alone_unclustered"] = lateness(1, seconds, CLUSTER_ENABLED="false")
     data["one_replica"] = lateness(1, seconds)
-    # The same without GC_FREEZE_ON_START: a full collection walking the start-up objects (about
-    # 65 ms here) now and then holds back the slot due while it runs.
-    data["one_replica_gc_unfrozen"] = lateness(1, seconds, GC_FREEZE_ON_START="false")
+    from bench.cluster import gc_pause
+
+    data["gc_pause"] = gc_pause.measure()
     # Three uncoordinated processes (each runs every slot): the same CPU contention as three
     # replicas, without the coordination; the baseline of the 3-replica lateness.
     data["three_unclustered"] = lateness(3, seconds, CLUSTER_ENABLED="false")
