@@ -8,6 +8,7 @@ or the consumer silently loses its speed.
 
 from __future__ import annotations
 
+import gc
 import json
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -44,6 +45,18 @@ class Record(NamedTuple):
     value: bytes | None
     timestamp: int = STAMP_MS
     key: bytes | None = None
+
+
+class KafkaRecord(NamedTuple):
+    """The fields of a consumed record that decode_batch reads."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def _full(record: Record) -> Event | BadMessage:
@@ -139,3 +152,20 @@ def test_notify_events_use_the_full_model() -> None:
     event = decode_event(Record(value), max_bytes=1024)
     assert isinstance(event, Event)
     assert event.notify is not None and event.notify.recipient == "ops"
+
+
+def test_a_decoded_message_adds_only_its_payload_to_what_the_cyclic_collector_tracks() -> None:
+    """The per-message Structs hold no cycle: untracked, a backlog's batches in flight are not
+    walked by every collection (gc=False; benchmark 7)."""
+    from kafka.structs import TopicPartition
+
+    from servicescheduler.consumers.decoding.intake import decode_batch
+
+    value = json.dumps({"id": "gc-1", "type": "t", "occurred_at": "2026-01-01T00:00:00Z", "data": {"n": [1]}}).encode()
+    record = KafkaRecord("orders", 0, 7, STAMP_MS, b"k", value)
+    prepared, dead = decode_batch({TopicPartition("orders", 0): [record]}, max_bytes=1024)
+    assert dead == [] and len(prepared) == 1
+    item = prepared[0]
+    assert isinstance(item.event, PlainEvent)
+    assert not gc.is_tracked(item) and not gc.is_tracked(item.event) and not gc.is_tracked(item.meta)
+    assert gc.is_tracked(item.event.data)  # the payload (holding a list) is still collected as usual

@@ -9,6 +9,7 @@ PostgreSQL, next to the ceiling its storage stage alone sets (`storage_floor`).
 
 from __future__ import annotations
 
+import gc
 import statistics
 import sys
 
@@ -122,9 +123,42 @@ def _median_run(runs: list[dict]) -> dict:
     return chosen
 
 
+def _freeze_as_the_service_starts() -> None:
+    """What GC_FREEZE_ON_START (on in the container and `make run`) does as the service starts:
+    everything alive now leaves the collector's reach. Every consumer measured here (raw loops,
+    the product, the FastStream peer) runs in this process, so all of them run frozen."""
+    gc.collect()
+    gc.freeze()
+
+
+def unfrozen_rows(bootstrap: str, topic: str, count: int) -> dict:
+    """The default client's rows once more with GC_FREEZE_ON_START=false (a host app's default):
+    every full collection then walks the process's start-up objects too."""
+    out = {}
+    gc.unfreeze()
+    try:
+        for backend in ("SQLite", "PostgreSQL"):
+            if backend == "PostgreSQL" and postgres_server()[1]:
+                continue
+            out[f"product → {backend}, GC_FREEZE_ON_START=false"] = _median_run(
+                [paired_run(f"product → {backend} (not frozen)", backend, bootstrap, topic, count)]
+            )
+    finally:
+        _freeze_as_the_service_starts()
+    return out
+
+
 def measure_throughput(quick: bool, bootstrap: str) -> dict:
     """Benchmark 7: raw loops and the product's consumer (SQLite, PostgreSQL) on the same topics."""
     count = EVENTS["quick" if quick else "full"]
+    _freeze_as_the_service_starts()
+    try:
+        return _measure(quick, bootstrap, count)
+    finally:
+        gc.unfreeze()  # the benchmarks after this one measure the process as they found it
+
+
+def _measure(quick: bool, bootstrap: str, count: int) -> dict:
     out: dict = {"events": count, "topics": {}, "notes": [], "profiles": {}}
     for label, malformed_every in (("clean", 0), ("1 % malformed", 100)):
         topic = create_topic("bench-clean" if not malformed_every else "bench-bad")
@@ -145,6 +179,8 @@ def measure_throughput(quick: bool, bootstrap: str) -> dict:
                     base_rate=entries["raw kafka-python"].get("events_per_s"),
                 )
             )
+            if label == "clean" and not quick:
+                entries.update(unfrozen_rows(bootstrap, topic, count))
             for name, entry in entries.items():
                 if entry.get("profile"):
                     out["profiles"][f"{name}, {label}"] = entry.pop("profile")
@@ -174,6 +210,10 @@ def measure_throughput(quick: bool, bootstrap: str) -> dict:
         "one after another; every product run is paired with raw kafka-python loops on the same "
         "topic just before and after it (their mean), and its row gives the median of the runs "
         "(3 in full mode) and of the paired ratios (each run's ratio is in the note). "
+        "The bench process freezes its collector before measuring (gc.collect(); gc.freeze()), as "
+        "the service does at start with GC_FREEZE_ON_START=true (the container's and `make run`'s "
+        "setting; every consumer here, the FastStream peer included, runs in that process); the "
+        "`GC_FREEZE_ON_START=false` rows are one paired run each without it. "
         "FastStream comparison: see its table "
         "(bench/pipeline/peer_compare.py, bench/pipeline/faststream_peer.py)."
     )

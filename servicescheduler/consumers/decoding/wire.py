@@ -25,8 +25,15 @@ from servicescheduler.consumers.decoding.events import MAX_DEPTH, Event, decode,
 ID_MAX_CHARS = 128  # Event.id / Event.type max_length
 
 
-class _Wire(msgspec.Struct):
-    """The shape of an event; unknown fields are ignored, as `Event` ignores them."""
+class _Wire(msgspec.Struct, gc=False):
+    """The shape of an event; unknown fields are ignored, as `Event` ignores them.
+
+    gc=False here and on the consumer's other per-message Structs (PlainEvent, MessageMeta,
+    Prepared): none can be part of a reference cycle (they hold decoded values, never what holds
+    them), so the cyclic collector need not track them. Tracked, they doubled the collections a
+    backlog triggers; full ones walked every message in flight (benchmark 7: 31k → 39k events/s
+    into PostgreSQL in the same run).
+    """
 
     id: str
     type: str
@@ -35,9 +42,9 @@ class _Wire(msgspec.Struct):
     notify: Any = None
 
 
-class PlainEvent(msgspec.Struct, frozen=True):
+class PlainEvent(msgspec.Struct, frozen=True, gc=False):
     """An event without `notify`, validated on the fast path: the fields of `Event` (a frozen
-    Struct: built in C; a frozen dataclass cost 4x as much)."""
+    Struct: built in C; a frozen dataclass cost 4x as much; gc=False: see _Wire)."""
 
     id: str
     type: str

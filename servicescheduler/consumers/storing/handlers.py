@@ -34,9 +34,10 @@ if TYPE_CHECKING:
 Handler = Callable[["BatchWriter", Event, "MessageMeta"], None]
 
 
-class MessageMeta(msgspec.Struct, frozen=True):
+class MessageMeta(msgspec.Struct, frozen=True, gc=False):
     """Where a message came from (a frozen msgspec Struct: built once per message on the hot
-    path, in C; a frozen dataclass cost 4x as much)."""
+    path, in C; a frozen dataclass cost 4x as much; untracked by the cyclic collector, see
+    decoding/wire.py's _Wire)."""
 
     topic: str
     partition: int

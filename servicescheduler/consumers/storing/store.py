@@ -42,8 +42,9 @@ log = get_logger(__name__)
 __all__ = ["DeadRow", "Prepared", "StoreResult", "is_message_error", "is_transient_db_error", "store_batch"]
 
 
-class Prepared(msgspec.Struct):
-    """A decoded message waiting for its handler (a Struct: built in C, once per message)."""
+class Prepared(msgspec.Struct, gc=False):
+    """A decoded message waiting for its handler (a Struct: built in C, once per message;
+    untracked by the cyclic collector, see decoding/wire.py's _Wire: nothing it holds holds it)."""
 
     event: Event | PlainEvent  # PlainEvent: validated on the fast path (consumers/wire.py)
     meta: MessageMeta
