@@ -56,8 +56,10 @@ class SoakService:
             SOAK_RUNS_FILE=str(self.runs_file),
             SOAK_HEAP_FILE=str(self.heap_file),
         )
-        # As the Dockerfile ships the service: two glibc arenas, not eight per core (docs/reliability.md).
+        # As the Dockerfile ships the service: two glibc arenas, not eight per core (docs/reliability.md),
+        # and the start-up objects frozen out of the collector's reach (GC_FREEZE_ON_START).
         self.env.setdefault("MALLOC_ARENA_MAX", "2")
+        self.env.setdefault("GC_FREEZE_ON_START", "true")
         # The app as users serve it; a diagnostic run may swap in another launcher of `server:app`.
         self.command = uvicorn_command(self.port, "--log-level", "warning", "--no-access-log")
         self.proc: subprocess.Popen[bytes] | None = None
