@@ -6,8 +6,8 @@ FROM python:3.11-slim
 # 30-minute soak (docs/reliability.md) the free memory kept in the arenas grew 3.5 MiB with it
 # against 12.7 MiB without, RSS +14 % against +25 %.
 # GC_FREEZE_ON_START: the start-up objects are frozen once (gc.freeze()), so Python's full
-# collections no longer walk them while every thread waits (a 65 ms pause made a 1 s task's
-# slot 20 ms late; docs/benchmarks.md, 12).
+# collections no longer walk them while every thread waits: ~60 ms for a started service,
+# enough to start a due run late (docs/benchmarks.md, 12).
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \

@@ -69,9 +69,9 @@ class Settings(BaseSettings):
     process_pool_nice: int = Field(default=0, ge=0, le=19)
     shutdown_grace_seconds: float = Field(default=25.0, ge=0, le=600)
     # gc.collect() then gc.freeze() once at start: Python's full collections stop every thread
-    # while they walk every object alive, and a service's start-up objects are most of them (a
-    # 65 ms pause made a 1 s task's slot 20 ms late, docs/benchmarks.md 12). Process-wide, so
-    # opt-in for a host app; the reference service's container and `make run` turn it on.
+    # while they walk every object alive, and a service's start-up objects are most of them
+    # (~60 ms for a started service, docs/benchmarks.md 12). Process-wide, so opt-in for a host
+    # app; the reference service's container and `make run` turn it on.
     gc_freeze_on_start: bool = False
     loop_stall_seconds: float = Field(default=5.0, gt=0)
     # Run-history records waiting to be stored (e.g. while the database is down); beyond it,
