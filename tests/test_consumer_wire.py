@@ -47,18 +47,6 @@ class Record(NamedTuple):
     key: bytes | None = None
 
 
-class KafkaRecord(NamedTuple):
-    """The fields of a consumed record that decode_batch reads."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = ()
-
-
 def _full(record: Record) -> Event | BadMessage:
     try:
         return decode(record)
@@ -159,10 +147,11 @@ def test_a_decoded_message_adds_only_its_payload_to_what_the_cyclic_collector_tr
     walked by every collection (gc=False; benchmark 7)."""
     from kafka.structs import TopicPartition
 
+    from servicescheduler.consumers.clients.confluent import Record as ConsumedRecord
     from servicescheduler.consumers.decoding.intake import decode_batch
 
     value = json.dumps({"id": "gc-1", "type": "t", "occurred_at": "2026-01-01T00:00:00Z", "data": {"n": [1]}}).encode()
-    record = KafkaRecord("orders", 0, 7, STAMP_MS, b"k", value)
+    record = ConsumedRecord("orders", 0, 7, STAMP_MS, b"k", value)
     prepared, dead = decode_batch({TopicPartition("orders", 0): [record]}, max_bytes=1024)
     assert dead == [] and len(prepared) == 1
     item = prepared[0]

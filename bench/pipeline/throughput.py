@@ -131,7 +131,7 @@ def _freeze_as_the_service_starts() -> None:
     gc.freeze()
 
 
-def unfrozen_rows(bootstrap: str, topic: str, count: int) -> dict:
+def _unfrozen_rows(bootstrap: str, topic: str, count: int) -> dict:
     """The default client's rows once more with GC_FREEZE_ON_START=false (a host app's default):
     every full collection then walks the process's start-up objects too."""
     out = {}
@@ -180,7 +180,7 @@ def _measure(quick: bool, bootstrap: str, count: int) -> dict:
                 )
             )
             if label == "clean" and not quick:
-                entries.update(unfrozen_rows(bootstrap, topic, count))
+                entries.update(_unfrozen_rows(bootstrap, topic, count))
             for name, entry in entries.items():
                 if entry.get("profile"):
                     out["profiles"][f"{name}, {label}"] = entry.pop("profile")
